@@ -1,0 +1,80 @@
+# terraops — the two commands a newcomer needs: `make demo` and `make test`.
+# Every target installs what is missing first (idempotent, fast when nothing changed).
+
+PYTHON      ?= python3
+VENV        := .venv
+BIN         := $(VENV)/bin
+STAMP       := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | sha1sum | cut -c1-12)
+export TERRAOPS_HOME ?= $(CURDIR)/.terraops
+export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
+HOST        ?= 127.0.0.1
+PORT        ?= 8000
+WORKERS     ?= 2
+SCENES      := $(TERRAOPS_HOME)/scenes
+DEMO_SEEDS  ?= 1:dense 2:sprawl 3:coastal
+DEMO_SIZE   ?= 1024
+PYTEST_ARGS ?=
+
+.PHONY: install system-deps check-env demo scenes train promote serve smoke test test-fast lint format bench clean
+
+install: $(STAMP) system-deps ## Create/refresh .venv and install pinned dependencies
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@rm -f $(VENV)/.installed-*
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@touch $@
+
+system-deps: ## Debian packages the tests need (installed only when missing)
+	@bash scripts/install-system-deps.sh
+
+check-env: ## Report what is installed and what is missing (exit 1 if anything is)
+	@$(PYTHON) scripts/check_env.py
+
+scenes: install ## Generate the demo cities (skipped when present)
+	@for spec in $(DEMO_SEEDS); do seed=$${spec%%:*}; morph=$${spec##*:}; \
+	  test -f $(SCENES)/city$$seed/scene.json || \
+	  $(BIN)/terraops scene generate --seed $$seed --morphology $$morph --size $(DEMO_SIZE) \
+	    --out $(SCENES)/city$$seed || exit 1; done
+
+train: scenes ## Train and register both services (new versions get alias 'challenger')
+	$(BIN)/terraops train uhi --scenes $(SCENES)/city*
+	$(BIN)/terraops train flood --scenes $(SCENES)/city*
+
+promote: install ## Promote the latest challenger of each service to champion
+	$(BIN)/terraops promote uhi --latest-challenger --reason "make promote"
+	$(BIN)/terraops promote flood --latest-challenger --reason "make promote"
+
+serve: install ## Serve the API (and docs) on $(HOST):$(PORT)
+	OMP_NUM_THREADS=1 $(BIN)/terraops serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
+
+smoke: install ## Ask a running server for a prediction (make serve in another shell)
+	$(BIN)/python scripts/smoke.py --url http://$(HOST):$(PORT)
+
+demo: train promote ## Build everything on the embedded defaults and serve
+	$(BIN)/terraops card uhi --out docs/model_cards/uhi.md
+	$(BIN)/terraops card flood --out docs/model_cards/flood.md
+	@echo "serving on http://$(HOST):$(PORT)/docs"
+	$(MAKE) serve
+
+test: install ## The whole suite CI can run (slow and integration included)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: install ## Only the fast tests
+	$(BIN)/python -m pytest -m "not slow and not integration and not e2e" $(PYTEST_ARGS)
+
+lint: install ## ruff + mypy
+	$(BIN)/ruff check src tests scripts bench
+	$(BIN)/ruff format --check src tests scripts bench
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix src tests scripts bench
+	$(BIN)/ruff format src tests scripts bench
+
+bench: install ## Benchmarks, written to BENCHMARKS.md
+	$(BIN)/python bench/run.py --out BENCHMARKS.md
+
+clean:
+	rm -rf .terraops .pytest_cache .mypy_cache .ruff_cache .hypothesis

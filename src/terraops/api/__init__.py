@@ -1,0 +1,1 @@
+"""terraops api layer."""

@@ -1,0 +1,1 @@
+"""Typer CLI: thin entry points over the pipelines."""

@@ -1,0 +1,1 @@
+"""terraops domain layer."""

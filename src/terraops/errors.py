@@ -1,0 +1,68 @@
+"""Domain errors: raised by the library, mapped to HTTP statuses in one table
+(``terraops.api.errors``) and to exit codes in the CLI.
+
+Each error carries a message that says what was wrong and, where useful, a
+``hint`` that says how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class TerraopsError(Exception):
+    """Base of every error terraops raises on purpose."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class InvalidInputError(TerraopsError):
+    """The caller's input is wrong (bad argument, bad file, bad value)."""
+
+
+class NotFoundError(TerraopsError):
+    """A named thing (scene, service, model version, layer) does not exist."""
+
+
+class ServiceNotFoundError(NotFoundError):
+    pass
+
+
+class ModelNotFoundError(NotFoundError):
+    """No such registered model / version / alias."""
+
+
+class ModelNotReadyError(TerraopsError):
+    """The server has no champion loaded for a service yet."""
+
+
+class PromotionRefusedError(TerraopsError):
+    """A promotion gate refused the candidate; the champion is untouched."""
+
+    def __init__(self, message: str, *, reasons: list[str], hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reasons = reasons
+
+
+class NothingToRollBackError(TerraopsError):
+    """There is no earlier champion to restore."""
+
+
+class ConflictError(TerraopsError):
+    """Another operation holds the lock or the state changed underneath."""
+
+
+class RegistryUnavailableError(TerraopsError):
+    """The model registry (MLflow) cannot be reached."""
+
+
+class AuthError(TerraopsError):
+    """Missing or wrong credentials."""
+
+
+class AdminDisabledError(TerraopsError):
+    """No admin token is configured, so admin endpoints are off."""

@@ -1,0 +1,1 @@
+"""terraops pipelines layer."""

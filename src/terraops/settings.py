@@ -1,0 +1,98 @@
+"""Runtime settings, built once at an entry point and passed down.
+
+Every value can be set from the environment with the ``TERRAOPS_`` prefix
+(e.g. ``TERRAOPS_HOME=/data/terraops``). All state lives under ``home``: the
+MLflow store (SQLite + artifacts by default), the alias history, the local
+model cache, scenes, reports and prediction logs. Pointing
+``mlflow_tracking_uri`` at a real tracking server moves tracking and registry
+there without any other change.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """terraops configuration (env prefix ``TERRAOPS_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="TERRAOPS_", extra="ignore")
+
+    home: Path = Field(default=Path(".terraops"), description="Folder holding all state.")
+    mlflow_tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking/registry URI; default: SQLite under home."
+    )
+    experiment_prefix: str = Field(default="terraops", description="MLflow experiment prefix.")
+    user: str | None = Field(default=None, description="Who acts (alias history); default OS user.")
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token for /v1/admin; unset means admin API disabled."
+    )
+    max_batch_size: int = Field(default=10_000, ge=1, description="Largest batch accepted.")
+    poll_interval_s: float = Field(
+        default=2.0, gt=0, description="How often a server checks the registry for a new champion."
+    )
+    registry_timeout_s: float = Field(
+        default=3.0, gt=0, description="Timeout of one registry call made by the server poller."
+    )
+    promotion_tolerance: float = Field(
+        default=0.05,
+        ge=0,
+        description="A candidate may be at most this fraction worse than the champion "
+        "on its service's primary spatial-CV metric.",
+    )
+    cell_size_m: float = Field(default=20.0, gt=0, description="Feature grid cell size (m).")
+    dask_scheduler: str | None = Field(default=None, description="Dask scheduler address.")
+    services: list[str] = Field(
+        default_factory=lambda: ["uhi", "flood"], description="Services a server loads."
+    )
+
+    # ----- derived locations -------------------------------------------------
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{self.home_dir / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> Path:
+        """Where a local store keeps artifacts (never ``./mlruns``)."""
+        return self.home_dir / "mlartifacts"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.home_dir / "model-cache"
+
+    @property
+    def history_db(self) -> Path:
+        return self.home_dir / "lifecycle.db"
+
+    @property
+    def scenes_dir(self) -> Path:
+        return self.home_dir / "scenes"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home_dir / "reports"
+
+    @property
+    def actor(self) -> str:
+        """Who is acting, for the alias history."""
+        if self.user:
+            return self.user
+        try:
+            return getpass.getuser()
+        except Exception:  # no passwd entry (containers)
+            return os.environ.get("USER", "unknown")
+
+    def ensure_home(self) -> Path:
+        self.home_dir.mkdir(parents=True, exist_ok=True)
+        return self.home_dir
