@@ -16,6 +16,10 @@ import pandas as pd
 
 Task = Literal["regression", "binary"]
 
+#: Columns every example table keeps besides features and target: where a row is
+#: (spatial CV blocks, residual maps) and which scene it came from.
+ID_COLUMNS: tuple[str, ...] = ("scene", "row", "col", "x", "y")
+
 
 @dataclass(frozen=True)
 class Feature:
@@ -85,3 +89,37 @@ class ServiceDefinition:
             if f.name == name:
                 return f
         raise KeyError(name)
+
+    def check_examples(self, examples: pd.DataFrame) -> dict[str, Any]:
+        """Data-quality expectations of a training table, as a JSON-able report.
+
+        Every feature and the target must be present and free of NaN, and each
+        feature must lie in its declared physical range. Declared here (not in
+        the trainer) because the ranges are part of what a service *is*; the
+        trainer logs the report and the promotion gates refuse a failed run.
+        """
+        checks: list[dict[str, Any]] = []
+
+        def add(column: str, check: str, failed_rows: int) -> None:
+            checks.append(
+                {"column": column, "check": check, "failed_rows": failed_rows,
+                 "passed": failed_rows == 0}
+            )
+
+        for name in [*self.feature_names, self.target]:
+            if name not in examples.columns:
+                add(name, "present", len(examples))
+                continue
+            values = pd.to_numeric(examples[name], errors="coerce")
+            add(name, "not_null", int(values.isna().sum()))
+            if name != self.target:
+                spec = self.feature(name)
+                outside = (values < spec.minimum) | (values > spec.maximum)
+                add(name, f"in_range[{spec.minimum}, {spec.maximum}]", int(outside.sum()))
+        add("*", "at_least_100_rows", 0 if len(examples) >= 100 else 1)
+        return {
+            "service": self.name,
+            "n_rows": len(examples),
+            "passed": all(c["passed"] for c in checks),
+            "checks": checks,
+        }

@@ -1,0 +1,117 @@
+"""Benchmark plumbing: start servers on loopback, drive them with wrk, describe the machine.
+
+Every server is started by the benchmark itself on a free 127.0.0.1 port and
+stopped at the end; load is bounded in time (wrk -d).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+WRK_SCRIPT = Path(__file__).with_name("wrk_report.lua")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_server(
+    cmd: Sequence[str], *, ready_url: str, env: dict[str, str] | None = None, timeout_s: float = 90
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server process group, wait until ``ready_url`` answers 200, stop it after."""
+    proc = subprocess.Popen(
+        list(cmd),
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise RuntimeError(f"{cmd[0]} exited early ({proc.returncode}): {err[-2000:]}")
+            try:
+                if httpx.get(ready_url, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{ready_url} not ready after {timeout_s} s")
+            time.sleep(0.3)
+        yield proc
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def wrk(url: str, body: str, *, connections: int, threads: int, seconds: float) -> dict[str, float]:
+    """One bounded wrk run; returns requests/s, p50/p95/p99 (ms) and error count."""
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is missing: apt-get install -y wrk (make bench installs it)")
+    res = subprocess.run(
+        [
+            "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
+            "-s", str(WRK_SCRIPT), url,
+        ],
+        env={**os.environ, "WRK_BODY": body},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    line = next(ln for ln in res.stdout.splitlines() if ln.startswith("{"))
+    return json.loads(line)  # type: ignore[no-any-return]
+
+
+def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {mem_gib:.0f} GiB RAM, "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
+
+
+def replace_section(path: Path, name: str, body: str) -> None:
+    """Write ``body`` between ``<!-- bench:name -->`` markers, keeping other sections."""
+    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    text = path.read_text() if path.exists() else "# Benchmarks\n\nWritten by `make bench`.\n"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)

@@ -1,0 +1,419 @@
+"""Model lifecycle: the only code that moves registry aliases.
+
+Every change goes through :func:`assign_alias`, which journals it write-ahead
+(``pending`` → alias set → ``committed``) in the durable alias history, under a
+file lock that serialises lifecycle operations on this home. Every operation
+starts with :func:`reconcile`, which resolves intents left pending by a crash
+and records alias changes made directly in MLflow, so the champion alias never
+points at a version the history does not know.
+
+The lock is a file under ``settings.home_dir``: it serialises operations on one
+machine (CLI, admin API, training). Teams sharing a remote tracking server from
+several machines should run promotions from one place (CI or the admin API).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from terraops.adapters.alias_history import AliasHistory
+from terraops.domain.promotion import (
+    CHALLENGER,
+    CHAMPION,
+    Action,
+    CandidateFacts,
+    GatePolicy,
+    HistoryEntry,
+    PromotionDecision,
+    decide_promotion,
+    ever_champion,
+    last_known_version,
+    resolve_pending,
+    rollback_target,
+)
+from terraops.errors import (
+    ConflictError,
+    InvalidInputError,
+    NothingToRollBackError,
+    PromotionRefusedError,
+    RegistryUnavailableError,
+)
+from terraops.services import get_service
+from terraops.services.base import ServiceDefinition
+from terraops.settings import Settings
+
+if TYPE_CHECKING:
+    from terraops.adapters.registry import ModelRegistry
+
+TRACKED_ALIASES = (CHAMPION, CHALLENGER)
+EXTERNAL_ACTOR = "mlflow (outside terraops)"
+LOCK_TIMEOUT_S = 60.0
+CRASH_HOOK_ENV = "TERRAOPS_TEST_CRASH_AFTER"
+
+
+@dataclass(frozen=True)
+class PromotionOutcome:
+    entry: HistoryEntry
+    decision: PromotionDecision
+
+
+def _crash_point(step: str) -> None:
+    """Test hook: die like ``kill -9`` after ``step`` to prove crash safety."""
+    if os.environ.get(CRASH_HOOK_ENV) == step:
+        os._exit(9)
+
+
+@contextmanager
+def lifecycle_lock(settings: Settings, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Serialise lifecycle operations on this home (CLI, admin API, training)."""
+    settings.ensure_home()
+    lock = FileLock(str(settings.home_dir / "lifecycle.lock"))
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout:
+        raise ConflictError(
+            "another lifecycle operation is in progress",
+            hint=f"retry in a moment (lock: {lock.lock_file})",
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def open_history(settings: Settings) -> AliasHistory:
+    return AliasHistory(settings.history_db)
+
+
+# ----- reconcile --------------------------------------------------------------
+
+
+def reconcile(
+    settings: Settings, registry: ModelRegistry, journal: AliasHistory, service: str
+) -> list[HistoryEntry]:
+    """Make the journal agree with the registry; call with the lifecycle lock held.
+
+    Pending intents become committed when the alias reached their target, else
+    aborted. An alias that differs from the journal's last committed value was
+    moved outside terraops: that is recorded as an ``external`` entry. Returns
+    the entries it wrote or resolved.
+    """
+    changed: list[HistoryEntry] = []
+    actual = {alias: registry.get_alias(service, alias) for alias in TRACKED_ALIASES}
+    for entry in journal.pending(service):
+        if entry.alias not in actual:
+            actual[entry.alias] = registry.get_alias(service, entry.alias)
+        status = resolve_pending(entry, actual[entry.alias])
+        changed.append(journal.resolve(entry.id, status))
+    entries = journal.entries(service)
+    for alias in TRACKED_ALIASES:
+        version = actual[alias]
+        known = last_known_version(entries, alias)
+        if version != known:
+            changed.append(
+                journal.begin(
+                    service=service,
+                    alias=alias,
+                    action="external",
+                    from_version=known,
+                    to_version=version,
+                    actor=EXTERNAL_ACTOR,
+                    reason="alias changed directly in the registry; recorded by reconcile",
+                    forced=False,
+                    status="committed",
+                )
+            )
+    return changed
+
+
+# ----- the one way an alias moves ---------------------------------------------
+
+
+def _apply_alias(
+    settings: Settings,
+    registry: ModelRegistry,
+    journal: AliasHistory,
+    service: str,
+    alias: str,
+    version: int,
+    *,
+    action: Action,
+    reason: str | None,
+    forced: bool,
+) -> HistoryEntry:
+    """Write-ahead: intent row (fsync'd) → set alias → mark committed."""
+    current = registry.get_alias(service, alias)
+    intent = journal.begin(
+        service=service,
+        alias=alias,
+        action=action,
+        from_version=current,
+        to_version=version,
+        actor=settings.actor,
+        reason=reason,
+        forced=forced,
+    )
+    _crash_point("intent_written")
+    try:
+        registry.set_alias(service, alias, version)
+    except BaseException:
+        _resolve_after_failure(registry, journal, intent)
+        raise
+    _crash_point("alias_set")
+    return journal.resolve(intent.id, "committed")
+
+
+def _resolve_after_failure(
+    registry: ModelRegistry, journal: AliasHistory, intent: HistoryEntry
+) -> None:
+    """The set call failed: look where the alias is; if we cannot, leave it pending."""
+    try:
+        actual = registry.get_alias(intent.service, intent.alias)
+    except RegistryUnavailableError:
+        return  # the next reconcile resolves it
+    journal.resolve(intent.id, resolve_pending(intent, actual))
+
+
+def assign_alias(
+    settings: Settings,
+    registry: ModelRegistry,
+    service: str,
+    alias: str,
+    version: int,
+    *,
+    reason: str,
+    forced: bool = False,
+    action: Action = "assign",
+) -> HistoryEntry:
+    """Point ``alias`` at ``version`` with a durable, crash-safe history entry.
+
+    No gates: training uses this for ``challenger``; promotions go through
+    :func:`promote`, which applies the gates first.
+    """
+    registry.get_version(service, version)  # raises ModelNotFoundError
+    with lifecycle_lock(settings):
+        journal = open_history(settings)
+        reconcile(settings, registry, journal, service)
+        return _apply_alias(
+            settings,
+            registry,
+            journal,
+            service,
+            alias,
+            version,
+            action=action,
+            reason=reason,
+            forced=forced,
+        )
+
+
+# ----- gates ------------------------------------------------------------------
+
+
+def example_row(definition: ServiceDefinition, feature_names: list[str]) -> np.ndarray:
+    """One row of the service's documented example values, in the model's order."""
+    return np.array([[definition.feature(n).example for n in feature_names]], dtype=np.float64)
+
+
+def load_verified_predictor(
+    registry: ModelRegistry, definition: ServiceDefinition, version: int
+) -> tuple[Path, Any]:
+    """Fetch, load and warm a version: it must predict the example row to a finite value.
+
+    Raises ``RegistryUnavailableError`` when the registry is down; any other
+    failure means the artifacts are unusable and is raised as ``ValueError``.
+    """
+    from terraops.adapters.model_bundle import load_predictor
+
+    try:
+        path = registry.fetch_model(definition.name, version)
+        predictor = load_predictor(path)
+        unknown = [n for n in predictor.feature_names if n not in definition.feature_names]
+        if unknown:
+            raise ValueError(f"model expects features the service lacks: {unknown}")
+        value = float(predictor.predict(example_row(definition, predictor.feature_names))[0])
+    except RegistryUnavailableError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"{type(exc).__name__}: {exc}") from exc
+    if not math.isfinite(value):
+        raise ValueError(f"predicted {value} for the service's example row")
+    return path, predictor
+
+
+def _candidate_facts(
+    registry: ModelRegistry, definition: ServiceDefinition, version: int
+) -> CandidateFacts:
+    info = registry.get_version(definition.name, version)
+    load_error: str | None = None
+    artifacts: frozenset[str] = frozenset()
+    try:
+        path, _ = load_verified_predictor(registry, definition, version)
+        artifacts = frozenset(p.name for p in path.iterdir())
+    except RegistryUnavailableError:
+        raise
+    except Exception as exc:  # fetch failures (missing/corrupt artifacts) included
+        load_error = str(exc) or type(exc).__name__
+    return CandidateFacts(
+        version=version,
+        tags=info.tags,
+        metrics=info.metrics,
+        artifacts=artifacts,
+        load_error=load_error,
+    )
+
+
+def _champion_facts(
+    registry: ModelRegistry, service: str, version: int | None
+) -> CandidateFacts | None:
+    if version is None:
+        return None
+    info = registry.get_version(service, version)
+    return CandidateFacts(
+        version=version, tags=info.tags, metrics=info.metrics, artifacts=frozenset()
+    )
+
+
+def gate_policy(settings: Settings, definition: ServiceDefinition) -> GatePolicy:
+    return GatePolicy(
+        primary_metric=definition.primary_metric,
+        higher_is_better=definition.primary_metric_higher_is_better,
+        tolerance=settings.promotion_tolerance,
+        required_metrics=(definition.slo.metric,),
+    )
+
+
+# ----- promote / rollback / history --------------------------------------------
+
+
+def promote(
+    settings: Settings,
+    registry: ModelRegistry,
+    service: str,
+    version: int,
+    *,
+    reason: str | None = None,
+    force: bool = False,
+) -> PromotionOutcome:
+    """Make ``version`` champion if it passes every gate (``force``: data/metric gates waived)."""
+    definition = get_service(service)
+    with lifecycle_lock(settings):
+        journal = open_history(settings)
+        reconcile(settings, registry, journal, service)
+        current = registry.get_alias(service, CHAMPION)
+        if current == version:
+            raise InvalidInputError(
+                f"{service} v{version} is already the champion", hint="nothing to promote"
+            )
+        candidate = _candidate_facts(registry, definition, version)
+        champion = _champion_facts(registry, service, current)
+        decision = decide_promotion(
+            candidate, champion, gate_policy(settings, definition), force=force
+        )
+        if not decision.allowed:
+            raise PromotionRefusedError(
+                f"promotion of {service} v{version} refused; champion "
+                f"{'v' + str(current) if current else '(none)'} unchanged",
+                reasons=decision.blocking,
+                hint="fix the candidate"
+                + (
+                    "" if candidate.load_error else ", or use --force to override data/metric gates"
+                ),
+            )
+        note = reason or "promoted"
+        if decision.overridden:
+            note += " [forced past: " + "; ".join(decision.overridden) + "]"
+        entry = _apply_alias(
+            settings,
+            registry,
+            journal,
+            service,
+            CHAMPION,
+            version,
+            action="promote",
+            reason=note,
+            forced=force,
+        )
+    return PromotionOutcome(entry=entry, decision=decision)
+
+
+def rollback(
+    settings: Settings,
+    registry: ModelRegistry,
+    service: str,
+    to_version: int | None = None,
+    *,
+    reason: str | None = None,
+) -> HistoryEntry:
+    """Restore the previous champion from the history (or ``to_version``, a former champion)."""
+    definition = get_service(service)
+    with lifecycle_lock(settings):
+        journal = open_history(settings)
+        reconcile(settings, registry, journal, service)
+        entries = journal.entries(service)
+        current = registry.get_alias(service, CHAMPION)
+        target = to_version if to_version is not None else rollback_target(entries, current)
+        if target is None:
+            raise NothingToRollBackError(
+                f"{service} has no earlier champion to roll back to"
+                + (f" (champion is v{current})" if current else " (no champion)"),
+                hint=f"see `terraops models history {service}`",
+            )
+        if target == current:
+            raise InvalidInputError(f"{service} v{target} is already the champion")
+        if not ever_champion(entries, target):
+            raise InvalidInputError(
+                f"{service} v{target} was never champion, so it cannot be rolled back to",
+                hint=f"use `terraops promote {service} --version {target}` (gates apply)",
+            )
+        try:
+            load_verified_predictor(registry, definition, target)
+        except ValueError as exc:
+            raise PromotionRefusedError(
+                f"rollback of {service} to v{target} refused; champion unchanged",
+                reasons=[f"model v{target} cannot be loaded: {exc}"],
+                hint="roll back to another version with --to",
+            ) from exc
+        return _apply_alias(
+            settings,
+            registry,
+            journal,
+            service,
+            CHAMPION,
+            target,
+            action="rollback",
+            reason=reason or "rolled back",
+            forced=False,
+        )
+
+
+def history(
+    settings: Settings, service: str, *, registry: ModelRegistry | None = None
+) -> list[HistoryEntry]:
+    """The alias history of a service, newest first, reconciled when possible.
+
+    Reading never blocks on a long operation and never fails because the
+    registry is down: the journal is then returned as it stands (pending rows
+    show as pending).
+    """
+    get_service(service)
+    journal = open_history(settings)
+    try:
+        if registry is None:
+            from terraops.adapters.registry import ModelRegistry
+
+            registry = ModelRegistry(settings, timeout_s=settings.registry_timeout_s)
+        with lifecycle_lock(settings, timeout=2.0):
+            reconcile(settings, registry, journal, service)
+    except (RegistryUnavailableError, ConflictError):
+        pass
+    return list(reversed(journal.entries(service)))
