@@ -73,7 +73,8 @@ format: install
 	$(BIN)/ruff check --fix src tests scripts bench
 	$(BIN)/ruff format src tests scripts bench
 
-bench: install ## Benchmarks, written to BENCHMARKS.md
+bench: install ## Benchmarks, written to BENCHMARKS.md (needs wrk)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
 	$(BIN)/python bench/run.py --out BENCHMARKS.md
 
 clean:

@@ -72,8 +72,15 @@ def wrk(url: str, body: str, *, connections: int, threads: int, seconds: float) 
         raise RuntimeError("wrk is missing: apt-get install -y wrk (make bench installs it)")
     res = subprocess.run(
         [
-            "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
-            "-s", str(WRK_SCRIPT), url,
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(WRK_SCRIPT),
+            url,
         ],
         env={**os.environ, "WRK_BODY": body},
         capture_output=True,

@@ -47,7 +47,7 @@ def get_settings() -> Settings:
 def exit_code_for(exc: errors.TerraopsError) -> int:
     for cls in type(exc).__mro__:
         if cls in EXIT_CODES:
-            return EXIT_CODES[cls]  # type: ignore[index]
+            return EXIT_CODES[cls]
     return 1
 
 

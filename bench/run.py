@@ -1,0 +1,299 @@
+"""`make bench`: measure terraops against its baselines, side by side, and write BENCHMARKS.md.
+
+API benchmark (issue: UHI service): the same registered UHI model served by
+  1. terraops (`terraops serve`, 2 workers),
+  2. `mlflow models serve` (2 workers, OMP_NUM_THREADS=1 — its best configuration),
+  3. a bare FastAPI echo endpoint on the same uvicorn stack (2 workers),
+all three running at once and measured in interleaved rounds (so noise on this
+2-core machine hits each alike), with wrk: latency at concurrency 1 and
+throughput at concurrency 16. Medians over rounds are reported, with ratios.
+Then the in-process cost of one prediction, split into its parts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import timeit
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.harness import (  # noqa: E402
+    free_port,
+    machine_description,
+    median_of,
+    replace_section,
+    running_server,
+    wrk,
+)
+
+BIN = Path(sys.executable).parent
+TERRAOPS = str(BIN / "terraops")
+
+
+def _run(cmd: list[str], env: dict[str, str]) -> str:
+    res = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr[-3000:]}")
+    return res.stdout
+
+
+def prepare_home(home: Path, size: int) -> dict[str, str]:
+    """Two scenes → train UHI → promote version 1 (skipped when already there)."""
+    env = {"TERRAOPS_HOME": str(home)}
+    scenes = []
+    for seed, morphology in ((1, "dense"), (2, "sprawl")):
+        out = home / "scenes" / f"city{seed}"
+        if not (out / "scene.json").exists():
+            _run(
+                [
+                    TERRAOPS,
+                    "scene",
+                    "generate",
+                    "--seed",
+                    str(seed),
+                    "--morphology",
+                    morphology,
+                    "--size",
+                    str(size),
+                    "--out",
+                    str(out),
+                ],
+                env,
+            )
+        scenes.append(str(out))
+    if not (home / "bench-trained").exists():
+        result = json.loads(_run([TERRAOPS, "train", "uhi", "--scenes", *scenes, "--json"], env))
+        _run(
+            [
+                TERRAOPS,
+                "promote",
+                "uhi",
+                "--version",
+                str(result["version"]),
+                "--reason",
+                "benchmark",
+            ],
+            env,
+        )
+        (home / "bench-trained").write_text(str(result["version"]))
+    return env
+
+
+def full_instance() -> dict[str, float]:
+    """One request with every UHI feature (mlflow serve requires all columns)."""
+    from terraops.services import get_service
+
+    return {f.name: float(f.example) for f in get_service("uhi").features}
+
+
+def api_benchmark(home: Path, env: dict[str, str], rounds: int, seconds: float) -> dict:
+    instance = full_instance()
+    bodies = {
+        "terraops": json.dumps(instance),
+        "mlflow models serve": json.dumps({"dataframe_records": [instance]}),
+        "FastAPI echo": json.dumps(instance),
+    }
+    ports = {name: free_port() for name in bodies}
+    one_thread = {"OMP_NUM_THREADS": "1"}
+    servers = {
+        "terraops": (
+            [
+                TERRAOPS,
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ports["terraops"]),
+                "--workers",
+                "2",
+            ],
+            f"http://127.0.0.1:{ports['terraops']}/readyz",
+            f"http://127.0.0.1:{ports['terraops']}/v1/uhi/predict",
+        ),
+        "mlflow models serve": (
+            [
+                str(BIN / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                "models:/uhi@champion",
+                "--env-manager",
+                "local",
+                "-w",
+                "2",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(ports["mlflow models serve"]),
+            ],
+            f"http://127.0.0.1:{ports['mlflow models serve']}/ping",
+            f"http://127.0.0.1:{ports['mlflow models serve']}/invocations",
+        ),
+        "FastAPI echo": (
+            [
+                str(BIN / "uvicorn"),
+                "bench.echo_app:create_echo_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ports["FastAPI echo"]),
+                "--workers",
+                "2",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            f"http://127.0.0.1:{ports['FastAPI echo']}/docs",
+            f"http://127.0.0.1:{ports['FastAPI echo']}/echo",
+        ),
+    }
+    tracking = {"MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}"}
+    from contextlib import ExitStack
+
+    c1: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+    c16: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+    with ExitStack() as stack:
+        for cmd, ready, _ in servers.values():
+            stack.enter_context(
+                running_server(
+                    cmd, ready_url=ready, env={**env, **one_thread, **tracking}, timeout_s=180
+                )
+            )
+        for name, (_, _, url) in servers.items():  # warm-up
+            wrk(url, bodies[name], connections=4, threads=1, seconds=1)
+        for round_no in range(rounds):
+            for name, (_, _, url) in servers.items():
+                print(f"round {round_no + 1}/{rounds}: {name}", file=sys.stderr)
+                c1[name].append(wrk(url, bodies[name], connections=1, threads=1, seconds=seconds))
+                c16[name].append(wrk(url, bodies[name], connections=16, threads=2, seconds=seconds))
+    return {
+        "c1": {name: median_of(runs) for name, runs in c1.items()},
+        "c16": {name: median_of(runs) for name, runs in c16.items()},
+        "body": bodies["terraops"],
+    }
+
+
+def _median_us(stmt, number: int = 2000, repeat: int = 7) -> float:  # type: ignore[no-untyped-def]
+    return statistics.median(timeit.repeat(stmt, number=number, repeat=repeat)) / number * 1e6
+
+
+def in_process_costs(home: Path) -> dict[str, float]:
+    """Where the time of one prediction goes, measured in this process."""
+    import mlflow
+    import pandas as pd
+
+    from terraops.adapters.model_bundle import load_predictor
+    from terraops.adapters.registry import ModelRegistry
+    from terraops.api.schemas import features_model
+    from terraops.services import get_service
+    from terraops.settings import Settings
+
+    settings = Settings(home=home)
+    service = get_service("uhi")
+    registry = ModelRegistry(settings)
+    version = registry.get_alias("uhi", "champion")
+    assert version is not None
+    predictor = load_predictor(registry.fetch_model("uhi", version))
+    model_cls = features_model(service)
+    instance = full_instance()
+    body = json.dumps(instance)
+    names = service.feature_names
+    parsed = model_cls.model_validate_json(body)
+    row = np.array([[getattr(parsed, n) for n in names]], dtype=np.float64)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    pyfunc = mlflow.pyfunc.load_model("models:/uhi@champion")
+    frame = pd.DataFrame([instance])
+    return {
+        "pydantic validation of the body": _median_us(lambda: model_cls.model_validate_json(body)),
+        "numpy row from the validated model": _median_us(
+            lambda: np.array([[getattr(parsed, n) for n in names]], dtype=np.float64)
+        ),
+        "LightGBM booster predict (1 row, 1 thread)": _median_us(lambda: predictor.predict(row)),
+        "pandas DataFrame of one record (mlflow serve path)": _median_us(
+            lambda: pd.DataFrame([instance]), number=500
+        ),
+        "mlflow pyfunc predict (1-row DataFrame)": _median_us(
+            lambda: pyfunc.predict(frame), number=200
+        ),
+    }
+
+
+def render(api: dict, costs: dict[str, float], args: argparse.Namespace, took_s: float) -> str:
+    c1, c16 = api["c1"], api["c16"]
+    ours = c16["terraops"]["rps"]
+    mlf, echo = c16["mlflow models serve"]["rps"], c16["FastAPI echo"]["rps"]
+    p95 = c1["terraops"]["p95_ms"]
+    lines = [
+        "## Prediction API: `POST /v1/uhi/predict`",
+        "",
+        f"Machine: {machine_description()}.  ",
+        f"Command: `make bench` (`python bench/run.py --rounds {args.rounds} --seconds "
+        f"{args.seconds} --size {args.size}`), {time.strftime('%Y-%m-%d')}, took {took_s:.0f} s.  ",
+        "Load: wrk on loopback; all three servers up at once, 2 uvicorn workers each, "
+        "`OMP_NUM_THREADS=1`; measured in interleaved rounds, medians over rounds. "
+        f"Body: `{api['body']}` (mlflow serve gets the same record as `dataframe_records`).",
+        "",
+        "| server | c1 p50 ms | c1 p95 ms | c1 p99 ms | c1 req/s | c16 req/s | c16 p99 ms "
+        "| errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in c1:
+        a, b = c1[name], c16[name]
+        lines.append(
+            f"| {name} | {a['p50_ms']:.3f} | {a['p95_ms']:.3f} | {a['p99_ms']:.3f} | "
+            f"{a['rps']:.0f} | {b['rps']:.0f} | {b['p99_ms']:.2f} | "
+            f"{a['errors'] + b['errors']:.0f} |"
+        )
+    verdict = lambda ok: "met" if ok else "**not met**"  # noqa: E731
+    lines += [
+        "",
+        f"- c1 p95 = {p95:.3f} ms: brief target ≤ 1.5 ms {verdict(p95 <= 1.5)}; "
+        f"issue target ≤ 5 ms {verdict(p95 <= 5)}.",
+        f"- c16 throughput vs `mlflow models serve`: **{ours / mlf:.1f}×** "
+        f"(brief ≥ 5× {verdict(ours >= 5 * mlf)}; issue ≥ 3× {verdict(ours >= 3 * mlf)}).",
+        f"- c16 throughput vs bare echo: **{ours / echo:.2f}×** "
+        f"(target ≥ 0.5× {verdict(ours >= 0.5 * echo)}).",
+        "",
+        "In-process cost of one prediction (median of 7 repeats):",
+        "",
+        "| step | µs |",
+        "|---|---|",
+    ]
+    lines += [f"| {step} | {us:.1f} |" for step, us in costs.items()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--home", type=Path, default=None, help="reuse a prepared home")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--size", type=int, default=512, help="scene size for the model")
+    args = parser.parse_args()
+    started = time.monotonic()
+    home = args.home or Path(tempfile.mkdtemp(prefix="terraops-bench-"))
+    env = prepare_home(home.resolve(), args.size)
+    api = api_benchmark(home.resolve(), env, args.rounds, args.seconds)
+    costs = in_process_costs(home.resolve())
+    text = render(api, costs, args, time.monotonic() - started)
+    replace_section(args.out, "api", text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,303 @@
+"""GeoTIFF and scene-folder I/O (rasterio): the only place scene pixels touch disk.
+
+* Layers are written as tiled, deflate-compressed GeoTIFFs with a real UTM
+  CRS, an affine transform and a no-data value; nothing time-dependent is
+  embedded, so the same arrays give byte-identical files.
+* A scene folder (``scene.json`` + one GeoTIFF per layer) is written
+  atomically: into a temporary sibling folder, renamed into place at the end,
+  removed on any error.
+* Bring-your-own imagery: :func:`read_multiband_geotiff` reads one multiband
+  GeoTIFF in any CRS (geographic or rotated grids are warped to UTM), applies
+  the scale/offset tags, and turns no-data into NaN.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.transform import Affine
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import calculate_default_transform
+
+from terraops.errors import InvalidInputError, NotFoundError
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "scene.json"
+_BLOCK = 256
+
+
+# --------------------------------------------------------------------------- single layers
+def write_geotiff(
+    path: Path,
+    array: np.ndarray,
+    *,
+    epsg: int,
+    transform: Affine,
+    nodata: float | None = None,
+    description: str | None = None,
+    scale: float | None = None,
+    offset: float | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> None:
+    """Write one single-band layer as a tiled, deflate-compressed GeoTIFF."""
+    height, width = array.shape
+    # A single tile as large as the image is written as a strip by GDAL; keep >= 2 tiles.
+    side = min(height, width)
+    block = _BLOCK if side > _BLOCK else max(16, (side // 2) // 16 * 16)
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "height": height,
+        "width": width,
+        "count": 1,
+        "dtype": array.dtype.name,
+        "crs": CRS.from_epsg(epsg),
+        "transform": transform,
+        "nodata": nodata,
+        "tiled": True,
+        "blockxsize": block,
+        "blockysize": block,
+        "compress": "deflate",
+        "predictor": 3 if np.issubdtype(array.dtype, np.floating) else 2,
+        "interleave": "band",
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(array, 1)
+        if description:
+            dst.set_band_description(1, description)
+        if scale is not None or offset is not None:
+            dst.scales = (scale if scale is not None else 1.0,)
+            dst.offsets = (offset if offset is not None else 0.0,)
+        if tags:
+            dst.update_tags(**tags)
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    epsg: int | None
+    transform: Affine
+    width: int
+    height: int
+    nodata: float | None
+    dtype: str
+    bounds: tuple[float, float, float, float]
+
+
+def read_geotiff(path: Path) -> tuple[np.ndarray, LayerInfo]:
+    """Read band 1 of a GeoTIFF as stored (no scaling) with its georeference."""
+    if not path.is_file():
+        raise NotFoundError(f"raster not found: {path}")
+    with rasterio.open(path) as src:
+        array = src.read(1)
+        info = LayerInfo(
+            epsg=src.crs.to_epsg() if src.crs else None,
+            transform=src.transform,
+            width=src.width,
+            height=src.height,
+            nodata=src.nodata,
+            dtype=src.dtypes[0],
+            bounds=tuple(src.bounds),
+        )
+    return array, info
+
+
+# --------------------------------------------------------------------------- scene folders
+@contextmanager
+def atomic_directory(out_dir: Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling folder that becomes ``out_dir`` only on success.
+
+    Refuses to replace an existing non-empty folder unless ``overwrite``; on
+    any error the temporary folder is removed and ``out_dir`` is untouched.
+    """
+    out_dir = Path(out_dir).expanduser().absolute()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InvalidInputError(f"{out_dir} exists and is not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise InvalidInputError(
+            f"output folder {out_dir} already exists and is not empty",
+            hint="choose another --out or pass --overwrite",
+        )
+    parent = out_dir.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(
+            f"cannot create output folder {parent}: {exc.strerror or exc}",
+            hint="choose a writable --out",
+        ) from exc
+    tmp = parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+    except OSError as exc:
+        raise InvalidInputError(
+            f"cannot write to {parent}: {exc.strerror or exc}", hint="choose a writable --out"
+        ) from exc
+    try:
+        yield tmp
+        old = parent / f".{out_dir.name}.old-{os.getpid()}"
+        if out_dir.exists():
+            out_dir.rename(old)
+        tmp.rename(out_dir)
+        if old.exists():
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_manifest(scene_dir: Path, manifest: Mapping[str, Any]) -> None:
+    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    (scene_dir / MANIFEST_NAME).write_text(text, encoding="utf-8")
+
+
+def read_manifest(scene_dir: Path) -> dict[str, Any]:
+    path = Path(scene_dir) / MANIFEST_NAME
+    if not path.is_file():
+        raise NotFoundError(
+            f"no scene at {scene_dir} ({MANIFEST_NAME} missing)",
+            hint="create one with `terraops scene generate --seed 1 --out DIR`",
+        )
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{path} is not valid JSON: {exc}") from exc
+    return manifest
+
+
+def read_scene_layers(
+    scene_dir: Path, names: Sequence[str] | None = None
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Manifest + the named layers (all by default), as stored (no scaling)."""
+    manifest = read_manifest(scene_dir)
+    layers = manifest.get("layers", {})
+    wanted = list(layers) if names is None else list(names)
+    out: dict[str, np.ndarray] = {}
+    for name in wanted:
+        if name not in layers:
+            raise NotFoundError(f"scene {scene_dir} has no layer {name!r}")
+        out[name], _ = read_geotiff(Path(scene_dir) / layers[name])
+    return manifest, out
+
+
+def write_parquet_atomic(frame: Any, path: Path) -> None:
+    """Write a DataFrame to parquet via a temporary file + rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        frame.to_parquet(tmp, index=False)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- bring your own
+@dataclass(frozen=True)
+class MultibandImage:
+    bands: dict[str, np.ndarray]  # reflectance 0–1, NaN = no data
+    resolution: float
+    origin: tuple[float, float]
+    epsg: int | None
+    crs_wkt: str
+
+
+def _utm_for(src: Any) -> CRS:
+    """The WGS 84 UTM zone containing the raster's centre."""
+    from rasterio.warp import transform as warp_points
+
+    left, bottom, right, top = src.bounds
+    lon, lat = warp_points(src.crs, "EPSG:4326", [(left + right) / 2], [(bottom + top) / 2])
+    zone = int((lon[0] + 180) // 6) + 1
+    return CRS.from_epsg((32600 if lat[0] >= 0 else 32700) + zone)
+
+
+def read_multiband_geotiff(
+    path: Path, *, band_order: Sequence[str] | None = None
+) -> MultibandImage:
+    """Read a user's multiband GeoTIFF as reflectance bands on a north-up metric grid.
+
+    Bands are found by their descriptions (``red``, ``green``, ``blue``,
+    ``nir``, ``swir``; case-insensitive) or by ``band_order``. Integer data
+    are scaled by the file's scale/offset; integers without them are assumed
+    to be reflectance × 10 000 (Sentinel-2 / Landsat C2 convention after
+    their own offsets) and a warning says so.
+    """
+    wanted = ("red", "green", "blue", "nir", "swir")
+    if not Path(path).is_file():
+        raise NotFoundError(f"raster not found: {path}")
+    with rasterio.open(path) as src:
+        if src.crs is None:
+            raise InvalidInputError(
+                f"{path} has no CRS", hint="assign one with gdal_edit.py -a_srs"
+            )
+        names = list(band_order) if band_order else [(d or "").lower() for d in src.descriptions]
+        missing = [b for b in wanted if b not in names]
+        if missing:
+            raise InvalidInputError(
+                f"{path}: cannot find bands {missing} (band names: {names})",
+                hint="set band descriptions or pass the band order, e.g. red,green,blue,nir,swir",
+            )
+        needs_warp = (
+            src.crs.is_geographic or not src.transform.is_rectilinear or (src.transform.e > 0)
+        )
+        if needs_warp:
+            dst_crs = _utm_for(src) if src.crs.is_geographic else src.crs
+            transform, width, height = calculate_default_transform(
+                src.crs, dst_crs, src.width, src.height, *src.bounds
+            )
+            reader: Any = WarpedVRT(
+                src,
+                crs=dst_crs,
+                transform=transform,
+                width=width,
+                height=height,
+                resampling=Resampling.bilinear,
+                src_nodata=src.nodata,
+                nodata=src.nodata,
+            )
+        else:
+            reader = src
+        try:
+            bands = _read_reflectance(reader, src, names, wanted, path)
+            res = abs(reader.transform.a)
+            origin = (reader.transform.c, reader.transform.f)
+            crs = reader.crs
+        finally:
+            if reader is not src:
+                reader.close()
+    return MultibandImage(bands, float(res), origin, crs.to_epsg(), crs.to_wkt())
+
+
+def _read_reflectance(
+    reader: Any, src: Any, names: list[str], wanted: Sequence[str], path: Path
+) -> dict[str, np.ndarray]:
+    bands: dict[str, np.ndarray] = {}
+    warned = False
+    for name in wanted:
+        idx = names.index(name) + 1
+        masked = reader.read(idx, masked=True)
+        data = np.ma.filled(masked.astype(np.float64), np.nan)
+        scale, offset = src.scales[idx - 1], src.offsets[idx - 1]
+        if (scale, offset) != (1.0, 0.0):
+            data = data * scale + offset
+        elif np.issubdtype(np.dtype(src.dtypes[idx - 1]), np.integer):
+            data = data / 10_000.0
+            if not warned:
+                log.warning(
+                    "%s: integer bands without scale/offset; assuming reflectance x 10000", path
+                )
+                warned = True
+        bands[name] = data
+    return bands

@@ -1,0 +1,260 @@
+"""Per-cell features from raster layers — the one implementation used by training,
+batch prediction and serving.
+
+Pixels are grouped into square cells of ``cell_size_m`` (default 20 m, about
+a Sentinel-2 SWIR pixel and the scale at which planners think about a
+street or a courtyard). Each cell gets spectral indices, land-cover
+fractions, distances and terrain/hydrology descriptors; see
+:data:`CELL_FEATURES` for names and units. Cells that contain any no-data
+pixel are dropped rather than guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from terraops.domain.landcover import (
+    NODATA_CODE,
+    LandCover,
+    curve_number_map,
+)
+
+FEATURES_VERSION = "1"
+"""Bumped whenever the same layers would give different cell features (cache key)."""
+
+REFLECTANCE_BANDS: tuple[str, ...] = ("red", "green", "blue", "nir", "swir")
+
+CELL_FEATURES: tuple[str, ...] = (
+    "ndvi",
+    "ndbi",
+    "albedo",
+    "building_density",
+    "tree_cover",
+    "imperviousness",
+    "water_fraction",
+    "water_distance",
+    "elevation",
+    "hand",
+    "slope",
+    "river_distance",
+    "upstream_area",
+    "curve_number",
+)
+WATER_DISTANCE_NONE_M = 10_000.0
+"""Distance reported when a scene has no water at all (and the cap for all distances)."""
+
+FLOOD_FRACTION_MIN_DEPTH_M = 0.1
+"""A pixel counts as flooded from this depth (the usual 'wet feet' threshold)."""
+
+_EPS = 1e-9
+
+
+def ndvi(red: np.ndarray, nir: np.ndarray) -> np.ndarray:
+    """Normalised difference vegetation index (Rouse et al. 1974), in [−1, 1]."""
+    return (nir - red) / (nir + red + _EPS)
+
+
+def ndbi(swir: np.ndarray, nir: np.ndarray) -> np.ndarray:
+    """Normalised difference built-up index (Zha, Gao & Ni 2003), in [−1, 1]."""
+    return (swir - nir) / (swir + nir + _EPS)
+
+
+def broadband_albedo(bands: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Short-wave broadband albedo from five reflectance bands.
+
+    Liang (2001, Remote Sens. Environ. 76:213–238) for Landsat TM/ETM+:
+    α = 0.356·blue + 0.130·red + 0.373·NIR + 0.085·SWIR1 + 0.072·SWIR2 − 0.0018.
+    We have no SWIR2 band, so its weight goes to SWIR1 (the two are highly
+    correlated over urban and vegetated surfaces); green, which Liang leaves
+    out, is not used either.
+    """
+    albedo = (
+        0.356 * bands["blue"]
+        + 0.130 * bands["red"]
+        + 0.373 * bands["nir"]
+        + (0.085 + 0.072) * bands["swir"]
+        - 0.0018
+    )
+    return np.clip(albedo, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class CellGrid:
+    """Square cells of ``factor``×``factor`` pixels covering the raster's top-left."""
+
+    factor: int
+    rows: int
+    cols: int
+    resolution: float
+
+    @property
+    def cell_size(self) -> float:
+        return self.factor * self.resolution
+
+    def crop(self, pixels: np.ndarray) -> np.ndarray:
+        return pixels[: self.rows * self.factor, : self.cols * self.factor]
+
+    def blocks(self, pixels: np.ndarray) -> np.ndarray:
+        f = self.factor
+        return self.crop(pixels).reshape(self.rows, f, self.cols, f)
+
+    def centres(self, origin_x: float, origin_y: float) -> tuple[np.ndarray, np.ndarray]:
+        """Cell-centre coordinates for a north-up grid whose top-left corner is the origin."""
+        rows, cols = np.indices((self.rows, self.cols))
+        x = origin_x + (cols + 0.5) * self.cell_size
+        y = origin_y - (rows + 0.5) * self.cell_size
+        return x.astype(np.float64), y.astype(np.float64)
+
+
+def cell_grid(shape: tuple[int, int], resolution: float, cell_size_m: float) -> CellGrid:
+    """The cell grid for a raster; ``cell_size_m`` is rounded to whole pixels."""
+    factor = max(1, round(cell_size_m / resolution))
+    rows, cols = shape[0] // factor, shape[1] // factor
+    if rows == 0 or cols == 0:
+        from terraops.errors import InvalidInputError
+
+        raise InvalidInputError(
+            f"raster of {shape[0]}×{shape[1]} px is smaller than one {cell_size_m:g} m cell",
+            hint="use a smaller cell size",
+        )
+    return CellGrid(factor=factor, rows=rows, cols=cols, resolution=resolution)
+
+
+def cell_mean(grid: CellGrid, pixels: np.ndarray) -> np.ndarray:
+    """Mean of each cell (float64)."""
+    return grid.blocks(pixels.astype(np.float64)).mean(axis=(1, 3))
+
+
+def cell_max(grid: CellGrid, pixels: np.ndarray) -> np.ndarray:
+    return grid.blocks(pixels.astype(np.float64)).max(axis=(1, 3))
+
+
+def cell_centre_value(grid: CellGrid, pixels: np.ndarray) -> np.ndarray:
+    """The value of the pixel at (or just past) each cell's centre."""
+    half = grid.factor // 2
+    return grid.blocks(pixels)[:, half, :, half].astype(np.float64)
+
+
+def distance_to(mask: np.ndarray, resolution: float) -> np.ndarray:
+    """Distance (m) from every pixel to the nearest ``True`` pixel, capped."""
+    if not mask.any():
+        return np.full(mask.shape, WATER_DISTANCE_NONE_M)
+    dist = np.asarray(ndimage.distance_transform_edt(~mask)) * resolution
+    return np.minimum(dist, WATER_DISTANCE_NONE_M)
+
+
+def slope_degrees(dem: np.ndarray, resolution: float) -> np.ndarray:
+    """Terrain slope (degrees) by central differences (Horn-like, edges one-sided)."""
+    gy, gx = np.gradient(dem.astype(np.float64), resolution)
+    return np.degrees(np.arctan(np.hypot(gx, gy)))
+
+
+def valid_pixels(bands: Mapping[str, np.ndarray], landcover: np.ndarray | None) -> np.ndarray:
+    """Pixels with every band finite (and a known land-cover class)."""
+    valid = np.ones(next(iter(bands.values())).shape, bool)
+    for name in REFLECTANCE_BANDS:
+        valid &= np.isfinite(bands[name])
+    if landcover is not None:
+        valid &= landcover != NODATA_CODE
+    return valid
+
+
+def spectral_cell_features(
+    grid: CellGrid, bands: Mapping[str, np.ndarray], landcover: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Indices, albedo, land-cover fractions and water distance per cell."""
+    res = grid.resolution
+    water = landcover == int(LandCover.WATER)
+    building = landcover == int(LandCover.BUILDING)
+    road = landcover == int(LandCover.ROAD)
+    # Indices from cell-mean reflectance (what a 20 m sensor would see), not
+    # the mean of pixel ratios, which over-weights dark shadowed pixels.
+    mean = {b: cell_mean(grid, np.nan_to_num(bands[b])) for b in REFLECTANCE_BANDS}
+    cn = curve_number_map(landcover)
+    return {
+        "ndvi": ndvi(mean["red"], mean["nir"]),
+        "ndbi": ndbi(mean["swir"], mean["nir"]),
+        "albedo": broadband_albedo(mean),
+        "building_density": cell_mean(grid, building),
+        "tree_cover": cell_mean(grid, landcover == int(LandCover.TREE)),
+        "imperviousness": cell_mean(grid, building | road),
+        "water_fraction": cell_mean(grid, water),
+        "water_distance": cell_centre_value(grid, distance_to(water, res)),
+        "curve_number": cell_mean(grid, np.nan_to_num(cn, nan=float(np.nanmean(cn)))),
+    }
+
+
+def terrain_cell_features(
+    grid: CellGrid,
+    dem: np.ndarray,
+    hand: np.ndarray,
+    drainage: np.ndarray,
+    upstream_km2: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Elevation, HAND, slope, distance to the channel network and upstream area."""
+    res = grid.resolution
+    return {
+        "elevation": cell_mean(grid, dem),
+        "hand": cell_mean(grid, hand),
+        "slope": cell_mean(grid, slope_degrees(dem, res)),
+        "river_distance": cell_centre_value(grid, distance_to(drainage, res)),
+        # The largest area draining through the cell: a channel crossing it counts.
+        "upstream_area": cell_max(grid, upstream_km2),
+    }
+
+
+def flood_cell_targets(grid: CellGrid, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean flood depth (m) and share of pixels ≥ 0.1 m deep, per cell."""
+    return cell_mean(grid, depth), cell_mean(grid, depth >= FLOOD_FRACTION_MIN_DEPTH_M)
+
+
+def complete_cells(grid: CellGrid, valid: np.ndarray) -> np.ndarray:
+    """Cells whose every pixel is valid (the others are dropped)."""
+    return np.asarray(grid.blocks(valid).all(axis=(1, 3)))
+
+
+def cell_feature_table(
+    *,
+    bands: Mapping[str, np.ndarray],
+    landcover: np.ndarray,
+    resolution: float,
+    cell_size_m: float,
+    origin: tuple[float, float],
+    dem: np.ndarray | None = None,
+    hand: np.ndarray | None = None,
+    drainage: np.ndarray | None = None,
+    upstream_km2: np.ndarray | None = None,
+) -> tuple[pd.DataFrame, CellGrid, np.ndarray]:
+    """Feature table (ids + :data:`CELL_FEATURES`) of the complete cells.
+
+    ``bands`` hold reflectance (0–1) with NaN for no-data. Terrain features
+    are NaN when no DEM is given. Returns the table, the grid and the boolean
+    (rows, cols) mask of kept cells, so callers can add targets in the same
+    order (``values[keep]``).
+    """
+    grid = cell_grid(landcover.shape, resolution, cell_size_m)
+    keep = complete_cells(grid, valid_pixels(bands, landcover))
+    feats = spectral_cell_features(grid, bands, landcover)
+    terrain_names = ("elevation", "hand", "slope", "river_distance", "upstream_area")
+    if dem is not None and hand is not None and drainage is not None and upstream_km2 is not None:
+        feats.update(terrain_cell_features(grid, dem, hand, drainage, upstream_km2))
+        keep &= np.isfinite(feats["elevation"])
+    else:
+        feats.update({name: np.full((grid.rows, grid.cols), np.nan) for name in terrain_names})
+    rows, cols = np.indices((grid.rows, grid.cols))
+    x, y = grid.centres(*origin)
+    table = pd.DataFrame(
+        {
+            "row": rows[keep].astype(np.int64),
+            "col": cols[keep].astype(np.int64),
+            "x": x[keep],
+            "y": y[keep],
+            **{name: feats[name][keep].astype(np.float64) for name in CELL_FEATURES},
+        }
+    )
+    return table, grid, keep

@@ -1,0 +1,161 @@
+"""Per-cell feature extraction: indices, aggregation, the cell table contract, BYO GeoTIFF."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from rasterio.transform import Affine
+
+from terraops.domain import features as ft
+from terraops.domain.landcover import LandCover, classify_spectral
+from terraops.errors import InvalidInputError
+from terraops.pipelines.scenes import geotiff_cell_table
+
+VEGETATION = {"red": 0.03, "green": 0.06, "blue": 0.03, "nir": 0.40, "swir": 0.16}
+ROOF = {"red": 0.24, "green": 0.14, "blue": 0.10, "nir": 0.31, "swir": 0.40}
+WATER = {"red": 0.025, "green": 0.04, "blue": 0.05, "nir": 0.012, "swir": 0.006}
+
+
+def test_indices_have_the_textbook_signs() -> None:
+    assert ft.ndvi(np.array(0.03), np.array(0.40)) == pytest.approx(0.860, abs=1e-3)
+    assert ft.ndbi(np.array(0.40), np.array(0.31)) == pytest.approx(0.127, abs=1e-3)
+    albedo = ft.broadband_albedo({k: np.array(v) for k, v in ROOF.items()})
+    assert 0.1 < float(albedo) < 0.4
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    pixels=arrays(np.float64, (12, 12), elements=st.floats(-100, 100)),
+    factor=st.sampled_from([1, 2, 3, 4, 6]),
+)
+def test_cell_means_preserve_the_mean(pixels: np.ndarray, factor: int) -> None:
+    grid = ft.cell_grid(pixels.shape, 1.0, float(factor))
+    cells = ft.cell_mean(grid, pixels)
+    assert cells.shape == (12 // factor, 12 // factor)
+    assert cells.mean() == pytest.approx(pixels.mean(), abs=1e-9)
+    np.testing.assert_allclose(cells[0, 0], pixels[:factor, :factor].mean())
+
+
+def test_cell_grid_rejects_a_raster_smaller_than_a_cell() -> None:
+    with pytest.raises(InvalidInputError, match="smaller than one"):
+        ft.cell_grid((3, 3), 2.0, 20.0)
+
+
+def _bands(layout: np.ndarray) -> dict[str, np.ndarray]:
+    """Reflectance bands from a map of 0 = vegetation, 1 = roof, 2 = water."""
+    materials = [VEGETATION, ROOF, WATER]
+    return {b: np.choose(layout, [m[b] for m in materials]).astype(np.float64) for b in ROOF}
+
+
+def test_feature_table_fractions_distances_and_dropped_nodata() -> None:
+    layout = np.zeros((20, 20), int)
+    layout[:10, :10] = 1  # a built quarter
+    layout[:, 19] = 2  # water on the east edge
+    bands = _bands(layout)
+    bands["red"][15, 2] = np.nan  # a no-data pixel
+    landcover = np.choose(
+        layout, [int(LandCover.TREE), int(LandCover.BUILDING), int(LandCover.WATER)]
+    ).astype(np.uint8)
+    table, grid, keep = ft.cell_feature_table(
+        bands=bands, landcover=landcover, resolution=2.0, cell_size_m=10.0, origin=(500.0, 900.0)
+    )
+    assert (grid.rows, grid.cols) == (4, 4)
+    assert len(table) == 15 and not keep[3, 0]  # the cell with no data is gone
+    first = table.iloc[0]
+    assert (first["x"], first["y"]) == (505.0, 895.0)
+    assert first["building_density"] == 1.0 and first["imperviousness"] == 1.0
+    assert first["ndbi"] > 0 > table.query("tree_cover == 1")["ndbi"].max()
+    east = table.query("col == 3")
+    assert np.allclose(east["water_fraction"], 0.2)
+    # cell centre (x = 5 m) to the first water pixel centre (x = 39 m)
+    assert table["water_distance"].max() == pytest.approx(34.0)
+    assert table["elevation"].isna().all()  # no DEM given
+    assert list(table.columns[:4]) == ["row", "col", "x", "y"]
+    assert set(ft.CELL_FEATURES) <= set(table.columns)
+
+
+def test_spectral_classification_finds_water_vegetation_and_built() -> None:
+    layout = np.array([[0, 1, 2]])
+    bands = _bands(layout)
+    classes = classify_spectral(
+        green=bands["green"], red=bands["red"], nir=bands["nir"], swir=bands["swir"]
+    )
+    assert classes.tolist() == [[LandCover.TREE, LandCover.BUILDING, LandCover.WATER]]
+
+
+def _write_byo(path: Path, *, geographic: bool) -> None:
+    layout = np.zeros((40, 40), int)
+    layout[:, :20] = 1
+    layout[:, 35:] = 2
+    bands = _bands(layout)
+    order = ["nir", "red", "green", "blue", "swir"]  # deliberately not RGB order
+    data = np.stack([np.round(bands[b] * 10000).astype(np.uint16) for b in order])
+    data[:, 0, 0] = 65535  # no data
+    if geographic:
+        crs, transform = "EPSG:4326", Affine(0.0003, 0, 13.40, 0, -0.0002, 52.52)
+    else:
+        crs, transform = "EPSG:32633", Affine(5.0, 0, 390000, 0, -5.0, 5820000)
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=40,
+        height=40,
+        count=5,
+        dtype="uint16",
+        crs=crs,
+        transform=transform,
+        nodata=65535,
+    ) as dst:
+        dst.write(data)
+        for i, name in enumerate(order, start=1):
+            dst.set_band_description(i, name.upper())
+        dst.scales = (0.0001,) * 5
+        dst.offsets = (0.0,) * 5
+
+
+def test_bring_your_own_geotiff_in_utm(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "mine.tif"
+    _write_byo(path, geographic=False)
+    with caplog.at_level(logging.WARNING):
+        table = geotiff_cell_table(path, cell_size_m=20.0)
+    assert "spectral classification" in caplog.text
+    assert len(table) == 100 - 1  # 10×10 cells of 4×4 px, the no-data corner dropped
+    west = table.query("col < 5")
+    assert west["building_density"].min() == 1.0 and west["ndbi"].min() > 0
+    assert table.query("col > 8")["water_fraction"].min() > 0.9
+    assert table["scene"].unique().tolist() == ["mine"]
+
+
+def test_bring_your_own_geotiff_in_lat_lon_is_warped_to_utm(tmp_path: Path) -> None:
+    path = tmp_path / "geo.tif"
+    _write_byo(path, geographic=True)
+    table = geotiff_cell_table(path, cell_size_m=20.0)
+    assert len(table) > 0
+    assert 300_000 < table["x"].min() < 500_000  # UTM 33N eastings near Berlin
+    assert table["ndvi"].between(-1, 1).all()
+
+
+def test_byo_without_the_needed_bands_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "rgb.tif"
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=8,
+        height=8,
+        count=3,
+        dtype="uint8",
+        crs="EPSG:32633",
+        transform=Affine(10, 0, 0, 0, -10, 80),
+    ) as dst:
+        dst.write(np.ones((3, 8, 8), np.uint8))
+    with pytest.raises(InvalidInputError, match="cannot find bands"):
+        geotiff_cell_table(path)
