@@ -224,50 +224,64 @@ def example_row(definition: ServiceDefinition, feature_names: list[str]) -> np.n
     return np.array([[definition.feature(n).example for n in feature_names]], dtype=np.float64)
 
 
-def load_verified_predictor(
-    registry: ModelRegistry, definition: ServiceDefinition, version: int
-) -> tuple[Path, Any]:
-    """Fetch, load and warm a version: it must predict the example row to a finite value.
+def load_and_verify(path: Path, definition: ServiceDefinition) -> Any:
+    """Load a fetched model and warm it: it must predict the example row to a finite value.
 
-    Raises ``RegistryUnavailableError`` when the registry is down; any other
-    failure means the artifacts are unusable and is raised as ``ValueError``.
+    Any failure means the artifacts are unusable and is raised as ``ValueError``
+    (with the cause), so callers can tell "bad model" from "registry down".
     """
     from terraops.adapters.model_bundle import load_predictor
 
     try:
-        path = registry.fetch_model(definition.name, version)
         predictor = load_predictor(path)
         unknown = [n for n in predictor.feature_names if n not in definition.feature_names]
         if unknown:
             raise ValueError(f"model expects features the service lacks: {unknown}")
         value = float(predictor.predict(example_row(definition, predictor.feature_names))[0])
-    except RegistryUnavailableError:
+    except ValueError:
         raise
     except Exception as exc:
         raise ValueError(f"{type(exc).__name__}: {exc}") from exc
     if not math.isfinite(value):
         raise ValueError(f"predicted {value} for the service's example row")
-    return path, predictor
+    return predictor
+
+
+def load_verified_predictor(
+    registry: ModelRegistry, definition: ServiceDefinition, version: int
+) -> tuple[Path, Any]:
+    """Fetch a version from the registry, then :func:`load_and_verify` it.
+
+    Raises ``RegistryUnavailableError`` when the registry is down and
+    ``ValueError`` when the version's artifacts are missing or unusable.
+    """
+    try:
+        path = registry.fetch_model(definition.name, version)
+    except RegistryUnavailableError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"cannot fetch artifacts: {type(exc).__name__}: {exc}") from exc
+    return path, load_and_verify(path, definition)
 
 
 def _candidate_facts(
     registry: ModelRegistry, definition: ServiceDefinition, version: int
 ) -> CandidateFacts:
+    """Gather what the gates judge: run tags/metrics, artifacts, and a real load."""
     info = registry.get_version(definition.name, version)
+    artifacts = set(registry.run_artifacts(definition.name, version))
     load_error: str | None = None
-    artifacts: frozenset[str] = frozenset()
     try:
         path, _ = load_verified_predictor(registry, definition, version)
-        artifacts = frozenset(p.name for p in path.iterdir())
-    except RegistryUnavailableError:
-        raise
-    except Exception as exc:  # fetch failures (missing/corrupt artifacts) included
-        load_error = str(exc) or type(exc).__name__
+        if (path / "MLmodel").is_file():
+            artifacts.add("model")  # MLflow 3 keeps logged models outside the run folder
+    except ValueError as exc:  # missing/corrupt artifacts, unloadable, non-finite output
+        load_error = str(exc)
     return CandidateFacts(
         version=version,
         tags=info.tags,
         metrics=info.metrics,
-        artifacts=artifacts,
+        artifacts=frozenset(artifacts),
         load_error=load_error,
     )
 

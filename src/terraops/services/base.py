@@ -71,6 +71,10 @@ class ServiceDefinition:
     slo: SLO
     monotone: Mapping[str, int] = field(default_factory=dict)
     extra_columns: tuple[str, ...] = ()
+    # Model-card prose (the numbers come from the registered run).
+    intended_use: str = ""
+    out_of_scope: tuple[str, ...] = ()
+    limitations: tuple[str, ...] = ()
 
     @property
     def feature_names(self) -> list[str]:
@@ -102,8 +106,12 @@ class ServiceDefinition:
 
         def add(column: str, check: str, failed_rows: int) -> None:
             checks.append(
-                {"column": column, "check": check, "failed_rows": failed_rows,
-                 "passed": failed_rows == 0}
+                {
+                    "column": column,
+                    "check": check,
+                    "failed_rows": failed_rows,
+                    "passed": failed_rows == 0,
+                }
             )
 
         for name in [*self.feature_names, self.target]:

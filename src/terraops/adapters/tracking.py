@@ -1,0 +1,137 @@
+"""MLflow tracking plumbing: where runs go, and how a service model is logged.
+
+Two rules this module enforces so no caller has to remember them:
+- the tracking URI is always the one from ``Settings`` (SQLite under the home
+  by default), and a local store's experiments get an artifact location under
+  ``settings.artifact_root`` — never ``./mlruns`` in the working directory;
+- a model is logged with an explicit signature, input example and pip
+  requirements (MLflow's requirement inference takes seconds and guesses).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from terraops.adapters.model_bundle import TERRAOPS_METADATA_KEY
+from terraops.errors import RegistryUnavailableError
+from terraops.services.base import ServiceDefinition
+from terraops.settings import Settings
+
+MODEL_ARTIFACT = "model"
+
+
+def experiment_name(settings: Settings, service: str) -> str:
+    return f"{settings.experiment_prefix}-{service}"
+
+
+def _is_local_store(settings: Settings) -> bool:
+    uri = settings.tracking_uri
+    return uri.startswith(("sqlite:", "file:", "/")) or "://" not in uri
+
+
+def configure(settings: Settings, service: str) -> str:
+    """Point MLflow at the settings' store and return the service's experiment id."""
+    import mlflow
+
+    settings.ensure_home()
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    name = experiment_name(settings, service)
+    try:
+        existing = mlflow.get_experiment_by_name(name)
+        if existing is not None:
+            return str(existing.experiment_id)
+        location = None
+        if _is_local_store(settings):
+            location = (settings.artifact_root / name).as_uri()
+        return str(mlflow.create_experiment(name, artifact_location=location))
+    except Exception as exc:
+        raise RegistryUnavailableError(
+            f"MLflow tracking store {settings.tracking_uri} unavailable: {exc}".splitlines()[0],
+            hint="check TERRAOPS_MLFLOW_TRACKING_URI",
+        ) from exc
+
+
+def pip_requirements() -> list[str]:
+    """Pinned runtime requirements of a logged LightGBM model."""
+    import lightgbm
+
+    return [
+        f"lightgbm=={lightgbm.__version__}",
+        f"numpy=={np.__version__}",
+        f"pandas=={pd.__version__}",
+    ]
+
+
+def model_signature(service: ServiceDefinition) -> Any:
+    """Named float inputs (optional features marked not required), one float output."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    inputs = Schema([ColSpec("double", f.name, required=f.required) for f in service.features])
+    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec("double")]))
+
+
+def input_example(service: ServiceDefinition) -> pd.DataFrame:
+    """One row of the features' documented example values."""
+    return pd.DataFrame([{f.name: float(f.example) for f in service.features}])
+
+
+def log_service_model(
+    booster: Any, service: ServiceDefinition, metadata: dict[str, Any]
+) -> tuple[str, int]:
+    """Log the booster to the active run, register a new version; return (model_uri, version)."""
+    import mlflow
+    import mlflow.lightgbm
+
+    info = mlflow.lightgbm.log_model(
+        booster,
+        name=MODEL_ARTIFACT,
+        signature=model_signature(service),
+        input_example=input_example(service),
+        pip_requirements=pip_requirements(),
+        metadata={TERRAOPS_METADATA_KEY: metadata},
+    )
+    version = mlflow.register_model(info.model_uri, service.name)
+    return info.model_uri, int(version.version)
+
+
+def log_json(payload: dict[str, Any], artifact_file: str) -> None:
+    import mlflow
+
+    mlflow.log_dict(payload, artifact_file)
+
+
+def log_files(files: list[Path], artifact_path: str) -> None:
+    import mlflow
+
+    for f in files:
+        mlflow.log_artifact(str(f), artifact_path)
+
+
+def download_run_json(settings: Settings, run_id: str, artifact_file: str) -> dict[str, Any]:
+    """Read a JSON artifact of a run (e.g. ``data_fingerprint.json``)."""
+    from mlflow.artifacts import download_artifacts
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = download_artifacts(
+                run_id=run_id,
+                artifact_path=artifact_file,
+                dst_path=tmp,
+                tracking_uri=settings.tracking_uri,
+            )
+        except Exception as exc:
+            raise RegistryUnavailableError(
+                f"cannot read {artifact_file} of run {run_id}: {exc}".splitlines()[0]
+            ) from exc
+        loaded = json.loads(Path(local).read_text())
+    return loaded if isinstance(loaded, dict) else {"value": loaded}

@@ -1,0 +1,133 @@
+"""The FastAPI application factory (thin: settings in, routes wired, nothing else).
+
+``create_app(settings)`` builds one app; ``create_app_from_env()`` is the
+factory uvicorn workers call (``terraops serve``), so every worker builds the
+same settings from the ``TERRAOPS_`` environment. Docs (``/docs``, ``/redoc``)
+are served from the installed ``fastapi-offline`` assets: no CDN, works
+air-gapped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import cache
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+from starlette.concurrency import run_in_threadpool
+
+from terraops import __version__
+from terraops.api.errors import install_error_handlers
+from terraops.api.model_holder import ChampionWatcher, Loader, ModelHolder, ServingRegistry
+from terraops.api.routes_admin import admin_router
+from terraops.api.routes_ops import ops_router
+from terraops.api.routes_predict import predict_router, unknown_service_router
+from terraops.services import all_services
+from terraops.settings import Settings
+
+# Per-instance JSON is ~40 bytes per feature; this leaves generous room while
+# refusing absurd bodies before they are parsed.
+BODY_BYTES_PER_INSTANCE = 2048
+BODY_BYTES_BASE = 64 * 1024
+
+
+def served_services(settings: Settings) -> list[str]:
+    """Configured services that exist (unknown names are ignored, not fatal)."""
+    known = all_services()
+    return [name for name in dict.fromkeys(settings.services) if name in known]
+
+
+def _default_registry(settings: Settings, timeout_s: float | None) -> Any:
+    from terraops.adapters.registry import ModelRegistry
+
+    return ModelRegistry(settings, timeout_s=timeout_s)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    holders: dict[str, ModelHolder] | None = None,
+    registry: ServingRegistry | None = None,
+    loader: Loader | None = None,
+    watch: bool = True,
+) -> FastAPI:
+    """Build the API.
+
+    By default each configured service gets a holder kept on the registry's
+    champion by a :class:`ChampionWatcher`. Tests pass prebuilt ``holders`` with
+    ``watch=False`` (no registry at all), or a fake ``registry``/``loader``.
+    """
+    definitions = all_services()
+    if holders is None:
+        holders = {name: ModelHolder(definitions[name]) for name in served_services(settings)}
+    watcher: ChampionWatcher | None = None
+    if watch:
+        from terraops.pipelines.lifecycle import load_and_verify
+
+        poll_registry = registry or _default_registry(settings, settings.registry_timeout_s)
+        watcher = ChampionWatcher(
+            holders,
+            poll_registry,
+            loader or load_and_verify,
+            cache_dir=settings.model_cache_dir,
+            poll_interval_s=settings.poll_interval_s,
+        )
+
+    @cache
+    def lifecycle_registry() -> Any:
+        return registry or _default_registry(settings, None)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if watcher is not None:
+            await run_in_threadpool(watcher.start)
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                await run_in_threadpool(watcher.stop)
+
+    app = FastAPIOffline(
+        title="terraops",
+        version=__version__,
+        description="Urban heat and flood-risk models with lineage in every answer. "
+        "Every response names the model version that computed it (body and X-Model-* headers).",
+        lifespan=lifespan,
+        max_body_size=BODY_BYTES_BASE + BODY_BYTES_PER_INSTANCE * settings.max_batch_size,
+    )
+    app.state.settings = settings
+    app.state.holders = holders
+    app.state.watcher = watcher
+    install_error_handlers(app, {name: h.definition for name, h in holders.items()})
+    app.include_router(ops_router(holders, watcher))
+    for holder in holders.values():
+        app.include_router(predict_router(holder, settings.max_batch_size))
+    app.include_router(unknown_service_router(sorted(holders)))
+    app.include_router(admin_router(settings, holders, watcher, lifecycle_registry))
+    return app
+
+
+def configure_process_for_serving(settings: Settings) -> None:
+    """Environment a serving process needs; call before workers start.
+
+    One OpenMP thread per worker (2 workers × N threads on 2 cores collapse),
+    and a registry call that fails fast instead of retrying for minutes.
+    """
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault(
+        "MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, round(settings.registry_timeout_s)))
+    )
+
+
+def create_app_from_env() -> FastAPI:
+    """uvicorn ``--factory`` entry point: settings from the ``TERRAOPS_`` environment."""
+    settings = Settings()
+    configure_process_for_serving(settings)
+    return create_app(settings)
+
+
+__all__ = ["create_app", "create_app_from_env", "served_services"]

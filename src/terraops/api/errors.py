@@ -1,0 +1,156 @@
+"""The one table from domain errors to HTTP statuses, and readable 422s.
+
+Every error body has the same shape (``schemas.ErrorResponse``): a machine
+``error`` code, a ``message`` a person can act on, and where useful a ``hint``,
+the gate ``reasons`` or the per-field ``errors``. Validation messages name the
+field and, for a service feature, its allowed range and unit — taken from the
+service definition, so they can never disagree with the schema.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from terraops import errors
+from terraops.services.base import ServiceDefinition
+
+HTTP_STATUS: dict[type[errors.TerraopsError], int] = {
+    errors.InvalidInputError: 422,
+    errors.NotFoundError: 404,
+    errors.ModelNotReadyError: 503,
+    errors.PromotionRefusedError: 409,
+    errors.NothingToRollBackError: 409,
+    errors.ConflictError: 409,
+    errors.RegistryUnavailableError: 503,
+    errors.AuthError: 401,
+    errors.AdminDisabledError: 403,
+}
+
+
+def status_for(exc: errors.TerraopsError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]
+    return 500
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name.removesuffix("Error")).lower()
+
+
+def domain_error_response(exc: errors.TerraopsError) -> JSONResponse:
+    body: dict[str, Any] = {"error": _snake(type(exc).__name__), "message": exc.message}
+    if exc.hint:
+        body["hint"] = exc.hint
+    if isinstance(exc, errors.PromotionRefusedError):
+        body["reasons"] = exc.reasons
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, errors.AuthError) else None
+    return JSONResponse(body, status_code=status_for(exc), headers=headers)
+
+
+# ----- validation errors ----------------------------------------------------------
+
+
+_RANGE_ERRORS = frozenset({"greater_than_equal", "less_than_equal", "greater_than", "less_than"})
+_DIMENSIONLESS = frozenset({"", "1"})
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of what the caller sent (``true`` is a boolean, not a number)."""
+    names = {bool: "boolean", str: "string", list: "array", dict: "object", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _field_path(loc: Sequence[Any]) -> str:
+    path = ""
+    for part in loc[1:] if loc and loc[0] == "body" else loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "body"
+
+
+def _describe(error: Mapping[str, Any], definition: ServiceDefinition | None) -> dict[str, Any]:
+    """One validation error as ``{field, message[, allowed]}``."""
+    loc = tuple(error.get("loc", ()))
+    kind = error.get("type", "")
+    field = _field_path(loc)
+    leaf = loc[-1] if loc else None
+    feature = None
+    if definition is not None and isinstance(leaf, str) and leaf in definition.feature_names:
+        feature = definition.feature(leaf)
+    item: dict[str, Any] = {"field": field, "type": kind}
+    if kind == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "")
+        item["field"] = "body"
+        item["message"] = f"request body is not valid JSON ({reason} at character {leaf})"
+        return item
+    if kind == "extra_forbidden":
+        allowed = ", ".join(definition.feature_names) if definition else "see /docs"
+        item["message"] = f"unknown field {field!r}; allowed fields: {allowed}"
+        return item
+    if kind in ("model_attributes_type", "dict_type") and field == "body":
+        item["message"] = "request body must be a JSON object (Content-Type: application/json)"
+        return item
+    ctx = error.get("ctx") or {}
+    if kind == "too_long" and leaf == "instances":
+        item["message"] = (
+            f"too many instances: {ctx.get('actual_length')} given, at most "
+            f"{ctx.get('max_length')} per request (TERRAOPS_MAX_BATCH_SIZE); split the batch"
+        )
+        return item
+    if kind == "too_short" and leaf == "instances":
+        item["message"] = "instances: give at least one instance"
+        return item
+    message = f"{field}: {error.get('msg', 'invalid value')}"
+    if kind == "missing":
+        message = f"{field}: required field is missing"
+    elif kind in _RANGE_ERRORS:
+        message = f"{field}: {error.get('input')!r} is out of range"
+    elif kind == "finite_number":
+        message = f"{field}: must be a finite number (NaN and Infinity are not accepted)"
+    elif kind == "float_type":
+        message = f"{field}: must be a JSON number, got {_json_type(error.get('input'))}"
+    if feature is not None:
+        item["allowed"] = {
+            "minimum": feature.minimum,
+            "maximum": feature.maximum,
+            "unit": feature.unit,
+            "required": feature.required,
+        }
+        unit = "" if feature.unit in _DIMENSIONLESS else f" {feature.unit}"
+        message += f" (allowed: {feature.minimum:g} to {feature.maximum:g}{unit})"
+    item["message"] = message
+    return item
+
+
+def _service_of(request: Request, services: Mapping[str, ServiceDefinition]) -> Any:
+    parts = request.url.path.strip("/").split("/")
+    return services.get(parts[1]) if len(parts) > 1 and parts[0] == "v1" else None
+
+
+def install_error_handlers(app: FastAPI, services: Mapping[str, ServiceDefinition]) -> None:
+    """Register the domain-error table and the readable validation handler."""
+
+    async def on_domain_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, errors.TerraopsError)
+        return domain_error_response(exc)
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        definition = _service_of(request, services)
+        items = [_describe(e, definition) for e in exc.errors()]
+        body = {
+            "error": "invalid_request",
+            "message": "; ".join(i["message"] for i in items[:5])
+            + (f"; … and {len(items) - 5} more" if len(items) > 5 else ""),
+            "errors": items[:100],
+        }
+        return JSONResponse(body, status_code=422)
+
+    app.add_exception_handler(errors.TerraopsError, on_domain_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -1,0 +1,125 @@
+"""Request and response models, generated from each service's feature schema.
+
+Adding a service adds its endpoints and its documentation without any code
+here: field names, units, ranges, examples and which fields are required all
+come from the :class:`~terraops.services.base.ServiceDefinition`.
+
+Validation is strict on purpose: numbers must be JSON numbers (``true`` is not
+1.0, ``"0.5"`` is not 0.5), NaN/Infinity are refused (Starlette's JSON parser
+accepts those tokens), values must lie in the feature's physical range and
+unknown fields are errors rather than silently ignored typos.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, cast
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic.config import JsonDict
+
+from terraops.services.base import Feature, ServiceDefinition
+
+STRICT = ConfigDict(extra="forbid")
+
+
+def _feature_field(feature: Feature) -> tuple[Any, Any]:
+    rng = f"{feature.minimum:g} to {feature.maximum:g}"
+    constrained = Annotated[
+        float,
+        Field(
+            ge=feature.minimum,
+            le=feature.maximum,
+            strict=True,
+            allow_inf_nan=False,
+            description=f"{feature.description} [{feature.unit}], {rng}"
+            + ("" if feature.required else "; optional (the model treats it as unknown)"),
+            examples=[feature.example],
+        ),
+    ]
+    if feature.required:
+        return constrained, ...
+    return constrained | None, None
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def features_model(definition: ServiceDefinition) -> type[BaseModel]:
+    """``{feature: value}`` for one location, e.g. ``UhiFeatures``."""
+    fields = {f.name: _feature_field(f) for f in definition.features}
+    example: dict[str, Any] = {f.name: f.example for f in definition.features if f.required}
+    return create_model(  # type: ignore[call-overload]
+        f"{_camel(definition.name)}Features",
+        __config__=ConfigDict(
+            extra="forbid", json_schema_extra={"examples": [cast(JsonDict, example)]}
+        ),
+        __doc__=f"Inputs of the {definition.title} model for one location.",
+        **fields,
+    )
+
+
+def batch_model(
+    definition: ServiceDefinition, features: type[BaseModel], max_batch_size: int
+) -> type[BaseModel]:
+    """``{"instances": [...]}`` with between 1 and ``max_batch_size`` items."""
+    instances = Annotated[
+        list[features],  # type: ignore[valid-type]
+        Field(
+            min_length=1,
+            max_length=max_batch_size,
+            description=f"1 to {max_batch_size} locations",
+        ),
+    ]
+    return create_model(
+        f"{_camel(definition.name)}BatchRequest",
+        __config__=STRICT,
+        instances=(instances, ...),
+    )
+
+
+class ModelRef(BaseModel):
+    """Which model computed a response (lineage in every answer)."""
+
+    name: str
+    version: int
+    alias: str
+
+
+class PredictionResponse(BaseModel):
+    prediction: float
+    unit: str
+    model: ModelRef
+
+
+class BatchPredictionResponse(BaseModel):
+    predictions: list[float]
+    unit: str
+    model: ModelRef
+
+
+class PromoteRequest(BaseModel):
+    model_config = STRICT
+
+    version: Annotated[int, Field(strict=True, ge=1, description="Version to make champion")]
+    reason: Annotated[str | None, Field(max_length=500)] = None
+    force: Annotated[bool, Field(strict=True, description="Override data/metric gates")] = False
+
+
+class RollbackRequest(BaseModel):
+    model_config = STRICT
+
+    to_version: Annotated[
+        int | None, Field(strict=True, ge=1, description="Former champion; default: previous")
+    ] = None
+    reason: Annotated[str | None, Field(max_length=500)] = None
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx body has this shape."""
+
+    error: str
+    message: str
+    hint: str | None = None
+    reasons: list[str] | None = None
+    errors: list[dict[str, Any]] | None = None

@@ -1,0 +1,107 @@
+"""``terraops train`` and ``terraops card``: thin wrappers over the pipelines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.table import Table
+
+from terraops.cli.common import console, get_settings, handle_errors, out, print_json
+
+if TYPE_CHECKING:
+    from terraops.pipelines.train import TrainResult
+
+
+_SCHEMES = ("random_cv", "spatial_cv", "scene_cv", "spatial_cv_core_only", "train")
+
+
+def _summary_table(result: TrainResult, primary: str) -> Table:
+    """Rows: metric; columns: CV scheme (the primary metric in bold)."""
+    by_base: dict[str, dict[str, float]] = {}
+    for key, value in result.metrics.items():
+        for scheme in sorted(_SCHEMES, key=len, reverse=True):
+            if key.endswith(f"_{scheme}"):
+                by_base.setdefault(key.removesuffix(f"_{scheme}"), {})[scheme] = value
+                break
+    table = Table(title=f"{result.service} v{result.version}")
+    table.add_column("metric")
+    for scheme in _SCHEMES:
+        table.add_column(scheme.replace("_", " "), justify="right")
+    for base, values in sorted(by_base.items()):
+        cells = []
+        for scheme in _SCHEMES:
+            text = f"{values[scheme]:.4g}" if scheme in values else "–"
+            cells.append(f"[bold]{text}[/]" if f"{base}_{scheme}" == primary else text)
+        table.add_row(base, *cells)
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train(
+        service: str = typer.Argument(..., help="Service to train (uhi, flood)."),
+        scenes: list[Path] = typer.Option(..., "--scenes", help="Scene folder(s); repeatable."),
+        param: list[str] = typer.Option([], "--param", help="Override: name=value; repeatable."),
+        cell_size: float | None = typer.Option(None, "--cell-size", help="Cell size (m)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+        no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    ) -> None:
+        """Train a service on scenes with spatial CV, log to MLflow, register a challenger."""
+        from terraops.pipelines.train import parse_param_pairs, train_service
+        from terraops.services import get_service
+
+        with handle_errors():
+            settings = get_settings()
+            definition = get_service(service)
+            result = train_service(
+                settings,
+                definition,
+                scenes,
+                parse_param_pairs(param),
+                cell_size_m=cell_size,
+                progress=not no_progress and not as_json,
+            )
+        if as_json:
+            print_json(
+                {
+                    "run_id": result.run_id,
+                    "version": result.version,
+                    "service": result.service,
+                    "data_quality": "passed" if result.data_quality_passed else "failed",
+                    "metrics": result.metrics,
+                }
+            )
+        else:
+            out.print(_summary_table(result, definition.primary_metric))
+            out.print(
+                f"run [cyan]{result.run_id}[/] → {result.service} v{result.version} "
+                f"in {result.duration_s:.1f} s; leakage gap "
+                f"{result.metrics.get('leakage_gap', float('nan')):.3g}"
+            )
+        if not result.data_quality_passed:
+            console.print(
+                "[bold red]error:[/] data-quality checks failed: the version is registered "
+                "for the record but not made challenger, and promotion will refuse it"
+            )
+            console.print("[yellow]hint:[/] see data_quality.json in the run's artifacts")
+            raise typer.Exit(2)
+
+    @app.command("card")
+    def card(
+        service: str = typer.Argument(..., help="Service (uhi, flood)."),
+        out_path: Path | None = typer.Option(
+            None, "--out", help="Output file (default docs/model_cards/<service>.md)."
+        ),
+        version: int | None = typer.Option(None, "--version", help="Version (default champion)."),
+    ) -> None:
+        """Write the Markdown model card of the champion (or --version) from the registry."""
+        from terraops.pipelines.card import write_model_card
+        from terraops.services import get_service
+
+        with handle_errors():
+            settings = get_settings()
+            target = out_path or Path("docs/model_cards") / f"{service}.md"
+            path, used = write_model_card(settings, get_service(service), target, version=version)
+        console.print(f"model card for {service} v{used} written to {path}")

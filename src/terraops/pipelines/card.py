@@ -1,0 +1,191 @@
+"""Model cards (Mitchell et al. 2019, "Model Cards for Model Reporting") from the registry.
+
+Every number in a card is read from the registered version's training run —
+metrics, data fingerprint, scene manifests, aliases — so a card can never
+drift from the model it describes; the prose comes from the service
+definition. Regenerate with ``terraops card SERVICE`` after each promotion.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from terraops.errors import ModelNotFoundError
+from terraops.services.base import ServiceDefinition
+from terraops.settings import Settings
+
+_SCHEMES = (
+    ("random_cv", "random K-fold"),
+    ("spatial_cv", "spatial block CV"),
+    ("scene_cv", "leave-one-scene-out"),
+    ("spatial_cv_core_only", "spatial CV, required features only"),
+    ("train", "in-sample"),
+)
+_MANIFEST_KEYS = ("seed", "morphology", "width", "resolution", "crs", "rainfall_mm")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _metrics_section(service: ServiceDefinition, metrics: dict[str, float]) -> list[str]:
+    bases = sorted({k.removesuffix("_spatial_cv") for k in metrics if k.endswith("_spatial_cv")})
+    head = "| metric | " + " | ".join(label for _, label in _SCHEMES) + " |"
+    lines = [head, "|---" * (len(_SCHEMES) + 1) + "|"]
+    for base in bases:
+        cells = [
+            _fmt(metrics[f"{base}_{s}"]) if f"{base}_{s}" in metrics else "–" for s, _ in _SCHEMES
+        ]
+        lines.append(f"| {base} | " + " | ".join(cells) + " |")
+    primary = metrics.get(service.primary_metric)
+    slo = service.slo
+    met = primary is not None and (
+        primary >= slo.metric_target
+        if slo.metric_higher_is_better
+        else primary <= slo.metric_target
+    )
+    lines += [
+        "",
+        f"- Primary metric: **{service.primary_metric} = {_fmt(primary)}** "
+        f"({'higher' if service.primary_metric_higher_is_better else 'lower'} is better).",
+        f"- Leakage gap (spatial − random CV of the primary metric): "
+        f"**{_fmt(metrics.get('leakage_gap'))}** — how much a random split would flatter it.",
+        f"- SLO target: {slo.metric} {'≥' if slo.metric_higher_is_better else '≤'} "
+        f"{slo.metric_target} — {'met' if met else '**not met**'}; serving p95 ≤ "
+        f"{slo.p95_latency_ms} ms, error budget {slo.error_budget:.2%}.",
+    ]
+    return lines
+
+
+def _data_section(fingerprint: dict[str, Any], params: dict[str, str]) -> list[str]:
+    lines = [
+        f"{fingerprint.get('n_rows', '?')} examples from {len(fingerprint.get('scenes', []))} "
+        f"synthetic scene(s), {params.get('cell_size_m', '?')} m cells.",
+        "",
+        "| scene | " + " | ".join(_MANIFEST_KEYS) + " | manifest sha256 |",
+        "|---" * (len(_MANIFEST_KEYS) + 2) + "|",
+    ]
+    for scene in fingerprint.get("scenes", []):
+        manifest = scene.get("manifest") or {}
+        cells = [_fmt(manifest.get(k, "–")) for k in _MANIFEST_KEYS]
+        lines.append(
+            f"| {scene.get('name')} | "
+            + " | ".join(cells)
+            + f" | `{str(scene.get('sha256', ''))[:12]}` |"
+        )
+    scenes = fingerprint.get("scenes", [])
+    for scene in scenes:
+        stats = (scene.get("manifest") or {}).get("stats")
+        if isinstance(stats, dict) and stats:
+            summary = ", ".join(f"{k} {_fmt(v)}" for k, v in stats.items())
+            lines.append(f"\n*{scene.get('name')}*: {summary}.")
+    physics = next(
+        (p for s in scenes if isinstance(p := (s.get("manifest") or {}).get("physics"), dict)),
+        {},
+    )
+    relations = [f"- {k}: {v}" for k, v in physics.items() if isinstance(v, str)]
+    if relations:
+        lines += ["", "Physics of the scene generator (published relationships):", "", *relations]
+    return lines
+
+
+def _features_section(service: ServiceDefinition) -> list[str]:
+    lines = [
+        "| feature | unit | range | required | monotone | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in service.features:
+        sign = {1: "↑", -1: "↓"}.get(service.monotone.get(f.name, 0), "")
+        lines.append(
+            f"| `{f.name}` | {f.unit} | {_fmt(f.minimum)} … {_fmt(f.maximum)} | "
+            f"{'yes' if f.required else 'no'} | {sign} | {f.description} |"
+        )
+    lines.append(
+        f"\nTarget: `{service.target}` ({service.target_unit}); the service returns "
+        f"{service.prediction_unit}."
+    )
+    return lines
+
+
+def render_model_card(service: ServiceDefinition, info: Any, fingerprint: dict[str, Any]) -> str:
+    """Markdown card of one registered version (``info``: a ``ModelVersionInfo``)."""
+    tags, params = info.tags, info.params
+    lines = [
+        f"# Model card — {service.title} (`{service.name}`), version {info.version}",
+        "",
+        f"{service.description} Generated by `terraops card {service.name}` from the MLflow "
+        "registry; do not edit by hand.",
+        "",
+        "## Intended use",
+        "",
+        service.intended_use,
+        "",
+        "Out of scope:",
+        "",
+        *[f"- {x}" for x in service.out_of_scope],
+        "",
+        "## Model",
+        "",
+        f"LightGBM ({service.task}), monotone constraints {dict(service.monotone) or 'none'}; "
+        "optional inputs may be omitted (trained with missing-value augmentation).",
+        "",
+        "## Data",
+        "",
+        *_data_section(fingerprint, params),
+        "",
+        "## Features",
+        "",
+        *_features_section(service),
+        "",
+        "## Metrics",
+        "",
+        *_metrics_section(service, info.metrics),
+        "",
+        "## Limitations",
+        "",
+        *[f"- {x}" for x in service.limitations],
+        "",
+        "## Ethical and operational notes",
+        "",
+        "- Synthetic cities contain no personal data; maps of real cities can reveal where "
+        "vulnerable people live — publish at the cell level, not per address.",
+        "- A model is served only after passing promotion gates (data quality, primary "
+        "metric vs champion); roll back with `terraops rollback "
+        f"{service.name}` (see RUNBOOK_ROLLBACK.md).",
+        "- Every API response, COG and GeoJSON carries the model name and version below.",
+        "",
+        "## Lineage",
+        "",
+        f"- Registered model `{service.name}` version **{info.version}**, aliases: "
+        f"{', '.join(info.aliases) or 'none'}; registered {info.created_at:%Y-%m-%d %H:%M} UTC",
+        f"- Training run `{info.run_id}`; data quality: {tags.get('terraops.data_quality', '?')}",
+        f"- Data fingerprint `{tags.get('terraops.data_fingerprint', '?')}` "
+        f"(table `{fingerprint.get('table_sha256', '?')}`)",
+        f"- Parameters: {', '.join(f'{k}={v}' for k, v in sorted(params.items()))}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_model_card(
+    settings: Settings, service: ServiceDefinition, out_path: Path, *, version: int | None = None
+) -> tuple[Path, int]:
+    """Render the champion's (or ``version``'s) card to ``out_path``; return (path, version)."""
+    from terraops.adapters.registry import ModelRegistry
+    from terraops.adapters.tracking import download_run_json
+
+    registry = ModelRegistry(settings)
+    if version is None:
+        version = registry.get_alias(service.name, "champion")
+        if version is None:
+            raise ModelNotFoundError(
+                f"{service.name} has no champion", hint="promote a version or pass --version N"
+            )
+    info = registry.get_version(service.name, version)
+    fingerprint = download_run_json(settings, info.run_id, "data_fingerprint.json")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(render_model_card(service, info, fingerprint))
+    return out_path, version

@@ -1,0 +1,188 @@
+"""Cross-validated evaluation and fitting of a service's model (generic, no MLflow).
+
+Three CV schemes (random K-fold over cells, spatial block K-fold with an
+optional buffer, leave-one-scene-out) share one fitting routine with
+*missing-value augmentation*: part of each training set is copied with
+optional features set to NaN (half the copies all of them — a legacy request —
+half each one with p = 0.5), so LightGBM learns where missing values go. Only
+training rows are augmented; test rows are scored as they are, and once more
+with the optional features removed (``*_core_only``: what a request that sends
+only the required fields gets).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from terraops.domain import spatial_cv
+from terraops.services.base import ServiceDefinition
+
+Advance = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Arrays:
+    """Example table as arrays, plus what CV needs to know about each row."""
+
+    X: np.ndarray
+    y: np.ndarray
+    optional: np.ndarray  # column indices of optional features
+    names: list[str]
+
+
+def _augment(
+    data: Arrays, rows: np.ndarray, frac: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training rows plus masked copies (optional features → NaN)."""
+    X, y = data.X[rows], data.y[rows]
+    n_extra = round(frac * len(rows))
+    if n_extra == 0 or len(data.optional) == 0:
+        return X, y
+    pick = rng.choice(len(rows), size=n_extra, replace=n_extra > len(rows))
+    extra = X[pick].copy()
+    mask = rng.random((n_extra, len(data.optional))) < 0.5
+    mask[: n_extra // 2] = True  # half the copies look like a legacy request
+    sub = extra[:, data.optional]
+    sub[mask] = np.nan
+    extra[:, data.optional] = sub
+    return np.vstack([X, extra]), np.concatenate([y, y[pick]])
+
+
+def _fit(
+    service: ServiceDefinition,
+    params: Mapping[str, Any],
+    data: Arrays,
+    rows: np.ndarray,
+    frac: float,
+    seed: int,
+) -> Any:
+    X, y = _augment(data, rows, frac, np.random.default_rng(seed))
+    model = service.model_factory(params)
+    model.fit(pd.DataFrame(X, columns=data.names), y)
+    return model
+
+
+def predict(service: ServiceDefinition, model: Any, X: np.ndarray, names: list[str]) -> np.ndarray:
+    frame = pd.DataFrame(X, columns=names)
+    if service.task == "binary":
+        return np.asarray(model.predict_proba(frame)[:, 1], dtype=np.float64)
+    return np.asarray(model.predict(frame), dtype=np.float64)
+
+
+def _out_of_fold(
+    service: ServiceDefinition,
+    params: Mapping[str, Any],
+    data: Arrays,
+    folds: list[spatial_cv.Fold],
+    training: Mapping[str, Any],
+    advance: Advance,
+    label: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold predictions with all features and with only the required ones."""
+    full = np.full(len(data.y), np.nan)
+    core = np.full(len(data.y), np.nan)
+    for k, fold in enumerate(folds):
+        model = _fit(
+            service,
+            params,
+            data,
+            fold.train,
+            training["missing_augment_frac"],
+            training["seed"] + k,
+        )
+        X_test = data.X[fold.test]
+        full[fold.test] = predict(service, model, X_test, data.names)
+        X_core = X_test.copy()
+        X_core[:, data.optional] = np.nan
+        core[fold.test] = predict(service, model, X_core, data.names)
+        advance(f"{label} fold {k + 1}/{len(folds)}")
+    return full, core
+
+
+def suffixed(metrics: Mapping[str, float], suffix: str) -> dict[str, float]:
+    return {f"{k}_{suffix}": float(v) for k, v in metrics.items()}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    metrics: dict[str, float]
+    spatial_prediction: np.ndarray  # out-of-block prediction for every row
+
+
+def evaluate(
+    service: ServiceDefinition,
+    examples: pd.DataFrame,
+    params: Mapping[str, Any],
+    training: Mapping[str, Any],
+    advance: Advance,
+) -> Evaluation:
+    """Random, spatial-block and leave-one-scene-out CV of the service's model."""
+    data = to_arrays(service, examples)
+    x, y, scenes = (examples[c].to_numpy() for c in ("x", "y", "scene"))
+    cells = (
+        examples["scene"].astype(str)
+        + ":"
+        + examples["row"].astype(str)
+        + ":"
+        + examples["col"].astype(str)
+    )
+    n_folds, seed = training["cv_folds"], training["seed"]
+    schemes = {
+        "random_cv": spatial_cv.random_folds(len(examples), n_folds, groups=cells, seed=seed),
+        "spatial_cv": spatial_cv.spatial_block_folds(
+            x,
+            y,
+            scenes=scenes,
+            n_folds=n_folds,
+            block_size_m=training["cv_block_size_m"],
+            buffer_m=training["cv_buffer_m"],
+            seed=seed,
+        ),
+    }
+    if len(set(scenes.tolist())) >= 2:
+        schemes["scene_cv"] = spatial_cv.leave_one_scene_out(scenes)
+    metrics: dict[str, float] = {}
+    spatial_prediction = np.full(len(examples), np.nan)
+    for scheme, folds in schemes.items():
+        full, core = _out_of_fold(service, params, data, folds, training, advance, scheme)
+        metrics |= suffixed(service.metrics(data.y, full), scheme)
+        if scheme == "spatial_cv":
+            metrics |= suffixed(service.metrics(data.y, core), "spatial_cv_core_only")
+            spatial_prediction = full
+    base = service.primary_metric.removesuffix("_spatial_cv")
+    metrics["leakage_gap"] = metrics[f"{base}_spatial_cv"] - metrics[f"{base}_random_cv"]
+    return Evaluation(metrics, spatial_prediction)
+
+
+def fit_final_model(
+    service: ServiceDefinition,
+    examples: pd.DataFrame,
+    params: Mapping[str, Any],
+    training: Mapping[str, Any],
+) -> Any:
+    """The model to register: fitted on every example (with missing-value augmentation)."""
+    data = to_arrays(service, examples)
+    return _fit(
+        service,
+        params,
+        data,
+        np.arange(len(data.y)),
+        training["missing_augment_frac"],
+        training["seed"],
+    )
+
+
+def to_arrays(service: ServiceDefinition, examples: pd.DataFrame) -> Arrays:
+    names = service.feature_names
+    optional = np.array([names.index(n) for n in service.optional_features], dtype=np.int64)
+    return Arrays(
+        examples[names].to_numpy(dtype=np.float64),
+        examples[service.target].to_numpy(dtype=np.float64),
+        optional,
+        names,
+    )

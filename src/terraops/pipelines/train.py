@@ -1,0 +1,398 @@
+"""Train any service: scenes → example table → checks → CV → final model → MLflow.
+
+Generic over :class:`~terraops.services.base.ServiceDefinition`; nothing here
+knows UHI from flood. Every run reports the same families of metrics:
+
+- ``{m}_random_cv``: K-fold over cells (random) — optimistic on gridded data;
+- ``{m}_spatial_cv``: K-fold over square blocks with an optional buffer
+  (Roberts et al. 2017) — the honest number, and the primary metric's family;
+- ``{m}_scene_cv``: leave-one-scene-out (≥ 2 scenes) — transfer to a new city;
+- ``{m}_spatial_cv_core_only``: spatial CV with only the *required* features
+  sent (what a legacy 3-field request costs);
+- ``{m}_train``: in-sample fit of the final model (for spotting under-fit);
+- ``leakage_gap``: spatial − random CV of the primary metric (positive = the
+  random split flatters the model by that much).
+
+The CV and fitting (with missing-value augmentation) live in
+:mod:`terraops.pipelines.evaluation`; this module adds parameters, data
+checks, fingerprints, plots and the MLflow record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from terraops.domain import spatial_cv
+from terraops.domain.metrics import reliability_curve
+from terraops.errors import InvalidInputError
+from terraops.pipelines.evaluation import (
+    Advance,
+    Evaluation,
+    evaluate,
+    fit_final_model,
+    predict,
+    suffixed,
+    to_arrays,
+)
+from terraops.services.base import ServiceDefinition
+from terraops.settings import Settings
+
+#: Training knobs (not model hyper-parameters); overridable with ``--param``.
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "cv_folds": 5,
+    "cv_block_size_m": spatial_cv.DEFAULT_BLOCK_SIZE_M,
+    "cv_buffer_m": 0.0,
+    "missing_augment_frac": 0.5,
+    "seed": 0,
+}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    service: str
+    run_id: str
+    version: int
+    metrics: dict[str, float]
+    data_quality_passed: bool
+    n_rows: int
+    duration_s: float
+
+
+# ----- parameters -----------------------------------------------------------
+def parse_param_pairs(pairs: Sequence[str]) -> dict[str, str]:
+    """``["a=1", "b=x"]`` → ``{"a": "1", "b": "x"}``."""
+    parsed: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInputError(f"bad --param {pair!r}", hint="use --param name=value")
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
+def _coerce(name: str, raw: Any, default: Any) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    try:
+        if isinstance(default, bool):
+            if raw.lower() not in {"true", "false", "1", "0"}:
+                raise ValueError(raw)
+            return raw.lower() in {"true", "1"}
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError:
+        raise InvalidInputError(
+            f"parameter {name}={raw!r} must be of type {type(default).__name__}"
+        ) from None
+    return raw
+
+
+def resolve_params(
+    service: ServiceDefinition, overrides: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model params, training params) = defaults updated by validated overrides."""
+    model = dict(service.default_params)
+    training = dict(TRAINING_DEFAULTS)
+    for name, raw in (overrides or {}).items():
+        if name in model:
+            model[name] = _coerce(name, raw, model[name])
+        elif name in training:
+            training[name] = _coerce(name, raw, training[name])
+        else:
+            known = ", ".join(sorted([*model, *training]))
+            raise InvalidInputError(f"unknown parameter {name!r}", hint=f"known: {known}")
+    if training["cv_folds"] < 2:
+        raise InvalidInputError("cv_folds must be at least 2")
+    if not 0 <= training["missing_augment_frac"] <= 1:
+        raise InvalidInputError("missing_augment_frac must be within [0, 1]")
+    return model, training
+
+
+# ----- data -----------------------------------------------------------------
+def build_example_table(
+    service: ServiceDefinition, scene_dirs: Sequence[Path], cell_size_m: float
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The service's examples from every scene, and the scenes' manifests."""
+    from terraops.adapters.raster_io import read_manifest
+    from terraops.pipelines.scenes import scene_cell_table
+
+    if not scene_dirs:
+        raise InvalidInputError("no scenes given", hint="pass --scenes DIR (one or more)")
+    manifests = [read_manifest(Path(d)) for d in scene_dirs]
+    cells = pd.concat(
+        [scene_cell_table(Path(d), cell_size_m) for d in scene_dirs], ignore_index=True
+    )
+    return service.build_examples(cells), manifests
+
+
+def data_fingerprint(examples: pd.DataFrame, manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    """sha256 of the example table's values and of each scene manifest."""
+    table_hash = hashlib.sha256(
+        pd.util.hash_pandas_object(examples, index=False).to_numpy().tobytes()
+    ).hexdigest()
+    scenes: list[dict[str, Any]] = []
+    for m in manifests:
+        text = json.dumps(m, sort_keys=True, default=str)
+        scenes.append(
+            {
+                "name": m.get("name"),
+                "sha256": hashlib.sha256(text.encode()).hexdigest(),
+                "manifest": m,
+            }
+        )
+    combined = hashlib.sha256(
+        (table_hash + "".join(s["sha256"] for s in scenes)).encode()
+    ).hexdigest()
+    return {
+        "sha256": combined,
+        "table_sha256": table_hash,
+        "n_rows": len(examples),
+        "columns": list(examples.columns),
+        "scenes": scenes,
+    }
+
+
+def feature_schema(service: ServiceDefinition) -> dict[str, Any]:
+    """What a client must send: names, units, ranges, required flags (logged per run)."""
+    return {
+        "service": service.name,
+        "task": service.task,
+        "target": service.target,
+        "target_unit": service.target_unit,
+        "prediction_unit": service.prediction_unit,
+        "features": [
+            {
+                "name": f.name,
+                "unit": f.unit,
+                "description": f.description,
+                "minimum": f.minimum,
+                "maximum": f.maximum,
+                "example": f.example,
+                "required": f.required,
+                "monotone": service.monotone.get(f.name, 0),
+            }
+            for f in service.features
+        ],
+    }
+
+
+def _plots(
+    service: ServiceDefinition,
+    examples: pd.DataFrame,
+    evaluation: Evaluation,
+    model: Any,
+    out: Path,
+) -> list[Path]:
+    from terraops.adapters import plots
+
+    observed = examples[service.target].to_numpy(dtype=np.float64)
+    predicted = evaluation.spatial_prediction
+    residual = pd.DataFrame(
+        {
+            "scene": examples["scene"].astype(str),
+            "x": examples["x"],
+            "y": examples["y"],
+            "r": predicted - observed,
+        }
+    )
+    per_cell = residual.groupby(["scene", "x", "y"], sort=False, as_index=False)["r"].mean()
+    files = [
+        plots.residual_maps(
+            per_cell["x"].to_numpy(),
+            per_cell["y"].to_numpy(),
+            per_cell["r"].to_numpy(),
+            per_cell["scene"].to_numpy(),
+            out / "residual_map.png",
+            unit=service.target_unit,
+        ),
+        plots.feature_importance(
+            service.feature_names,
+            model.booster_.feature_importance(importance_type="gain"),
+            out / "feature_importance.png",
+        ),
+    ]
+    if service.task == "binary":
+        files.append(
+            plots.reliability_diagram(
+                reliability_curve(observed, predicted),
+                out / "reliability.png",
+                title=f"{service.title}: spatial-CV reliability",
+            )
+        )
+    else:
+        files.append(
+            plots.predicted_vs_observed(
+                observed,
+                predicted,
+                out / "predicted_vs_observed.png",
+                unit=service.target_unit,
+                title=f"{service.title}: spatial CV",
+            )
+        )
+    return files
+
+
+def _progress(enabled: bool, total: int) -> tuple[Any, Advance]:
+    """A rich progress bar on stderr (or a no-op) and the callback that advances it."""
+    from contextlib import nullcontext
+
+    if not enabled:
+        return nullcontext(), lambda _label: None
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = progress.add_task("training", total=total)
+
+    def advance(label: str) -> None:
+        progress.update(task, advance=1, description=label)
+
+    return progress, advance
+
+
+def train_service(
+    settings: Settings,
+    service: ServiceDefinition,
+    scene_dirs: Sequence[Path],
+    params: Mapping[str, Any] | None = None,
+    *,
+    cell_size_m: float | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train, evaluate, log and register one version; make it the ``challenger``.
+
+    A table that fails the data-quality checks is still trained and logged (the
+    record matters) but tagged ``terraops.data_quality=failed``, its run marked
+    FAILED and the challenger alias left alone; promotion gates refuse it.
+    """
+    import mlflow
+
+    from terraops.adapters import tracking
+    from terraops.adapters.registry import ModelRegistry
+    from terraops.pipelines.lifecycle import assign_alias
+
+    started = time.perf_counter()
+    model_params, training = resolve_params(service, params)
+    cell_size = float(cell_size_m or settings.cell_size_m)
+    n_scenes = len(scene_dirs)
+    total = 2 * training["cv_folds"] + (n_scenes if n_scenes >= 2 else 0) + 3
+    bar, advance = _progress(progress, total)
+    with bar:
+        examples, manifests = build_example_table(service, scene_dirs, cell_size)
+        quality = service.check_examples(examples)
+        examples = examples[examples[service.target].notna()].reset_index(drop=True)
+        fingerprint = data_fingerprint(examples, manifests)
+        advance("example table")
+        evaluation = evaluate(service, examples, model_params, training, advance)
+        model = fit_final_model(service, examples, model_params, training)
+        data = to_arrays(service, examples)
+        metrics = {
+            **evaluation.metrics,
+            **suffixed(
+                service.metrics(data.y, predict(service, model, data.X, data.names)), "train"
+            ),
+        }
+        advance("final model")
+        experiment_id = tracking.configure(settings, service.name)
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"{service.name}-train") as run:
+            run_id = run.info.run_id
+            version = _log_run(
+                settings,
+                service,
+                examples,
+                evaluation,
+                model,
+                metrics,
+                {
+                    **model_params,
+                    **training,
+                    "cell_size_m": cell_size,
+                    "n_rows": len(examples),
+                    "n_scenes": n_scenes,
+                },
+                quality,
+                fingerprint,
+                run_id,
+            )
+            if not quality["passed"]:
+                mlflow.end_run(status="FAILED")
+        advance("logged to MLflow")
+    if quality["passed"]:
+        registry = ModelRegistry(settings)
+        assign_alias(
+            settings,
+            registry,
+            service.name,
+            "challenger",
+            version,
+            reason=f"trained by run {run_id}",
+        )
+    duration = time.perf_counter() - started
+    return TrainResult(
+        service.name, run_id, version, metrics, bool(quality["passed"]), len(examples), duration
+    )
+
+
+def _log_run(
+    settings: Settings,
+    service: ServiceDefinition,
+    examples: pd.DataFrame,
+    evaluation: Evaluation,
+    model: Any,
+    metrics: dict[str, float],
+    params: dict[str, Any],
+    quality: dict[str, Any],
+    fingerprint: dict[str, Any],
+    run_id: str,
+) -> int:
+    """Everything a run records; returns the registered version."""
+    import mlflow
+
+    from terraops.adapters import tracking
+
+    scenes = [str(s.get("name")) for s in fingerprint["scenes"]]
+    mlflow.set_tags(
+        {
+            "terraops.service": service.name,
+            "terraops.data_fingerprint": fingerprint["sha256"],
+            "terraops.data_quality": "passed" if quality["passed"] else "failed",
+            "terraops.scenes": ",".join(scenes),
+        }
+    )
+    mlflow.log_params(params)
+    mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+    tracking.log_json(quality, "data_quality.json")
+    tracking.log_json(fingerprint, "data_fingerprint.json")
+    tracking.log_json(feature_schema(service), "feature_schema.json")
+    with tempfile.TemporaryDirectory() as tmp:
+        tracking.log_files(_plots(service, examples, evaluation, model, Path(tmp)), "plots")
+    meta = {
+        "service": service.name,
+        "task": service.task,
+        "feature_names": service.feature_names,
+        "required_features": service.required_features,
+        "target": service.target,
+        "prediction_unit": service.prediction_unit,
+        "run_id": run_id,
+        "data_fingerprint": fingerprint["sha256"],
+    }
+    _, version = tracking.log_service_model(model.booster_, service, meta)
+    return version

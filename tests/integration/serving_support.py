@@ -1,0 +1,105 @@
+"""Helpers for tests that start real processes (servers) on loopback ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from terraops.settings import Settings
+
+LEGACY_BODY = {"ndvi": 0.5, "building_density": 0.7, "water_distance": 1000}
+
+
+@dataclass(frozen=True)
+class TrainedHome:
+    """The session's trained template home (see conftest ``trained_home``)."""
+
+    path: Path
+    uhi_versions: tuple[int, ...]
+    flood_versions: tuple[int, ...]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment that makes a child process build the same settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TERRAOPS_")}
+    env.update(
+        TERRAOPS_HOME=str(settings.home_dir),
+        TERRAOPS_USER=settings.actor,
+        TERRAOPS_POLL_INTERVAL_S=str(settings.poll_interval_s),
+        TERRAOPS_REGISTRY_TIMEOUT_S=str(settings.registry_timeout_s),
+        TERRAOPS_SERVICES=json.dumps(settings.services),
+        PYTHONUNBUFFERED="1",
+    )
+    if settings.mlflow_tracking_uri:
+        env["TERRAOPS_MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri
+    env.update(extra)
+    return env
+
+
+@dataclass
+class RunningProcess:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the process group this test started (server + its workers)."""
+        if self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, sig)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+
+
+def wait_until(
+    check: Callable[[], bool], timeout: float, what: str, proc: RunningProcess | None = None
+) -> float:
+    """Poll ``check`` until true; return the seconds it took."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            if check():
+                return time.monotonic() - start
+        except httpx.HTTPError:
+            pass
+        if proc is not None and proc.process.poll() is not None:
+            pytest.fail(f"{what}: process exited\n{proc.log.read_text()[-3000:]}")
+        time.sleep(0.05)
+    log = proc.log.read_text()[-3000:] if proc else ""
+    pytest.fail(f"timed out after {timeout}s waiting for {what}\n{log}")
+
+
+def predict_uhi(client: httpx.Client, url: str) -> Any:
+    return client.post(
+        f"{url}/v1/uhi/predict",
+        json=LEGACY_BODY,
+    )
+
+
+def report(name: str, figures: dict[str, Any]) -> None:
+    """Print measured figures and keep them in $TERRAOPS_TEST_REPORT_DIR when set."""
+    print(f"\n[{name}] " + json.dumps(figures))
+    folder = os.environ.get("TERRAOPS_TEST_REPORT_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / f"{name}.json").write_text(json.dumps(figures, indent=2))
