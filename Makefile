@@ -43,8 +43,8 @@ train: scenes ## Train and register both services (new versions get alias 'chall
 	$(BIN)/terraops train flood --scenes $(SCENES)/city*
 
 promote: install ## Promote the latest challenger of each service to champion
-	$(BIN)/terraops promote uhi --latest-challenger --reason "make promote"
-	$(BIN)/terraops promote flood --latest-challenger --reason "make promote"
+	$(BIN)/terraops promote uhi --challenger --reason "make promote"
+	$(BIN)/terraops promote flood --challenger --reason "make promote"
 
 serve: install ## Serve the API (and docs) on $(HOST):$(PORT)
 	OMP_NUM_THREADS=1 $(BIN)/terraops serve --host $(HOST) --port $(PORT) --workers $(WORKERS)

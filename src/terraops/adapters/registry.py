@@ -20,7 +20,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -161,10 +161,22 @@ class ModelRegistry:
         )
 
     def list_versions(self, service: str) -> list[ModelVersionInfo]:
-        """Every version of the service's registered model, oldest first ([] if none)."""
+        """Every version of the service's registered model, oldest first ([] if none).
+
+        MLflow's version search leaves ``aliases`` empty on SQL stores, so the
+        aliases come from the registered model itself.
+        """
         with self._call(f"list versions of {service}"):
             found = self._client.search_model_versions(f"name = '{service}'")
-            versions = [self._info(mv) for mv in found]
+            if not found:
+                return []
+            by_version: dict[int, list[str]] = {}
+            for alias, version in self._client.get_registered_model(service).aliases.items():
+                by_version.setdefault(int(version), []).append(alias)
+            versions = [
+                replace(info, aliases=sorted({*info.aliases, *by_version.get(info.version, [])}))
+                for info in map(self._info, found)
+            ]
         return sorted(versions, key=lambda v: v.version)
 
     def get_version(self, service: str, version: int) -> ModelVersionInfo:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from terraops.cli.common import console, get_settings, handle_errors, out, print_json
-from terraops.domain.promotion import HistoryEntry
-from terraops.pipelines import lifecycle
+from terraops.errors import InvalidInputError, ModelNotFoundError
+
+if TYPE_CHECKING:
+    from terraops.domain.promotion import HistoryEntry
 
 models_app = typer.Typer(help="Registered model versions and their alias history.")
 
@@ -32,20 +34,45 @@ def _describe(entry: HistoryEntry) -> str:
 
 def promote(
     service: ServiceArg,
-    version: Annotated[int, typer.Option("--version", "-v", min=1, help="Version to promote.")],
+    version: Annotated[
+        int | None, typer.Option("--version", "-v", min=1, help="Version to promote.")
+    ] = None,
+    challenger: Annotated[
+        bool, typer.Option("--challenger", help="Promote the version aliased 'challenger'.")
+    ] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Override data-quality/metric gates (recorded).")
     ] = False,
     reason: ReasonOpt = None,
 ) -> None:
-    """Make VERSION the champion of SERVICE if it passes the promotion gates."""
+    """Make VERSION (or the current challenger) the champion of SERVICE if it passes the gates."""
+    from terraops.pipelines import lifecycle
+
     with handle_errors():
+        registry = _registry()
+        version = _version_to_promote(registry, service, version, challenger)
         outcome = lifecycle.promote(
-            get_settings(), _registry(), service, version, reason=reason, force=force
+            get_settings(), registry, service, version, reason=reason, force=force
         )
     for overridden in outcome.decision.overridden:
         console.print(f"[yellow]forced past:[/] {overridden}")
     console.print(f"[green]promoted[/] {_describe(outcome.entry)}")
+
+
+def _version_to_promote(registry: Any, service: str, version: int | None, challenger: bool) -> int:
+    if (version is None) == (not challenger):
+        raise InvalidInputError(
+            "give exactly one of --version N and --challenger",
+            hint="`terraops models list SERVICE` shows versions and aliases",
+        )
+    if version is not None:
+        return version
+    found = registry.get_alias(service, "challenger")
+    if found is None:
+        raise ModelNotFoundError(
+            f"{service} has no challenger", hint=f"train one: `terraops train {service} ...`"
+        )
+    return int(found)
 
 
 def rollback(
@@ -56,6 +83,8 @@ def rollback(
     reason: ReasonOpt = None,
 ) -> None:
     """Restore the previous champion of SERVICE (from the alias history)."""
+    from terraops.pipelines import lifecycle
+
     with handle_errors():
         entry = lifecycle.rollback(get_settings(), _registry(), service, to, reason=reason)
     console.print(f"[green]rolled back[/] {_describe(entry)}")
@@ -70,12 +99,10 @@ def list_models(service: ServiceArg, as_json: JsonOpt = False) -> None:
         definition = get_service(service)
         registry = _registry()
         versions = registry.list_versions(service)
-        # MLflow's version search leaves ``aliases`` empty on SQL stores: ask directly.
-        pointing = {a: registry.get_alias(service, a) for a in lifecycle.TRACKED_ALIASES}
     rows = [
         {
             "version": v.version,
-            "aliases": sorted({*v.aliases, *(a for a, n in pointing.items() if n == v.version)}),
+            "aliases": v.aliases,
             definition.primary_metric: v.metrics.get(definition.primary_metric),
             "data_quality": v.tags.get("terraops.data_quality"),
             "run_id": v.run_id,
@@ -104,6 +131,8 @@ def list_models(service: ServiceArg, as_json: JsonOpt = False) -> None:
 @models_app.command("history")
 def show_history(service: ServiceArg, as_json: JsonOpt = False) -> None:
     """Alias history of SERVICE, newest first: who, when, from, to, why."""
+    from terraops.pipelines import lifecycle
+
     with handle_errors():
         entries = lifecycle.history(get_settings(), service)
     if as_json:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from terraops.cli.common import console, handle_errors, print_json
-from terraops.domain.scene import MORPHOLOGIES
+from terraops.domain.scene.spec import MORPHOLOGIES
 
 
 def generate(

@@ -22,16 +22,15 @@ from terraops.adapters import raster_io
 from terraops.domain import features
 from terraops.domain.hydrology import DESIGN_STORMS_MM, RiverInflow, build_flood_model
 from terraops.domain.landcover import LANDCOVER_LEGEND, classify_spectral
-from terraops.domain.scene import (
-    BANDS,
-    GENERATOR_VERSION,
+from terraops.domain.scene.generator import (
     REFLECTANCE_NODATA,
     REFLECTANCE_SCALE,
     GeneratedScene,
-    SceneSpec,
     generate,
     physics_block,
 )
+from terraops.domain.scene.spec import GENERATOR_VERSION, SceneSpec
+from terraops.domain.scene.spectra import BANDS
 from terraops.errors import InvalidInputError
 
 log = logging.getLogger(__name__)

@@ -3,26 +3,9 @@
 ``spec`` (what to make) → ``terrain`` (DEM, river, sea) → ``layout`` (land
 cover, buildings, trees) → ``spectra`` (imagery) → ``lst`` (temperature) and
 :mod:`terraops.domain.hydrology` (flood depth); ``generator`` ties them up.
+
+
+Import the parts from their modules (``terraops.domain.scene.generator`` …):
+this package file stays empty so that light users (the CLI's option list
+needs only ``spec.MORPHOLOGIES``) do not pay for scipy at start-up.
 """
-
-from terraops.domain.scene.generator import (
-    REFLECTANCE_NODATA,
-    REFLECTANCE_SCALE,
-    GeneratedScene,
-    generate,
-    physics_block,
-)
-from terraops.domain.scene.spec import GENERATOR_VERSION, MORPHOLOGIES, SceneSpec
-from terraops.domain.scene.spectra import BANDS
-
-__all__ = [
-    "BANDS",
-    "GENERATOR_VERSION",
-    "MORPHOLOGIES",
-    "REFLECTANCE_NODATA",
-    "REFLECTANCE_SCALE",
-    "GeneratedScene",
-    "SceneSpec",
-    "generate",
-    "physics_block",
-]
