@@ -15,7 +15,7 @@ DEMO_SEEDS  ?= 1:dense 2:sprawl 3:coastal
 DEMO_SIZE   ?= 1024
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps check-env demo scenes train promote serve smoke test test-fast lint format bench clean
+.PHONY: install system-deps check-env demo scenes train promote cards serve smoke test test-fast lint format bench clean
 
 install: $(STAMP) system-deps ## Create/refresh .venv and install pinned dependencies
 
@@ -52,9 +52,11 @@ serve: install ## Serve the API (and docs) on $(HOST):$(PORT)
 smoke: install ## Ask a running server for a prediction (make serve in another shell)
 	$(BIN)/python scripts/smoke.py --url http://$(HOST):$(PORT)
 
-demo: train promote ## Build everything on the embedded defaults and serve
+cards: install ## Model cards of the champions, numbers read from MLflow
 	$(BIN)/terraops card uhi --out docs/model_cards/uhi.md
 	$(BIN)/terraops card flood --out docs/model_cards/flood.md
+
+demo: train promote cards ## Build everything on the embedded defaults and serve
 	@echo "serving on http://$(HOST):$(PORT)/docs"
 	$(MAKE) serve
 

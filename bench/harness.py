@@ -58,12 +58,21 @@ def running_server(
             time.sleep(0.3)
         yield proc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        stop_group(proc)
+
+
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server's process group (workers included), SIGKILL if it lingers."""
+    for sig, wait_s in ((signal.SIGTERM, 15.0), (signal.SIGKILL, None)):
         try:
-            proc.wait(timeout=15)
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait_s)
+            return
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            continue
 
 
 def wrk(url: str, body: str, *, connections: int, threads: int, seconds: float) -> dict[str, float]:

@@ -51,7 +51,8 @@ def _run(cmd: list[str], env: dict[str, str]) -> str:
 
 def prepare_home(home: Path, size: int) -> dict[str, str]:
     """Two scenes → train UHI → promote version 1 (skipped when already there)."""
-    env = {"TERRAOPS_HOME": str(home)}
+    # Only UHI is trained here; /readyz waits for every configured service.
+    env = {"TERRAOPS_HOME": str(home), "TERRAOPS_SERVICES": '["uhi"]'}
     scenes = []
     for seed, morphology in ((1, "dense"), (2, "sprawl")):
         out = home / "scenes" / f"city{seed}"
@@ -91,15 +92,23 @@ def prepare_home(home: Path, size: int) -> dict[str, str]:
     return env
 
 
-def full_instance() -> dict[str, float]:
-    """One request with every UHI feature (mlflow serve requires all columns)."""
+def full_instance(home: Path) -> dict[str, float]:
+    """One request with every feature of the UHI champion (mlflow serve requires all)."""
+    from terraops.adapters.model_bundle import load_predictor
+    from terraops.adapters.registry import ModelRegistry
     from terraops.services import get_service
+    from terraops.settings import Settings
 
-    return {f.name: float(f.example) for f in get_service("uhi").features}
+    registry = ModelRegistry(Settings(home=home))
+    version = registry.get_alias("uhi", "champion")
+    assert version is not None, "no UHI champion in the benchmark home"
+    names = load_predictor(registry.fetch_model("uhi", version)).feature_names
+    service = get_service("uhi")
+    return {name: float(service.feature(name).example) for name in names}
 
 
 def api_benchmark(home: Path, env: dict[str, str], rounds: int, seconds: float) -> dict:
-    instance = full_instance()
+    instance = full_instance(home)
     bodies = {
         "terraops": json.dumps(instance),
         "mlflow models serve": json.dumps({"dataframe_records": [instance]}),
@@ -160,7 +169,11 @@ def api_benchmark(home: Path, env: dict[str, str], rounds: int, seconds: float) 
             f"http://127.0.0.1:{ports['FastAPI echo']}/echo",
         ),
     }
-    tracking = {"MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}"}
+    # mlflow models serve execs `uvicorn` from PATH: make it this venv's.
+    tracking = {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     from contextlib import ExitStack
 
     c1: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
@@ -208,9 +221,9 @@ def in_process_costs(home: Path) -> dict[str, float]:
     assert version is not None
     predictor = load_predictor(registry.fetch_model("uhi", version))
     model_cls = features_model(service)
-    instance = full_instance()
+    instance = full_instance(home)
     body = json.dumps(instance)
-    names = service.feature_names
+    names = predictor.feature_names
     parsed = model_cls.model_validate_json(body)
     row = np.array([[getattr(parsed, n) for n in names]], dtype=np.float64)
     mlflow.set_tracking_uri(settings.tracking_uri)

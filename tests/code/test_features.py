@@ -79,6 +79,55 @@ def test_feature_table_fractions_distances_and_dropped_nodata() -> None:
     assert table["elevation"].isna().all()  # no DEM given
     assert list(table.columns[:4]) == ["row", "col", "x", "y"]
     assert set(ft.CELL_FEATURES) <= set(table.columns)
+    # Neighbourhood composition: 10 m cells, so the whole 40 m tile is "nearby".
+    assert first["imperviousness_500m"] < first["imperviousness"]
+    far_corner = table.query("row == 3 and col == 2").iloc[0]
+    assert 0 < far_corner["imperviousness_500m"] < first["imperviousness_500m"]
+    assert table["tree_cover_200m"].between(0, 1).all()
+
+
+def test_focal_mean_keeps_a_uniform_field_uniform_up_to_edges_and_holes() -> None:
+    field = np.full((30, 40), 0.7)
+    valid = np.ones(field.shape)
+    valid[10:14, 5:9] = 0  # a no-data hole whose (garbage) values must not vote
+    field[10:14, 5:9] = 99.0
+    smoothed = ft.focal_mean(field, valid, sigma_cells=7.5, radius_cells=25.0)
+    np.testing.assert_allclose(smoothed, 0.7, rtol=1e-12)
+    # Zero padding without normalisation would pull the corner down to ~1/4.
+    assert smoothed[0, 0] == pytest.approx(0.7)
+
+
+def test_focal_mean_spreads_a_block_with_the_gaussian_scale() -> None:
+    field = np.zeros((41, 41))
+    field[20, 20] = 1.0
+    smoothed = ft.focal_mean(field, np.ones(field.shape), sigma_cells=3.0, radius_cells=10.0)
+    assert smoothed[20, 20] == smoothed.max() < 1.0
+    # Gaussian falloff: one σ away is exp(-1/2) of the centre; past the radius nothing.
+    assert smoothed[20, 23] / smoothed[20, 20] == pytest.approx(np.exp(-0.5), rel=1e-6)
+    assert smoothed[20, 31] == 0.0
+    assert smoothed.sum() == pytest.approx(1.0, rel=1e-3)
+
+
+def test_focal_mean_without_any_valid_cell_is_nan() -> None:
+    smoothed = ft.focal_mean(np.ones((5, 5)), np.zeros((5, 5)), 2.0, 6.0)
+    assert np.isnan(smoothed).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=arrays(np.float64, (9, 11), elements=st.floats(-1, 1)),
+    valid=arrays(bool, (9, 11)),
+    sigma=st.floats(0.3, 6.0),
+)
+def test_focal_mean_stays_within_the_valid_inputs(
+    values: np.ndarray, valid: np.ndarray, sigma: float
+) -> None:
+    valid[4, 5] = True
+    smoothed = ft.focal_mean(values, valid.astype(float), sigma, 3.3 * sigma)
+    lo, hi = values[valid].min(), values[valid].max()
+    finite = np.isfinite(smoothed)
+    assert finite[valid].all()  # every valid cell is its own neighbour
+    assert (smoothed[finite] >= lo).all() and (smoothed[finite] <= hi).all()
 
 
 def test_spectral_classification_finds_water_vegetation_and_built() -> None:
@@ -132,6 +181,8 @@ def test_bring_your_own_geotiff_in_utm(tmp_path: Path, caplog: pytest.LogCapture
     assert west["building_density"].min() == 1.0 and west["ndbi"].min() > 0
     assert table.query("col > 8")["water_fraction"].min() > 0.9
     assert table["scene"].unique().tolist() == ["mine"]
+    assert set(ft.CELL_FEATURES) <= set(table.columns)  # same columns as a scene's table
+    assert west["imperviousness_500m"].between(0.3, 1).all()
 
 
 def test_bring_your_own_geotiff_in_lat_lon_is_warped_to_utm(tmp_path: Path) -> None:

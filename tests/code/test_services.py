@@ -19,7 +19,8 @@ from terraops.services.flood import FLOODED_FRACTION, storm_depths
 CELL_FEATURES = {
     "ndvi", "ndbi", "albedo", "building_density", "tree_cover", "imperviousness",
     "water_fraction", "water_distance", "elevation", "hand", "slope", "river_distance",
-    "upstream_area", "curve_number",
+    "upstream_area", "curve_number", "imperviousness_500m", "tree_cover_200m",
+    "reference_temperature",
 }  # fmt: skip
 
 
@@ -58,6 +59,16 @@ def test_uhi_keeps_the_legacy_request_shape() -> None:
     assert uhi.required_features == ["ndvi", "building_density", "water_distance"]
     assert uhi.target == "lst" and uhi.task == "regression"
     assert uhi.monotone["ndvi"] == -1
+
+
+def test_uhi_neighbourhood_features_are_optional_with_physical_signs() -> None:
+    uhi = get_service("uhi")
+    assert {"imperviousness_500m", "tree_cover_200m"} <= set(uhi.optional_features)
+    assert uhi.monotone["imperviousness_500m"] == 1  # a sealed neighbourhood never cools
+    assert uhi.monotone["tree_cover_200m"] == -1  # nearby trees never warm
+    for name in ("imperviousness_500m", "tree_cover_200m"):
+        spec = uhi.feature(name)
+        assert (spec.minimum, spec.maximum, spec.unit) == (0.0, 1.0, "fraction")
 
 
 @pytest.mark.parametrize("name", ["uhi", "flood"])

@@ -10,7 +10,7 @@ import pytest
 import rasterio
 
 from terraops.adapters.raster_io import read_manifest, read_scene_layers
-from terraops.domain.features import CELL_FEATURES
+from terraops.domain.features import CELL_FEATURES, CONTEXT_FEATURES
 from terraops.domain.hydrology import DESIGN_STORMS_MM
 from terraops.domain.landcover import LandCover
 from terraops.pipelines.scenes import generate_scene, scene_cell_table
@@ -89,7 +89,13 @@ def test_river_valley_is_lower_than_its_surroundings(tiny_scenes: list[Path]) ->
 def test_cell_table_has_the_contract_columns_and_ranges(tables: list[pd.DataFrame]) -> None:
     for table in tables:
         storms = [f"flood_{k}_p{p}" for p in DESIGN_STORMS_MM for k in ("depth", "frac")]
-        expected = ["scene", "row", "col", "x", "y", *CELL_FEATURES, "lst", "flood_depth", *storms]
+        expected = [
+            *("scene", "row", "col", "x", "y"),
+            *CELL_FEATURES,
+            *CONTEXT_FEATURES,
+            *("lst", "flood_depth"),
+            *storms,
+        ]
         assert set(expected) <= set(table.columns)
         assert table["scene"].nunique() == 1
         assert len(table) == (256 * 4 // 20) ** 2
@@ -100,6 +106,8 @@ def test_cell_table_has_the_contract_columns_and_ranges(tables: list[pd.DataFram
             "tree_cover",
             "imperviousness",
             "water_fraction",
+            "imperviousness_500m",
+            "tree_cover_200m",
             *[f"flood_frac_p{p}" for p in DESIGN_STORMS_MM],
         ):
             assert table[col].between(0, 1).all(), col
@@ -111,6 +119,16 @@ def test_cell_table_has_the_contract_columns_and_ranges(tables: list[pd.DataFram
         assert table["flood_depth"].between(0, 10).all()
         # The scene's own storm is one of the design storms: same model, same depths.
         np.testing.assert_allclose(table["flood_depth"], table["flood_depth_p50"], atol=1e-6)
+
+
+def test_neighbourhood_features_smooth_their_cell_values(tables: list[pd.DataFrame]) -> None:
+    pairs = (("imperviousness", "imperviousness_500m"), ("tree_cover", "tree_cover_200m"))
+    for table in tables:
+        for cell, hood in pairs:
+            # A local mean: about the same average, much less spread, still correlated.
+            assert table[hood].mean() == pytest.approx(table[cell].mean(), abs=0.05), hood
+            assert table[hood].std() < 0.7 * table[cell].std(), hood
+            assert table[hood].corr(table[cell]) > 0.2, hood
 
 
 def test_cell_table_is_cached(tiny_scenes: list[Path], tables: list[pd.DataFrame]) -> None:

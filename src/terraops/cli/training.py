@@ -42,7 +42,12 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     def train(
         service: str = typer.Argument(..., help="Service to train (uhi, flood)."),
-        scenes: list[Path] = typer.Option(..., "--scenes", help="Scene folder(s); repeatable."),
+        scenes: list[Path] = typer.Option(
+            ..., "--scenes", help="Scene folder(s): --scenes A B C (or repeat --scenes)."
+        ),
+        more_scenes: list[Path] | None = typer.Argument(
+            None, hidden=True, help="Further scene folders after --scenes A."
+        ),
         param: list[str] = typer.Option([], "--param", help="Override: name=value; repeatable."),
         cell_size: float | None = typer.Option(None, "--cell-size", help="Cell size (m)."),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -58,7 +63,7 @@ def register(app: typer.Typer) -> None:
             result = train_service(
                 settings,
                 definition,
-                scenes,
+                [*scenes, *(more_scenes or [])],
                 parse_param_pairs(param),
                 cell_size_m=cell_size,
                 progress=not no_progress and not as_json,

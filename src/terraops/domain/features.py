@@ -4,9 +4,10 @@ batch prediction and serving.
 Pixels are grouped into square cells of ``cell_size_m`` (default 20 m, about
 a Sentinel-2 SWIR pixel and the scale at which planners think about a
 street or a courtyard). Each cell gets spectral indices, land-cover
-fractions, distances and terrain/hydrology descriptors; see
-:data:`CELL_FEATURES` for names and units. Cells that contain any no-data
-pixel are dropped rather than guessed.
+fractions, distances and terrain/hydrology descriptors, plus the
+*neighbourhood* (focal) composition around it; see :data:`CELL_FEATURES` for
+names and units. Cells that contain any no-data pixel are dropped rather than
+guessed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from terraops.domain.landcover import (
     curve_number_map,
 )
 
-FEATURES_VERSION = "1"
+FEATURES_VERSION = "3"
 """Bumped whenever the same layers would give different cell features (cache key)."""
 
 REFLECTANCE_BANDS: tuple[str, ...] = ("red", "green", "blue", "nir", "swir")
@@ -44,7 +45,21 @@ CELL_FEATURES: tuple[str, ...] = (
     "river_distance",
     "upstream_area",
     "curve_number",
+    "imperviousness_500m",
+    "tree_cover_200m",
 )
+
+CONTEXT_FEATURES: tuple[str, ...] = ("reference_temperature",)
+"""Scene-level context, the same for every cell of a scene.
+
+``reference_temperature`` is the day's rural background land-surface
+temperature (°C). Surface UHI is defined relative to it (Peng et al. 2012:
+urban minus rural LST), and it varies by several K between days and climates,
+which no land-cover feature can see: without it, a model trained on some days
+can only guess another day's level. It is NaN where unknown (a user's GeoTIFF);
+the models treat it as optional.
+"""
+
 WATER_DISTANCE_NONE_M = 10_000.0
 """Distance reported when a scene has no water at all (and the cap for all distances)."""
 
@@ -213,6 +228,79 @@ def flood_cell_targets(grid: CellGrid, depth: np.ndarray) -> tuple[np.ndarray, n
     return cell_mean(grid, depth), cell_mean(grid, depth >= FLOOD_FRACTION_MIN_DEPTH_M)
 
 
+@dataclass(frozen=True)
+class Neighbourhood:
+    """A gaussian neighbourhood of a cell: weights fall off with ``sigma_m`` and stop at
+    ``radius_m`` (≈ 3.3 σ, where the weight is down to 0.4 % of the centre's)."""
+
+    source: str
+    sigma_m: float
+    radius_m: float
+
+
+#: Focal features (name → the cell feature averaged and its neighbourhood).
+#: The UHI literature describes LST by land-cover composition in 100–500 m
+#: buffers: the surface heat island grows with the sealed share of the
+#: surroundings (Peng et al. 2012, Environ. Sci. Technol. 46:696–703), and
+#: parks and tree canopy cool their neighbourhood over ~50–200 m (Schwaab et
+#: al. 2021, Nat. Commun. 12:6763). The scales match the scene physics
+#: (:mod:`terraops.domain.scene.lst`: σ = 150 m for imperviousness, 60 m for
+#: trees), so what the model sees is what makes LST. A neighbourhood NDVI was
+#: tried and left out: open water has negative NDVI yet cools, so "less green
+#: surroundings" near a river or the sea meant *cooler*, and it made
+#: leave-one-scene-out error worse.
+NEIGHBOURHOODS: dict[str, Neighbourhood] = {
+    "imperviousness_500m": Neighbourhood("imperviousness", sigma_m=150.0, radius_m=500.0),
+    "tree_cover_200m": Neighbourhood("tree_cover", sigma_m=60.0, radius_m=200.0),
+}
+
+
+def focal_mean(
+    values: np.ndarray, weights: np.ndarray, sigma_cells: float, radius_cells: float
+) -> np.ndarray:
+    """Gaussian-weighted neighbourhood mean that ignores cells of weight 0.
+
+    Normalised convolution (Knutsson & Westin 1993): ``G∗(w·v) / G∗w``. Cells
+    outside the raster and no-data cells (weight 0, or a non-finite value)
+    simply do not vote, so a scene edge or a hole does not pull the mean
+    towards zero — a uniform field stays uniform right up to the edge. The
+    result is a convex combination of the valid inputs; it is clipped to
+    their [min, max] so rounding cannot push a fraction past 1. Cells with no
+    valid neighbour at all are NaN.
+    """
+    w = np.where(np.isfinite(values), np.clip(weights, 0.0, None), 0.0).astype(np.float64)
+    if not (w > 0).any():
+        return np.full(values.shape, np.nan)
+    v = np.where(w > 0, values, 0.0).astype(np.float64)
+    truncate = max(radius_cells, 1e-9) / sigma_cells
+
+    def smooth(a: np.ndarray) -> np.ndarray:
+        return np.asarray(
+            ndimage.gaussian_filter(a, sigma_cells, mode="constant", cval=0.0, truncate=truncate)
+        )
+
+    weight_sum = smooth(w)
+    valid_sum = np.where(weight_sum > 1e-12, weight_sum, np.nan)
+    mean = smooth(v * w) / valid_sum
+    lo, hi = float(v[w > 0].min()), float(v[w > 0].max())
+    return np.clip(mean, lo, hi)
+
+
+def neighbourhood_cell_features(
+    grid: CellGrid, cell_features: Mapping[str, np.ndarray], valid_cells: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The :data:`NEIGHBOURHOODS` features of every cell, from the valid cells' values."""
+    return {
+        name: focal_mean(
+            cell_features[hood.source],
+            valid_cells.astype(np.float64),
+            hood.sigma_m / grid.cell_size,
+            hood.radius_m / grid.cell_size,
+        )
+        for name, hood in NEIGHBOURHOODS.items()
+    }
+
+
 def complete_cells(grid: CellGrid, valid: np.ndarray) -> np.ndarray:
     """Cells whose every pixel is valid (the others are dropped)."""
     return np.asarray(grid.blocks(valid).all(axis=(1, 3)))
@@ -240,6 +328,7 @@ def cell_feature_table(
     grid = cell_grid(landcover.shape, resolution, cell_size_m)
     keep = complete_cells(grid, valid_pixels(bands, landcover))
     feats = spectral_cell_features(grid, bands, landcover)
+    feats.update(neighbourhood_cell_features(grid, feats, keep))
     terrain_names = ("elevation", "hand", "slope", "river_distance", "upstream_area")
     if dem is not None and hand is not None and drainage is not None and upstream_km2 is not None:
         feats.update(terrain_cell_features(grid, dem, hand, drainage, upstream_km2))

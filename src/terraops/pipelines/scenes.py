@@ -208,6 +208,7 @@ def _build_cell_table(
         upstream_km2=flood.upstream_km2,
     )
     table.insert(0, "scene", str(manifest["name"]))
+    table["reference_temperature"] = float(manifest["physics"]["lst_reference_c"])
     table["lst"] = features.cell_mean(grid, layers["lst"])[keep]
     table["flood_depth"] = features.cell_mean(grid, layers["flood_depth"])[keep]
     for storm in DESIGN_STORMS_MM:
@@ -244,4 +245,5 @@ def geotiff_cell_table(
         origin=image.origin,
     )
     table.insert(0, "scene", Path(path).stem)
+    table["reference_temperature"] = np.nan  # unknown for a user's image
     return table
