@@ -102,9 +102,10 @@ def create_app(
     app.state.holders = holders
     app.state.watcher = watcher
     install_error_handlers(app, {name: h.definition for name, h in holders.items()})
-    app.include_router(ops_router(holders, watcher))
+    # Prediction routes first: routes are matched in order, and they are the hot path.
     for holder in holders.values():
         app.include_router(predict_router(holder, settings.max_batch_size))
+    app.include_router(ops_router(holders, watcher))
     app.include_router(unknown_service_router(sorted(holders)))
     app.include_router(admin_router(settings, holders, watcher, lifecycle_registry))
     return app

@@ -29,7 +29,6 @@ Brier skill against climatology are logged next to it.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
@@ -38,6 +37,7 @@ from lightgbm import LGBMClassifier
 
 from terraops.domain.metrics import binary_metrics
 from terraops.services.base import ID_COLUMNS, SLO, Feature, ServiceDefinition
+from terraops.services.lightgbm_models import BASE_PARAMS, lightgbm_factory
 
 FLOODED_FRACTION = 0.25
 DECISION_THRESHOLD = 0.5
@@ -84,25 +84,13 @@ FEATURES: tuple[Feature, ...] = (
 MONOTONE: dict[str, int] = {"rainfall_mm": 1, "hand": -1}
 
 DEFAULT_PARAMS: dict[str, Any] = {
+    **BASE_PARAMS,
     "n_estimators": 200,
-    "learning_rate": 0.05,
-    "num_leaves": 31,
     "min_child_samples": 40,
-    "subsample": 0.8,
-    "subsample_freq": 1,
-    "colsample_bytree": 0.9,
-    "reg_lambda": 1.0,
-    "random_state": 0,
-    # One thread: CV fits are small, and OpenMP threads spin-waiting on a busy
-    # 2-core machine made each boosting round 15x slower than single-threaded.
-    "n_jobs": 1,
 }
 
 
-def make_model(params: Mapping[str, Any]) -> LGBMClassifier:
-    """An unfitted classifier with the service's monotone constraints in feature order."""
-    constraints = [MONOTONE.get(f.name, 0) for f in FEATURES]
-    return LGBMClassifier(**{**params, "monotone_constraints": constraints, "verbose": -1})
+make_model = lightgbm_factory(LGBMClassifier, FEATURES, MONOTONE)
 
 
 def storm_depths(cells: pd.DataFrame) -> list[float]:

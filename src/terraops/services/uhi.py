@@ -22,7 +22,6 @@ Why LightGBM (``LGBMRegressor``) and not scikit-learn's HistGradientBoosting:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -30,6 +29,7 @@ from lightgbm import LGBMRegressor
 
 from terraops.domain.metrics import regression_metrics
 from terraops.services.base import ID_COLUMNS, SLO, Feature, ServiceDefinition
+from terraops.services.lightgbm_models import BASE_PARAMS, lightgbm_factory
 
 FEATURES: tuple[Feature, ...] = (
     Feature(
@@ -132,25 +132,13 @@ MONOTONE: dict[str, int] = {
 }
 
 DEFAULT_PARAMS: dict[str, Any] = {
+    **BASE_PARAMS,
     "n_estimators": 300,
-    "learning_rate": 0.05,
-    "num_leaves": 31,
     "min_child_samples": 20,
-    "subsample": 0.8,
-    "subsample_freq": 1,
-    "colsample_bytree": 0.9,
-    "reg_lambda": 1.0,
-    "random_state": 0,
-    # One thread: CV fits are small, and OpenMP threads spin-waiting on a busy
-    # 2-core machine made each boosting round 15x slower than single-threaded.
-    "n_jobs": 1,
 }
 
 
-def make_model(params: Mapping[str, Any]) -> LGBMRegressor:
-    """An unfitted regressor with the service's monotone constraints in feature order."""
-    constraints = [MONOTONE.get(f.name, 0) for f in FEATURES]
-    return LGBMRegressor(**{**params, "monotone_constraints": constraints, "verbose": -1})
+make_model = lightgbm_factory(LGBMRegressor, FEATURES, MONOTONE)
 
 
 def build_examples(cells: pd.DataFrame) -> pd.DataFrame:
