@@ -45,6 +45,9 @@ class Settings(BaseSettings):
         description="A candidate may be at most this fraction worse than the champion "
         "on its service's primary spatial-CV metric.",
     )
+    prediction_log: bool = Field(
+        default=True, description="Log every served prediction under home/predictions."
+    )
     cell_size_m: float = Field(default=20.0, gt=0, description="Feature grid cell size (m).")
     dask_scheduler: str | None = Field(default=None, description="Dask scheduler address.")
     services: list[str] = Field(
@@ -78,6 +81,10 @@ class Settings(BaseSettings):
     @property
     def scenes_dir(self) -> Path:
         return self.home_dir / "scenes"
+
+    @property
+    def predictions_dir(self) -> Path:
+        return self.home_dir / "predictions"
 
     @property
     def reports_dir(self) -> Path:

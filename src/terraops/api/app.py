@@ -20,6 +20,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from terraops import __version__
+from terraops.adapters.prediction_log import PredictionLog
 from terraops.api.errors import install_error_handlers
 from terraops.api.model_holder import ChampionWatcher, Loader, ModelHolder, ServingRegistry
 from terraops.api.routes_admin import admin_router
@@ -80,13 +81,19 @@ def create_app(
     def lifecycle_registry() -> Any:
         return registry or _default_registry(settings, None)
 
+    prediction_log = PredictionLog(settings.predictions_dir) if settings.prediction_log else None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if watcher is not None:
             await run_in_threadpool(watcher.start)
+        if prediction_log is not None:
+            prediction_log.start()
         try:
             yield
         finally:
+            if prediction_log is not None:
+                await run_in_threadpool(prediction_log.stop)
             if watcher is not None:
                 await run_in_threadpool(watcher.stop)
 
@@ -101,10 +108,11 @@ def create_app(
     app.state.settings = settings
     app.state.holders = holders
     app.state.watcher = watcher
+    app.state.prediction_log = prediction_log
     install_error_handlers(app, {name: h.definition for name, h in holders.items()})
     # Prediction routes first: routes are matched in order, and they are the hot path.
     for holder in holders.values():
-        app.include_router(predict_router(holder, settings.max_batch_size))
+        app.include_router(predict_router(holder, settings.max_batch_size, prediction_log))
     app.include_router(ops_router(holders, watcher))
     app.include_router(unknown_service_router(sorted(holders)))
     app.include_router(admin_router(settings, holders, watcher, lifecycle_registry))

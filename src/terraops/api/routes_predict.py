@@ -14,12 +14,14 @@ request so the version reported is the one that computed the value.
 # generated request models, which FastAPI must see as real classes.
 
 import json
+import time
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
+from terraops.adapters.prediction_log import PredictionLog
 from terraops.api.model_holder import LoadedModel, ModelHolder
 from terraops.api.schemas import (
     BatchPredictionResponse,
@@ -55,22 +57,34 @@ def _json(payload: dict[str, Any], model: LoadedModel) -> Response:
     return Response(json.dumps(payload), media_type="application/json", headers=model.headers)
 
 
-def predict_router(holder: ModelHolder, max_batch_size: int) -> APIRouter:
-    """The prediction endpoints of one service."""
+def predict_router(
+    holder: ModelHolder, max_batch_size: int, prediction_log: PredictionLog | None = None
+) -> APIRouter:
+    """The prediction endpoints of one service (logged when ``prediction_log`` is given)."""
     definition = holder.definition
     features = features_model(definition)
     batch = batch_model(definition, features, max_batch_size)
     unit = definition.prediction_unit
     router = APIRouter(prefix=f"/v1/{definition.name}", tags=[definition.name])
 
+    def log(model: LoadedModel, rows: Any, values: Any, started: float) -> None:
+        if prediction_log is not None:
+            latency_ms = (time.perf_counter() - started) * 1e3
+            prediction_log.record(
+                model.service, model.version, model.feature_names, rows, values, latency_ms
+            )
+
     async def predict(payload: features) -> Response:  # type: ignore[valid-type]
+        started = time.perf_counter()
         model = _champion(holder)
         values = vars(payload)
-        row = np.array([[values[n] for n in model.feature_names]], dtype=np.float64)
-        value = float(model.predictor.predict(row)[0])
+        row = [values[n] for n in model.feature_names]
+        value = float(model.predictor.predict(np.array([row], dtype=np.float64))[0])
+        log(model, [row], [value], started)
         return _json({"prediction": value, "unit": unit, "model": model.ref}, model)
 
     async def predict_batch(payload: batch) -> Response:  # type: ignore[valid-type]
+        started = time.perf_counter()
         model = _champion(holder)
         names = model.feature_names
         rows = np.array(
@@ -81,7 +95,9 @@ def predict_router(holder: ModelHolder, max_batch_size: int) -> APIRouter:
             values = await run_in_threadpool(model.predictor.predict, rows)
         else:
             values = model.predictor.predict(rows)
-        return _json({"predictions": values.tolist(), "unit": unit, "model": model.ref}, model)
+        predictions = values.tolist()
+        log(model, rows.tolist(), predictions, started)
+        return _json({"predictions": predictions, "unit": unit, "model": model.ref}, model)
 
     router.add_api_route(
         "/predict",
