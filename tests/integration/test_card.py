@@ -62,6 +62,11 @@ def test_card_numbers_equal_the_run_metrics(
     assert f"{info.metrics['leakage_gap']:.4g}" in card
     assert info.run_id in card and info.tags["terraops.data_fingerprint"] in card
     assert "## Limitations" in card and "synthetic" in card.lower()
+    # the run's plots travel with the card, and every image link resolves
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", card)
+    assert links, "the card shows the training run's plots"
+    for link in links:
+        assert (out.parent / link).is_file(), link
 
 
 def test_card_without_champion_is_a_clear_not_found(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -135,3 +136,33 @@ def download_run_json(settings: Settings, run_id: str, artifact_file: str) -> di
             ) from exc
         loaded = json.loads(Path(local).read_text())
     return loaded if isinstance(loaded, dict) else {"value": loaded}
+
+
+def download_run_plots(settings: Settings, run_id: str, dest: Path) -> list[Path]:
+    """Copy a run's ``plots/*.png`` into ``dest`` (replacing what was there)."""
+    from mlflow.artifacts import download_artifacts
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = Path(
+                download_artifacts(
+                    run_id=run_id,
+                    artifact_path="plots",
+                    dst_path=tmp,
+                    tracking_uri=settings.tracking_uri,
+                )
+            )
+        except Exception as exc:
+            raise RegistryUnavailableError(
+                f"cannot read the plots of run {run_id}: {exc}".splitlines()[0]
+            ) from exc
+        dest.mkdir(parents=True, exist_ok=True)
+        for old in dest.glob("*.png"):
+            old.unlink()
+        copied = []
+        for png in sorted(local.glob("*.png")):
+            target = dest / png.name
+            shutil.copyfile(png, target)
+            copied.append(target)
+    return copied

@@ -110,8 +110,26 @@ def _features_section(service: ServiceDefinition) -> list[str]:
     return lines
 
 
-def render_model_card(service: ServiceDefinition, info: Any, fingerprint: dict[str, Any]) -> str:
-    """Markdown card of one registered version (``info``: a ``ModelVersionInfo``)."""
+def _plots_section(plots: list[str]) -> list[str]:
+    if not plots:
+        return []
+    lines = ["## Plots (from the training run)", ""]
+    for plot in plots:
+        title = plot.rsplit("/", 1)[-1].removesuffix(".png").replace("_", " ")
+        lines += [f"![{title}]({plot})", ""]
+    return lines
+
+
+def render_model_card(
+    service: ServiceDefinition,
+    info: Any,
+    fingerprint: dict[str, Any],
+    plots: list[str] | None = None,
+) -> str:
+    """Markdown card of one registered version (``info``: a ``ModelVersionInfo``).
+
+    ``plots`` are image paths relative to the card, shown after the metrics.
+    """
     tags, params = info.tags, info.params
     lines = [
         f"# Model card — {service.title} (`{service.name}`), version {info.version}",
@@ -144,6 +162,7 @@ def render_model_card(service: ServiceDefinition, info: Any, fingerprint: dict[s
         "",
         *_metrics_section(service, info.metrics),
         "",
+        *_plots_section(plots or []),
         "## Limitations",
         "",
         *[f"- {x}" for x in service.limitations],
@@ -175,7 +194,7 @@ def write_model_card(
 ) -> tuple[Path, int]:
     """Render the champion's (or ``version``'s) card to ``out_path``; return (path, version)."""
     from terraops.adapters.registry import ModelRegistry
-    from terraops.adapters.tracking import download_run_json
+    from terraops.adapters.tracking import download_run_json, download_run_plots
 
     registry = ModelRegistry(settings)
     if version is None:
@@ -187,5 +206,9 @@ def write_model_card(
     info = registry.get_version(service.name, version)
     fingerprint = download_run_json(settings, info.run_id, "data_fingerprint.json")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(render_model_card(service, info, fingerprint))
+    plot_dir = out_path.with_name(f"{out_path.stem}-plots")
+    plots = [
+        f"{plot_dir.name}/{p.name}" for p in download_run_plots(settings, info.run_id, plot_dir)
+    ]
+    out_path.write_text(render_model_card(service, info, fingerprint, plots))
     return out_path, version
