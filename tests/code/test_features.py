@@ -76,7 +76,7 @@ def test_feature_table_fractions_distances_and_dropped_nodata() -> None:
     assert np.allclose(east["water_fraction"], 0.2)
     # cell centre (x = 5 m) to the first water pixel centre (x = 39 m)
     assert table["water_distance"].max() == pytest.approx(34.0)
-    assert table["elevation"].isna().all()  # no DEM given
+    assert table[list(ft.TERRAIN_FEATURES)].isna().all().all()  # no DEM given
     assert list(table.columns[:4]) == ["row", "col", "x", "y"]
     assert set(ft.CELL_FEATURES) <= set(table.columns)
     # Neighbourhood composition: 10 m cells, so the whole 40 m tile is "nearby".
@@ -84,6 +84,40 @@ def test_feature_table_fractions_distances_and_dropped_nodata() -> None:
     far_corner = table.query("row == 3 and col == 2").iloc[0]
     assert 0 < far_corner["imperviousness_500m"] < first["imperviousness_500m"]
     assert table["tree_cover_200m"].between(0, 1).all()
+
+
+def test_terrain_features_aggregate_the_drainage_catchment_per_cell() -> None:
+    shape = (20, 20)  # 2 m pixels, 20 m cells → 2×2 cells of 10×10 px
+    drainage_km2 = np.zeros(shape)
+    drainage_km2[:, 10:] = 0.3
+    drainage_km2[4, 14] = 12.0  # one pixel of the NE cell drains to a big river
+    depression = np.zeros(shape)
+    depression[10:, :5] = 0.4  # half the SW cell
+    terrain = ft.TerrainLayers(
+        dem=np.full(shape, 5.0),
+        hand=np.full(shape, 1.0),
+        drainage=np.zeros(shape, bool),
+        upstream_km2=np.full(shape, 1e-4),
+        drainage_upstream_km2=drainage_km2,
+        drainage_curve_number=np.where(np.indices(shape)[0] < 10, 98.0, 60.0),
+        depression_depth=depression,
+    )
+    table, _, _ = ft.cell_feature_table(
+        bands=_bands(np.zeros(shape, int)),
+        landcover=np.full(shape, int(LandCover.TREE), np.uint8),
+        resolution=2.0,
+        cell_size_m=20.0,
+        origin=(0.0, 40.0),
+        terrain=terrain,
+    )
+    cells = table.set_index(["row", "col"])
+    # The largest channel any part of the cell drains to (like upstream_area).
+    assert cells.loc[(0, 1), "drainage_upstream_area"] == 12.0
+    assert cells.loc[(1, 1), "drainage_upstream_area"] == 0.3
+    assert cells.loc[(0, 0), "drainage_upstream_area"] == 0.0
+    assert cells["drainage_curve_number"].tolist() == [98.0, 98.0, 60.0, 60.0]
+    assert cells.loc[(1, 0), "depression_depth"] == pytest.approx(0.2)
+    assert cells.loc[(1, 1), "depression_depth"] == 0.0
 
 
 def test_focal_mean_keeps_a_uniform_field_uniform_up_to_edges_and_holes() -> None:
@@ -182,6 +216,7 @@ def test_bring_your_own_geotiff_in_utm(tmp_path: Path, caplog: pytest.LogCapture
     assert table.query("col > 8")["water_fraction"].min() > 0.9
     assert table["scene"].unique().tolist() == ["mine"]
     assert set(ft.CELL_FEATURES) <= set(table.columns)  # same columns as a scene's table
+    assert table[list(ft.TERRAIN_FEATURES)].isna().all().all()  # no DEM in a user's image
     assert west["imperviousness_500m"].between(0.3, 1).all()
 
 

@@ -77,6 +77,52 @@ def test_flooded_cells_have_low_hand_and_floods_grow_with_rain() -> None:
     assert model.depth(150.0).sum() > depth.sum() > model.depth(10.0).sum()
 
 
+def test_catchment_curve_number_is_the_area_weighted_mean_of_its_sources() -> None:
+    # Two cells × two sources (CN 98 sealed, CN 55 trees); the second drains no area.
+    areas = np.array([[2.0, 1.0], [0.0, 0.0]])
+    cn = hy.catchment_curve_number(areas, np.array([98.0, 55.0]))
+    assert cn[0] == pytest.approx((2 * 98 + 55) / 3)
+    assert np.isnan(cn[1])
+
+
+def test_hillslopes_see_the_catchment_of_the_channel_they_drain_to() -> None:
+    """V-shaped valley: sealed north slope, wooded south slope, grass channel, and a
+    1 km² river (CN 70) entering at the west end. Every slope cell drains straight
+    to the channel cell of its column, whose catchment is the river plus every
+    column up to it — so its area and area-weighted CN are known by hand."""
+    n, cell_km2 = 9, 10.0 * 10.0 / 1e6
+    dem = valley(n)
+    landcover = np.full(dem.shape, int(LandCover.GRASS), dtype=np.uint8)
+    landcover[: n // 2] = int(LandCover.BUILDING)
+    landcover[n // 2 + 1 :] = int(LandCover.TREE)
+    inflow = hy.RiverInflow(row=n // 2, col=0, area_km2=1.0, curve_number=70.0)
+    model = hy.build_flood_model(dem, landcover, 10.0, inflow=inflow)
+    area = model.drainage_upstream_km2
+    cn = model.drainage_curve_number
+    column_cn_km2 = (4 * 98.0 + 4 * 55.0 + 61.0) * cell_km2  # one column: Σ CN × area
+    for col in range(n):
+        columns_above = col + 1
+        expected_area = 1.0 + columns_above * n * cell_km2
+        expected_cn = (1.0 * 70.0 + columns_above * column_cn_km2) / expected_area
+        np.testing.assert_allclose(area[:, col], expected_area, rtol=1e-9)
+        np.testing.assert_allclose(cn[:, col], expected_cn, rtol=1e-9)
+    # The cell's own accumulation is tiny on the ridge; what its channel drains is not.
+    assert model.upstream_km2[0, 4] == pytest.approx(cell_km2)
+    # Upstream land cover weighs in: an all-sealed valley has a higher catchment CN.
+    sealed = hy.build_flood_model(
+        dem, np.full(dem.shape, int(LandCover.ROAD), np.uint8), 10.0, inflow=inflow
+    )
+    assert np.all(sealed.drainage_curve_number > cn)
+
+
+def test_cells_draining_to_no_channel_see_no_catchment() -> None:
+    # Without the river nothing reaches the channel threshold: no stage, so no area.
+    model = hy.build_flood_model(valley(), np.full((9, 9), int(LandCover.GRASS), np.uint8), 10.0)
+    assert np.all(model.drainage_upstream_km2 == 0.0)
+    np.testing.assert_allclose(model.drainage_curve_number, 61.0)
+    assert np.all(model.stage_grid(150.0) == 0.0)
+
+
 @settings(max_examples=25, deadline=None)
 @given(arrays(np.float64, (8, 8), elements=st.floats(0.0, 50.0)))
 def test_fill_never_lowers_the_dem_and_leaves_no_pit(dem: np.ndarray) -> None:

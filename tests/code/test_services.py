@@ -19,8 +19,8 @@ from terraops.services.flood import FLOODED_FRACTION, storm_depths
 CELL_FEATURES = {
     "ndvi", "ndbi", "albedo", "building_density", "tree_cover", "imperviousness",
     "water_fraction", "water_distance", "elevation", "hand", "slope", "river_distance",
-    "upstream_area", "curve_number", "imperviousness_500m", "tree_cover_200m",
-    "reference_temperature",
+    "upstream_area", "curve_number", "drainage_upstream_area", "drainage_curve_number",
+    "depression_depth", "imperviousness_500m", "tree_cover_200m", "reference_temperature",
 }  # fmt: skip
 
 

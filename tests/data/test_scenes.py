@@ -113,6 +113,9 @@ def test_cell_table_has_the_contract_columns_and_ranges(tables: list[pd.DataFram
             assert table[col].between(0, 1).all(), col
         assert table["ndvi"].between(-1, 1).all() and table["ndbi"].between(-1, 1).all()
         assert table["curve_number"].between(30, 98).all()
+        assert table["drainage_curve_number"].between(30, 98).all()
+        assert table["drainage_upstream_area"].min() >= 0
+        assert table["depression_depth"].between(0, 10).all()
         assert (table["imperviousness"] >= table["building_density"]).all()
         assert table["hand"].min() >= 0 and table["slope"].between(0, 90).all()
         assert table["lst"].between(10, 50).all()
@@ -129,6 +132,17 @@ def test_neighbourhood_features_smooth_their_cell_values(tables: list[pd.DataFra
             assert table[hood].mean() == pytest.approx(table[cell].mean(), abs=0.05), hood
             assert table[hood].std() < 0.7 * table[cell].std(), hood
             assert table[hood].corr(table[cell]) > 0.2, hood
+
+
+def test_river_floods_come_from_large_catchments(tables: list[pd.DataFrame]) -> None:
+    """Outside depressions a cell floods from the channel it drains to, so flooded
+    cells drain to much larger catchments than dry ones."""
+    for table in tables:
+        fluvial = table[table["depression_depth"] < 0.05]
+        wet = fluvial["flood_frac_p150"] >= 0.5
+        assert wet.any() and (~wet).any()
+        area = fluvial["drainage_upstream_area"]
+        assert area[wet].median() > 5 * max(area[~wet].median(), 1e-3)
 
 
 def test_cell_table_is_cached(tiny_scenes: list[Path], tables: list[pd.DataFrame]) -> None:

@@ -25,7 +25,7 @@ from terraops.domain.landcover import (
     curve_number_map,
 )
 
-FEATURES_VERSION = "3"
+FEATURES_VERSION = "4"
 """Bumped whenever the same layers would give different cell features (cache key)."""
 
 REFLECTANCE_BANDS: tuple[str, ...] = ("red", "green", "blue", "nir", "swir")
@@ -45,6 +45,9 @@ CELL_FEATURES: tuple[str, ...] = (
     "river_distance",
     "upstream_area",
     "curve_number",
+    "drainage_upstream_area",
+    "drainage_curve_number",
+    "depression_depth",
     "imperviousness_500m",
     "tree_cover_200m",
 )
@@ -204,22 +207,53 @@ def spectral_cell_features(
     }
 
 
-def terrain_cell_features(
-    grid: CellGrid,
-    dem: np.ndarray,
-    hand: np.ndarray,
-    drainage: np.ndarray,
-    upstream_km2: np.ndarray,
-) -> dict[str, np.ndarray]:
-    """Elevation, HAND, slope, distance to the channel network and upstream area."""
+@dataclass(frozen=True)
+class TerrainLayers:
+    """Pixel-grid terrain and hydrology layers (from :mod:`terraops.domain.hydrology`).
+
+    ``drainage_upstream_km2`` and ``drainage_curve_number`` describe the
+    channel each pixel drains to — its catchment area and the area-weighted CN
+    of that catchment (outside inflow included) — because that channel's stage
+    is what floods the pixel. ``depression_depth`` is how deep the pixel lies
+    in a closed depression (m), where runoff ponds before any river rises.
+    """
+
+    dem: np.ndarray
+    hand: np.ndarray
+    drainage: np.ndarray
+    upstream_km2: np.ndarray
+    drainage_upstream_km2: np.ndarray
+    drainage_curve_number: np.ndarray
+    depression_depth: np.ndarray
+
+
+TERRAIN_FEATURES: tuple[str, ...] = (
+    "elevation",
+    "hand",
+    "slope",
+    "river_distance",
+    "upstream_area",
+    "drainage_upstream_area",
+    "drainage_curve_number",
+    "depression_depth",
+)
+"""Cell features that need a DEM (NaN in a table built without one)."""
+
+
+def terrain_cell_features(grid: CellGrid, terrain: TerrainLayers) -> dict[str, np.ndarray]:
+    """Elevation, HAND, slope, channel distance, upstream area and the drainage's catchment."""
     res = grid.resolution
     return {
-        "elevation": cell_mean(grid, dem),
-        "hand": cell_mean(grid, hand),
-        "slope": cell_mean(grid, slope_degrees(dem, res)),
-        "river_distance": cell_centre_value(grid, distance_to(drainage, res)),
+        "elevation": cell_mean(grid, terrain.dem),
+        "hand": cell_mean(grid, terrain.hand),
+        "slope": cell_mean(grid, slope_degrees(terrain.dem, res)),
+        "river_distance": cell_centre_value(grid, distance_to(terrain.drainage, res)),
         # The largest area draining through the cell: a channel crossing it counts.
-        "upstream_area": cell_max(grid, upstream_km2),
+        "upstream_area": cell_max(grid, terrain.upstream_km2),
+        # Likewise the largest channel any part of the cell drains to.
+        "drainage_upstream_area": cell_max(grid, terrain.drainage_upstream_km2),
+        "drainage_curve_number": cell_mean(grid, terrain.drainage_curve_number),
+        "depression_depth": cell_mean(grid, terrain.depression_depth),
     }
 
 
@@ -313,15 +347,12 @@ def cell_feature_table(
     resolution: float,
     cell_size_m: float,
     origin: tuple[float, float],
-    dem: np.ndarray | None = None,
-    hand: np.ndarray | None = None,
-    drainage: np.ndarray | None = None,
-    upstream_km2: np.ndarray | None = None,
+    terrain: TerrainLayers | None = None,
 ) -> tuple[pd.DataFrame, CellGrid, np.ndarray]:
     """Feature table (ids + :data:`CELL_FEATURES`) of the complete cells.
 
     ``bands`` hold reflectance (0–1) with NaN for no-data. Terrain features
-    are NaN when no DEM is given. Returns the table, the grid and the boolean
+    are NaN when no ``terrain`` is given. Returns the table, the grid and the boolean
     (rows, cols) mask of kept cells, so callers can add targets in the same
     order (``values[keep]``).
     """
@@ -329,12 +360,11 @@ def cell_feature_table(
     keep = complete_cells(grid, valid_pixels(bands, landcover))
     feats = spectral_cell_features(grid, bands, landcover)
     feats.update(neighbourhood_cell_features(grid, feats, keep))
-    terrain_names = ("elevation", "hand", "slope", "river_distance", "upstream_area")
-    if dem is not None and hand is not None and drainage is not None and upstream_km2 is not None:
-        feats.update(terrain_cell_features(grid, dem, hand, drainage, upstream_km2))
+    if terrain is not None:
+        feats.update(terrain_cell_features(grid, terrain))
         keep &= np.isfinite(feats["elevation"])
     else:
-        feats.update({name: np.full((grid.rows, grid.cols), np.nan) for name in terrain_names})
+        feats.update({name: np.full((grid.rows, grid.cols), np.nan) for name in TERRAIN_FEATURES})
     rows, cols = np.indices((grid.rows, grid.cols))
     x, y = grid.centres(*origin)
     table = pd.DataFrame(

@@ -228,6 +228,22 @@ def analyse_terrain(
     )
 
 
+def catchment_curve_number(class_upstream_km2: np.ndarray, curve_numbers: np.ndarray) -> np.ndarray:
+    """Area-weighted mean curve number of everything draining through each cell.
+
+    ``class_upstream_km2`` is the (n, k) upstream area per runoff source (land
+    cover classes and the outside inflow, from :func:`accumulate`) and
+    ``curve_numbers`` the (k,) CN of each source. Runoff volume — what raises a
+    channel's stage — is upstream area × the runoff of the upstream land cover,
+    so this is the catchment's counterpart of a cell's own CN (which says
+    nothing about the water arriving from upstream). NaN where no area drains.
+    """
+    total = class_upstream_km2.sum(axis=1)
+    weighted = class_upstream_km2 @ np.asarray(curve_numbers, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, weighted / np.where(total > 0, total, 1.0), np.nan)
+
+
 # --------------------------------------------------------------------------- rainfall → depth
 def scs_runoff_mm(rainfall_mm: float, curve_number: np.ndarray | float) -> np.ndarray:
     """Direct runoff depth Q (mm) of the SCS curve-number method (TR-55, eq. 2-1..2-4).
@@ -337,6 +353,28 @@ class FloodModel:
     def upstream_km2(self) -> np.ndarray:
         """Upstream area on the pixel grid (nearest hydrology cell)."""
         return upsample_nearest(self.terrain.upstream_km2, self.factor, self.fine_shape)
+
+    @property
+    def drainage_upstream_km2(self) -> np.ndarray:
+        """Area feeding the flood stage a pixel sees, on the pixel grid (km², ≥ 0).
+
+        A hillslope floods from the channel it drains to, so what matters is
+        the upstream area *at its nearest drainage cell*, not its own (tiny)
+        accumulation. It is 0 where :meth:`stage_grid` gives no stage: the
+        drainage is the sea (fixed level) or an edge outlet that is no channel.
+        """
+        t = self.terrain
+        drain = t.drain_index
+        raises_stage = t.is_drainage.ravel()[drain] & ~t.fixed_level.ravel()[drain]
+        area = np.where(raises_stage, t.upstream_km2.ravel()[drain], 0.0)
+        return upsample_nearest(area.reshape(t.filled.shape), self.factor, self.fine_shape)
+
+    @property
+    def drainage_curve_number(self) -> np.ndarray:
+        """Catchment-mean CN at each pixel's nearest drainage (outside inflow included)."""
+        cn = catchment_curve_number(self.class_upstream_km2, self.class_curve_numbers)
+        at_drain = cn[self.terrain.drain_index].reshape(self.terrain.filled.shape)
+        return upsample_nearest(at_drain, self.factor, self.fine_shape)
 
     @property
     def drainage(self) -> np.ndarray:

@@ -202,10 +202,15 @@ def _build_cell_table(
         resolution=resolution,
         cell_size_m=cell_size_m,
         origin=origin,
-        dem=dem,
-        hand=flood.hand,
-        drainage=flood.drainage,
-        upstream_km2=flood.upstream_km2,
+        terrain=features.TerrainLayers(
+            dem=dem,
+            hand=flood.hand,
+            drainage=flood.drainage,
+            upstream_km2=flood.upstream_km2,
+            drainage_upstream_km2=flood.drainage_upstream_km2,
+            drainage_curve_number=flood.drainage_curve_number,
+            depression_depth=flood.fill_depth,
+        ),
     )
     table.insert(0, "scene", str(manifest["name"]))
     table["reference_temperature"] = float(manifest["physics"]["lst_reference_c"])

@@ -16,8 +16,23 @@ them into one row per (cell, storm) with the storm depth as the input
 
 Model: ``LGBMClassifier`` (same reasons as UHI: µs-scale single-row predict,
 native NaN handling) with monotone constraints that physics guarantees: more
-rain never lowers the flood probability (+1 on ``rainfall_mm``), and a cell
-higher above its drainage never floods more easily (−1 on ``hand``).
+rain never lowers the flood probability (+1 on ``rainfall_mm``), a cell
+higher above its drainage never floods more easily (−1 on ``hand``), and a
+larger or less permeable catchment upstream of the cell's drainage channel
+never lowers its stage (+1 on ``drainage_upstream_area`` and
+``drainage_curve_number``).
+
+Why the catchment features: the stage that floods a cell is set by the
+runoff volume reaching *its drainage channel* — that channel's upstream area ×
+the SCS runoff of the upstream land cover, plus any river entering from
+outside the scene. A cell's own accumulation and curve number say little about
+that, so without them the model learned each training city's rivers and did
+worse than climatology on an unseen city. ``depression_depth`` carries the
+pluvial half of the physics: water ponds in closed depressions. Measured on
+the three 1024 px demo cities, leave-one-scene-out Brier went from 0.094
+(skill −0.09) to 0.040 (skill +0.54), ROC AUC 0.86 → 0.97. The catchment mean
+CN of the cell's *own* upstream area was tried too and left out: it changed
+the scene-CV Brier by < 0.001.
 
 Primary metric: **Brier score under spatial CV** (lower is better). It is a
 proper scoring rule, so it rewards calibrated probabilities — what users of a
@@ -79,9 +94,43 @@ FEATURES: tuple[Feature, ...] = (
         85.0,
         required=False,
     ),
+    Feature(
+        "drainage_upstream_area",
+        "km²",
+        "Catchment area of the channel the cell drains to (0 if it drains to the sea)",
+        0.0,
+        1_000_000.0,
+        5.0,
+        required=False,
+    ),
+    Feature(
+        "drainage_curve_number",
+        "1",
+        "Area-weighted SCS curve number of that channel's catchment (runoff of the upstream land)",
+        30.0,
+        100.0,
+        75.0,
+        required=False,
+    ),
+    Feature(
+        "depression_depth",
+        "m",
+        "Depth of the closed depression the cell lies in (depression-filled minus raw DEM)",
+        0.0,
+        100.0,
+        0.0,
+        required=False,
+    ),
 )
 
-MONOTONE: dict[str, int] = {"rainfall_mm": 1, "hand": -1}
+#: Depression depth has no fixed sign: deeper ponds hold more water, but a cell
+#: raised by filling sits higher above the river's stage.
+MONOTONE: dict[str, int] = {
+    "rainfall_mm": 1,
+    "hand": -1,
+    "drainage_upstream_area": 1,
+    "drainage_curve_number": 1,
+}
 
 DEFAULT_PARAMS: dict[str, Any] = {
     **BASE_PARAMS,
