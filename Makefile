@@ -15,7 +15,10 @@ DEMO_SEEDS  ?= 1:dense 2:sprawl 3:coastal
 DEMO_SIZE   ?= 1024
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps check-env demo scenes train promote cards serve smoke test test-fast lint format bench clean
+.PHONY: help install system-deps check-env demo scenes train promote cards serve smoke test test-fast lint format bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
 
 install: $(STAMP) system-deps ## Create/refresh .venv and install pinned dependencies
 

@@ -188,7 +188,7 @@ FLOOD = ServiceDefinition(
     metrics=partial(binary_metrics, threshold=DECISION_THRESHOLD),
     primary_metric="brier_spatial_cv",
     primary_metric_higher_is_better=False,
-    # Measured: Brier 0.025 (spatial CV, two 1024 px cities), 0.063 with a 40-tree quick
+    # Measured: Brier 0.013 (spatial CV, three 1024 px demo cities), 0.063 with a 40-tree quick
     # model on the tiny cities. Climatology scores ≈ 0.09 at the ~10 % flooded base
     # rate, so 0.08 demands real skill without failing every small-data run.
     slo=SLO(p95_latency_ms=1.5, error_budget=0.001, metric="brier_spatial_cv", metric_target=0.08),
