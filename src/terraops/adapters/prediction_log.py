@@ -40,7 +40,7 @@ class PredictionLog:
         self.flush_interval_s = flush_interval_s
         self.max_buffered = max_buffered
         self.dropped = 0
-        self._buffer: deque[dict[str, Any]] = deque()
+        self._buffer: deque[tuple[Any, ...]] = deque()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._write_lock = threading.Lock()
@@ -51,26 +51,21 @@ class PredictionLog:
         service: str,
         version: int,
         features: Sequence[str],
-        rows: Sequence[Sequence[float]],
+        rows: Sequence[Sequence[float | None]],
         predictions: Sequence[float],
         latency_ms: float,
     ) -> None:
-        """Queue one record per row (NaN inputs, i.e. not given, become null)."""
+        """Queue one record per row; ``None`` (or NaN) marks an input not given.
+
+        Only a tuple is appended here: building and encoding the JSON happens
+        in the writer thread, off the request path.
+        """
         if len(self._buffer) + len(rows) > self.max_buffered:
             self.dropped += len(rows)
             return
         now = time.time()
         for row, prediction in zip(rows, predictions, strict=True):
-            self._buffer.append(
-                {
-                    "t": now,
-                    "service": service,
-                    "version": version,
-                    "inputs": dict(zip(features, row, strict=True)),
-                    "prediction": prediction,
-                    "latency_ms": latency_ms,
-                }
-            )
+            self._buffer.append((now, service, version, features, row, prediction, latency_ms))
 
     # ----- background writer -------------------------------------------------
     def start(self) -> None:
@@ -95,29 +90,33 @@ class PredictionLog:
     def flush(self) -> int:
         """Write everything buffered so far; returns the number of records written."""
         with self._write_lock:
-            batch: list[dict[str, Any]] = []
-            while self._buffer:
-                batch.append(self._buffer.popleft())
             by_file: dict[Path, list[str]] = {}
-            for rec in batch:
-                day = datetime.fromtimestamp(rec["t"], tz=UTC).strftime("%Y-%m-%d")
-                path = self.root / rec["service"] / f"{day}-{os.getpid()}.jsonl"
-                by_file.setdefault(path, []).append(json.dumps(_json_safe(rec)))
+            count = 0
+            while self._buffer:
+                t, service, version, features, row, prediction, latency_ms = self._buffer.popleft()
+                day = datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%d")
+                path = self.root / service / f"{day}-{os.getpid()}.jsonl"
+                inputs = {name: _null_if_nan(v) for name, v in zip(features, row, strict=True)}
+                record = {
+                    "t": t,
+                    "service": service,
+                    "version": version,
+                    "inputs": inputs,
+                    "prediction": prediction,
+                    "latency_ms": latency_ms,
+                }
+                by_file.setdefault(path, []).append(json.dumps(record))
+                count += 1
             for path, lines in by_file.items():
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with path.open("a", encoding="utf-8") as fh:
                     fh.write("\n".join(lines) + "\n")
-            return len(batch)
+            return count
 
 
-def _json_safe(rec: dict[str, Any]) -> dict[str, Any]:
+def _null_if_nan(value: Any) -> Any:
     """NaN (an input not given) is not JSON: write null."""
-    inputs = rec["inputs"]
-    return {**rec, "inputs": {k: None if _is_nan(v) else v for k, v in inputs.items()}}
-
-
-def _is_nan(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value)
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def read_predictions(root: Path, service: str) -> Iterator[dict[str, Any]]:

@@ -87,16 +87,14 @@ def predict_router(
         started = time.perf_counter()
         model = _champion(holder)
         names = model.feature_names
-        rows = np.array(
-            [[item.__dict__[n] for n in names] for item in payload.instances],  # type: ignore[attr-defined]
-            dtype=np.float64,
-        )
+        given = [[item.__dict__[n] for n in names] for item in payload.instances]  # type: ignore[attr-defined]
+        rows = np.array(given, dtype=np.float64)  # None (not given) becomes NaN
         if len(rows) > THREADPOOL_BATCH_ROWS:
             values = await run_in_threadpool(model.predictor.predict, rows)
         else:
             values = model.predictor.predict(rows)
         predictions = values.tolist()
-        log(model, rows.tolist(), predictions, started)
+        log(model, given, predictions, started)
         return _json({"predictions": predictions, "unit": unit, "model": model.ref}, model)
 
     router.add_api_route(
