@@ -117,46 +117,38 @@ def log_files(files: list[Path], artifact_path: str) -> None:
         mlflow.log_artifact(str(f), artifact_path)
 
 
-def download_run_json(settings: Settings, run_id: str, artifact_file: str) -> dict[str, Any]:
-    """Read a JSON artifact of a run (e.g. ``data_fingerprint.json``)."""
+def _download_run_artifact(settings: Settings, run_id: str, artifact: str, tmp: str) -> Path:
+    """Download one artifact (file or folder) of a run into ``tmp``; map failures."""
     from mlflow.artifacts import download_artifacts
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            local = download_artifacts(
+    try:
+        return Path(
+            download_artifacts(
                 run_id=run_id,
-                artifact_path=artifact_file,
+                artifact_path=artifact,
                 dst_path=tmp,
                 tracking_uri=settings.tracking_uri,
             )
-        except Exception as exc:
-            raise RegistryUnavailableError(
-                f"cannot read {artifact_file} of run {run_id}: {exc}".splitlines()[0]
-            ) from exc
-        loaded = json.loads(Path(local).read_text())
+        )
+    except Exception as exc:
+        raise RegistryUnavailableError(
+            f"cannot read {artifact} of run {run_id}: {exc}".splitlines()[0]
+        ) from exc
+
+
+def download_run_json(settings: Settings, run_id: str, artifact_file: str) -> dict[str, Any]:
+    """Read a JSON artifact of a run (e.g. ``data_fingerprint.json``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        local = _download_run_artifact(settings, run_id, artifact_file, tmp)
+        loaded = json.loads(local.read_text())
     return loaded if isinstance(loaded, dict) else {"value": loaded}
 
 
 def download_run_plots(settings: Settings, run_id: str, dest: Path) -> list[Path]:
     """Copy a run's ``plots/*.png`` into ``dest`` (replacing what was there)."""
-    from mlflow.artifacts import download_artifacts
-
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            local = Path(
-                download_artifacts(
-                    run_id=run_id,
-                    artifact_path="plots",
-                    dst_path=tmp,
-                    tracking_uri=settings.tracking_uri,
-                )
-            )
-        except Exception as exc:
-            raise RegistryUnavailableError(
-                f"cannot read the plots of run {run_id}: {exc}".splitlines()[0]
-            ) from exc
+        local = _download_run_artifact(settings, run_id, "plots", tmp)
         dest.mkdir(parents=True, exist_ok=True)
         for old in dest.glob("*.png"):
             old.unlink()
