@@ -7,6 +7,11 @@ Each error carries a message that says what was wrong and, where useful, a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class TerraopsError(Exception):
     """Base of every error terraops raises on purpose."""
@@ -66,3 +71,17 @@ class AuthError(TerraopsError):
 
 class AdminDisabledError(TerraopsError):
     """No admin token is configured, so admin endpoints are off."""
+
+
+def lookup_by_error_class(
+    table: Mapping[type[TerraopsError], T], exc: TerraopsError, default: T
+) -> T:
+    """The entry of the most specific class of ``exc`` in ``table``.
+
+    Entry points map errors to HTTP statuses and exit codes with this, so a
+    subclass inherits its parent's mapping unless the table names it.
+    """
+    for cls in type(exc).__mro__:
+        if cls in table:
+            return table[cls]
+    return default

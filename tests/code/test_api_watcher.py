@@ -21,9 +21,12 @@ class Registry:
         self.fetches: list[int] = []
 
     def get_alias(self, service: str, alias: str) -> int | None:
+        return self.get_aliases(service).get(alias)
+
+    def get_aliases(self, service: str) -> dict[str, int]:
         if self.down:
             raise RegistryUnavailableError("down")
-        return self.champion if alias == "champion" else None
+        return {} if self.champion is None else {"champion": self.champion}
 
     def fetch_model(self, service: str, version: int) -> Path:
         if self.down:

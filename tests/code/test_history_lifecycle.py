@@ -62,8 +62,11 @@ class FakeRegistry:
             raise RegistryUnavailableError("registry down")
 
     def get_alias(self, service: str, alias: str) -> int | None:
+        return self.get_aliases(service).get(alias)
+
+    def get_aliases(self, service: str) -> dict[str, int]:
         self._check()
-        return self.aliases.get(alias)
+        return {alias: v for alias, v in self.aliases.items() if v is not None}
 
     def set_alias(self, service: str, alias: str, version: int) -> None:
         self._check()

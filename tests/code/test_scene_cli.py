@@ -18,6 +18,12 @@ def flat(text: str) -> str:
     return " ".join(text.split())
 
 
+def generate_args(seed: int, out: Path, *extra: str) -> list[str]:
+    """``scene generate`` on a small 64 px, 4 m scene."""
+    args = ["scene", "generate", "--seed", str(seed), "--out", str(out)]
+    return [*args, "--size", "64", "--resolution", "4", *extra]
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -46,21 +52,7 @@ def test_unwritable_output_folder_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     out = blocker / "scene"
-    result = runner.invoke(
-        app,
-        [
-            "scene",
-            "generate",
-            "--seed",
-            "1",
-            "--out",
-            str(out),
-            "--size",
-            "64",
-            "--resolution",
-            "4",
-        ],
-    )
+    result = runner.invoke(app, generate_args(1, out))
     assert result.exit_code == 2
     assert "cannot create output folder" in flat(result.output)
     assert not out.exists()
@@ -68,23 +60,7 @@ def test_unwritable_output_folder_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_generate_prints_the_manifest_and_refuses_to_overwrite(tmp_path: Path) -> None:
     out = tmp_path / "scene"
-    args = [
-        "scene",
-        "generate",
-        "--seed",
-        "5",
-        "--out",
-        str(out),
-        "--size",
-        "64",
-        "--resolution",
-        "4",
-        "--morphology",
-        "coastal",
-        "--rainfall",
-        "75",
-        "--json",
-    ]
+    args = generate_args(5, out, "--morphology", "coastal", "--rainfall", "75", "--json")
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     manifest = json.loads(result.stdout)

@@ -124,6 +124,19 @@ class ModelRegistry:
         except ModelNotFoundError:
             return None
 
+    def get_aliases(self, service: str) -> dict[str, int]:
+        """Every alias of the service's model in one registry call ({} if no model).
+
+        One snapshot, so champion and challenger are read consistently (and a
+        server's poll costs one round trip, not one per alias).
+        """
+        try:
+            with self._call(f"aliases of {service}"):
+                aliases = self._client.get_registered_model(service).aliases
+        except ModelNotFoundError:
+            return {}
+        return {alias: int(version) for alias, version in aliases.items()}
+
     def set_alias(self, service: str, alias: str, version: int) -> None:
         """Raw alias move. Only ``terraops.pipelines.lifecycle`` may call this."""
         with self._call(f"set alias {service}@{alias} -> v{version}"):
@@ -171,8 +184,8 @@ class ModelRegistry:
             if not found:
                 return []
             by_version: dict[int, list[str]] = {}
-            for alias, version in self._client.get_registered_model(service).aliases.items():
-                by_version.setdefault(int(version), []).append(alias)
+            for alias, version in self.get_aliases(service).items():
+                by_version.setdefault(version, []).append(alias)
             versions = [
                 replace(info, aliases=sorted({*info.aliases, *by_version.get(info.version, [])}))
                 for info in map(self._info, found)

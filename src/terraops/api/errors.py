@@ -34,10 +34,7 @@ HTTP_STATUS: dict[type[errors.TerraopsError], int] = {
 
 
 def status_for(exc: errors.TerraopsError) -> int:
-    for cls in type(exc).__mro__:
-        if cls in HTTP_STATUS:
-            return HTTP_STATUS[cls]
-    return 500
+    return errors.lookup_by_error_class(HTTP_STATUS, exc, 500)
 
 
 def _snake(name: str) -> str:

@@ -38,7 +38,7 @@ RegistryStatus = Literal["ok", "unreachable", "unknown"]
 class ServingRegistry(Protocol):
     """What the watcher needs from the registry (``ModelRegistry`` has it)."""
 
-    def get_alias(self, service: str, alias: str) -> int | None: ...
+    def get_aliases(self, service: str) -> dict[str, int]: ...
 
     def fetch_model(self, service: str, version: int) -> Path: ...
 
@@ -114,13 +114,13 @@ class ChampionWatcher:
         holder = self.holders[service]
         with self._refresh_lock:
             try:
-                aliases = {a: self.registry.get_alias(service, a) for a in (CHAMPION, CHALLENGER)}
+                snapshot = self.registry.get_aliases(service)
             except RegistryUnavailableError as exc:
                 self._mark_unreachable(exc)
                 return holder.current
             self.registry_status = "ok"
-            holder.aliases = aliases
-            version = aliases[CHAMPION]
+            holder.aliases = {a: snapshot.get(a) for a in (CHAMPION, CHALLENGER)}
+            version = snapshot.get(CHAMPION)
             current = holder.current
             if version is None or (current is not None and current.version == version):
                 return current

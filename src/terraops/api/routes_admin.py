@@ -19,7 +19,6 @@ from terraops.api.model_holder import ChampionWatcher, ModelHolder
 from terraops.api.schemas import ErrorResponse, PromoteRequest, RollbackRequest
 from terraops.errors import AdminDisabledError, AuthError
 from terraops.pipelines import lifecycle
-from terraops.services import get_service
 from terraops.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="TERRAOPS_ADMIN_TOKEN")
@@ -74,7 +73,6 @@ def admin_router(
 
     @router.post("/promote", summary="Make a version champion (promotion gates apply)")
     def promote(service: str, body: PromoteRequest, request: Request) -> dict[str, Any]:
-        get_service(service)
         outcome = lifecycle.promote(
             acting(request),
             registry_factory(),
@@ -91,7 +89,6 @@ def admin_router(
 
     @router.post("/rollback", summary="Restore the previous champion (or a former one)")
     def rollback(service: str, body: RollbackRequest, request: Request) -> dict[str, Any]:
-        get_service(service)
         entry = lifecycle.rollback(
             acting(request), registry_factory(), service, body.to_version, reason=body.reason
         )

@@ -45,10 +45,7 @@ def get_settings() -> Settings:
 
 
 def exit_code_for(exc: errors.TerraopsError) -> int:
-    for cls in type(exc).__mro__:
-        if cls in EXIT_CODES:
-            return EXIT_CODES[cls]
-    return 1
+    return errors.lookup_by_error_class(EXIT_CODES, exc, 1)
 
 
 @contextmanager

@@ -82,10 +82,11 @@ def _out_of_fold(
     training: Mapping[str, Any],
     advance: Advance,
     label: str,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold predictions with all features and with only the required ones."""
+    with_core: bool,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Out-of-fold predictions with all features (and, if asked, only the required ones)."""
     full = np.full(len(data.y), np.nan)
-    core = np.full(len(data.y), np.nan)
+    core = np.full(len(data.y), np.nan) if with_core else None
     for k, fold in enumerate(folds):
         model = _fit(
             service,
@@ -97,9 +98,10 @@ def _out_of_fold(
         )
         X_test = data.X[fold.test]
         full[fold.test] = predict(service, model, X_test, data.names)
-        X_core = X_test.copy()
-        X_core[:, data.optional] = np.nan
-        core[fold.test] = predict(service, model, X_core, data.names)
+        if core is not None:
+            X_core = X_test.copy()
+            X_core[:, data.optional] = np.nan
+            core[fold.test] = predict(service, model, X_core, data.names)
         advance(f"{label} fold {k + 1}/{len(folds)}")
     return full, core
 
@@ -149,10 +151,12 @@ def evaluate(
     metrics: dict[str, float] = {}
     spatial_prediction = np.full(len(examples), np.nan)
     for scheme, folds in schemes.items():
-        full, core = _out_of_fold(service, params, data, folds, training, advance, scheme)
+        spatial = scheme == "spatial_cv"  # the legacy-request cost is reported for it only
+        full, core = _out_of_fold(service, params, data, folds, training, advance, scheme, spatial)
         metrics |= suffixed(service.metrics(data.y, full), scheme)
-        if scheme == "spatial_cv":
+        if core is not None:
             metrics |= suffixed(service.metrics(data.y, core), "spatial_cv_core_only")
+        if spatial:
             spatial_prediction = full
     base = service.primary_metric.removesuffix("_spatial_cv")
     metrics["leakage_gap"] = metrics[f"{base}_spatial_cv"] - metrics[f"{base}_random_cv"]

@@ -108,15 +108,13 @@ def reconcile(
     the entries it wrote or resolved.
     """
     changed: list[HistoryEntry] = []
-    actual = {alias: registry.get_alias(service, alias) for alias in TRACKED_ALIASES}
+    actual = registry.get_aliases(service)
     for entry in journal.pending(service):
-        if entry.alias not in actual:
-            actual[entry.alias] = registry.get_alias(service, entry.alias)
-        status = resolve_pending(entry, actual[entry.alias])
+        status = resolve_pending(entry, actual.get(entry.alias))
         changed.append(journal.resolve(entry.id, status))
     entries = journal.entries(service)
     for alias in TRACKED_ALIASES:
-        version = actual[alias]
+        version = actual.get(alias)
         known = last_known_version(entries, alias)
         if version != known:
             changed.append(
@@ -146,17 +144,21 @@ def _apply_alias(
     alias: str,
     version: int,
     *,
+    from_version: int | None,
     action: Action,
     reason: str | None,
     forced: bool,
 ) -> HistoryEntry:
-    """Write-ahead: intent row (fsync'd) → set alias → mark committed."""
-    current = registry.get_alias(service, alias)
+    """Write-ahead: intent row (fsync'd) → set alias → mark committed.
+
+    ``from_version`` is where the alias points now, as the caller read it
+    under the lifecycle lock.
+    """
     intent = journal.begin(
         service=service,
         alias=alias,
         action=action,
-        from_version=current,
+        from_version=from_version,
         to_version=version,
         actor=settings.actor,
         reason=reason,
@@ -210,6 +212,7 @@ def assign_alias(
             service,
             alias,
             version,
+            from_version=registry.get_alias(service, alias),
             action=action,
             reason=reason,
             forced=forced,
@@ -353,6 +356,7 @@ def promote(
             service,
             CHAMPION,
             version,
+            from_version=current,
             action="promote",
             reason=note,
             forced=force,
@@ -404,6 +408,7 @@ def rollback(
             service,
             CHAMPION,
             target,
+            from_version=current,
             action="rollback",
             reason=reason or "rolled back",
             forced=False,
