@@ -53,6 +53,16 @@ class Settings(BaseSettings):
     services: list[str] = Field(
         default_factory=lambda: ["uhi", "flood"], description="Services a server loads."
     )
+    tile_cache_mb: float = Field(
+        default=256.0,
+        ge=0,
+        description="Rendered-tile cache per server process (MB); 0 turns it off.",
+    )
+    tile_max_age_s: int = Field(
+        default=3600,
+        ge=0,
+        description="Cache-Control max-age of tiles (a layer's file never changes in place).",
+    )
 
     # ----- derived locations -------------------------------------------------
     @property
@@ -85,6 +95,11 @@ class Settings(BaseSettings):
     @property
     def predictions_dir(self) -> Path:
         return self.home_dir / "predictions"
+
+    @property
+    def layers_dir(self) -> Path:
+        """The layer catalogue and the products written for it (COGs, GeoJSON)."""
+        return self.home_dir / "layers"
 
     @property
     def reports_dir(self) -> Path:

@@ -1,0 +1,149 @@
+"""Cloud Optimized GeoTIFFs: write, convert, validate.
+
+Writing goes through GDAL's own COG driver (``rasterio.shutil.copy(...,
+driver="COG")``) with deflate, the right predictor for the data type,
+internal overviews and all CPU cores compressing: the COG layout (tiles,
+overviews before data, ghost header) is GDAL's, not ours, and no Python loop
+touches pixels. Every file is checked with ``rio_cogeo.cog_validate`` — the
+Python API, because ``rio cogeo validate`` exits 0 even on invalid files —
+before it is renamed into place, so a caller finds either a valid COG at the
+output path or nothing at all.
+
+Producers write a plain tiled GeoTIFF window by window (memory flat in the
+raster's size) into a temporary file next to the output, then call
+:func:`finish_cog`, which turns it into the COG.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.errors import RasterioIOError
+
+from terraops.errors import InvalidInputError, NotFoundError
+
+COG_BLOCK = 256
+SMALL_COG_BLOCK = 64
+"""Block size for rasters under 512 px: they still get two tiles per side and an overview."""
+
+
+def cog_block_size(width: int, height: int) -> int:
+    return COG_BLOCK if min(width, height) >= 2 * COG_BLOCK else SMALL_COG_BLOCK
+
+
+def cog_options(dtype: str, width: int, height: int, *, threads: bool = True) -> dict[str, Any]:
+    """COG driver creation options: deflate, predictor by type, overviews, parallel."""
+    floating = np.issubdtype(np.dtype(dtype), np.floating)
+    options: dict[str, Any] = {
+        "COMPRESS": "DEFLATE",
+        "PREDICTOR": "FLOATING_POINT" if floating else "HORIZONTAL",
+        "BLOCKSIZE": cog_block_size(width, height),
+        "OVERVIEWS": "IGNORE_EXISTING",
+        "OVERVIEW_RESAMPLING": "AVERAGE" if floating else "NEAREST",
+        "BIGTIFF": "IF_SAFER",
+    }
+    if threads:
+        options["NUM_THREADS"] = "ALL_CPUS"
+    return options
+
+
+def validate_cog(path: Path) -> list[str]:
+    """Errors ``rio_cogeo`` finds in ``path`` (empty list = a valid COG)."""
+    from rio_cogeo.cogeo import cog_validate
+
+    valid, errors, _warnings = cog_validate(str(path), quiet=True)
+    return [] if valid else (errors or ["not a valid COG"])
+
+
+def _temp_sibling(path: Path, suffix: str) -> Path:
+    return path.with_name(f".{path.name}.{suffix}-{os.getpid()}.tif")
+
+
+@contextmanager
+def staged_output(out: Path) -> Iterator[Path]:
+    """A temporary GeoTIFF path next to ``out`` for a producer to fill.
+
+    After the block, call :func:`finish_cog` inside it; any error removes the
+    temporary file and leaves ``out`` untouched.
+    """
+    out = Path(out).expanduser().absolute()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(
+            f"cannot create {out.parent}: {exc.strerror or exc}", hint="choose a writable --out"
+        ) from exc
+    staging = _temp_sibling(out, "staging")
+    try:
+        yield staging
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+def write_cog(src_path: Path, out: Path) -> Path:
+    """Copy any GDAL-readable raster to a validated COG at ``out`` (atomic rename).
+
+    Metadata tags travel with the copy, so lineage must be on the source.
+    """
+    out = Path(out).expanduser().absolute()
+    with rasterio.open(src_path) as src:
+        options = cog_options(src.dtypes[0], src.width, src.height)
+    tmp = _temp_sibling(out, "cog")
+    try:
+        try:
+            rasterio.shutil.copy(src_path, tmp, driver="COG", **options)
+        except RasterioIOError as exc:
+            raise InvalidInputError(f"{src_path} could not be read to the end: {exc}") from exc
+        problems = validate_cog(tmp)
+        if problems:
+            raise InvalidInputError(f"the COG written for {out} is invalid: {'; '.join(problems)}")
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def finish_cog(staging: Path, out: Path, *, tags: Mapping[str, str] | None = None) -> Path:
+    """Tag the staged GeoTIFF and turn it into a validated COG at ``out``."""
+    if tags:
+        with rasterio.open(staging, "r+") as dst:
+            dst.update_tags(**tags)
+    return write_cog(staging, out)
+
+
+def convert_to_cog(src_path: Path, out: Path) -> dict[str, Any]:
+    """Any raster GDAL can read → a validated COG at ``out`` (nothing written on error)."""
+    src_path = Path(src_path)
+    out = Path(out).expanduser().absolute()
+    if not src_path.is_file():
+        raise NotFoundError(f"input raster not found: {src_path}")
+    if src_path.resolve() == out.resolve():
+        raise InvalidInputError("input and output are the same file", hint="choose another OUT")
+    try:
+        with rasterio.open(src_path) as src:
+            if src.driver == "VRT":
+                raise InvalidInputError(
+                    f"{src_path} is a VRT, which may read other files",
+                    hint="convert the VRT with gdal_translate first",
+                )
+            info: dict[str, Any] = {"width": src.width, "height": src.height, "count": src.count}
+            info["dtype"] = src.dtypes[0]
+            info["crs"] = src.crs.to_string() if src.crs else None
+    except RasterioIOError as exc:
+        raise InvalidInputError(
+            f"{src_path} is not a readable raster: {exc}",
+            hint="give a GeoTIFF (or any format GDAL reads)",
+        ) from exc
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot create {out.parent}: {exc.strerror or exc}") from exc
+    path = write_cog(src_path, out)
+    return {**info, "path": str(path), "valid_cog": True}
