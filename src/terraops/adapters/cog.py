@@ -147,3 +147,38 @@ def convert_to_cog(src_path: Path, out: Path) -> dict[str, Any]:
         raise InvalidInputError(f"cannot create {out.parent}: {exc.strerror or exc}") from exc
     path = write_cog(src_path, out)
     return {**info, "path": str(path), "valid_cog": True}
+
+
+def write_array_cog(
+    array: np.ndarray,
+    out: Path,
+    *,
+    crs: str,
+    transform: Any,
+    nodata: float | None,
+    tags: Mapping[str, str] | None = None,
+    descriptions: tuple[str, ...] = (),
+) -> Path:
+    """An in-memory (bands, rows, cols) or (rows, cols) array → a validated COG."""
+    data = array if array.ndim == 3 else array[np.newaxis]
+    count, height, width = data.shape
+    block = cog_block_size(width, height)
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": width,
+        "height": height,
+        "count": count,
+        "dtype": data.dtype.name,
+        "crs": crs,
+        "transform": transform,
+        "nodata": nodata,
+        "tiled": True,
+        "blockxsize": block,
+        "blockysize": block,
+    }
+    with staged_output(Path(out)) as staging:
+        with rasterio.open(staging, "w", **profile) as dst:
+            dst.write(data)
+            for band, text in enumerate(descriptions, start=1):
+                dst.set_band_description(band, text)
+        return finish_cog(staging, Path(out), tags=tags)

@@ -193,11 +193,14 @@ def read_scene_layers(
     return manifest, out
 
 
-def write_parquet_atomic(frame: Any, path: Path) -> None:
-    """Write a DataFrame to parquet via a temporary file + rename."""
+def write_parquet_atomic(frame: Any, path: Path, *, row_group_rows: int | None = None) -> None:
+    """Write a DataFrame to parquet via a temporary file + rename.
+
+    ``row_group_rows`` bounds what a streaming reader must hold at once.
+    """
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        frame.to_parquet(tmp, index=False)
+        frame.to_parquet(tmp, index=False, row_group_size=row_group_rows)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

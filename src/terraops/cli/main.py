@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "terraops.cli.training",
     "terraops.cli.lifecycle",
     "terraops.cli.serving",
+    "terraops.cli.maps",
 )
 
 for _module_name in _COMMAND_MODULES:

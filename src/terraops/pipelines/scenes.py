@@ -10,7 +10,7 @@ storm; the result is cached as parquet inside the scene folder.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from terraops.domain.scene.generator import (
 from terraops.domain.scene.spec import GENERATOR_VERSION, SceneSpec
 from terraops.domain.scene.spectra import BANDS
 from terraops.errors import InvalidInputError
+from terraops.pipelines.progress import status_line
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ def generate_scene(
     )
     with (
         raster_io.atomic_directory(Path(out_dir), overwrite=overwrite) as tmp,
-        _progress(progress) as say,
+        status_line(progress, "generating scene") as say,
     ):
         scene = generate(spec, progress=say)
         say("writing GeoTIFFs")
@@ -128,27 +129,6 @@ def generate_scene(
         manifest = build_manifest(scene)
         raster_io.write_manifest(tmp, manifest)
     return manifest
-
-
-class _progress:
-    """Rich status line on stderr while the generator works (no-op when off)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._status: Any = None
-
-    def __enter__(self) -> Callable[[str], None]:
-        if not self.enabled:
-            return lambda _msg: None
-        from rich.console import Console
-
-        self._status = Console(stderr=True).status("generating scene")
-        self._status.__enter__()
-        return lambda msg: self._status.update(f"generating scene: {msg}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self._status is not None:
-            self._status.__exit__(*exc)
 
 
 # --------------------------------------------------------------------------- cell tables
@@ -164,19 +144,53 @@ def scene_cell_table(scene_dir: Path, cell_size_m: float = 20.0) -> pd.DataFrame
     Cached inside the scene folder, keyed by cell size and generator version;
     a read-only scene folder simply is not cached.
     """
+    cached = ensure_cell_table(scene_dir, cell_size_m)
+    return pd.read_parquet(cached) if isinstance(cached, Path) else cached
+
+
+def ensure_cell_table(scene_dir: Path, cell_size_m: float = 20.0) -> Path | pd.DataFrame:
+    """The cached cell table's parquet path, built first if needed.
+
+    Returns the table itself only when it cannot be cached (read-only scene).
+    """
     scene_dir = Path(scene_dir)
     if not (cell_size_m > 0 and np.isfinite(cell_size_m)):
         raise InvalidInputError(f"cell size must be > 0 m, got {cell_size_m}")
     manifest = raster_io.read_manifest(scene_dir)
     cache = _cache_path(scene_dir, manifest, cell_size_m)
     if cache.is_file():
-        return pd.read_parquet(cache)
+        return cache
     table = _build_cell_table(scene_dir, manifest, cell_size_m)
     try:
-        raster_io.write_parquet_atomic(table, cache)
+        raster_io.write_parquet_atomic(table, cache, row_group_rows=CELL_TABLE_ROW_GROUP)
     except OSError as exc:
         log.warning("could not cache cell table at %s: %s", cache, exc)
-    return table
+        return table
+    return cache
+
+
+CELL_TABLE_ROW_GROUP = 16_384
+"""Rows per parquet row group of a cached cell table: what a streaming reader holds."""
+
+
+def iter_cell_table(
+    scene_dir: Path, cell_size_m: float = 20.0, *, batch_rows: int = CELL_TABLE_ROW_GROUP
+) -> Iterator[pd.DataFrame]:
+    """The scene's cell table in row-ordered batches (memory bounded by ``batch_rows``).
+
+    The same table training uses (same cache, same feature code); a consumer
+    that maps cells to pixels never needs the whole table at once.
+    """
+    import pyarrow.parquet as pq
+
+    cached = ensure_cell_table(scene_dir, cell_size_m)
+    if isinstance(cached, pd.DataFrame):
+        for start in range(0, len(cached), batch_rows):
+            yield cached.iloc[start : start + batch_rows]
+        return
+    parquet = pq.ParquetFile(cached)
+    for batch in parquet.iter_batches(batch_size=batch_rows):
+        yield batch.to_pandas()
 
 
 def _build_cell_table(

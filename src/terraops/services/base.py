@@ -51,6 +51,65 @@ class SLO:
 
 
 @dataclass(frozen=True)
+class RasterStyle:
+    """How a raster is shown: a rio-tiler colormap and the values mapped to its ends.
+
+    ``rescale=None`` means "the 2nd–98th percentile of the raster", computed
+    when the layer is made and stored with it.
+    """
+
+    colormap: str
+    rescale: tuple[float, float] | None
+    legend: str
+
+
+@dataclass(frozen=True)
+class DerivedRaster:
+    """A second raster computed from the prediction grid (e.g. UHI intensity).
+
+    ``compute(prediction, inputs)`` gets the prediction grid and the grids of
+    the feature columns named in ``inputs``; it returns the derived grid and a
+    dict of facts to keep with the layer (e.g. the reference used).
+    """
+
+    key: str
+    title: str
+    unit: str
+    style: RasterStyle
+    inputs: tuple[str, ...]
+    compute: Callable[[np.ndarray, Mapping[str, np.ndarray]], tuple[np.ndarray, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class AreaRule:
+    """Vector areas drawn from a raster: where ``source`` (``"prediction"`` or a
+    derived key) is at or above ``threshold(values)``."""
+
+    key: str
+    title: str
+    source: str
+    threshold: Callable[[np.ndarray], float]
+    rule: str  # how the threshold is chosen, in words (kept in the properties)
+
+
+@dataclass(frozen=True)
+class MapSpec:
+    """What a service contributes to the map: its view, styles and area products.
+
+    ``param_labels`` turn scenario parameters into short id parts
+    (``{"rainfall_mm": "p{:g}"}`` → ``flood-prob-p50-city1``).
+    """
+
+    group: str
+    key: str
+    title: str
+    prediction: RasterStyle
+    derived: tuple[DerivedRaster, ...] = ()
+    areas: tuple[AreaRule, ...] = ()
+    param_labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ServiceDefinition:
     """Everything that makes one model service different from another."""
 
@@ -70,6 +129,7 @@ class ServiceDefinition:
     primary_metric_higher_is_better: bool
     slo: SLO
     monotone: Mapping[str, int] = field(default_factory=dict)
+    map: MapSpec | None = None
     extra_columns: tuple[str, ...] = ()
     # Model-card prose (the numbers come from the registered run).
     intended_use: str = ""

@@ -51,7 +51,15 @@ import pandas as pd
 from lightgbm import LGBMClassifier
 
 from terraops.domain.metrics import binary_metrics
-from terraops.services.base import ID_COLUMNS, SLO, Feature, ServiceDefinition
+from terraops.services.base import (
+    ID_COLUMNS,
+    SLO,
+    AreaRule,
+    Feature,
+    MapSpec,
+    RasterStyle,
+    ServiceDefinition,
+)
 from terraops.services.lightgbm_models import BASE_PARAMS, lightgbm_factory
 
 FLOODED_FRACTION = 0.25
@@ -173,6 +181,26 @@ def build_examples(cells: pd.DataFrame) -> pd.DataFrame:
     return examples.loc[:, columns]
 
 
+MAP = MapSpec(
+    group="flood",
+    key="prob",
+    title="Flood probability",
+    prediction=RasterStyle(
+        "blues", (0.0, 1.0), "Probability that the cell floods (≥ 25 % of it under ≥ 0.1 m)"
+    ),
+    areas=(
+        AreaRule(
+            key="flooded",
+            title="Flooded areas",
+            source="prediction",
+            threshold=lambda _values: DECISION_THRESHOLD,
+            rule=f"connected cells with flood probability ≥ {DECISION_THRESHOLD:g}",
+        ),
+    ),
+    param_labels={"rainfall_mm": "p{:g}"},
+)
+
+
 FLOOD = ServiceDefinition(
     name="flood",
     title="Flood risk",
@@ -193,6 +221,7 @@ FLOOD = ServiceDefinition(
     # rate, so 0.08 demands real skill without failing every small-data run.
     slo=SLO(p95_latency_ms=1.5, error_budget=0.001, metric="brier_spatial_cv", metric_target=0.08),
     monotone=MONOTONE,
+    map=MAP,
     extra_columns=("flood_frac", "flood_depth"),
     intended_use=(
         "Screening-level pluvial/fluvial flood-risk maps for a design storm: which 20 m cells "

@@ -22,13 +22,25 @@ Why LightGBM (``LGBMRegressor``) and not scikit-learn's HistGradientBoosting:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from lightgbm import LGBMRegressor
 
+from terraops.domain.mapping import percentile_threshold, rural_reference
 from terraops.domain.metrics import regression_metrics
-from terraops.services.base import ID_COLUMNS, SLO, Feature, ServiceDefinition
+from terraops.services.base import (
+    ID_COLUMNS,
+    SLO,
+    AreaRule,
+    DerivedRaster,
+    Feature,
+    MapSpec,
+    RasterStyle,
+    ServiceDefinition,
+)
 from terraops.services.lightgbm_models import BASE_PARAMS, lightgbm_factory
 
 FEATURES: tuple[Feature, ...] = (
@@ -147,6 +159,45 @@ def build_examples(cells: pd.DataFrame) -> pd.DataFrame:
     return cells.loc[:, columns].reset_index(drop=True)
 
 
+HOT_SPOT_PERCENTILE = 90.0
+
+
+def heat_island_intensity(
+    lst: np.ndarray, inputs: Mapping[str, np.ndarray]
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Surface UHI intensity: predicted LST minus the scene's rural reference (K)."""
+    reference, method = rural_reference(lst, inputs["imperviousness_500m"], inputs["ndvi"])
+    return lst - reference, {"rural_reference_c": round(reference, 3), "reference_method": method}
+
+
+MAP = MapSpec(
+    group="heat",
+    key="lst",
+    title="Land-surface temperature",
+    prediction=RasterStyle("rdylbu_r", None, "Predicted daytime land-surface temperature (°C)"),
+    derived=(
+        DerivedRaster(
+            key="intensity",
+            title="Surface heat-island intensity",
+            unit="K",
+            style=RasterStyle("ylorrd", None, "LST above the scene's rural reference (K)"),
+            inputs=("imperviousness_500m", "ndvi"),
+            compute=heat_island_intensity,
+        ),
+    ),
+    areas=(
+        AreaRule(
+            key="hotspots",
+            title="Heat hot spots",
+            source="prediction",
+            threshold=lambda values: percentile_threshold(values, HOT_SPOT_PERCENTILE),
+            rule=f"connected cells at or above the {HOT_SPOT_PERCENTILE:g}th percentile of "
+            "predicted LST",
+        ),
+    ),
+)
+
+
 UHI = ServiceDefinition(
     name="uhi",
     title="Urban heat island",
@@ -170,6 +221,7 @@ UHI = ServiceDefinition(
     # real data while still failing a model that lost its land-cover signal.
     slo=SLO(p95_latency_ms=1.5, error_budget=0.001, metric="mae_spatial_cv", metric_target=1.0),
     monotone=MONOTONE,
+    map=MAP,
     intended_use=(
         "Screening-level maps of daytime land-surface temperature for urban planning: where is "
         "it hottest, and roughly how much cooler would a street be with more trees, less "

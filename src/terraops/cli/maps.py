@@ -1,0 +1,152 @@
+"""``terraops predict-raster``, ``terraops cog convert`` and ``terraops layers``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from terraops.cli.common import console, get_settings, handle_errors, out, print_json
+from terraops.errors import InvalidInputError
+
+
+def _float_params(pairs: list[str]) -> dict[str, float]:
+    from terraops.pipelines.train import parse_param_pairs
+
+    params: dict[str, float] = {}
+    for name, raw in parse_param_pairs(pairs).items():
+        try:
+            params[name] = float(raw)
+        except ValueError:
+            raise InvalidInputError(
+                f"--param {name}={raw!r} is not a number", hint="e.g. --param rainfall_mm=50"
+            ) from None
+    return params
+
+
+def predict_raster(
+    service: str = typer.Argument(..., help="Service (uhi, flood)."),
+    scene: Path = typer.Option(..., "--scene", help="Scene folder (scene.json + layers)."),
+    out_path: Path | None = typer.Option(
+        None, "--out", help="Output COG (default TERRAOPS_HOME/layers/<layer id>.tif)."
+    ),
+    version: int | None = typer.Option(None, "--version", help="Model version (default champion)."),
+    param: list[str] = typer.Option(
+        [], "--param", help="Scenario input, e.g. rainfall_mm=50; repeatable."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Predict every cell of a scene → validated COG + vectors, registered as map layers."""
+    from terraops.pipelines.raster_predict import predict_raster as run
+    from terraops.services import get_service
+
+    with handle_errors():
+        result = run(
+            get_settings(),
+            get_service(service),
+            scene,
+            out=out_path,
+            version=version,
+            params=_float_params(param),
+            progress=not as_json,
+        )
+    if as_json:
+        print_json(result)
+        return
+    model = result["model"]
+    console.print(
+        f"[green]{service}[/] v{model['version']} on {result['scene']}: "
+        f"{result['cells']} cells of {result['cell_size_m']:g} m in {result['seconds']:.2f} s "
+        f"→ {result['out']}"
+    )
+    if result["evaluation"]:
+        figures = ", ".join(f"{k} {v:.4g}" for k, v in result["evaluation"].items())
+        console.print(f"against the scene's own target: {figures}")
+    for layer in result["layers"]:
+        console.print(f"  layer [cyan]{layer['id']}[/] ({layer['kind']})")
+
+
+def cog_convert(
+    source: Path = typer.Argument(..., help="Any raster GDAL reads (GeoTIFF...)."),
+    target: Path = typer.Argument(..., help="Output Cloud Optimized GeoTIFF."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Convert a raster to a validated COG (nothing is written if anything fails)."""
+    from terraops.adapters.cog import convert_to_cog
+
+    with handle_errors():
+        result = convert_to_cog(source, target)
+    if as_json:
+        print_json(result)
+    else:
+        console.print(
+            f"[green]valid COG[/] {result['path']} ({result['width']}×{result['height']})"
+        )
+
+
+def layers_list(
+    as_json: bool = typer.Option(False, "--json", help="Print the catalogue as JSON."),
+) -> None:
+    """The layer catalogue: every layer with its kind, unit, style and lineage."""
+    from terraops.adapters.catalogue import LayerCatalogue
+
+    with handle_errors():
+        statuses = LayerCatalogue(get_settings().layers_dir).statuses()
+    if as_json:
+        print_json({"layers": [s.to_dict() for s in statuses]})
+        return
+    table = Table(title=f"{len(statuses)} layers")
+    table.add_column("id", overflow="fold", min_width=24)
+    for column in ("kind", "group", "unit", "style", "model", "status"):
+        table.add_column(column)
+    for status in statuses:
+        layer = status.layer
+        style = layer.colormap or ("rgb" if layer.kind == "raster" else "polygons")
+        if layer.rescale:
+            style += f" {layer.rescale[0]:g}–{layer.rescale[1]:g}"
+        model = f"{layer.model.get('name')} v{layer.model_version}" if layer.model else "–"
+        state = "ok" if status.available else f"[red]{status.problem}[/]"
+        table.add_row(layer.id, layer.kind, layer.group, layer.unit, style, model, state)
+    out.print(table)
+    missing = [s for s in statuses if not s.available]
+    if missing:
+        console.print(
+            f"[yellow]{len(missing)} layer(s) have lost their file[/]: re-create them or "
+            "`terraops layers remove ID`"
+        )
+
+
+def layers_remove(layer: str = typer.Argument(..., help="Layer id.")) -> None:
+    """Remove a layer from the catalogue (its files are left where they are)."""
+    from terraops.adapters.catalogue import LayerCatalogue
+
+    with handle_errors():
+        removed = LayerCatalogue(get_settings().layers_dir).remove(layer)
+    console.print(f"removed layer {removed.id} (file kept: {removed.path})")
+
+
+def layers_add_scene(
+    scene: Path = typer.Argument(..., help="Scene folder."),
+) -> None:
+    """Add a scene's true-colour imagery to the catalogue (as a COG)."""
+    from terraops.adapters.catalogue import LayerCatalogue
+    from terraops.pipelines.layer_products import scene_imagery_layer
+
+    with handle_errors():
+        settings = get_settings()
+        layer = LayerCatalogue(settings.layers_dir).add(scene_imagery_layer(settings, scene))
+    console.print(f"layer [cyan]{layer.id}[/] → {layer.path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``predict-raster``, ``cog`` and ``layers`` to the main CLI."""
+    app.command("predict-raster")(predict_raster)
+    cog_app = typer.Typer(help="Cloud Optimized GeoTIFFs.", no_args_is_help=True)
+    cog_app.command("convert")(cog_convert)
+    app.add_typer(cog_app, name="cog")
+    layers_app = typer.Typer(help="The map layer catalogue.", no_args_is_help=True)
+    layers_app.command("list")(layers_list)
+    layers_app.command("remove")(layers_remove)
+    layers_app.command("add-scene")(layers_add_scene)
+    app.add_typer(layers_app, name="layers")
