@@ -80,7 +80,7 @@ def raster_layer(
     """The catalogue entry of a COG already on disk (bounds and CRS read from it)."""
     with rasterio.open(path) as src:
         crs = src.crs.to_string()
-        bounds = wgs84_bounds(crs, tuple(src.bounds))  # type: ignore[arg-type]
+        bounds = wgs84_bounds(crs, tuple(src.bounds))
     return Layer(
         id=lid,
         title=title,

@@ -1,0 +1,115 @@
+"""Map products from a prediction grid: rural reference and area polygons (pure code)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from rasterio.transform import Affine
+from scipy import ndimage
+
+from terraops.domain.mapping import (
+    RURAL_MIN_CELLS,
+    area_polygons,
+    feature_collection,
+    percentile_threshold,
+    rural_reference,
+)
+
+CELL = 20.0
+TRANSFORM = Affine(CELL, 0.0, 500_000.0, 0.0, -CELL, 5_000_000.0)
+
+
+def test_rural_reference_is_the_median_of_green_cells_with_unsealed_surroundings() -> None:
+    lst = np.full((10, 10), 35.0)
+    sealed = np.full((10, 10), 0.8)
+    ndvi = np.full((10, 10), 0.1)
+    lst[:3, :] = np.arange(30, dtype=float).reshape(3, 10) / 10 + 28.0  # 28.0 .. 30.9
+    sealed[:3, :] = 0.02
+    ndvi[:3, :] = 0.6
+    value, method = rural_reference(lst, sealed, ndvi)
+    assert value == pytest.approx(np.median(lst[:3, :]))
+    assert "median" in method and "30 cells" in method
+
+
+def test_rural_reference_falls_back_to_a_low_percentile_and_says_so() -> None:
+    lst = np.linspace(25.0, 40.0, 100).reshape(10, 10)
+    value, method = rural_reference(lst, np.full((10, 10), 0.9), np.full((10, 10), 0.1))
+    assert value == pytest.approx(np.percentile(lst, 10))
+    assert f"fewer than {RURAL_MIN_CELLS}" in method
+
+
+def test_area_polygons_merge_connected_cells_and_drop_single_cells() -> None:
+    values = np.zeros((6, 6))
+    values[1:3, 1:4] = 5.0  # 6 connected cells
+    values[5, 5] = 9.0  # one isolated cell: noise
+    polygons = area_polygons(values, 1.0, TRANSFORM)
+    assert len(polygons) == 1
+    (area,) = polygons
+    assert area.n_cells == 6
+    assert area.area_m2 == pytest.approx(6 * CELL * CELL)
+    assert area.geometry.area == pytest.approx(area.area_m2)
+    assert area.mean == pytest.approx(5.0) and area.max == pytest.approx(5.0)
+
+
+def test_area_polygons_keep_holes() -> None:
+    values = np.zeros((7, 7))
+    values[1:6, 1:6] = 1.0
+    values[3, 3] = 0.0
+    (ring,) = area_polygons(values, 0.5, TRANSFORM)
+    assert len(ring.geometry.interiors) == 1
+    assert ring.geometry.area == pytest.approx(24 * CELL * CELL)
+
+
+grids = arrays(
+    np.float64,
+    st.tuples(st.integers(1, 12), st.integers(1, 12)),
+    elements=st.one_of(st.floats(0, 10, allow_nan=False), st.just(np.nan)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=grids, threshold=st.floats(0, 10), min_cells=st.integers(1, 4))
+def test_area_polygons_cover_exactly_the_kept_components(
+    values: np.ndarray, threshold: float, min_cells: int
+) -> None:
+    """Invariant: polygons are valid, disjoint, and cover exactly the above-threshold
+    components of at least ``min_cells`` cells — no cell lost, none invented."""
+    polygons = area_polygons(values, threshold, TRANSFORM, min_cells=min_cells)
+    mask = np.isfinite(values) & (values >= threshold)
+    labels, _ = ndimage.label(mask)
+    sizes = np.bincount(labels.ravel())[1:]
+    expected = int(sizes[sizes >= min_cells].sum())
+    assert sum(p.n_cells for p in polygons) == expected
+    for p in polygons:
+        assert p.geometry.is_valid
+        assert p.geometry.area == pytest.approx(p.n_cells * CELL * CELL)
+        assert p.mean >= threshold - 1e-9 and p.max >= p.mean - 1e-9
+    for i, a in enumerate(polygons):
+        for b in polygons[i + 1 :]:
+            assert a.geometry.intersection(b.geometry).area == pytest.approx(0.0, abs=1e-6)
+
+
+def test_percentile_threshold_ignores_nodata() -> None:
+    values = np.array([1.0, 2.0, np.nan, 3.0, 4.0])
+    assert percentile_threshold(values, 50) == pytest.approx(2.5)
+    assert np.isnan(percentile_threshold(np.full(3, np.nan), 90))
+
+
+def test_feature_collection_carries_lineage_and_per_area_figures() -> None:
+    values = np.zeros((4, 4))
+    values[:2, :2] = 3.0
+    polygons = area_polygons(values, 1.0, TRANSFORM)
+    collection = feature_collection(
+        polygons,
+        to_wgs84=lambda g: g,
+        properties={"model_name": "uhi", "model_version": 3},
+        value_name="value",
+    )
+    (feature,) = collection["features"]
+    assert feature["properties"]["model_version"] == 3
+    assert feature["properties"]["n_cells"] == 4
+    assert feature["properties"]["mean_value"] == pytest.approx(3.0)
+    assert feature["geometry"]["type"] == "Polygon"
