@@ -13,9 +13,15 @@ WORKERS     ?= 2
 SCENES      := $(TERRAOPS_HOME)/scenes
 DEMO_SEEDS  ?= 1:dense 2:sprawl 3:coastal
 DEMO_SIZE   ?= 1024
+# The map city: generated outside $(SCENES), so no model ever trains on it.
+MAP_CITY    ?= $(TERRAOPS_HOME)/unseen/city4
+MAP_SEED    ?= 4
+MAP_MORPH   ?= dense
+STORMS      ?= 30 50 100
+ADMIN_TOKEN_FILE := $(TERRAOPS_HOME)/admin-token
 PYTEST_ARGS ?=
 
-.PHONY: help install system-deps check-env demo scenes train promote cards serve smoke test test-fast lint format bench clean
+.PHONY: help install system-deps check-env demo scenes train promote maps cards serve smoke test test-fast lint format bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -49,18 +55,32 @@ promote: install ## Promote the latest challenger of each service to champion
 	$(BIN)/terraops promote uhi --challenger --reason "make promote"
 	$(BIN)/terraops promote flood --challenger --reason "make promote"
 
-serve: install ## Serve the API (and docs) on $(HOST):$(PORT)
-	OMP_NUM_THREADS=1 $(BIN)/terraops serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
+serve: install ## Serve the API, map and dashboard on $(HOST):$(PORT)
+	@mkdir -p $(TERRAOPS_HOME)
+	@test -s $(ADMIN_TOKEN_FILE) || (umask 077 && $(BIN)/python -c \
+	  "import secrets; print(secrets.token_urlsafe(24))" > $(ADMIN_TOKEN_FILE))
+	@echo "map:       http://$(HOST):$(PORT)/map   (heat; flood: /map?view=flood)"
+	@echo "dashboard: http://$(HOST):$(PORT)/      (admin token: cat $(ADMIN_TOKEN_FILE))"
+	@echo "API docs:  http://$(HOST):$(PORT)/docs"
+	TERRAOPS_ADMIN_TOKEN=$${TERRAOPS_ADMIN_TOKEN:-$$(cat $(ADMIN_TOKEN_FILE))} OMP_NUM_THREADS=1 \
+	  $(BIN)/terraops serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 smoke: install ## Ask a running server for a prediction (make serve in another shell)
 	$(BIN)/python scripts/smoke.py --url http://$(HOST):$(PORT)
+
+maps: install ## Predict the unseen map city with both champions → COGs, vectors, layers
+	@test -f $(MAP_CITY)/scene.json || $(BIN)/terraops scene generate --seed $(MAP_SEED) \
+	  --morphology $(MAP_MORPH) --size $(DEMO_SIZE) --out $(MAP_CITY)
+	$(BIN)/terraops predict-raster uhi --scene $(MAP_CITY)
+	@for storm in $(STORMS); do \
+	  $(BIN)/terraops predict-raster flood --scene $(MAP_CITY) --param rainfall_mm=$$storm || exit 1; done
+	$(BIN)/terraops layers list
 
 cards: install ## Model cards of the champions, numbers read from MLflow
 	$(BIN)/terraops card uhi --out docs/model_cards/uhi.md
 	$(BIN)/terraops card flood --out docs/model_cards/flood.md
 
-demo: train promote cards ## Build everything on the embedded defaults and serve
-	@echo "serving on http://$(HOST):$(PORT)/docs"
+demo: train promote maps cards ## Build everything on the embedded defaults and serve the map
 	$(MAKE) serve
 
 test: install ## The whole suite CI can run (slow and integration included)

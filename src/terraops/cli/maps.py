@@ -61,7 +61,9 @@ def predict_raster(
         f"→ {result['out']}"
     )
     if result["evaluation"]:
-        figures = ", ".join(f"{k} {v:.4g}" for k, v in result["evaluation"].items())
+        figures = ", ".join(
+            f"{k} {v:.4g}" if k != "n" else f"n {v}" for k, v in result["evaluation"].items()
+        )
         console.print(f"against the scene's own target: {figures}")
     for layer in result["layers"]:
         console.print(f"  layer [cyan]{layer['id']}[/] ({layer['kind']})")
