@@ -21,7 +21,6 @@ the layer.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Mapping
@@ -34,22 +33,22 @@ import numpy as np
 import pandas as pd
 from rasterio.transform import Affine
 
-from terraops.adapters import cog, raster_io
-from terraops.adapters.catalogue import LayerCatalogue, file_fingerprint
+from terraops.adapters import raster_io
+from terraops.adapters.catalogue import LayerCatalogue
 from terraops.domain import features
-from terraops.domain.layers import Layer, layer_id
-from terraops.domain.mapping import area_polygons, feature_collection
+from terraops.domain.layers import layer_id
 from terraops.errors import InvalidInputError, ModelNotFoundError
 from terraops.pipelines.layer_products import (
-    raster_layer,
     scene_imagery_layer,
-    wgs84_bounds,
-    wgs84_transformer,
-    write_json_atomic,
+)
+from terraops.pipelines.prediction_layers import (
+    PredictionContext,
+    param_suffix,
+    write_prediction_layers,
 )
 from terraops.pipelines.progress import status_line
 from terraops.pipelines.scenes import iter_cell_table
-from terraops.services.base import MapSpec, RasterStyle, ServiceDefinition
+from terraops.services.base import ServiceDefinition
 from terraops.settings import Settings
 
 
@@ -123,14 +122,21 @@ def _model_inputs(
             hint="give them as scenario parameters: "
             + " ".join(f"--param {n}=VALUE" for n in missing),
         )
-    inputs = pd.DataFrame({n: params[n] if n in params else batch[n] for n in names})
-    return inputs.astype(np.float64)
+    columns = {n: params[n] if n in params else batch[n].to_numpy() for n in names}
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(batch))).astype(np.float64)
 
 
 def _evaluation_rows(
     definition: ServiceDefinition, batch: pd.DataFrame, params: Mapping[str, float]
 ) -> pd.DataFrame | None:
-    """The batch's labelled examples under the same scenario (None: no target here)."""
+    """The batch's labelled examples under the same scenario (None: no target here).
+
+    A parameter that overrides one of the scene's own inputs (a what-if, e.g. a
+    hotter reference day) makes the scene's truth the answer to another question,
+    so nothing is scored then.
+    """
+    if any(name in batch.columns for name in params):
+        return None
     try:
         examples = definition.build_examples(batch)
     except (KeyError, ValueError):
@@ -202,177 +208,6 @@ def _stream_predictions(
     return grids
 
 
-def _rescale(style: RasterStyle, values: np.ndarray) -> tuple[float, float]:
-    if style.rescale is not None:
-        return style.rescale
-    finite = values[np.isfinite(values)]
-    if not finite.size:
-        return (0.0, 1.0)
-    lo, hi = np.percentile(finite, [2, 98])
-    return (round(float(lo), 2), round(float(max(hi, lo + 1e-3)), 2))
-
-
-def _grid_stats(values: np.ndarray) -> dict[str, Any]:
-    finite = values[np.isfinite(values)]
-    if not finite.size:
-        return {"cells": 0}
-    return {
-        "cells": int(finite.size),
-        "min": round(float(finite.min()), 4),
-        "mean": round(float(finite.mean()), 4),
-        "max": round(float(finite.max()), 4),
-    }
-
-
-def _param_suffix(spec: MapSpec, params: Mapping[str, float]) -> list[str]:
-    return [spec.param_labels.get(k, k + "{:g}").format(v) for k, v in sorted(params.items())]
-
-
-def _param_text(params: Mapping[str, float]) -> str:
-    return ", ".join(f"{k}={v:g}" for k, v in sorted(params.items()))
-
-
-@dataclass(frozen=True)
-class _Context:
-    """Everything the layer writers share for one predict-raster call."""
-
-    definition: ServiceDefinition
-    spec: MapSpec
-    model: ModelChoice
-    scene: str
-    scene_dir: Path
-    params: dict[str, float]
-    crs: str
-    transform: Affine
-    created_at: str
-
-    @property
-    def lineage(self) -> dict[str, Any]:
-        return {
-            "model": self.model.lineage,
-            "scene": self.scene,
-            "scene_dir": str(self.scene_dir),
-            "params": dict(self.params),
-            "cell_size_m": abs(self.transform.a),
-        }
-
-    def tags(self, layer: str, unit: str) -> dict[str, str]:
-        """GeoTIFF metadata: lineage readable by gdalinfo / QGIS without terraops."""
-        return {
-            "terraops_layer": layer,
-            "model_name": self.model.name,
-            "model_version": str(self.model.version),
-            "model_run_id": self.model.run_id,
-            "scene": self.scene,
-            "params": json.dumps(self.params, sort_keys=True),
-            "unit": unit,
-            "created_at": self.created_at,
-        }
-
-    def title(self, what: str) -> str:
-        suffix = f" ({_param_text(self.params)})" if self.params else ""
-        return f"{what} — {self.scene}{suffix} · {self.model.name} v{self.model.version}"
-
-
-def _write_raster_layer(
-    ctx: _Context,
-    *,
-    lid: str,
-    role: str,
-    what: str,
-    unit: str,
-    style: RasterStyle,
-    values: np.ndarray,
-    out: Path,
-    stats: Mapping[str, Any],
-    features_path: Path | None = None,
-) -> Layer:
-    cog.write_array_cog(
-        values.astype(np.float32),
-        out,
-        crs=ctx.crs,
-        transform=ctx.transform,
-        nodata=float("nan"),
-        tags=ctx.tags(lid, unit),
-        descriptions=(lid,),
-    )
-    return raster_layer(
-        lid=lid,
-        title=ctx.title(what),
-        group=ctx.spec.group,
-        role=role,
-        path=out,
-        unit=unit,
-        legend=style.legend,
-        colormap=style.colormap,
-        rescale=_rescale(style, values),
-        lineage=ctx.lineage,
-        stats={**_grid_stats(values), **stats},
-        created_at=ctx.created_at,
-        features_path=features_path,
-    )
-
-
-def _write_area_layers(
-    ctx: _Context, base: str, out: Path, sources: Mapping[str, tuple[np.ndarray, str]]
-) -> list[Layer]:
-    """GeoJSON (EPSG:4326) of every area rule of the service, as vector layers."""
-    layers = []
-    to_wgs84 = wgs84_transformer(ctx.crs)
-    for rule in ctx.spec.areas:
-        values, unit = sources[rule.source]
-        threshold = rule.threshold(values)
-        polygons = area_polygons(values, threshold, ctx.transform)
-        lid = layer_id(base, rule.key)
-        path = out.with_name(f"{out.stem}.{rule.key}.geojson")
-        properties = {
-            "layer": lid,
-            "class": rule.key,
-            "model_name": ctx.model.name,
-            "model_version": ctx.model.version,
-            "model_run_id": ctx.model.run_id,
-            "scene": ctx.scene,
-            **{f"param_{k}": v for k, v in ctx.params.items()},
-            "threshold": round(threshold, 4),
-            "rule": rule.rule,
-            "unit": unit,
-        }
-        collection = feature_collection(
-            polygons, to_wgs84=to_wgs84, properties=properties, value_name="value"
-        )
-        write_json_atomic(path, collection)
-        layers.append(
-            Layer(
-                id=lid,
-                title=ctx.title(rule.title),
-                kind="vector",
-                group=ctx.spec.group,
-                role=rule.key,
-                path=str(path),
-                unit=unit,
-                legend=rule.rule,
-                bounds=wgs84_bounds(ctx.crs, _grid_bounds(ctx.transform, values.shape)),
-                crs="EPSG:4326",
-                fingerprint=file_fingerprint(path),
-                created_at=ctx.created_at,
-                lineage=ctx.lineage,
-                stats={
-                    "polygons": len(polygons),
-                    "area_m2": round(sum(p.area_m2 for p in polygons), 1),
-                    "threshold": round(threshold, 4),
-                },
-            )
-        )
-    return layers
-
-
-def _grid_bounds(transform: Affine, shape: tuple[int, int]) -> tuple[float, float, float, float]:
-    rows, cols = shape
-    x0, y0 = transform.c, transform.f
-    x1, y1 = x0 + cols * transform.a, y0 + rows * transform.e
-    return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
-
-
 def predict_raster(
     settings: Settings,
     definition: ServiceDefinition,
@@ -402,12 +237,12 @@ def predict_raster(
         transform = Affine(grid.cell_size, 0.0, float(t[2]), 0.0, -grid.cell_size, float(t[5]))
         spec = definition.map
         scene = str(manifest["name"])
-        base = layer_id(definition.name, spec.key, *_param_suffix(spec, checked), scene)
+        base = layer_id(definition.name, spec.key, *param_suffix(spec, checked), scene)
         out = Path(out) if out else settings.layers_dir / f"{base}.tif"
-        ctx = _Context(
+        ctx = PredictionContext(
             definition,
             spec,
-            model,
+            model.lineage,
             scene,
             scene_dir.resolve(),
             checked,
@@ -434,7 +269,9 @@ def predict_raster(
             staged_cells.unlink(missing_ok=True)
         evaluation = _evaluate(definition, grids)
         say("writing COGs and vectors")
-        layers = _write_layers(ctx, base, out, grids, cells_path, evaluation)
+        layers = write_prediction_layers(
+            ctx, base, out, grids.prediction, grids.inputs, cells_path, evaluation
+        )
         say("registering layers")
         layers.append(scene_imagery_layer(settings, scene_dir))
         catalogue = LayerCatalogue(settings.layers_dir)
@@ -468,54 +305,6 @@ def _evaluate(definition: ServiceDefinition, grids: _Grids) -> dict[str, float] 
         return None
     metrics = definition.metrics(truth[ok], predicted[ok])
     return {"n": int(ok.sum()), **{k: round(float(v), 5) for k, v in metrics.items()}}
-
-
-def _write_layers(
-    ctx: _Context,
-    base: str,
-    out: Path,
-    grids: _Grids,
-    cells_path: Path,
-    evaluation: Mapping[str, float] | None,
-) -> list[Layer]:
-    spec, definition = ctx.spec, ctx.definition
-    unit = definition.prediction_unit
-    layers = [
-        _write_raster_layer(
-            ctx,
-            lid=base,
-            role="prediction",
-            what=spec.title,
-            unit=unit,
-            style=spec.prediction,
-            values=grids.prediction,
-            out=out,
-            stats={"evaluation": dict(evaluation)} if evaluation else {},
-            features_path=cells_path,
-        )
-    ]
-    sources: dict[str, tuple[np.ndarray, str]] = {"prediction": (grids.prediction, unit)}
-    for derived in spec.derived:
-        values, facts = derived.compute(grids.prediction, grids.inputs)
-        derived_id = layer_id(
-            definition.name, derived.key, *_param_suffix(spec, ctx.params), ctx.scene
-        )
-        sources[derived.key] = (values, derived.unit)
-        layers.append(
-            _write_raster_layer(
-                ctx,
-                lid=derived_id,
-                role="derived",
-                what=derived.title,
-                unit=derived.unit,
-                style=derived.style,
-                values=values,
-                out=out.with_name(f"{out.stem}.{derived.key}.tif"),
-                stats=facts,
-            )
-        )
-    layers.extend(_write_area_layers(ctx, base, out, sources))
-    return layers
 
 
 __all__ = ["ModelChoice", "check_params", "choose_model", "predict_raster"]
