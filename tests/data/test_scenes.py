@@ -13,7 +13,7 @@ from terraops.adapters.raster_io import read_manifest, read_scene_layers
 from terraops.domain.features import CELL_FEATURES, CONTEXT_FEATURES
 from terraops.domain.hydrology import DESIGN_STORMS_MM
 from terraops.domain.landcover import LandCover
-from terraops.pipelines.scenes import generate_scene, scene_cell_table
+from terraops.pipelines.scenes import generate_scene, iter_cell_table, scene_cell_table
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +179,11 @@ def test_flooded_cells_have_low_hand_and_flooding_grows_with_rain(
         assert flooded["hand"].median() < 2.0
         fractions = [table[f"flood_frac_p{p}"].mean() for p in DESIGN_STORMS_MM]
         assert fractions == sorted(fractions) and fractions[-1] > fractions[0]
+
+
+def test_cell_table_streams_in_bounded_batches_equal_to_the_whole(tiny_scenes: list[Path]) -> None:
+    """predict-raster holds one batch of cells at a time; the batches are the same table."""
+    whole = scene_cell_table(tiny_scenes[0])
+    batches = list(iter_cell_table(tiny_scenes[0], batch_rows=500))
+    assert len(batches) > 1 and all(len(b) <= 500 for b in batches)
+    pd.testing.assert_frame_equal(pd.concat(batches, ignore_index=True), whole)
