@@ -41,6 +41,10 @@ class ModelNotFoundError(NotFoundError):
     """No such registered model / version / alias."""
 
 
+class OutsideBoundsError(NotFoundError):
+    """A map tile or point lies outside a layer's extent (there is nothing to show)."""
+
+
 class ModelNotReadyError(TerraopsError):
     """The server has no champion loaded for a service yet."""
 

@@ -30,25 +30,39 @@ from rasterio.errors import RasterioIOError
 from terraops.errors import InvalidInputError, NotFoundError
 
 COG_BLOCK = 256
-SMALL_COG_BLOCK = 64
-"""Block size for rasters under 512 px: they still get two tiles per side and an overview."""
+SMALL_COG_BLOCK = 128
+"""GDAL's smallest COG block; rasters under 512 px use it."""
+SMALLEST_OVERVIEW_PX = 32
 
 
 def cog_block_size(width: int, height: int) -> int:
     return COG_BLOCK if min(width, height) >= 2 * COG_BLOCK else SMALL_COG_BLOCK
 
 
-def cog_options(dtype: str, width: int, height: int, *, threads: bool = True) -> dict[str, Any]:
-    """COG driver creation options: deflate, predictor by type, overviews, parallel."""
+def cog_options(
+    dtype: str, width: int, height: int, *, count: int = 1, threads: bool = True
+) -> dict[str, Any]:
+    """COG driver creation options: deflate, predictor by type, overviews, parallel.
+
+    GDAL makes overviews only for rasters larger than a block; a small raster
+    (a 20 m prediction grid of a 2 km city is ~100 px) still gets levels down to
+    ~32 px, so viewers zoomed out read a few bytes instead of the whole grid.
+    Overviews average continuous values and imagery; a single integer band is
+    taken as classes (a mask) and keeps the nearest class.
+    """
     floating = np.issubdtype(np.dtype(dtype), np.floating)
+    block = cog_block_size(width, height)
     options: dict[str, Any] = {
         "COMPRESS": "DEFLATE",
-        "PREDICTOR": "FLOATING_POINT" if floating else "HORIZONTAL",
-        "BLOCKSIZE": cog_block_size(width, height),
+        "PREDICTOR": "FLOATING_POINT" if floating else "STANDARD",
+        "BLOCKSIZE": block,
         "OVERVIEWS": "IGNORE_EXISTING",
-        "OVERVIEW_RESAMPLING": "AVERAGE" if floating else "NEAREST",
+        "OVERVIEW_RESAMPLING": "AVERAGE" if floating or count > 1 else "NEAREST",
         "BIGTIFF": "IF_SAFER",
     }
+    side = min(width, height)
+    if side <= block and side >= 2 * SMALLEST_OVERVIEW_PX:
+        options["OVERVIEW_COUNT"] = int(np.log2(side / SMALLEST_OVERVIEW_PX))
     if threads:
         options["NUM_THREADS"] = "ALL_CPUS"
     return options
@@ -94,7 +108,7 @@ def write_cog(src_path: Path, out: Path) -> Path:
     """
     out = Path(out).expanduser().absolute()
     with rasterio.open(src_path) as src:
-        options = cog_options(src.dtypes[0], src.width, src.height)
+        options = cog_options(src.dtypes[0], src.width, src.height, count=src.count)
     tmp = _temp_sibling(out, "cog")
     try:
         try:

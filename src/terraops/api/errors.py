@@ -23,6 +23,7 @@ from terraops.services.base import ServiceDefinition
 HTTP_STATUS: dict[type[errors.TerraopsError], int] = {
     errors.InvalidInputError: 422,
     errors.NotFoundError: 404,
+    errors.OutsideBoundsError: 404,
     errors.ModelNotReadyError: 503,
     errors.PromotionRefusedError: 409,
     errors.NothingToRollBackError: 409,
