@@ -12,6 +12,7 @@ import io
 import json
 import pathlib
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -383,6 +384,25 @@ def test_tiles_outside_the_layer_or_the_grid(client: TestClient) -> None:
     assert client.get(f"/layers/{LST}/tiles/2/4/0.png").status_code == 422
     assert client.get(f"/layers/{LST}/tiles/2/0/0.jpg").status_code == 422
     assert client.get(f"/layers/{LST}/tiles/31/0/0.png").status_code == 422
+
+
+def test_a_tile_in_the_envelope_but_off_the_data_is_transparent_not_an_error(
+    home: tuple[Settings, LayerCatalogue],
+) -> None:
+    """A UTM raster sits tilted in web mercator: its lon/lat envelope has empty corners a
+    map will ask for. Those tiles are an empty part of the layer (200, transparent)."""
+    settings, catalogue = home
+    lst = catalogue.get(LST)
+    west, south, east, north = lst.bounds
+    wide = replace(lst, id="uhi-lst-wide", bounds=(west, south, east + 0.05, north))
+    catalogue.add(wide)
+    x, y = _tile_of(east + 0.03, (south + north) / 2, 14)
+    with TestClient(make_app(settings, catalogue)) as client:
+        empty = client.get(f"/layers/uhi-lst-wide/tiles/14/{x}/{y}.png")
+        assert empty.status_code == 200
+        assert _png(empty.content)[..., 3].max() == 0
+        beyond = client.get(f"/layers/uhi-lst-wide/tiles/14/{x + 3}/{y}.png")
+        assert beyond.status_code == 404 and beyond.json()["error"] == "outside_bounds"
 
 
 def test_tilejson_describes_the_cog(client: TestClient) -> None:

@@ -18,6 +18,7 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from rasterio.errors import RasterioIOError
 from rio_tiler.colormap import cmap
 from rio_tiler.errors import InvalidColorMapName, PointOutsideBounds, TileOutsideBounds
 from rio_tiler.io import Reader
+from rio_tiler.utils import render
 
 from terraops.domain.layers import Layer
 from terraops.errors import InvalidInputError, NotFoundError, OutsideBoundsError
@@ -135,6 +137,28 @@ def open_raster(layer: Layer) -> Iterator[Reader]:
         yield reader
 
 
+def _touches_envelope(layer: Layer, z: int, x: int, y: int) -> bool:
+    """Whether a web-mercator tile overlaps the layer's lon/lat bounding box.
+
+    A UTM raster sits tilted in web mercator, so its lon/lat envelope has
+    corners with no data. A map asks for tiles across the whole envelope (it
+    is all it knows); those corner tiles are a real, empty part of the layer,
+    not an error.
+    """
+    import morecantile
+
+    tile = morecantile.tms.get("WebMercatorQuad").bounds(x, y, z)
+    west, south, east, north = layer.bounds
+    return tile.left < east and tile.right > west and tile.bottom < north and tile.top > south
+
+
+@cache
+def empty_tile(size: int) -> bytes:
+    """A fully transparent PNG tile of ``size`` px."""
+    data: bytes = render(np.zeros((1, size, size), np.uint8), mask=np.zeros((size, size), np.uint8))
+    return data
+
+
 def render_tile(layer: Layer, z: int, x: int, y: int, scale: int, style: TileStyle) -> bytes:
     """One PNG map tile (``256 * scale`` px) of a raster layer, rendered by rio-tiler."""
     with open_geotiff(layer) as dataset, Reader(None, dataset=dataset) as src:
@@ -142,6 +166,8 @@ def render_tile(layer: Layer, z: int, x: int, y: int, scale: int, style: TileSty
         try:
             img = src.tile(x, y, z, tilesize=TILE_SIZE * scale, indexes=indexes)
         except TileOutsideBounds as exc:
+            if _touches_envelope(layer, z, x, y):
+                return empty_tile(TILE_SIZE * scale)
             raise OutsideBoundsError(
                 f"tile {z}/{x}/{y} is outside layer {layer.id!r}",
                 hint=f"GET /layers/{layer.id}/tilejson.json gives its bounds and zooms",

@@ -1,0 +1,331 @@
+"""The map and the operator dashboard in a real browser (Chromium via Playwright).
+
+Against a real ``terraops serve`` on a home with trained models and catalogue
+layers made by ``predict_raster``: tiles load and are not blank, vectors draw,
+a click reads the layers and asks the live API, nothing leaves 127.0.0.1, the
+console stays clean — and the dashboard's rollback button really moves the
+champion back. The screenshots in the README are taken here.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from browser_support import ADMIN_TOKEN, PageWatch
+from PIL import Image
+from serving_support import LEGACY_BODY, RunningProcess, TrainedHome, wait_until
+
+from terraops.adapters.catalogue import LayerCatalogue
+from terraops.domain.layers import Layer
+from terraops.services import get_service
+from terraops.settings import Settings
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
+
+OpenPage = Callable[[], tuple[Any, PageWatch]]
+#: What Chromium logs for a fetch the admin API refuses on purpose in a test.
+REFUSED = ("status of 401", "status of 409")
+TILE_WAIT_MS = 30_000
+
+
+def serve(start_server: Callable[..., RunningProcess], settings: Settings) -> RunningProcess:
+    return start_server(settings, workers=1, TERRAOPS_ADMIN_TOKEN=ADMIN_TOKEN)
+
+
+def layers_of(settings: Settings, group: str) -> dict[str, Layer]:
+    """The catalogue's layers of a map group, by role (one scene in these tests)."""
+    return {
+        layer.role
+        + (f"@{layer.lineage['params']['rainfall_mm']:g}" if group == "flood" else ""): layer
+        for layer in LayerCatalogue(settings.layers_dir).layers()
+        if layer.group == group
+    }
+
+
+def is_blank(png: bytes) -> bool:
+    """A tile is blank when every pixel is transparent or all pixels are one colour."""
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+    seen = pixels[pixels[..., 3] > 0]
+    return len(seen) == 0 or len(np.unique(seen.reshape(-1, 4), axis=0)) < 2
+
+
+def wait_for_tiles(page: Any, layer_ids: list[str]) -> None:
+    """Until each layer has loaded tiles and no tile image is still pending."""
+    page.wait_for_function(
+        """(ids) => {
+            const loaded = (id) => document.querySelectorAll(
+                '.tiles-' + id + ' img.leaflet-tile-loaded').length;
+            const pending = document.querySelectorAll(
+                'img.leaflet-tile:not(.leaflet-tile-loaded):not(.tile-error)').length;
+            return pending === 0 && ids.every((id) => loaded(id) > 0);
+        }""",
+        arg=layer_ids,
+        timeout=TILE_WAIT_MS,
+    )
+    page.wait_for_load_state("networkidle")
+
+
+def assert_tiles_good(watch: PageWatch, layer_ids: list[str]) -> None:
+    assert watch.tile_responses, "no tile was requested"
+    bad = [f"{r.status} {r.url}" for r in watch.tile_responses if r.status != 200]
+    assert not bad, f"tile requests failed: {bad[:5]}"
+    for layer_id in layer_ids:
+        tiles = [r for r in watch.tile_responses if f"/layers/{layer_id}/tiles/" in r.url]
+        assert tiles, f"no tile requested for {layer_id}"
+        assert any(not is_blank(r.body()) for r in tiles), f"every tile of {layer_id} is blank"
+
+
+def point_inside(page: Any, selector: str) -> tuple[float, float]:
+    """Screen coordinates inside an element matching ``selector``, nearest the map's centre."""
+    found = page.evaluate(
+        """(selector) => {
+            const map = document.getElementById('map').getBoundingClientRect();
+            const cx = map.left + map.width / 2, cy = map.top + map.height / 2;
+            const away = (el) => {
+                const b = el.getBoundingClientRect();
+                return Math.hypot(b.left + b.width / 2 - cx, b.top + b.height / 2 - cy);
+            };
+            const paths = [...document.querySelectorAll(selector)];
+            paths.sort((a, b) => away(a) - away(b));
+            for (const path of paths) {
+                const box = path.getBoundingClientRect();
+                for (let fy = 0.5; fy < 1; fy += 0.05) for (const s of [1, -1]) {
+                    const y = box.top + box.height * (s > 0 ? fy : 1 - fy);
+                    for (let fx = 0.05; fx < 1; fx += 0.05) {
+                        const x = box.left + box.width * fx;
+                        if (document.elementFromPoint(x, y) === path) return [x, y];
+                    }
+                }
+            }
+            return null;
+        }""",
+        selector,
+    )
+    assert found, f"no clickable point inside {selector}"
+    return float(found[0]), float(found[1])
+
+
+def assert_offline_and_clean(watch: PageWatch, *allowed: str) -> None:
+    assert watch.foreign_requests == [], f"requests left 127.0.0.1: {watch.foreign_requests}"
+    assert watch.errors_except(*allowed) == [], f"console errors: {watch.console_errors}"
+
+
+# ----- the map ------------------------------------------------------------------------
+
+
+def test_heat_map_tiles_vectors_and_a_click_with_the_live_prediction(
+    map_settings: Settings,
+    mapped_home: TrainedHome,
+    start_server: Callable[..., RunningProcess],
+    open_page: OpenPage,
+    screenshots: Path,
+) -> None:
+    heat = layers_of(map_settings, "heat")
+    imagery = layers_of(map_settings, "imagery")["imagery"]
+    server = serve(start_server, map_settings)
+    page, watch = open_page()
+    page.goto(f"{server.url}/map?view=heat")
+
+    shown = [imagery.id, heat["prediction"].id]
+    wait_for_tiles(page, shown)
+    assert_tiles_good(watch, shown)
+    # Every catalogue layer is in the switcher; the view's defaults are on.
+    listed = page.locator("[data-layer-id]").evaluate_all(
+        "rows => rows.map(r => r.dataset.layerId)"
+    )
+    assert set(listed) == {layer.id for layer in LayerCatalogue(map_settings.layers_dir).layers()}
+    assert page.locator(f"#layer-{heat['prediction'].id}").is_checked()
+    assert not page.locator(f"#layer-{heat['derived'].id}").is_checked()
+    page.wait_for_selector("path.leaflet-interactive", timeout=10_000)
+    assert page.locator("path.leaflet-interactive").count() >= 1, "hot spots not drawn"
+    legend = page.locator(".map-legend")
+    assert "Land-surface temperature" in legend.inner_text()
+    assert "uhi v1" in legend.inner_text()  # the layer's model version is shown
+
+    x, y = point_inside(page, "path.leaflet-interactive")
+    page.mouse.click(x, y)
+    live = page.locator(".leaflet-popup [data-testid=live-prediction]")
+    live.wait_for(timeout=10_000)
+    popup = page.locator(".leaflet-popup").inner_text()
+    assert "Land-surface temperature" in popup and "layer (uhi v1):" in popup
+    assert "live API (uhi v2 champion)" in popup
+    assert "°C" in page.locator(".leaflet-popup [data-testid=point-value]").first.inner_text()
+    assert "°C" in live.inner_text()
+    assert page.locator(".leaflet-popup [data-testid=vector-properties]").count() == 1
+    assert "live API" in page.locator("#point-info").inner_text()  # mirrored for screen readers
+
+    # Switching a layer on requests its tiles too (UHI intensity).
+    page.locator(f"#layer-{heat['derived'].id}").check()
+    wait_for_tiles(page, [heat["derived"].id])
+    assert_tiles_good(watch, [heat["derived"].id])
+    page.locator(f"#layer-{heat['derived'].id}").uncheck()
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(screenshots / "map-heat.png"))
+    assert_offline_and_clean(watch)
+
+
+def test_flood_map_storm_selector_flooded_areas_and_live_probability(
+    map_settings: Settings,
+    start_server: Callable[..., RunningProcess],
+    open_page: OpenPage,
+    screenshots: Path,
+) -> None:
+    flood = layers_of(map_settings, "flood")
+    imagery = layers_of(map_settings, "imagery")["imagery"]
+    server = serve(start_server, map_settings)
+    page, watch = open_page()
+    page.goto(f"{server.url}/map?view=flood")
+
+    wait_for_tiles(page, [imagery.id, flood["prediction@50"].id])
+    storms = page.locator("#storm-select option").all_inner_texts()
+    assert storms == ["50 mm", "100 mm"]
+    assert page.locator(f"#layer-{flood['prediction@50'].id}").is_checked()
+    assert not page.locator(f"#layer-{flood['prediction@100'].id}").is_checked()
+
+    page.select_option("#storm-select", "100")
+    assert page.locator(f"#layer-{flood['prediction@100'].id}").is_checked()
+    assert not page.locator(f"#layer-{flood['prediction@50'].id}").is_checked()
+    wait_for_tiles(page, [imagery.id, flood["prediction@100"].id])
+    assert_tiles_good(watch, [imagery.id, flood["prediction@50"].id, flood["prediction@100"].id])
+    flooded = flood["flooded@100"]
+    if flooded.stats.get("polygons"):
+        page.wait_for_selector("path.leaflet-interactive", timeout=10_000)
+
+    box = page.locator("#map").bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.55)
+    live = page.locator(".leaflet-popup [data-testid=live-prediction]")
+    live.wait_for(timeout=10_000)
+    popup = page.locator(".leaflet-popup").inner_text()
+    assert "live API (flood v1 champion)" in popup
+    assert "Flood probability" in popup and "layer (flood v1):" in popup
+    assert "%" in live.inner_text()
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(screenshots / "map-flood.png"))
+    assert_offline_and_clean(watch)
+
+
+def test_map_without_layers_says_so_without_errors(
+    map_settings: Settings,
+    start_server: Callable[..., RunningProcess],
+    open_page: OpenPage,
+) -> None:
+    (map_settings.layers_dir / "catalogue.json").unlink()
+    server = serve(start_server, map_settings)
+    page, watch = open_page()
+    page.goto(f"{server.url}/map?view=heat")
+    message = page.locator(".map-empty")
+    message.wait_for(timeout=10_000)
+    assert "No map layers yet" in message.inner_text()
+    assert "terraops predict-raster" in page.locator("#map-status").inner_text()
+    page.wait_for_load_state("networkidle")
+    assert watch.tile_responses == []
+    assert_offline_and_clean(watch)
+
+
+# ----- the dashboard ---------------------------------------------------------------------
+
+
+def _traffic(url: str) -> None:
+    """Some requests for the dashboard's traffic table (and two refused ones)."""
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for _ in range(60):
+            assert client.post("/v1/uhi/predict", json=LEGACY_BODY).status_code == 200
+        for _ in range(2):
+            assert (
+                client.post("/v1/uhi/predict", json={**LEGACY_BODY, "ndvi": 3}).status_code == 422
+            )
+        body = {"instances": [LEGACY_BODY] * 50}
+        assert client.post("/v1/uhi/predict/batch", json=body).status_code == 200
+        flood = {f.name: f.example for f in get_service("flood").features if f.required}
+        for _ in range(20):
+            assert client.post("/v1/flood/predict", json=flood).status_code == 200
+
+
+def _served_uhi_version(url: str) -> int:
+    response = httpx.post(f"{url}/v1/uhi/predict", json=LEGACY_BODY, timeout=10)
+    assert response.status_code == 200
+    assert response.headers["X-Model-Version"] == str(response.json()["model"]["version"])
+    return int(response.json()["model"]["version"])
+
+
+def test_dashboard_rollback_button_moves_the_champion_back(
+    map_settings: Settings,
+    mapped_home: TrainedHome,
+    start_server: Callable[..., RunningProcess],
+    open_page: OpenPage,
+    screenshots: Path,
+) -> None:
+    first, second = mapped_home.uhi_versions
+    server = serve(start_server, map_settings)
+    assert _served_uhi_version(server.url) == second
+    _traffic(server.url)
+    html = httpx.get(f"{server.url}/", timeout=10).text
+    assert ADMIN_TOKEN not in html
+
+    page, watch = open_page()
+    page.goto(f"{server.url}/")
+    uhi = page.locator("#service-uhi")
+    champion = uhi.locator("[data-testid=champion-version]")
+    champion.wait_for(timeout=15_000)
+    assert champion.inner_text() == f"v{second}"
+    assert "MAE · spatial CV" in uhi.locator("[data-role=champion]").inner_text()
+    assert "v" in uhi.locator("[data-testid=challenger-uhi]").inner_text()
+    # The server's own count (good, refused and batch requests) is what the page shows.
+    figures = httpx.get(f"{server.url}/v1/stats", timeout=10).json()["services"]["uhi"]
+    total = figures["predict"]["total"] + figures["batch"]["total"]
+    assert figures["predict"]["errors_4xx_total"] == 2 and total >= 63
+    page.wait_for_function(
+        "(n) => document.querySelector('#service-uhi [data-field=stats]')"
+        ".innerText.includes(n + ' requests since start')",
+        arg=total,
+    )
+    assert "pid" in uhi.locator("[data-field=stats-scope]").inner_text()
+
+    # A wrong token: the admin API's refusal is shown, nothing moves.
+    page.fill("#admin-token", "not-the-token")
+    page.click("#token-form button[type=submit]")
+    uhi.locator("[data-action=rollback]").click()
+    result = uhi.locator("[data-field=result]")
+    page.wait_for_function(
+        "() => /401/.test(document.querySelector('#service-uhi [data-field=result]').innerText)"
+    )
+    assert "missing or wrong admin token" in result.inner_text()
+    assert _served_uhi_version(server.url) == second
+
+    # The right token; flood has no earlier champion: 409 with the API's message.
+    page.fill("#admin-token", ADMIN_TOKEN)
+    page.click("#token-form button[type=submit]")
+    assert page.locator("#admin-token").input_value() == ""  # not kept in the form
+    flood = page.locator("#service-flood")
+    flood.locator("[data-action=rollback]").click()
+    page.wait_for_function(
+        "() => /409/.test(document.querySelector('#service-flood [data-field=result]').innerText)"
+    )
+    assert "no earlier champion" in flood.locator("[data-field=result]").inner_text()
+
+    # One click: uhi goes back to the previous champion, and the API serves it.
+    page.fill("#admin-reason", "v2 runs hot in the old town")
+    uhi.locator("[data-action=rollback]").click()
+    page.wait_for_function(
+        "(v) => document.querySelector('#service-uhi [data-testid=champion-version]')"
+        ".innerText === 'v' + v",
+        arg=first,
+        timeout=15_000,
+    )
+    assert f"v{second} → v{first}" in result.inner_text()
+    wait_until(lambda: _served_uhi_version(server.url) == first, 10, "API serves the rollback")
+    history = uhi.locator("[data-field=history]")
+    history.locator("tr.is-rollback").first.wait_for(timeout=10_000)
+    assert "v2 runs hot in the old town" in history.inner_text()
+    assert ADMIN_TOKEN not in page.content()
+
+    page.wait_for_timeout(3500)  # one stats refresh after the rollback
+    page.screenshot(path=str(screenshots / "dashboard.png"), full_page=True)
+    assert_offline_and_clean(watch, *REFUSED)
