@@ -6,6 +6,7 @@ set -euo pipefail
 # package -> a file that proves it is installed
 declare -A WANT=(
   [chromium]=/usr/bin/chromium
+  [prometheus]=/usr/bin/prometheus
 )
 
 missing=()

@@ -48,6 +48,26 @@ class Settings(BaseSettings):
     prediction_log: bool = Field(
         default=True, description="Log every served prediction under home/predictions."
     )
+    prediction_log_max_mb: float = Field(
+        default=64.0, gt=0, description="A prediction-log file is rotated when it reaches this."
+    )
+    prediction_log_retention_days: float = Field(
+        default=30.0, gt=0, description="Prediction-log files older than this are deleted."
+    )
+    live_error_window_h: float = Field(
+        default=24.0,
+        gt=0,
+        description="Window of the live-error gauge in /metrics (feedback received in it).",
+    )
+    slo_check_interval_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="`terraops serve` checks the SLOs (SLO.md) this often; 0 = off.",
+    )
+    slo_window: str = Field(default="1h", description="Window of the scheduled SLO check.")
+    slo_rollback_on_breach: bool = Field(
+        default=False, description="The scheduled SLO check rolls a breaching champion back."
+    )
     cell_size_m: float = Field(default=20.0, gt=0, description="Feature grid cell size (m).")
     dask_scheduler: str | None = Field(default=None, description="Dask scheduler address.")
     services: list[str] = Field(
@@ -95,6 +115,11 @@ class Settings(BaseSettings):
     @property
     def predictions_dir(self) -> Path:
         return self.home_dir / "predictions"
+
+    @property
+    def feedback_db(self) -> Path:
+        """Ground truth sent back for served predictions (SQLite)."""
+        return self.home_dir / "feedback.db"
 
     @property
     def layers_dir(self) -> Path:

@@ -203,7 +203,7 @@ def test_refused_promotion_leaves_champion_and_history_untouched(
     registry.add(4, mae=2.0, quality="failed")
     with pytest.raises(PromotionRefusedError) as refused:
         lifecycle.promote(settings, registry, "uhi", 4)
-    assert len(refused.value.reasons) == 2  # data quality + metric regression
+    assert len(refused.value.reasons) == 3  # data quality + service target + regression
     assert registry.aliases[CHAMPION] == 1
     assert len(kinds(settings, registry)) == 1
     forced = lifecycle.promote(settings, registry, "uhi", 4, force=True, reason="hotfix")

@@ -9,7 +9,8 @@ from fastapi.testclient import TestClient
 
 from terraops.api.app import create_app
 from terraops.api.model_holder import ModelHolder
-from terraops.api.request_stats import RequestStats, RequestStatsMiddleware
+from terraops.api.observability import ObservabilityMiddleware, measured_routes
+from terraops.api.request_stats import RequestStats
 from terraops.errors import RegistryUnavailableError
 from terraops.services import all_services
 from terraops.settings import Settings
@@ -40,7 +41,7 @@ def _call(app: Any, path: str) -> None:
 
     # Driven by hand, not asyncio.run(): nothing here suspends, and a browser test
     # earlier in the same session may hold the thread's event loop (Playwright).
-    coroutine = app({"type": "http", "path": path}, receive, send)
+    coroutine = app({"type": "http", "path": path, "headers": []}, receive, send)
     try:
         coroutine.send(None)
     except StopIteration:
@@ -48,14 +49,18 @@ def _call(app: Any, path: str) -> None:
     raise AssertionError("the fake ASGI app suspended")
 
 
+def _middleware(app: Any, stats: RequestStats) -> Any:
+    return ObservabilityMiddleware(app, [stats.observe], measured_routes(["uhi"]))
+
+
 def test_counts_statuses_per_route_and_windows_forget_old_requests() -> None:
     clock = Clock()
     stats = RequestStats(["uhi"], clock=clock)
     for status, times in ((200, 3), (422, 2), (503, 1)):
         for _ in range(times):
-            _call(RequestStatsMiddleware(_respond(status), stats), "/v1/uhi/predict")
-    _call(RequestStatsMiddleware(_respond(200), stats), "/v1/uhi/predict/batch")
-    _call(RequestStatsMiddleware(_respond(200), stats), "/readyz")  # not measured
+            _call(_middleware(_respond(status), stats), "/v1/uhi/predict")
+    _call(_middleware(_respond(200), stats), "/v1/uhi/predict/batch")
+    _call(_middleware(_respond(200), stats), "/readyz")  # not measured
     snap = stats.snapshot()["services"]["uhi"]
     assert snap["predict"]["total"] == 6 and snap["batch"]["total"] == 1
     minute = snap["predict"]["windows"]["60s"]
@@ -75,7 +80,7 @@ def test_an_exception_counts_as_a_server_error() -> None:
         raise RuntimeError("model exploded")
 
     with pytest.raises(RuntimeError):
-        _call(RequestStatsMiddleware(boom, stats), "/v1/uhi/predict")
+        _call(_middleware(boom, stats), "/v1/uhi/predict")
     assert stats.snapshot()["services"]["uhi"]["predict"]["errors_5xx_total"] == 1
 
 

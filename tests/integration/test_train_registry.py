@@ -152,12 +152,13 @@ def test_unknown_param_exits_2(
     assert not settings.home_dir.joinpath("mlflow.db").exists()
 
 
-def test_failed_data_quality_is_logged_but_not_made_challenger(
+def test_failing_data_is_refused_before_training(
     tiny_scenes: list[Path], settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mlflow.tracking import MlflowClient
-
+    """Training refuses data that fails the Great Expectations suite: no run, no version,
+    a readable report naming the failed expectation."""
     from terraops.pipelines import train
+    from terraops.pipelines.quality import DataQualityError
     from terraops.services import get_service
 
     real = train.build_example_table
@@ -169,13 +170,11 @@ def test_failed_data_quality_is_logged_but_not_made_challenger(
 
     monkeypatch.setattr(train, "build_example_table", corrupted)
     params = {"n_estimators": 20, "cv_folds": 2}
-    result = train.train_service(
-        settings, get_service("uhi"), tiny_scenes[:1], params, progress=False
+    with pytest.raises(DataQualityError) as refused:
+        train.train_service(settings, get_service("uhi"), tiny_scenes[:1], params, progress=False)
+    assert any(
+        "expect_column_values_to_be_between(building_density" in r for r in refused.value.reasons
     )
-    assert not result.data_quality_passed
-    registry = ModelRegistry(settings)
-    assert registry.get_alias("uhi", "challenger") is None
-    info = registry.get_version("uhi", result.version)
-    assert info.tags["terraops.data_quality"] == "failed"
-    run = MlflowClient(tracking_uri=settings.tracking_uri).get_run(result.run_id)
-    assert run.info.status == "FAILED"
+    assert ModelRegistry(settings).list_versions("uhi") == []
+    reports = list((settings.reports_dir / "quality").glob("uhi-*.md"))
+    assert reports and "**FAIL**" in reports[0].read_text()

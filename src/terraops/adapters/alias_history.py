@@ -13,13 +13,14 @@ lifecycle, serialised by a file lock) can use it concurrently.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from terraops.domain.promotion import Action, EntryStatus, HistoryEntry
+from terraops.domain.promotion import Action, EntryStatus, GateResult, HistoryEntry
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alias_history (
@@ -41,8 +42,13 @@ CREATE INDEX IF NOT EXISTS alias_history_service ON alias_history (service, alia
 
 _COLUMNS = (
     "id, service, alias, action, from_version, to_version, actor, reason, forced, status, "
-    "created_at, resolved_at"
+    "created_at, resolved_at, gates"
 )
+
+#: Added columns, applied to journals created by older versions (compatible: nullable).
+_MIGRATIONS: dict[str, str] = {
+    "gates": "ALTER TABLE alias_history ADD COLUMN gates TEXT",  # JSON list of gate verdicts
+}
 
 
 def _now() -> str:
@@ -63,6 +69,7 @@ def _entry(row: sqlite3.Row) -> HistoryEntry:
         status=row["status"],
         created_at=datetime.fromisoformat(row["created_at"]),
         resolved_at=datetime.fromisoformat(row["resolved_at"]) if row["resolved_at"] else None,
+        gates=tuple(GateResult.from_dict(g) for g in json.loads(row["gates"] or "[]")),
     )
 
 
@@ -74,6 +81,14 @@ class AliasHistory:
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:
             conn.executescript(_SCHEMA)
+            present = {r["name"] for r in conn.execute("PRAGMA table_info(alias_history)")}
+            for column, statement in _MIGRATIONS.items():
+                if column not in present:
+                    try:
+                        conn.execute(statement)
+                    except sqlite3.OperationalError as exc:  # another process added it first
+                        if "duplicate column" not in str(exc):
+                            raise
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -97,6 +112,7 @@ class AliasHistory:
         reason: str | None,
         forced: bool,
         status: EntryStatus = "pending",
+        gates: tuple[GateResult, ...] = (),
     ) -> HistoryEntry:
         """Write an intent (``pending``) — or a fact, with ``status='committed'``."""
         now = _now()
@@ -104,8 +120,8 @@ class AliasHistory:
         with self._connect() as conn:
             cursor = conn.execute(
                 "INSERT INTO alias_history (service, alias, action, from_version, to_version, "
-                "actor, reason, forced, status, created_at, resolved_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "actor, reason, forced, status, created_at, resolved_at, gates) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     service,
                     alias,
@@ -118,6 +134,7 @@ class AliasHistory:
                     status,
                     now,
                     resolved,
+                    json.dumps([g.as_dict() for g in gates]) if gates else None,
                 ),
             )
             row_id = cursor.lastrowid

@@ -147,7 +147,7 @@ def _touches_envelope(layer: Layer, z: int, x: int, y: int) -> bool:
     """
     import morecantile
 
-    tile = morecantile.tms.get("WebMercatorQuad").bounds(x, y, z)
+    tile = morecantile.tms.get("WebMercatorQuad").bounds(morecantile.Tile(x, y, z))
     west, south, east, north = layer.bounds
     return tile.left < east and tile.right > west and tile.bottom < north and tile.top > south
 

@@ -158,3 +158,12 @@ def download_run_plots(settings: Settings, run_id: str, dest: Path) -> list[Path
             shutil.copyfile(png, target)
             copied.append(target)
     return copied
+
+
+def download_run_file(settings: Settings, run_id: str, artifact_file: str, dest: Path) -> Path:
+    """Copy one file artifact of a run (e.g. ``reference/reference.parquet``) to ``dest``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        local = _download_run_artifact(settings, run_id, artifact_file, tmp)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(local, dest)
+    return dest

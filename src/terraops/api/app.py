@@ -9,6 +9,8 @@ air-gapped.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -21,12 +23,27 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from terraops import __version__
+from terraops.adapters.catalogue import LayerCatalogue
+from terraops.adapters.feedback_store import FeedbackStore
 from terraops.adapters.prediction_log import PredictionLog
+from terraops.adapters.tile_cache import TileCache
 from terraops.api.errors import install_error_handlers
 from terraops.api.model_holder import ChampionWatcher, Loader, ModelHolder, ServingRegistry
+from terraops.api.observability import (
+    FeedbackCollector,
+    ObservabilityMiddleware,
+    ServingMetrics,
+    measured_routes,
+    metrics_router,
+)
+from terraops.api.request_stats import RequestStats
 from terraops.api.routes_admin import admin_router
+from terraops.api.routes_feedback import feedback_router
+from terraops.api.routes_layers import layers_router
 from terraops.api.routes_ops import ops_router
+from terraops.api.routes_pages import install_pages
 from terraops.api.routes_predict import predict_router, unknown_service_router
+from terraops.api.routes_titiler import install_titiler
 from terraops.services import all_services
 from terraops.settings import Settings
 
@@ -83,7 +100,22 @@ def create_app(
     def lifecycle_registry() -> Any:
         return registry or _default_registry(settings, None)
 
-    prediction_log = PredictionLog(settings.predictions_dir) if settings.prediction_log else None
+    metrics = ServingMetrics()
+    for holder in holders.values():  # count every load and hot swap (/metrics)
+        holder.on_swap.append(lambda m: metrics.model_loaded(m.service, m.version, m.source))
+        if holder.current is not None:
+            metrics.model_loaded(holder.current.service, holder.current.version, "given")
+    prediction_log = (
+        PredictionLog(
+            settings.predictions_dir,
+            max_bytes=int(settings.prediction_log_max_mb * 1024 * 1024),
+            retention_s=settings.prediction_log_retention_days * 86400,
+            on_drop=metrics.log_drop,
+        )
+        if settings.prediction_log
+        else None
+    )
+    feedback_store = FeedbackStore(settings.feedback_db)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -91,9 +123,11 @@ def create_app(
             await run_in_threadpool(watcher.start)
         if prediction_log is not None:
             prediction_log.start()
+        folding = asyncio.create_task(metrics.fold_periodically())
         try:
             yield
         finally:
+            folding.cancel()
             if prediction_log is not None:
                 await run_in_threadpool(prediction_log.stop)
             if watcher is not None:
@@ -111,13 +145,48 @@ def create_app(
     app.state.holders = holders
     app.state.watcher = watcher
     app.state.prediction_log = prediction_log
+    app.state.feedback_store = feedback_store
+    app.state.metrics = metrics
     install_error_handlers(app, {name: h.definition for name, h in holders.items()})
     # Prediction routes first: routes are matched in order, and they are the hot path.
     for holder in holders.values():
         app.include_router(predict_router(holder, settings.max_batch_size, prediction_log))
-    app.include_router(ops_router(holders, watcher))
+    for holder in holders.values():
+        app.include_router(
+            feedback_router(
+                holder, feedback_store, prediction_log, settings.prediction_log_retention_days
+            )
+        )
+    app.include_router(ops_router(holders, watcher, prediction_log))
+    app.include_router(
+        metrics_router(
+            metrics,
+            lambda: [FeedbackCollector(feedback_store, holders, settings.live_error_window_h)],
+        )
+    )
     app.include_router(unknown_service_router(sorted(holders)))
     app.include_router(admin_router(settings, holders, watcher, lifecycle_registry))
+    # Map layers by catalogue id only (tiles, points, downloads, STAC); see routes_layers.
+    app.state.layer_catalogue = LayerCatalogue(settings.layers_dir)
+    app.state.tile_cache = TileCache.from_megabytes(settings.tile_cache_mb)
+    app.include_router(layers_router(settings, app.state.layer_catalogue, app.state.tile_cache))
+    install_titiler(app, app.state.layer_catalogue)
+
+    @cache
+    def pages_registry() -> Any:
+        # Fail fast like the poller: a dashboard must not hang on a registry outage.
+        if registry is not None and hasattr(registry, "list_versions"):
+            return registry
+        return _default_registry(settings, settings.registry_timeout_s)
+
+    request_stats = RequestStats(holders)
+    install_pages(app, settings, holders, registry_factory=pages_registry, stats=request_stats)
+    # Outermost: a request id on every response, metrics for the measured routes.
+    app.add_middleware(
+        ObservabilityMiddleware,
+        observers=[metrics.observe, request_stats.observe],
+        routes=measured_routes(holders),
+    )
     return app
 
 
@@ -143,7 +212,13 @@ def create_app_from_env() -> FastAPI:
     """uvicorn ``--factory`` entry point: settings from the ``TERRAOPS_`` environment."""
     settings = Settings()
     configure_process_for_serving(settings)
-    return create_app(settings)
+    app = create_app(settings)
+    # Move the ~150k objects of the imports out of the collector's sight: a full
+    # collection otherwise walks them all, a multi-ms pause in some request, and
+    # per-request allocations (the prediction log's buffer) trigger those often.
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 __all__ = ["create_app", "create_app_from_env", "served_services"]

@@ -72,7 +72,9 @@ def _field_path(loc: Sequence[Any]) -> str:
     return path or "body"
 
 
-def _describe(error: Mapping[str, Any], definition: ServiceDefinition | None) -> dict[str, Any]:
+def describe_validation_error(
+    error: Mapping[str, Any], definition: ServiceDefinition | None
+) -> dict[str, Any]:
     """One validation error as ``{field, message[, allowed]}``."""
     loc = tuple(error.get("loc", ()))
     kind = error.get("type", "")
@@ -141,7 +143,7 @@ def install_error_handlers(app: FastAPI, services: Mapping[str, ServiceDefinitio
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         definition = _service_of(request, services)
-        items = [_describe(e, definition) for e in exc.errors()]
+        items = [describe_validation_error(e, definition) for e in exc.errors()]
         body = {
             "error": "invalid_request",
             "message": "; ".join(i["message"] for i in items[:5])

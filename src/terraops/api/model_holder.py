@@ -80,9 +80,13 @@ class ModelHolder:
         self.current: LoadedModel | None = None
         self.aliases: dict[str, int | None] = {}
         self.last_error: str | None = None
+        #: Called after every swap (metrics count reloads); must be quick and not raise.
+        self.on_swap: list[Callable[[LoadedModel], None]] = []
 
     def swap(self, model: LoadedModel) -> None:
         self.current = model
+        for listener in self.on_swap:
+            listener(model)
 
 
 class ChampionWatcher:

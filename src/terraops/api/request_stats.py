@@ -4,12 +4,11 @@ Why in process: the operator dashboard must say how the server is doing *now*
 without a Prometheus server in the loop, and a rollback decision wants the
 latency and error rate of the last minutes, not of the whole uptime.
 
-Why a pure ASGI middleware and not ``@app.middleware("http")``: Starlette's
-``BaseHTTPMiddleware`` runs the endpoint in a separate task with memory
-streams (tens of µs per request); this one adds a dict lookup on the path and,
-for a prediction route, two ``perf_counter`` calls, a wrapped ``send`` and one
-``deque.append`` — a few µs, measured by ``measure_overhead_us``. Nothing is
-locked: the middleware runs on the event loop thread only.
+The figures are fed by the one request middleware,
+:class:`terraops.api.observability.ObservabilityMiddleware`, which times every
+measured request once for both this collector and the Prometheus metrics
+(``bench/monitoring.py`` measures the whole middleware). Nothing is locked:
+the middleware runs on the event loop thread only.
 
 Each worker keeps its own figures (they are per process, like the model
 holder); the snapshot says which pid answered so a reader of a multi-worker
@@ -105,6 +104,14 @@ class RequestStats:
         key = self.routes.get(path)
         return self._stats[key] if key is not None else None
 
+    def observe(
+        self, route: tuple[str, str], version: int | None, status: int, seconds: float, rows: int
+    ) -> None:
+        """One finished request of a measured route (an observer of the middleware)."""
+        stats = self._stats.get(route)
+        if stats is not None:
+            stats.record(self._clock(), seconds, status)
+
     def snapshot(self) -> dict[str, Any]:
         """What ``GET /v1/stats`` answers: figures per service and endpoint, per window."""
         now = self._clock()
@@ -126,75 +133,4 @@ class RequestStats:
         }
 
 
-class RequestStatsMiddleware:
-    """Pure ASGI middleware feeding :class:`RequestStats` (prediction paths only)."""
-
-    def __init__(self, app: ASGIApp, stats: RequestStats) -> None:
-        self.app = app
-        self.stats = stats
-        self._clock = time.perf_counter
-        self._now = stats._clock
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self.stats.stats_for(scope["path"]) if scope["type"] == "http" else None
-        if route is None:
-            await self.app(scope, receive, send)
-            return
-        started = self._clock()
-        status = 500  # an exception before the response starts is a server error
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            route.record(self._now(), self._clock() - started, status)
-
-
-def measure_overhead_us(requests: int = 50_000) -> dict[str, float]:
-    """µs the middleware adds per measured request (and per unmeasured one).
-
-    Drives a do-nothing ASGI app directly and through the middleware, so the
-    difference is the middleware alone (no server, no network noise).
-    """
-    import asyncio
-
-    async def bare(scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"{}"})
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        return None
-
-    wrapped = RequestStatsMiddleware(bare, RequestStats(["uhi"]))
-    measured: Scope = {"type": "http", "path": "/v1/uhi/predict"}
-    other: Scope = {"type": "http", "path": "/readyz"}
-
-    async def per_call_us(app: ASGIApp, scope: Scope) -> float:
-        best = float("inf")
-        for _ in range(5):  # best of 5: the least disturbed run
-            start = time.perf_counter()
-            for _ in range(requests):
-                await app(scope, receive, send)
-            best = min(best, (time.perf_counter() - start) / requests * 1e6)
-        return best
-
-    async def run() -> dict[str, float]:
-        base = await per_call_us(bare, measured)
-        return {
-            "bare_us": round(base, 3),
-            "measured_path_overhead_us": round(await per_call_us(wrapped, measured) - base, 3),
-            "other_path_overhead_us": round(await per_call_us(wrapped, other) - base, 3),
-        }
-
-    return asyncio.run(run())
-
-
-__all__ = ["RequestStats", "RequestStatsMiddleware", "RouteStats", "measure_overhead_us"]
+__all__ = ["RequestStats", "RouteStats"]

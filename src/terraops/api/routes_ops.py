@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from terraops.adapters.prediction_log import PredictionLog
 from terraops.api.model_holder import ChampionWatcher, ModelHolder
 
 
@@ -22,7 +23,11 @@ def _loaded(holder: ModelHolder) -> dict[str, Any] | None:
     }
 
 
-def ops_router(holders: dict[str, ModelHolder], watcher: ChampionWatcher | None) -> APIRouter:
+def ops_router(
+    holders: dict[str, ModelHolder],
+    watcher: ChampionWatcher | None,
+    prediction_log: PredictionLog | None = None,
+) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
     def registry_status() -> str:
@@ -53,6 +58,13 @@ def ops_router(holders: dict[str, ModelHolder], watcher: ChampionWatcher | None)
             "pid": os.getpid(),  # which worker answered (multi-worker diagnostics)
             "registry": registry_status(),
             "services": services,
+            # This worker's log writer: losses are shown, never silent (they do
+            # not make the server unready: predictions are still served).
+            "prediction_log": (
+                {"enabled": True, **prediction_log.stats()}
+                if prediction_log is not None
+                else {"enabled": False}
+            ),
         }
         return JSONResponse(body, status_code=200 if ready else 503)
 

@@ -22,6 +22,8 @@ _COMMAND_MODULES = (
     "terraops.cli.lifecycle",
     "terraops.cli.serving",
     "terraops.cli.maps",
+    "terraops.cli.feedback",
+    "terraops.cli.monitor",
 )
 
 for _module_name in _COMMAND_MODULES:

@@ -19,6 +19,12 @@ def generate(
         "dense", "--morphology", help=f"City type: {' | '.join(MORPHOLOGIES)}."
     ),
     rainfall: float = typer.Option(50.0, "--rainfall", help="Storm total (mm) for flood_depth."),
+    reference_temperature: float | None = typer.Option(
+        None,
+        "--reference-temperature",
+        help="The day's rural background LST in °C (default: a normal day drawn in 30–34; "
+        "e.g. 42 for a heat wave — same city, same imagery, hotter day).",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing scene."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
 ) -> None:
@@ -33,6 +39,7 @@ def generate(
             resolution=resolution,
             morphology=morphology,
             rainfall_mm=rainfall,
+            reference_temperature_c=reference_temperature,
             progress=True,
             overwrite=overwrite,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,18 +19,35 @@ def serve(
 
     Every worker builds its settings from the same TERRAOPS_ environment
     (uvicorn factory ``terraops.api.app:create_app_from_env``) and follows the
-    registry's champion on its own.
+    registry's champion on its own. ``/metrics`` sums every worker: the workers
+    write their samples under ``PROMETHEUS_MULTIPROC_DIR`` (default
+    ``<home>/run/metrics-<port>``, emptied here at start).
     """
+    import os
+
     import uvicorn
 
     from terraops.api.app import configure_process_for_serving, served_services
+    from terraops.api.observability import MULTIPROC_ENV, prepare_multiprocess_dir
 
     settings = get_settings()
     configure_process_for_serving(settings)  # inherited by the worker processes
+    # Before prometheus-client is imported anywhere: it picks its mode at import.
+    metrics_dir = os.environ.get(MULTIPROC_ENV) or str(
+        settings.home_dir / "run" / f"metrics-{port}"
+    )
+    os.environ[MULTIPROC_ENV] = str(prepare_multiprocess_dir(Path(metrics_dir)))
     console.print(
         f"serving {', '.join(served_services(settings)) or 'no services'} on "
         f"http://{host}:{port} with {workers} worker(s); home {settings.home_dir}"
     )
+    from terraops.pipelines.slo import start_schedule
+
+    if start_schedule(settings) is not None:  # TERRAOPS_SLO_CHECK_INTERVAL_S > 0
+        console.print(
+            f"SLO check every {settings.slo_check_interval_s:g} s over {settings.slo_window}"
+            + (", rolling back on breach" if settings.slo_rollback_on_breach else "")
+        )
     uvicorn.run(
         "terraops.api.app:create_app_from_env",
         factory=True,

@@ -46,6 +46,8 @@ class HistoryEntry:
     status: EntryStatus
     created_at: datetime
     resolved_at: datetime | None = None
+    gates: tuple[GateResult, ...] = ()
+    """The gates judged for this change (promotions; a rollback's load check)."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -61,7 +63,35 @@ class HistoryEntry:
             "status": self.status,
             "created_at": self.created_at.isoformat(),
             "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
+            "gates": [g.as_dict() for g in self.gates],
         }
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """One gate's verdict on a candidate: name, passed, why (kept in the history)."""
+
+    gate: str
+    passed: bool
+    detail: str
+    overridable: bool = True  # ``--force`` may waive it (never "loadable")
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "gate": self.gate,
+            "passed": self.passed,
+            "detail": self.detail,
+            "overridable": self.overridable,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> GateResult:
+        return cls(
+            gate=str(data.get("gate", "")),
+            passed=bool(data.get("passed")),
+            detail=str(data.get("detail", "")),
+            overridable=bool(data.get("overridable", True)),
+        )
 
 
 @dataclass(frozen=True)
@@ -73,6 +103,9 @@ class CandidateFacts:
     metrics: Mapping[str, float]
     artifacts: frozenset[str]
     load_error: str | None = None  # None: fetched, loaded and predicted a finite value
+    evaluation: Mapping[str, float] | None = None
+    """Metrics on the service's shared held-out evaluation set (None: not scored)."""
+    evaluation_set: str | None = None  # "uhi v2 (sha256 1a2b…)": which set scored it
 
 
 @dataclass(frozen=True)
@@ -83,6 +116,11 @@ class GatePolicy:
     higher_is_better: bool
     tolerance: float  # relative: 0.05 = may be 5 % worse than the champion
     required_metrics: tuple[str, ...] = ()
+    target_metric: str | None = None  # the service's SLO metric (a run metric) ...
+    metric_target: float | None = None  # ... must meet this for every promotion
+    target_higher_is_better: bool = False
+    evaluation_metric: str | None = None
+    """Metric compared on the shared evaluation set (e.g. ``mae``); None: CV metrics."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +130,7 @@ class PromotionDecision:
     allowed: bool
     blocking: list[str] = field(default_factory=list)
     overridden: list[str] = field(default_factory=list)
+    gates: list[GateResult] = field(default_factory=list)
 
 
 def _metric_regression(
@@ -108,46 +147,136 @@ def _metric_regression(
     return candidate > champion + allowed_gap
 
 
+def evaluate_gates(
+    candidate: CandidateFacts, champion: CandidateFacts | None, policy: GatePolicy
+) -> list[GateResult]:
+    """Every gate's verdict, in a fixed order (the history keeps them all)."""
+    gates = [
+        GateResult(
+            "loadable",
+            candidate.load_error is None,
+            "fetched, loaded and predicted a finite value for the example row"
+            if candidate.load_error is None
+            else f"model v{candidate.version} cannot be loaded: {candidate.load_error}",
+            overridable=False,
+        )
+    ]
+    quality = candidate.tags.get(DATA_QUALITY_TAG)
+    gates.append(
+        GateResult(
+            "data_quality",
+            quality == "passed",
+            "training data passed its quality suite"
+            if quality == "passed"
+            else f"data quality of the training run is {quality or 'unknown'!r}, not 'passed' "
+            f"(tag {DATA_QUALITY_TAG})",
+        )
+    )
+    for name in dict.fromkeys((policy.primary_metric, *policy.required_metrics)):
+        value = candidate.metrics.get(name)
+        ok = value is not None and math.isfinite(value)
+        gates.append(
+            GateResult(
+                f"metric_present:{name}",
+                ok,
+                f"{name} = {value:.4g}"
+                if ok
+                else f"required metric {name!r} is missing or not finite",
+            )
+        )
+    missing_artifacts = [a for a in REQUIRED_ARTIFACTS if a not in candidate.artifacts]
+    gates.append(
+        GateResult(
+            "artifacts",
+            not missing_artifacts,
+            f"required artifacts missing: {', '.join(missing_artifacts)}"
+            if missing_artifacts
+            else "model, feature schema and data fingerprint logged",
+        )
+    )
+    target = _target_gate(candidate, policy)
+    if target is not None:
+        gates.append(target)
+    comparison = _champion_comparison(candidate, champion, policy)
+    if comparison is not None:
+        gates.append(comparison)
+    return gates
+
+
+def _target_gate(candidate: CandidateFacts, policy: GatePolicy) -> GateResult | None:
+    """The service's quality target (``SLO.metric_target``): for every promotion."""
+    if policy.target_metric is None or policy.metric_target is None:
+        return None
+    value = candidate.metrics.get(policy.target_metric)
+    if value is None or not math.isfinite(value):
+        return None  # reported by the metric_present gate
+    target = policy.metric_target
+    ok = value >= target if policy.target_higher_is_better else value <= target
+    relation = ">=" if policy.target_higher_is_better else "<="
+    detail = (
+        f"{policy.target_metric} {value:.4g} meets the service target {relation} {target:g}"
+        if ok
+        else f"{policy.target_metric} {value:.4g} misses the service target "
+        f"{relation} {target:g} (SLO.metric_target)"
+    )
+    return GateResult("metric_target", ok, detail)
+
+
 def quality_gate_failures(
     candidate: CandidateFacts, champion: CandidateFacts | None, policy: GatePolicy
 ) -> list[str]:
     """Reasons the candidate fails the data/metric gates (``--force`` may override)."""
-    reasons: list[str] = []
-    quality = candidate.tags.get(DATA_QUALITY_TAG)
-    if quality != "passed":
-        reasons.append(
-            f"data quality of the training run is {quality or 'unknown'!r}, not 'passed' "
-            f"(tag {DATA_QUALITY_TAG})"
-        )
-    for name in dict.fromkeys((policy.primary_metric, *policy.required_metrics)):
-        value = candidate.metrics.get(name)
-        if value is None or not math.isfinite(value):
-            reasons.append(f"required metric {name!r} is missing or not finite")
-    missing_artifacts = [a for a in REQUIRED_ARTIFACTS if a not in candidate.artifacts]
-    if missing_artifacts:
-        reasons.append(f"required artifacts missing: {', '.join(missing_artifacts)}")
-    reasons.extend(_champion_comparison(candidate, champion, policy))
-    return reasons
+    return [
+        g.detail
+        for g in evaluate_gates(candidate, champion, policy)
+        if g.overridable and not g.passed
+    ]
 
 
 def _champion_comparison(
     candidate: CandidateFacts, champion: CandidateFacts | None, policy: GatePolicy
-) -> list[str]:
+) -> GateResult | None:
+    """Candidate vs champion: on the shared evaluation set when both were scored on it,
+    else (no set registered) on their own run metrics, which may come from different data."""
     if champion is None or champion.version == candidate.version:
-        return []
-    new = candidate.metrics.get(policy.primary_metric)
-    old = champion.metrics.get(policy.primary_metric)
+        return None
+    on_set = (
+        policy.evaluation_metric is not None
+        and candidate.evaluation is not None
+        and champion.evaluation is not None
+        and candidate.evaluation_set is not None
+        and candidate.evaluation_set == champion.evaluation_set
+    )
+    if on_set:
+        assert policy.evaluation_metric is not None
+        assert candidate.evaluation is not None and champion.evaluation is not None
+        name = policy.evaluation_metric
+        new = candidate.evaluation.get(name)
+        old = champion.evaluation.get(name)
+        where = f" on evaluation set {candidate.evaluation_set}"
+    else:
+        name = policy.primary_metric
+        new = candidate.metrics.get(name)
+        old = champion.metrics.get(name)
+        where = " (own run metrics: no shared evaluation set)"
     if new is None or old is None or not (math.isfinite(new) and math.isfinite(old)):
-        return []  # a missing candidate metric is reported above; no champion metric: no bar
+        return None  # a missing candidate metric is reported above; no champion metric: no bar
+    direction = "higher" if policy.higher_is_better else "lower"
     if not _metric_regression(
         new, old, higher_is_better=policy.higher_is_better, tolerance=policy.tolerance
     ):
-        return []
-    direction = "higher" if policy.higher_is_better else "lower"
-    return [
-        f"{policy.primary_metric} {new:.4g} is worse than champion v{champion.version}'s "
-        f"{old:.4g} beyond the {policy.tolerance:.0%} tolerance ({direction} is better)"
-    ]
+        return GateResult(
+            "vs_champion",
+            True,
+            f"{name} {new:.4g} vs champion v{champion.version}'s {old:.4g}{where} "
+            f"(within {policy.tolerance:.0%}, {direction} is better)",
+        )
+    return GateResult(
+        "vs_champion",
+        False,
+        f"{name} {new:.4g} is worse than champion v{champion.version}'s "
+        f"{old:.4g} beyond the {policy.tolerance:.0%} tolerance ({direction} is better){where}",
+    )
 
 
 def decide_promotion(
@@ -158,14 +287,15 @@ def decide_promotion(
     force: bool = False,
 ) -> PromotionDecision:
     """Apply every gate; ``force`` waives data/metric gates but never "cannot load"."""
-    blocking: list[str] = []
-    if candidate.load_error is not None:
-        blocking.append(f"model v{candidate.version} cannot be loaded: {candidate.load_error}")
-    quality = quality_gate_failures(candidate, champion, policy)
+    gates = evaluate_gates(candidate, champion, policy)
+    blocking = [g.detail for g in gates if not g.passed and not g.overridable]
+    quality = [g.detail for g in gates if not g.passed and g.overridable]
     if force:
-        return PromotionDecision(allowed=not blocking, blocking=blocking, overridden=quality)
+        return PromotionDecision(
+            allowed=not blocking, blocking=blocking, overridden=quality, gates=gates
+        )
     blocking.extend(quality)
-    return PromotionDecision(allowed=not blocking, blocking=blocking)
+    return PromotionDecision(allowed=not blocking, blocking=blocking, gates=gates)
 
 
 def champion_lineage(entries: Iterable[HistoryEntry]) -> list[int]:

@@ -120,15 +120,36 @@ def _plots_section(plots: list[str]) -> list[str]:
     return lines
 
 
+def _live_section(service: ServiceDefinition, live: dict[str, Any] | None) -> list[str]:
+    """The live metric of this version, from ground truth sent back (none: no section)."""
+    if not live or not live.get("n") or live.get("value") is None:
+        return []
+    slo = service.slo
+    relation = ">=" if slo.metric_higher_is_better else "<="
+    value = float(live["value"])
+    ok = value >= slo.metric_target if slo.metric_higher_is_better else value <= slo.metric_target
+    return [
+        "## Live performance",
+        "",
+        f"- Live {live['metric']}: **{value:.4g}** over {live['n']} ground-truth rows received "
+        f"since deployment (target {relation} {slo.metric_target:g}: "
+        f"{'met' if ok else 'MISSED'}; see SLO.md).",
+        "",
+    ]
+
+
 def render_model_card(
     service: ServiceDefinition,
     info: Any,
     fingerprint: dict[str, Any],
     plots: list[str] | None = None,
+    live: dict[str, Any] | None = None,
 ) -> str:
     """Markdown card of one registered version (``info``: a ``ModelVersionInfo``).
 
-    ``plots`` are image paths relative to the card, shown after the metrics.
+    ``plots`` are image paths relative to the card, shown after the metrics;
+    ``live`` is the version's error on ground truth received in production (the
+    feedback store's ``live_error``), shown when there is any.
     """
     tags, params = info.tags, info.params
     lines = [
@@ -162,6 +183,7 @@ def render_model_card(
         "",
         *_metrics_section(service, info.metrics),
         "",
+        *_live_section(service, live),
         *_plots_section(plots or []),
         "## Limitations",
         "",
@@ -210,5 +232,10 @@ def write_model_card(
     plots = [
         f"{plot_dir.name}/{p.name}" for p in download_run_plots(settings, info.run_id, plot_dir)
     ]
-    out_path.write_text(render_model_card(service, info, fingerprint, plots))
+    live = None
+    if settings.feedback_db.is_file():
+        from terraops.adapters.feedback_store import FeedbackStore
+
+        live = FeedbackStore(settings.feedback_db).live_error(service.name, version=version)
+    out_path.write_text(render_model_card(service, info, fingerprint, plots, live))
     return out_path, version

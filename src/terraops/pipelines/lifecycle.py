@@ -32,6 +32,7 @@ from terraops.domain.promotion import (
     Action,
     CandidateFacts,
     GatePolicy,
+    GateResult,
     HistoryEntry,
     PromotionDecision,
     decide_promotion,
@@ -148,6 +149,7 @@ def _apply_alias(
     action: Action,
     reason: str | None,
     forced: bool,
+    gates: tuple[GateResult, ...] = (),
 ) -> HistoryEntry:
     """Write-ahead: intent row (fsync'd) → set alias → mark committed.
 
@@ -163,6 +165,7 @@ def _apply_alias(
         actor=settings.actor,
         reason=reason,
         forced=forced,
+        gates=gates,
     )
     _crash_point("intent_written")
     try:
@@ -267,45 +270,95 @@ def load_verified_predictor(
     return path, load_and_verify(path, definition)
 
 
+EvaluationSet = tuple[Any, dict[str, Any]]  # (table, info) of pipelines.evalset
+
+
+def _evaluation_set(settings: Settings, definition: ServiceDefinition) -> EvaluationSet | None:
+    from terraops.pipelines import evalset
+
+    return evalset.load_current(settings, definition.name)
+
+
+def _scored(
+    definition: ServiceDefinition, predictor: Any, evaluation: EvaluationSet | None
+) -> tuple[dict[str, float] | None, str | None]:
+    """Metrics of a loaded model on the shared evaluation set (None, None without one)."""
+    if evaluation is None or predictor is None:
+        return None, None
+    from terraops.pipelines import evalset
+
+    table, info = evaluation
+    return evalset.score(definition, predictor, table), evalset.label(info)
+
+
 def _candidate_facts(
-    registry: ModelRegistry, definition: ServiceDefinition, version: int
+    registry: ModelRegistry,
+    definition: ServiceDefinition,
+    version: int,
+    evaluation: EvaluationSet | None = None,
 ) -> CandidateFacts:
-    """Gather what the gates judge: run tags/metrics, artifacts, and a real load."""
+    """Gather what the gates judge: run tags/metrics, artifacts, a real load, and its
+    score on the shared evaluation set."""
     info = registry.get_version(definition.name, version)
     artifacts = set(registry.run_artifacts(definition.name, version))
     load_error: str | None = None
+    predictor: Any = None
     try:
-        path, _ = load_verified_predictor(registry, definition, version)
+        path, predictor = load_verified_predictor(registry, definition, version)
         if (path / "MLmodel").is_file():
             artifacts.add("model")  # MLflow 3 keeps logged models outside the run folder
     except ValueError as exc:  # missing/corrupt artifacts, unloadable, non-finite output
         load_error = str(exc)
+    scores, set_label = _scored(definition, predictor, evaluation)
     return CandidateFacts(
         version=version,
         tags=info.tags,
         metrics=info.metrics,
         artifacts=frozenset(artifacts),
         load_error=load_error,
+        evaluation=scores,
+        evaluation_set=set_label,
     )
 
 
 def _champion_facts(
-    registry: ModelRegistry, service: str, version: int | None
+    registry: ModelRegistry,
+    definition: ServiceDefinition,
+    version: int | None,
+    evaluation: EvaluationSet | None = None,
 ) -> CandidateFacts | None:
     if version is None:
         return None
-    info = registry.get_version(service, version)
+    info = registry.get_version(definition.name, version)
+    predictor: Any = None
+    if evaluation is not None:
+        try:
+            _, predictor = load_verified_predictor(registry, definition, version)
+        except ValueError:
+            predictor = None  # an unloadable champion sets no bar on the shared set
+    scores, set_label = _scored(definition, predictor, evaluation)
     return CandidateFacts(
-        version=version, tags=info.tags, metrics=info.metrics, artifacts=frozenset()
+        version=version,
+        tags=info.tags,
+        metrics=info.metrics,
+        artifacts=frozenset(),
+        evaluation=scores,
+        evaluation_set=set_label,
     )
 
 
 def gate_policy(settings: Settings, definition: ServiceDefinition) -> GatePolicy:
+    from terraops.pipelines.evalset import evaluation_metric
+
     return GatePolicy(
         primary_metric=definition.primary_metric,
         higher_is_better=definition.primary_metric_higher_is_better,
         tolerance=settings.promotion_tolerance,
         required_metrics=(definition.slo.metric,),
+        target_metric=definition.slo.metric,
+        metric_target=definition.slo.metric_target,
+        target_higher_is_better=definition.slo.metric_higher_is_better,
+        evaluation_metric=evaluation_metric(definition),
     )
 
 
@@ -331,8 +384,9 @@ def promote(
             raise InvalidInputError(
                 f"{service} v{version} is already the champion", hint="nothing to promote"
             )
-        candidate = _candidate_facts(registry, definition, version)
-        champion = _champion_facts(registry, service, current)
+        evaluation = _evaluation_set(settings, definition)
+        candidate = _candidate_facts(registry, definition, version, evaluation)
+        champion = _champion_facts(registry, definition, current, evaluation)
         decision = decide_promotion(
             candidate, champion, gate_policy(settings, definition), force=force
         )
@@ -360,6 +414,7 @@ def promote(
             action="promote",
             reason=note,
             forced=force,
+            gates=tuple(decision.gates),
         )
     return PromotionOutcome(entry=entry, decision=decision)
 
@@ -412,6 +467,14 @@ def rollback(
             action="rollback",
             reason=reason or "rolled back",
             forced=False,
+            gates=(
+                GateResult(
+                    "loadable",
+                    True,
+                    f"v{target} fetched, loaded and predicted a finite value",
+                    overridable=False,
+                ),
+            ),
         )
 
 

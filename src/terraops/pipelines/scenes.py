@@ -112,12 +112,18 @@ def generate_scene(
     resolution: float = 2.0,
     morphology: str = "dense",
     rainfall_mm: float = 50.0,
+    reference_temperature_c: float | None = None,
     progress: bool = False,
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Generate one synthetic city into ``out_dir`` (atomically) and return its manifest."""
     spec = SceneSpec(
-        seed=seed, size=size, resolution=resolution, morphology=morphology, rainfall_mm=rainfall_mm
+        seed=seed,
+        size=size,
+        resolution=resolution,
+        morphology=morphology,
+        rainfall_mm=rainfall_mm,
+        reference_temperature_c=reference_temperature_c,
     )
     with (
         raster_io.atomic_directory(Path(out_dir), overwrite=overwrite) as tmp,

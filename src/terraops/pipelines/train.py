@@ -279,9 +279,13 @@ def train_service(
 ) -> TrainResult:
     """Train, evaluate, log and register one version; make it the ``challenger``.
 
-    A table that fails the data-quality checks is still trained and logged (the
-    record matters) but tagged ``terraops.data_quality=failed``, its run marked
-    FAILED and the challenger alias left alone; promotion gates refuse it.
+    The example table must pass the service's Great Expectations suite
+    (:mod:`terraops.pipelines.quality`) first: failing data is **refused** —
+    ``DataQualityError`` names the failed expectations, the report is saved under
+    ``TERRAOPS_HOME/reports/quality`` and nothing is trained, logged or
+    registered (a model of bad data is never a candidate). Every run keeps a
+    bounded sample of its training features (``reference/reference.parquet``),
+    the reference drift reports compare against.
     """
     import mlflow
 
@@ -297,7 +301,7 @@ def train_service(
     bar, advance = _progress(progress, total)
     with bar:
         examples, manifests = build_example_table(service, scene_dirs, cell_size)
-        quality = service.check_examples(examples)
+        quality = _quality_gate(settings, service, examples, scene_dirs)
         examples = examples[examples[service.target].notna()].reset_index(drop=True)
         fingerprint = data_fingerprint(examples, manifests)
         advance("example table")
@@ -332,23 +336,35 @@ def train_service(
                 fingerprint,
                 run_id,
             )
-            if not quality["passed"]:
-                mlflow.end_run(status="FAILED")
         advance("logged to MLflow")
-    if quality["passed"]:
-        registry = ModelRegistry(settings)
-        assign_alias(
-            settings,
-            registry,
-            service.name,
-            "challenger",
-            version,
-            reason=f"trained by run {run_id}",
-        )
+    registry = ModelRegistry(settings)
+    assign_alias(
+        settings,
+        registry,
+        service.name,
+        "challenger",
+        version,
+        reason=f"trained by run {run_id}",
+    )
     duration = time.perf_counter() - started
     return TrainResult(
         service.name, run_id, version, metrics, bool(quality["passed"]), len(examples), duration
     )
+
+
+def _quality_gate(
+    settings: Settings,
+    service: ServiceDefinition,
+    examples: pd.DataFrame,
+    scene_dirs: Sequence[Path],
+) -> dict[str, Any]:
+    """Run the service's data-quality suite; raise ``DataQualityError`` if it fails."""
+    from terraops.pipelines.quality import check_examples, refuse_unless_passed
+
+    source = ", ".join(str(d) for d in scene_dirs)
+    result = check_examples(settings, service, examples, source=source)
+    refuse_unless_passed([result], f"training data of {service.name} ({source})")
+    return result.as_dict()
 
 
 def _log_run(
@@ -382,6 +398,9 @@ def _log_run(
     tracking.log_json(quality, "data_quality.json")
     tracking.log_json(fingerprint, "data_fingerprint.json")
     tracking.log_json(feature_schema(service), "feature_schema.json")
+    from terraops.pipelines.drift import log_reference
+
+    mlflow.set_tag("terraops.reference_rows", str(log_reference(service, examples)))
     with tempfile.TemporaryDirectory() as tmp:
         tracking.log_files(_plots(service, examples, evaluation, model, Path(tmp)), "plots")
     meta = {

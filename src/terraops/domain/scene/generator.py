@@ -62,7 +62,9 @@ def generate(spec: SceneSpec, progress: Progress | None = None) -> GeneratedScen
     layout = make_layout(spec, rngs["layout"], terrain)
     say("imagery")
     imagery = render_imagery(rngs["imagery"], layout, spec.resolution)
-    reference_c = float(rngs["lst"].uniform(30.0, 34.0))
+    reference_c = float(rngs["lst"].uniform(30.0, 34.0))  # drawn always: same streams
+    if spec.reference_temperature_c is not None:
+        reference_c = float(spec.reference_temperature_c)
     say("land-surface temperature")
     lst = land_surface_temperature(
         rngs["lst"],

@@ -32,6 +32,10 @@ class SceneSpec:
     resolution: float = 2.0
     morphology: str = "dense"
     rainfall_mm: float = 50.0
+    reference_temperature_c: float | None = None
+    """The day's rural background LST (°C); ``None`` draws a normal summer day in
+    30–34 °C. Setting it (e.g. 42 for a heat wave) changes only the temperature:
+    the random draw still happens, so imagery, layout and noise stay identical."""
 
     def __post_init__(self) -> None:
         if self.morphology not in MORPHOLOGIES:
@@ -60,6 +64,12 @@ class SceneSpec:
                 f"rainfall must be between 0 and 1000 mm, got {self.rainfall_mm}",
                 hint="e.g. --rainfall 50",
             )
+        t = self.reference_temperature_c
+        if t is not None and not (np.isfinite(t) and -30.0 <= t <= 70.0):
+            raise InvalidInputError(
+                f"reference temperature must be between -30 and 70 °C, got {t}",
+                hint="e.g. --reference-temperature 42 for a heat-wave day",
+            )
         if not 0 <= self.seed < 2**63:
             raise InvalidInputError(f"seed must be a non-negative integer, got {self.seed}")
 
@@ -69,7 +79,10 @@ class SceneSpec:
 
     @property
     def name(self) -> str:
-        return f"{self.morphology}-s{self.seed}-{self.size}px-{self.resolution:g}m"
+        name = f"{self.morphology}-s{self.seed}-{self.size}px-{self.resolution:g}m"
+        if self.reference_temperature_c is not None:
+            name += f"-t{self.reference_temperature_c:g}c"
+        return name
 
     def rngs(self, *names: str) -> dict[str, np.random.Generator]:
         """Independent random streams per component, all derived from the seed.

@@ -1,0 +1,266 @@
+"""SLO checks from the prediction log and feedback, Prometheus rules, automatic rollback."""
+
+# ruff: noqa: E501  (the promtool unit-test YAML below keeps one series per line)
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from monitoring_support import register_shifted_copy
+from serving_support import RunningProcess, TrainedHome, report, wait_until
+from typer.testing import CliRunner
+
+from terraops.adapters.registry import ModelRegistry
+from terraops.cli import common
+from terraops.cli.main import app as cli
+from terraops.pipelines import lifecycle
+from terraops.services import get_service
+from terraops.settings import Settings
+
+pytestmark = pytest.mark.integration
+PROMTOOL = shutil.which("promtool")
+
+
+def write_log(
+    settings: Settings, service: str, version: int, statuses: list[int], latency_ms: float
+) -> None:
+    folder = settings.predictions_dir / service
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC).isoformat()
+    with (folder / f"{datetime.now(UTC):%Y-%m-%d}-1-0.jsonl").open("a") as fh:
+        for i, status in enumerate(statuses):
+            record = {
+                "request_id": f"{version}-{i}", "index": 0, "ts": now, "service": service,
+                "version": version, "features": {}, "prediction": None if status >= 500 else 1.0,
+                "latency_ms": latency_ms, "status": status,
+            }  # fmt: skip
+            fh.write(json.dumps(record) + "\n")
+
+
+def add_feedback(settings: Settings, version: int, n: int, error: float, tag: str) -> None:
+    from terraops.adapters.feedback_store import FeedbackStore
+
+    store = FeedbackStore(settings.feedback_db)
+    for i in range(n):
+        store.add(
+            "uhi", task="regression", version=version, prediction=30.0 + error, observed=30.0,
+            predicted_at=datetime.now(UTC).isoformat(), request_id=f"fb-{tag}-{version}-{i}",
+        )  # fmt: skip
+
+
+def test_slo_check_judges_the_champion_and_rolls_back_on_breach(
+    home_settings: Settings,
+    trained_home: TrainedHome,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    v1, v2 = trained_home.uhi_versions
+    registry = ModelRegistry(home_settings)
+    lifecycle.promote(home_settings, registry, "uhi", v1)
+    lifecycle.promote(home_settings, registry, "uhi", v2)
+    monkeypatch.setattr(common, "_settings", home_settings)
+    runner = CliRunner()
+    args = ["slo", "check", "uhi", "--window", "10m", "--json"]
+
+    quiet = runner.invoke(cli, args)  # no traffic: nothing to judge, no breach
+    assert quiet.exit_code == 0, quiet.output
+    assert {o["status"] for o in json.loads(quiet.stdout)[0]["objectives"]} == {"no_data"}
+
+    write_log(home_settings, "uhi", v2, [200] * 150, latency_ms=0.4)
+    write_log(home_settings, "uhi", v1, [500] * 50, latency_ms=0.4)  # an older version's errors
+    add_feedback(home_settings, v2, 25, error=0.5, tag="a")
+    healthy = runner.invoke(cli, args)
+    assert healthy.exit_code == 0, healthy.output
+    objectives = {o["slo"]: o for o in json.loads(healthy.stdout)[0]["objectives"]}
+    assert objectives["availability"]["observed"] == 0.0  # v1's 5xx are not v2's
+    assert objectives["latency_p95"]["status"] == "ok"
+    assert objectives["live_metric"]["observed"] == pytest.approx(0.5)
+
+    # truth arrives: v2 is 2.25 K off on average
+    add_feedback(home_settings, v2, 25, error=4.0, tag="b")
+    breach = runner.invoke(cli, [*args, "--rollback-on-breach"])
+    assert breach.exit_code == 1
+    result = json.loads(breach.stdout)[0]
+    assert result["breached"] == ["live_metric"]
+    assert result["rollback"]["done"] and result["rollback"]["to_version"] == v1
+    assert registry.get_alias("uhi", "champion") == v1
+    latest = lifecycle.history(home_settings, "uhi")[0]
+    assert latest.action == "rollback" and "SLO breach over 10m" in (latest.reason or "")
+    assert "live_metric: live mae 2.25" in (latest.reason or "")
+    assert json.loads((home_settings.reports_dir / "slo" / "last.json").read_text())
+
+    from terraops.pipelines.card import write_model_card
+
+    card, _ = write_model_card(home_settings, get_service("uhi"), tmp_path / "card.md", version=v2)
+    assert "## Live performance" in card.read_text() and "MISSED" in card.read_text()
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (apt-get install prometheus)")
+def test_prometheus_rules_check_and_unit_tests(tmp_path: Path) -> None:
+    rules = tmp_path / "terraops-slo-rules.yml"
+    result = CliRunner().invoke(cli, ["slo", "rules", "--out", str(rules)])
+    assert result.exit_code == 0, result.output
+    checked = subprocess.run(
+        [PROMTOOL, "check", "rules", str(rules)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    (tmp_path / "tests.yml").write_text(PROMTOOL_TESTS.replace("RULES", rules.name))
+    tested = subprocess.run(
+        [PROMTOOL, "test", "rules", "tests.yml"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+# uhi answers 2 % of requests with 500 from minute 60 on (20× its 0.1 % budget), flood is healthy;
+# uhi's last-hour live MAE is 3 K (target 1 K), flood's Brier 0.05 (target 0.08); uhi's p95 is
+# ~4 ms (all requests in the 2.5-5 ms bucket), flood's under 1 ms.
+PROMTOOL_TESTS = """
+rule_files: [RULES]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'terraops_request_duration_seconds_count{service="uhi",version="3",endpoint="predict",status="200"}'
+        values: '0+980x180'
+      - series: 'terraops_request_duration_seconds_count{service="uhi",version="3",endpoint="predict",status="500"}'
+        values: '0x60 0+20x120'
+      - series: 'terraops_request_duration_seconds_count{service="flood",version="1",endpoint="predict",status="200"}'
+        values: '0+1000x180'
+      - series: 'terraops_request_duration_seconds_bucket{service="uhi",version="3",endpoint="predict",status="200",le="0.0025"}'
+        values: '0x180'
+      - series: 'terraops_request_duration_seconds_bucket{service="uhi",version="3",endpoint="predict",status="200",le="0.005"}'
+        values: '0+980x180'
+      - series: 'terraops_request_duration_seconds_bucket{service="uhi",version="3",endpoint="predict",status="200",le="+Inf"}'
+        values: '0+980x180'
+      - series: 'terraops_request_duration_seconds_bucket{service="flood",version="1",endpoint="predict",status="200",le="0.001"}'
+        values: '0+1000x180'
+      - series: 'terraops_request_duration_seconds_bucket{service="flood",version="1",endpoint="predict",status="200",le="+Inf"}'
+        values: '0+1000x180'
+      - series: 'terraops_feedback_total{service="uhi",version="3"}'
+        values: '0+10x180'
+      - series: 'terraops_feedback_error_total{service="uhi",version="3",metric="mae"}'
+        values: '0+30x180'
+      - series: 'terraops_feedback_total{service="flood",version="1"}'
+        values: '0+10x180'
+      - series: 'terraops_feedback_error_total{service="flood",version="1",metric="brier"}'
+        values: '0+0.5x180'
+    promql_expr_test:
+      - expr: terraops:request_errors:ratio_rate1h
+        eval_time: 150m
+        exp_samples:
+          - labels: 'terraops:request_errors:ratio_rate1h{service="uhi"}'
+            value: 0.02
+          - labels: 'terraops:request_errors:ratio_rate1h{service="flood"}'
+            value: 0
+      - expr: round(terraops:live_error:rate1h, 0.001)
+        eval_time: 2h
+        exp_samples:
+          - labels: '{service="uhi"}'
+            value: 3
+          - labels: '{service="flood"}'
+            value: 0.05
+    alert_rule_test:
+      - alertname: TerraopsErrorBudgetBurnFast
+        eval_time: 2h
+        exp_alerts:
+          - exp_labels: {severity: page, service: uhi, slo: availability}
+            exp_annotations:
+              summary: 'uhi: 5xx error budget (0.001) burning fast'
+              runbook: RUNBOOK_ROLLBACK.md#slo-breach
+      - alertname: TerraopsErrorBudgetBurnFast
+        eval_time: 70m
+        exp_alerts: []  # 10 minutes of errors: the 5 m window burns, the 1 h window not yet
+      - alertname: TerraopsLiveErrorAboveTarget
+        eval_time: 2h
+        exp_alerts:
+          - exp_labels: {severity: page, service: uhi, slo: live_metric}
+            exp_annotations:
+              summary: 'uhi: live error misses the target 1 (ground truth of the last hour)'
+              runbook: RUNBOOK_ROLLBACK.md#slo-breach
+      - alertname: TerraopsLatencyP95High
+        eval_time: 2h
+        exp_alerts:
+          - exp_labels: {severity: ticket, service: uhi, slo: latency_p95}
+            exp_annotations:
+              summary: 'uhi: p95 point-predict latency above 1.5 ms'
+              runbook: RUNBOOK_ROLLBACK.md#slo-breach
+"""
+
+
+def test_slo_breach_rolls_back_a_serving_champion_end_to_end(
+    home_settings: Settings,
+    trained_home: TrainedHome,
+    tiny_scenes: list[Path],
+    start_server: Callable[..., RunningProcess],
+    tmp_path: Path,
+) -> None:
+    """Promote a model that runs 5 K hot → truth arrives → the server's own scheduled SLO
+    check sees the breach and rolls back → the previous champion answers again."""
+    from terraops.pipelines.drift import scene_examples
+
+    v1 = trained_home.uhi_versions[0]
+    registry = ModelRegistry(home_settings)
+    lifecycle.promote(home_settings, registry, "uhi", v1, reason="good release")
+    bad = register_shifted_copy(home_settings, "uhi", v1, tmp_path, shift=5.0)
+    server = start_server(
+        home_settings.model_copy(update={"services": ["uhi"]}),
+        TERRAOPS_SLO_CHECK_INTERVAL_S="1",
+        TERRAOPS_SLO_WINDOW="10m",
+        TERRAOPS_SLO_ROLLBACK_ON_BREACH="true",
+    )
+    lifecycle.promote(home_settings, registry, "uhi", bad, reason="deliberately bad release")
+    uhi = get_service("uhi")
+    rows = scene_examples(uhi, tiny_scenes[0], 20.0).sample(30, random_state=1)
+    bodies = [{f: float(getattr(r, f)) for f in uhi.feature_names} for r in rows.itertuples()]
+    with httpx.Client(timeout=10) as client:
+
+        def version_serving() -> int:
+            answer = client.post(f"{server.url}/v1/uhi/predict", json=bodies[0])
+            return int(answer.json()["model"]["version"])
+
+        wait_until(lambda: version_serving() == bad, 30, "bad model served", server)
+        ids = []
+        for body in bodies:
+            answer = client.post(f"{server.url}/v1/uhi/predict", json=body)
+            assert answer.status_code == 200 and answer.json()["model"]["version"] == bad
+            ids.append(answer.headers["X-Request-Id"])
+        time.sleep(1.2)  # the prediction log flushes every second
+        t_feedback = time.monotonic()
+        feedback_at = datetime.now(UTC)
+        for request_id, truth in zip(ids, rows["lst"], strict=True):
+            sent = client.post(
+                f"{server.url}/v1/uhi/feedback",
+                json={"request_id": request_id, "observed": float(truth)},
+            )
+            assert sent.status_code in (200, 201), sent.text
+        t_sent = time.monotonic()
+        wait_until(lambda: registry.get_alias("uhi", "champion") == v1, 60, "rollback", server)
+        t_rolled = time.monotonic()
+        wait_until(lambda: version_serving() == v1, 30, "previous champion served", server)
+        t_served = time.monotonic()
+        failed = [client.post(f"{server.url}/v1/uhi/predict", json=b).status_code for b in bodies]
+    assert set(failed) == {200}
+    entry = lifecycle.history(home_settings, "uhi")[0]
+    assert (entry.action, entry.from_version, entry.to_version) == ("rollback", bad, v1)
+    assert "live_metric: live mae" in (entry.reason or "") and entry.actor == "tester"
+    timeline = {
+        "feedback_posted_s": round(t_sent - t_feedback, 2),
+        "breach_to_rollback_committed_s": round(t_rolled - t_sent, 2),
+        "rollback_to_previous_champion_serving_s": round(t_served - t_rolled, 2),
+        "feedback_to_previous_champion_serving_s": round(t_served - t_feedback, 2),
+        "history_rollback_after_feedback_s": round(
+            (entry.created_at - feedback_at).total_seconds(), 2
+        ),
+        "reason": entry.reason,
+    }
+    report("slo-rollback-timeline", timeline)
+    print(json.dumps(timeline, indent=2))
+    assert timedelta(seconds=0) < entry.created_at - feedback_at < timedelta(seconds=60)
