@@ -21,7 +21,7 @@ STORMS      ?= 30 50 100
 ADMIN_TOKEN_FILE := $(TERRAOPS_HOME)/admin-token
 PYTEST_ARGS ?=
 
-.PHONY: help install system-deps check-env demo scenes train promote maps cards serve smoke test test-fast lint format bench clean
+.PHONY: help install system-deps check-env demo scenes train unseen evalsets promote maps cards serve smoke test test-fast lint format bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -51,7 +51,15 @@ train: scenes ## Train and register both services (new versions get alias 'chall
 	$(BIN)/terraops train uhi --scenes $(SCENES)/city*
 	$(BIN)/terraops train flood --scenes $(SCENES)/city*
 
-promote: install ## Promote the latest challenger of each service to champion
+unseen: install ## The held-out city no model trains on (evaluation sets and the map)
+	@test -f $(MAP_CITY)/scene.json || $(BIN)/terraops scene generate --seed $(MAP_SEED) \
+	  --morphology $(MAP_MORPH) --size $(DEMO_SIZE) --out $(MAP_CITY)
+
+evalsets: unseen ## Held-out evaluation sets the promotion gates score champion and candidate on
+	@for svc in uhi flood; do test -f $(TERRAOPS_HOME)/evaluation/$$svc/current.json || \
+	  $(BIN)/terraops evalset build $$svc --scenes $(MAP_CITY) || exit 1; done
+
+promote: evalsets ## Promote the latest challenger of each service to champion
 	$(BIN)/terraops promote uhi --challenger --reason "make promote"
 	$(BIN)/terraops promote flood --challenger --reason "make promote"
 
@@ -68,9 +76,7 @@ serve: install ## Serve the API, map and dashboard on $(HOST):$(PORT)
 smoke: install ## Ask a running server for a prediction (make serve in another shell)
 	$(BIN)/python scripts/smoke.py --url http://$(HOST):$(PORT)
 
-maps: install ## Predict the unseen map city with both champions → COGs, vectors, layers
-	@test -f $(MAP_CITY)/scene.json || $(BIN)/terraops scene generate --seed $(MAP_SEED) \
-	  --morphology $(MAP_MORPH) --size $(DEMO_SIZE) --out $(MAP_CITY)
+maps: unseen ## Predict the unseen city with both champions → COGs, vectors, layers
 	$(BIN)/terraops predict-raster uhi --scene $(MAP_CITY)
 	@for storm in $(STORMS); do \
 	  $(BIN)/terraops predict-raster flood --scene $(MAP_CITY) --param rainfall_mm=$$storm || exit 1; done

@@ -14,6 +14,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -32,21 +33,37 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    cmd: Sequence[str], *, ready_url: str, env: dict[str, str] | None = None, timeout_s: float = 90
+    cmd: Sequence[str],
+    *,
+    ready_url: str,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 90,
+    log_path: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Start a server process group, wait until ``ready_url`` answers 200, stop it after."""
-    proc = subprocess.Popen(
-        list(cmd),
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    """Start a server process group, wait until ``ready_url`` answers 200, stop it after.
+
+    The server's stderr goes to a file (``log_path``, else a temporary file removed
+    afterwards), never to a pipe nobody reads while it runs: a server that writes a
+    warning per request (rio-tiler tiles do) would fill the pipe's 64 KiB and block
+    mid-request — a hang that looks like a slow server.
+    """
+    if log_path is None:
+        handle, name = tempfile.mkstemp(prefix="bench-server-", suffix=".log")
+        os.close(handle)
+    log = Path(log_path or name)
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            list(cmd),
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + timeout_s
         while True:
             if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
+                err = log.read_text(errors="replace")
                 raise RuntimeError(f"{cmd[0]} exited early ({proc.returncode}): {err[-2000:]}")
             try:
                 if httpx.get(ready_url, timeout=1).status_code == 200:
@@ -59,6 +76,8 @@ def running_server(
         yield proc
     finally:
         stop_group(proc)
+        if log_path is None:
+            log.unlink(missing_ok=True)
 
 
 def stop_group(proc: subprocess.Popen[bytes]) -> None:

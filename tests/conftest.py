@@ -3,15 +3,30 @@
 Tests never touch the developer's ``.terraops``: each gets a home under pytest's
 tmp folder. Scenes are tiny and made by code (seeded), so every fixture is
 deterministic and fast.
+
+The serving fixtures (a trained home, real ``terraops serve`` processes) live
+here too, so integration and browser tests share one session's training:
+training is the expensive part, so uhi and flood are trained once into a
+template home; each test works on its own copy (the MLflow SQLite store, the
+history and the model cache are copied; artifacts are read from the template,
+whose absolute paths the store records — tests never modify them). uhi gets a
+second version registered from the same run, so promote/rollback cycles have
+two equally good candidates without a second training.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from serving_support import RunningProcess, TrainedHome, free_port, settings_env, wait_until
 from terraops.settings import Settings
 
 # Keep MLflow from writing ./mlruns or phoning home from any test.
@@ -37,3 +52,85 @@ def tiny_scenes(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
         generate_scene(out, seed=seed, size=256, resolution=4.0, morphology=morphology)
         dirs.append(out)
     return dirs
+
+
+FAST_TRAINING = {"n_estimators": 40, "cv_folds": 2}
+
+
+def register_copy_of(settings: Settings, service: str, version: int) -> int:
+    """Register another version of the same run and model (cheap second candidate)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    original = client.get_model_version(service, str(version))
+    created = client.create_model_version(service, original.source, run_id=original.run_id)
+    return int(created.version)
+
+
+@pytest.fixture(scope="session")
+def trained_home(tiny_scenes: list[Path], tmp_path_factory: pytest.TempPathFactory) -> TrainedHome:
+    from terraops.pipelines.train import train_service
+    from terraops.services import get_service
+
+    settings = Settings(home=tmp_path_factory.mktemp("trained") / "home")
+    uhi = train_service(settings, get_service("uhi"), tiny_scenes, FAST_TRAINING, progress=False)
+    flood = train_service(
+        settings, get_service("flood"), tiny_scenes, FAST_TRAINING, progress=False
+    )
+    second = register_copy_of(settings, "uhi", uhi.version)
+    return TrainedHome(settings.home_dir, (uhi.version, second), (flood.version,))
+
+
+@pytest.fixture
+def home_settings(trained_home: TrainedHome, tmp_path: Path) -> Settings:
+    """Settings on a private copy of the trained home."""
+    home = tmp_path / "home"
+    shutil.copytree(trained_home.path, home, ignore=shutil.ignore_patterns("*.lock"))
+    return Settings(home=home, user="tester", poll_interval_s=0.3, registry_timeout_s=1.0)
+
+
+@pytest.fixture
+def start_process(tmp_path: Path) -> Iterator[Callable[..., RunningProcess]]:
+    """Start a command in its own process group; stopped at teardown."""
+    started: list[RunningProcess] = []
+
+    def start(args: list[str], env: dict[str, str], url: str, name: str) -> RunningProcess:
+        log = tmp_path / f"{name}-{len(started)}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        running = RunningProcess(process, url, log)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture
+def start_server(
+    start_process: Callable[..., RunningProcess],
+) -> Callable[..., RunningProcess]:
+    """``terraops serve`` on a free loopback port; returns once /readyz is 200."""
+
+    def start(
+        settings: Settings, *, workers: int = 1, ready: bool = True, **env: str
+    ) -> RunningProcess:
+        port = free_port()
+        args = [sys.executable, "-m", "terraops.cli.main", "serve", "--host", "127.0.0.1"]
+        args += ["--port", str(port), "--workers", str(workers)]
+        server = start_process(
+            args, settings_env(settings, **env), f"http://127.0.0.1:{port}", "serve"
+        )
+        if ready:
+            wait_until(
+                lambda: httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200,
+                90,
+                "server ready",
+                server,
+            )
+        return server
+
+    return start

@@ -1,9 +1,8 @@
 """Browser-test fixtures: a served home with models *and* map layers, and Chromium.
 
-The integration fixtures (trained home, ``terraops serve`` on a loopback port)
-are reused, not copied: ``tests/integration`` goes on ``sys.path`` the way the
-integration tests import ``serving_support``, and its conftest is loaded under
-another module name so its fixtures can be re-exported here.
+The serving fixtures (trained home, ``terraops serve`` on a loopback port) come
+from ``tests/conftest.py``, shared with the integration tests (one training per
+session).
 
 The browser is Debian's Chromium driven by Playwright; Playwright's own browser
 download never runs (``executable_path``). Every page gets a guard that aborts
@@ -14,20 +13,13 @@ offline and clean.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-
-INTEGRATION_DIR = Path(__file__).resolve().parent.parent / "integration"
-sys.path.insert(0, str(INTEGRATION_DIR))
-
-from browser_support import (  # noqa: E402
+from browser_support import (
     CHROMIUM,
     CHROMIUM_ARGS,
     SCREENSHOTS,
@@ -36,26 +28,9 @@ from browser_support import (  # noqa: E402
     PageWatch,
     guard,
 )
-from serving_support import TrainedHome  # noqa: E402
 
-from terraops.settings import Settings  # noqa: E402
-
-
-def _load_integration_conftest() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "terraops_integration_fixtures", INTEGRATION_DIR / "conftest.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_integration = _load_integration_conftest()
-trained_home = _integration.trained_home
-start_process = _integration.start_process
-start_server = _integration.start_server
-
+from serving_support import TrainedHome
+from terraops.settings import Settings
 
 # ----- a home with champions and catalogue layers ----------------------------
 
