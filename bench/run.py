@@ -8,6 +8,11 @@ all three running at once and measured in interleaved rounds (so noise on this
 2-core machine hits each alike), with wrk: latency at concurrency 1 and
 throughput at concurrency 16. Medians over rounds are reported, with ratios.
 Then the in-process cost of one prediction, split into its parts.
+
+Map benchmarks (issue 8, ``bench/maps.py``): tiles through terraops vs bare
+TiTiler on the same COG (cache off and on), COG writing vs GDAL's COG driver
+and rio-cogeo, predict-raster megapixels/s and peak memory at two scene sizes.
+``--sections`` picks which run (all by default); each writes its own section.
 """
 
 from __future__ import annotations
@@ -296,16 +301,62 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--size", type=int, default=512, help="scene size for the model")
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        choices=SECTIONS,
+        default=list(SECTIONS),
+        help="which benchmarks to run (default: all)",
+    )
+    parser.add_argument("--cog-runs", type=int, default=3, help="runs of each COG writer")
+    parser.add_argument("--tile-rounds", type=int, default=3)
+    parser.add_argument("--tile-seconds", type=float, default=3)
+    parser.add_argument("--raster-sizes", nargs="+", default=["1024", "2048"])
+    parser.add_argument("--raster-runs", type=int, default=2, help="cached predict-raster runs")
     args = parser.parse_args()
     started = time.monotonic()
-    home = args.home or Path(tempfile.mkdtemp(prefix="terraops-bench-"))
-    env = prepare_home(home.resolve(), args.size)
-    api = api_benchmark(home.resolve(), env, args.rounds, args.seconds)
-    costs = in_process_costs(home.resolve())
-    text = render(api, costs, args, time.monotonic() - started)
-    replace_section(args.out, "api", text)
-    print(text)
+    load_before = os.getloadavg()[0]
+    home = (args.home or Path(tempfile.mkdtemp(prefix="terraops-bench-"))).resolve()
+    env = prepare_home(home, args.size)
+    print(f"benchmark home: {home}", file=sys.stderr)
+    if "api" in args.sections:
+        api = api_benchmark(home, env, args.rounds, args.seconds)
+        costs = in_process_costs(home)
+        text = render(api, costs, args, time.monotonic() - started)
+        replace_section(args.out, "api", text)
+        print(text)
+    maps = [s for s in args.sections if s != "api"]
+    if maps:
+        from bench.maps import run_maps
+
+        def header(took_s: float) -> str:
+            return (
+                f"Machine: {machine_description()}.  \n"
+                f"Command: `make bench` (`python bench/run.py {_command_args(args)}`), "
+                f"{time.strftime('%Y-%m-%d')}; this section took {took_s:.0f} s; 1-minute load "
+                f"average {load_before:.1f} before the run (other work on the same 2 cores).  "
+            )
+
+        def emit(name: str, text: str) -> None:
+            replace_section(args.out, name, text)
+            print(text)
+
+        run_maps(home, env, args, header, emit)
+    print(f"make bench took {time.monotonic() - started:.0f} s", file=sys.stderr)
     return 0
+
+
+SECTIONS = ("api", "cog", "tiles", "raster")
+
+
+def _command_args(args: argparse.Namespace) -> str:
+    """The options that shape the numbers, as they would be typed."""
+    return (
+        f"--rounds {args.rounds} --seconds {args.seconds:g} --size {args.size} "
+        f"--cog-runs {args.cog_runs} --tile-rounds {args.tile_rounds} "
+        f"--tile-seconds {args.tile_seconds:g} --raster-sizes {' '.join(args.raster_sizes)} "
+        f"--raster-runs {args.raster_runs}"
+    )
 
 
 if __name__ == "__main__":

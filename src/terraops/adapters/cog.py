@@ -33,6 +33,9 @@ COG_BLOCK = 256
 SMALL_COG_BLOCK = 128
 """GDAL's smallest COG block; rasters under 512 px use it."""
 SMALLEST_OVERVIEW_PX = 32
+COPY_CACHE_MB = 64
+"""GDAL block cache while copying: its default (5 % of RAM) grows with the raster,
+and a COG copy streams blocks, so a fixed cache keeps memory flat at no cost."""
 
 
 def cog_block_size(width: int, height: int) -> int:
@@ -112,7 +115,8 @@ def write_cog(src_path: Path, out: Path) -> Path:
     tmp = _temp_sibling(out, "cog")
     try:
         try:
-            rasterio.shutil.copy(src_path, tmp, driver="COG", **options)
+            with rasterio.Env(GDAL_CACHEMAX=COPY_CACHE_MB):
+                rasterio.shutil.copy(src_path, tmp, driver="COG", **options)
         except RasterioIOError as exc:
             raise InvalidInputError(f"{src_path} could not be read to the end: {exc}") from exc
         problems = validate_cog(tmp)

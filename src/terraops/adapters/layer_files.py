@@ -172,10 +172,13 @@ def render_tile(layer: Layer, z: int, x: int, y: int, scale: int, style: TileSty
                 f"tile {z}/{x}/{y} is outside layer {layer.id!r}",
                 hint=f"GET /layers/{layer.id}/tilejson.json gives its bounds and zooms",
             ) from exc
-    if style.rescale is not None:
-        img.rescale(in_range=(style.rescale,) * img.count)
     colormap = colormap_table(style.colormap) if style.colormap is not None else None
-    data: bytes = img.render(img_format="PNG", colormap=colormap)
+    # NaN no-data pixels (every prediction COG) are masked, but numpy's masked
+    # arithmetic still casts them and warns once per tile: noise in server logs.
+    with np.errstate(invalid="ignore"):
+        if style.rescale is not None:
+            img.rescale(in_range=(style.rescale,) * img.count)
+        data: bytes = img.render(img_format="PNG", colormap=colormap)
     return data
 
 
