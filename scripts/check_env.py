@@ -38,8 +38,14 @@ PACKAGES = {
     "dask": "scale-out",
     "pytest": "tests",
     "playwright": "browser tests",
+    "pystac": "STAC catalogue",
+    "prometheus-client": "/metrics",
 }
-PROGRAMS = {"chromium": "/usr/bin/chromium (browser tests; Debian package chromium)"}
+PROGRAMS = {
+    "chromium": "/usr/bin/chromium (browser tests; Debian package chromium)",
+    "prometheus": "/usr/bin/prometheus (metrics tests; Debian package prometheus)",
+    "promtool": "/usr/bin/promtool (SLO rule tests; Debian package prometheus)",
+}
 
 _PROBE = """
 import json, importlib.metadata as md, sys
