@@ -343,12 +343,6 @@ def _add_point_route(router: APIRouter, catalogue: LayerCatalogue) -> None:
 
 
 def _add_file_routes(router: APIRouter, catalogue: LayerCatalogue, max_age: int) -> None:
-    @router.api_route(
-        "/layers/{layer_id}/cog.tif",
-        methods=["GET", "HEAD"],
-        summary="Download the layer's COG (HTTP Range supported, for QGIS / GDAL /vsicurl/)",
-        response_class=FileResponse,
-    )
     def cog(layer_id: str) -> FileResponse:
         layer = catalogue.get_available(layer_id)
         if layer.kind != "raster":
@@ -361,6 +355,12 @@ def _add_file_routes(router: APIRouter, catalogue: LayerCatalogue, max_age: int)
         return FileResponse(
             layer.path, media_type="image/tiff", headers=headers, filename=f"{layer.id}.tif"
         )
+
+    path = "/layers/{layer_id}/cog.tif"
+    summary = "Download the layer's COG (HTTP Range supported, for QGIS / GDAL /vsicurl/)"
+    router.add_api_route(path, cog, methods=["GET"], summary=summary, response_class=FileResponse)
+    # HEAD answers the same (GDAL and QGIS ask for the size first); one operation in the schema.
+    router.add_api_route(path, cog, methods=["HEAD"], include_in_schema=False)
 
     @router.get(
         "/layers/{layer_id}/data.geojson",
