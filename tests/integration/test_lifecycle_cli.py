@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from serving_support import LEGACY_BODY, TrainedHome, settings_env
 from typer.testing import CliRunner
 
+from serving_support import LEGACY_BODY, TrainedHome, settings_env
 from terraops.adapters.registry import ModelRegistry
 from terraops.api.app import create_app
 from terraops.cli import common
@@ -130,10 +130,13 @@ def test_data_quality_and_metric_gates_on_real_runs(
     assert registry.get_alias("uhi", CHAMPION) == v1
 
 
+CRASH_AT = Path(__file__).with_name("crash_at.py")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("step", "expected_status", "expected_champion"),
-    [("intent_written", "aborted", 0), ("alias_set", "committed", 1)],
+    [("before", "aborted", 0), ("after", "committed", 1)],
 )
 def test_kill_during_promotion_is_reconciled(
     home_settings: Settings,
@@ -142,12 +145,13 @@ def test_kill_during_promotion_is_reconciled(
     expected_status: str,
     expected_champion: int,
 ) -> None:
-    """The promoting process dies like ``kill -9`` between steps; state stays consistent."""
+    """The promoting process dies like ``kill -9`` just before / just after the alias
+    moves (injected by ``crash_at.py`` around the registry call); state stays consistent."""
     v1, v2 = trained_home.uhi_versions
     registry = ModelRegistry(home_settings)
     lifecycle.promote(home_settings, registry, "uhi", v1)
-    env = settings_env(home_settings, TERRAOPS_TEST_CRASH_AFTER=step)
-    args = [sys.executable, "-m", "terraops.cli.main", "promote", "uhi", "--version", str(v2)]
+    env = settings_env(home_settings)
+    args = [sys.executable, str(CRASH_AT), step, "promote", "uhi", "--version", str(v2)]
     crashed = subprocess.run(args, env=env, capture_output=True, timeout=120)
     assert crashed.returncode == 9, crashed.stderr.decode()[-2000:]
 

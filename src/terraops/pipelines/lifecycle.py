@@ -15,7 +15,6 @@ several machines should run promotions from one place (CI or the admin API).
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -58,19 +57,12 @@ if TYPE_CHECKING:
 TRACKED_ALIASES = (CHAMPION, CHALLENGER)
 EXTERNAL_ACTOR = "mlflow (outside terraops)"
 LOCK_TIMEOUT_S = 60.0
-CRASH_HOOK_ENV = "TERRAOPS_TEST_CRASH_AFTER"
 
 
 @dataclass(frozen=True)
 class PromotionOutcome:
     entry: HistoryEntry
     decision: PromotionDecision
-
-
-def _crash_point(step: str) -> None:
-    """Test hook: die like ``kill -9`` after ``step`` to prove crash safety."""
-    if os.environ.get(CRASH_HOOK_ENV) == step:
-        os._exit(9)
 
 
 @contextmanager
@@ -167,13 +159,11 @@ def _apply_alias(
         forced=forced,
         gates=gates,
     )
-    _crash_point("intent_written")
     try:
         registry.set_alias(service, alias, version)
     except BaseException:
         _resolve_after_failure(registry, journal, intent)
         raise
-    _crash_point("alias_set")
     return journal.resolve(intent.id, "committed")
 
 
