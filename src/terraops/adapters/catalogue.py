@@ -165,11 +165,14 @@ class LayerCatalogue:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def add(self, layer: Layer) -> Layer:
-        """Add or replace a layer (same id = same product, newer file)."""
+    def add(self, *new: Layer) -> Layer:
+        """Add or replace layers (same id = same product, newer file) in one write.
+
+        Returns the last one given.
+        """
         with self._editing() as layers:
-            layers[layer.id] = layer
-        return layer
+            layers.update((layer.id, layer) for layer in new)
+        return new[-1]
 
     def remove(self, layer_id: str) -> Layer:
         with self._editing() as layers:

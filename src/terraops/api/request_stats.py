@@ -89,20 +89,11 @@ class RequestStats:
         self._clock = clock
         self.started_at = time.time()
         self._started = clock()
-        self.routes: dict[str, tuple[str, str]] = {}
-        self._stats: dict[tuple[str, str], RouteStats] = {}
-        for service in services:
-            for endpoint, path in (
-                ("predict", f"/v1/{service}/predict"),
-                ("batch", f"/v1/{service}/predict/batch"),
-            ):
-                self.routes[path] = (service, endpoint)
-                self._stats[(service, endpoint)] = RouteStats()
-
-    def stats_for(self, path: str) -> RouteStats | None:
-        """The counters a request path feeds (``None`` for paths not measured)."""
-        key = self.routes.get(path)
-        return self._stats[key] if key is not None else None
+        self._stats: dict[tuple[str, str], RouteStats] = {
+            (service, endpoint): RouteStats()
+            for service in services
+            for endpoint in ("predict", "batch")
+        }
 
     def observe(
         self, route: tuple[str, str], version: int | None, status: int, seconds: float, rows: int

@@ -169,14 +169,13 @@ def scene_imagery_layer(settings: Settings, scene_dir: Path) -> Layer:
     scene = str(manifest["name"])
     lid = layer_id("scene", scene, "rgb")
     catalogue = LayerCatalogue(settings.layers_dir)
-    try:
-        existing = catalogue.get(lid)
-        if catalogue.status(existing).available and existing.lineage.get("scene_dir") == str(
-            Path(scene_dir).resolve()
-        ):
-            return existing
-    except Exception:
-        pass
+    existing = next((layer for layer in catalogue.layers() if layer.id == lid), None)
+    if (
+        existing is not None
+        and catalogue.status(existing).available
+        and existing.lineage.get("scene_dir") == str(Path(scene_dir).resolve())
+    ):
+        return existing
     out = settings.layers_dir / f"{lid}.tif"
     write_rgb_composite(Path(scene_dir), out)
     return raster_layer(

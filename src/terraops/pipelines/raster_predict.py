@@ -275,8 +275,7 @@ def predict_raster(
         say("registering layers")
         layers.append(scene_imagery_layer(settings, scene_dir))
         catalogue = LayerCatalogue(settings.layers_dir)
-        for layer in layers:
-            catalogue.add(layer)
+        catalogue.add(*layers)
     seconds = time.perf_counter() - started
     pixels = int(manifest["width"]) * int(manifest["height"])
     return {
