@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 from hypothesis import given, settings
@@ -16,7 +16,8 @@ from rasterio.transform import Affine
 from terraops.domain import features as ft
 from terraops.domain.landcover import LandCover, classify_spectral
 from terraops.errors import InvalidInputError
-from terraops.pipelines.scenes import geotiff_cell_table
+from terraops.pipelines.cell_tables import build_cell_table
+from terraops.pipelines.scene_import import import_geotiff
 
 VEGETATION = {"red": 0.03, "green": 0.06, "blue": 0.03, "nir": 0.40, "swir": 0.16}
 ROOF = {"red": 0.24, "green": 0.14, "blue": 0.10, "nir": 0.31, "swir": 0.40}
@@ -167,9 +168,7 @@ def test_focal_mean_stays_within_the_valid_inputs(
 def test_spectral_classification_finds_water_vegetation_and_built() -> None:
     layout = np.array([[0, 1, 2]])
     bands = _bands(layout)
-    classes = classify_spectral(
-        green=bands["green"], red=bands["red"], nir=bands["nir"], swir=bands["swir"]
-    )
+    classes = classify_spectral(**bands)
     assert classes.tolist() == [[LandCover.TREE, LandCover.BUILDING, LandCover.WATER]]
 
 
@@ -204,12 +203,17 @@ def _write_byo(path: Path, *, geographic: bool) -> None:
         dst.offsets = (0.0,) * 5
 
 
-def test_bring_your_own_geotiff_in_utm(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def geotiff_cell_table(path: Path, cell_size_m: float = 20.0) -> pd.DataFrame:
+    """A user's GeoTIFF as it reaches a model: imported as a scene, then the one feature path."""
+    scene = path.with_suffix("")
+    import_geotiff(path, scene)
+    return build_cell_table(scene, cell_size_m)
+
+
+def test_bring_your_own_geotiff_in_utm(tmp_path: Path) -> None:
     path = tmp_path / "mine.tif"
     _write_byo(path, geographic=False)
-    with caplog.at_level(logging.WARNING):
-        table = geotiff_cell_table(path, cell_size_m=20.0)
-    assert "spectral classification" in caplog.text
+    table = geotiff_cell_table(path, cell_size_m=20.0)
     assert len(table) == 100 - 1  # 10×10 cells of 4×4 px, the no-data corner dropped
     west = table.query("col < 5")
     assert west["building_density"].min() == 1.0 and west["ndbi"].min() > 0
@@ -243,5 +247,5 @@ def test_byo_without_the_needed_bands_is_a_clear_error(tmp_path: Path) -> None:
         transform=Affine(10, 0, 0, 0, -10, 80),
     ) as dst:
         dst.write(np.ones((3, 8, 8), np.uint8))
-    with pytest.raises(InvalidInputError, match="cannot find bands"):
+    with pytest.raises(InvalidInputError, match="needs all five bands"):
         geotiff_cell_table(path)

@@ -51,7 +51,7 @@ def test_features_are_cell_table_columns_with_sane_specs(name: str) -> None:
         assert f.unit and f.description
     assert set(service.monotone) <= set(service.feature_names)
     model = service.model_factory(service.default_params)
-    assert len(model.get_params()["monotone_constraints"]) == len(service.features)
+    assert len(model.get_params()["monotone_constraints"]) == len(service.model_inputs)
 
 
 def test_uhi_keeps_the_legacy_request_shape() -> None:
@@ -126,7 +126,7 @@ def test_service_lookup() -> None:
 
 
 def test_real_cell_table_satisfies_both_services(tiny_scenes: list[Path]) -> None:
-    from terraops.pipelines.scenes import scene_cell_table
+    from terraops.pipelines.cell_tables import scene_cell_table
 
     cells = scene_cell_table(tiny_scenes[0])
     assert set(cells.columns) >= CELL_FEATURES

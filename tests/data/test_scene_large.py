@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from terraops.pipelines.scenes import generate_scene, scene_cell_table
+from terraops.pipelines.cell_tables import scene_cell_table
+from terraops.pipelines.scenes import generate_scene
 
 
 @pytest.mark.slow

@@ -1,19 +1,31 @@
-"""Synthetic scenes: determinism, georeferencing, physical sanity, the cell table."""
+"""Synthetic scenes: determinism, georeferencing, physical sanity, the cell table,
+and per-city LST physics drawn from the published ranges."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import rasterio
+from scipy import ndimage
+from typer.testing import CliRunner
 
 from terraops.adapters.raster_io import read_manifest, read_scene_layers
-from terraops.domain.features import CELL_FEATURES, CONTEXT_FEATURES
+from terraops.cli.main import app
+from terraops.domain.features import CELL_FEATURES, CONTEXT_FEATURES, ndbi, ndvi
 from terraops.domain.hydrology import DESIGN_STORMS_MM
 from terraops.domain.landcover import LandCover
-from terraops.pipelines.scenes import generate_scene, iter_cell_table, scene_cell_table
+from terraops.domain.scene import lst as lst_model
+from terraops.domain.scene.generator import STREAMS, generate, scene_physics
+from terraops.domain.scene.lst import LSTPhysics
+from terraops.domain.scene.spec import GENERATOR_VERSION, SceneSpec
+from terraops.domain.scene.spectra import CLASS_REFLECTANCE, ROOF_MATERIALS
+from terraops.errors import InvalidInputError
+from terraops.pipelines.cell_tables import iter_cell_table, scene_cell_table
+from terraops.pipelines.scenes import generate_scene
 
 
 @pytest.fixture(scope="module")
@@ -151,8 +163,14 @@ def test_cell_table_is_cached(tiny_scenes: list[Path], tables: list[pd.DataFrame
     pd.testing.assert_frame_equal(scene_cell_table(tiny_scenes[0]), tables[0])
 
 
-def test_trees_and_water_are_cooler_than_dense_built_cells(tables: list[pd.DataFrame]) -> None:
-    table = pd.concat(tables)
+def test_trees_and_water_are_cooler_than_dense_built_cells(
+    tiny_scenes: list[Path], tables: list[pd.DataFrame]
+) -> None:
+    # Each city has its own background temperature: compare what is above it.
+    table = pd.concat(
+        t.assign(lst=t["lst"] - read_manifest(d)["physics"]["lst_reference_c"])
+        for d, t in zip(tiny_scenes, tables, strict=True)
+    )
     built = table.query("building_density > 0.5")["lst"].mean()
     trees = table.query("tree_cover > 0.7")["lst"].mean()
     water = table.query("water_fraction > 0.9")["lst"].mean()
@@ -187,3 +205,204 @@ def test_cell_table_streams_in_bounded_batches_equal_to_the_whole(tiny_scenes: l
     batches = list(iter_cell_table(tiny_scenes[0], batch_rows=500))
     assert len(batches) > 1 and all(len(b) <= 500 for b in batches)
     pd.testing.assert_frame_equal(pd.concat(batches, ignore_index=True), whole)
+
+
+# --------------------------------------------------------------------------- city physics
+PUBLISHED = {
+    # name: (low, high) as published (see lst.py for the sources)
+    "ndvi_k_per_tenth": (-0.9, -0.6),  # Landsat regressions, K per +0.1 NDVI
+    "ndbi_k_per_tenth": (1.2, 1.5),  # Landsat regressions, K per +0.1 NDBI
+    "reference_c": (24.0, 40.0),  # summer afternoons, maritime to arid
+    "lapse_k_per_100m": (-0.7, -0.6),  # around the standard 0.65 K per 100 m
+    "noise_correlated_k": (0.2, 0.6),
+    "noise_white_k": (0.1, 0.5),
+}
+
+
+def _draws(n: int) -> list[LSTPhysics]:
+    return [LSTPhysics.draw(np.random.default_rng(seed)) for seed in range(n)]
+
+
+def _tree_minus_built(physics: LSTPhysics, stand_cover: float) -> float:
+    """How much cooler canopy is than roofs and asphalt, from the spectra's endmembers."""
+
+    def indices(refl: np.ndarray) -> tuple[float, float]:
+        red, nir, swir = refl[0], refl[3], refl[4]
+        return float(ndvi(red, nir)), float(ndbi(swir, nir))
+
+    tree_v, tree_b = indices(np.asarray(CLASS_REFLECTANCE[LandCover.TREE]))
+    built = [indices(m) for m in ROOF_MATERIALS[:3]] + [
+        indices(np.asarray(CLASS_REFLECTANCE[LandCover.ROAD]))
+    ]
+    built_v, built_b = np.mean(built, axis=0)
+    spectral = physics.ndvi_coef_k * (tree_v - built_v) + physics.ndbi_coef_k * (tree_b - built_b)
+    return -(spectral + physics.canopy_k + physics.park_k * stand_cover)
+
+
+def test_every_drawn_coefficient_stays_in_its_published_range() -> None:
+    draws = _draws(2000)
+    for name, (low, high) in PUBLISHED.items():
+        values = np.array([getattr(p, name) for p in draws])
+        assert values.min() >= low and values.max() <= high, name
+        # Drawn over the whole range, not stuck at one value.
+        margin = 0.05 * (high - low)
+        assert values.min() < low + margin and values.max() > high - margin, name
+    for p in draws:
+        # Schwaab et al. 2021: tree cover 8-12 K cooler than dense urban fabric,
+        # for a lone tree and a closed stand alike (endmember contrast, ±0.1 K).
+        for cover in (0.0, 1.0):
+            assert 7.9 <= _tree_minus_built(p, cover) <= 12.1, (p, cover)
+        assert p.canopy_k < 0 and p.park_k <= 0
+        assert 150 <= p.water_decay_m <= 450  # cooling faded to e^-2 by 300-900 m
+        assert -4 <= p.water_cooling_k <= -2 and -8 <= p.shade_k <= -2
+        assert -8 <= p.river_surface_k <= -6 and -10 <= p.sea_surface_k <= -8
+        assert -30 <= p.albedo_k <= -10
+        # Collinear share: the along-line NDVI slope stays inside the published range.
+        along_line = p.ndvi_coef_k - 0.55 * p.ndbi_coef_k
+        assert -9.0 <= along_line <= -6.0
+
+
+def test_suhi_draws_follow_peng_et_al_truncated_to_positive() -> None:
+    """Daytime SUHI over 419 cities: 1.5 ± 1.2 K; a normal cut at 0.1 and 5.1 K
+    has mean 1.77 and sd 0.98."""
+    suhi = np.array([p.suhi_k for p in _draws(4000)])
+    assert suhi.min() >= 0.1 and suhi.max() <= 5.1
+    assert suhi.mean() == pytest.approx(1.77, abs=0.06)
+    assert suhi.std() == pytest.approx(0.98, abs=0.06)
+    assert np.median(suhi) == pytest.approx(1.67, abs=0.08)
+    p = LSTPhysics.nominal()
+    assert p.suhi_amplitude_k * lst_model.SUHI_IMPERVIOUSNESS == pytest.approx(p.suhi_k)
+
+
+def test_tree_endmember_constants_match_the_spectra() -> None:
+    tree = np.asarray(CLASS_REFLECTANCE[LandCover.TREE])
+    built = np.vstack([ROOF_MATERIALS[:3], np.asarray(CLASS_REFLECTANCE[LandCover.ROAD])])
+    d_ndvi = ndvi(tree[0], tree[3]) - np.mean(ndvi(built[:, 0], built[:, 3]))
+    d_ndbi = ndbi(tree[4], tree[3]) - np.mean(ndbi(built[:, 4], built[:, 3]))
+    assert d_ndvi == pytest.approx(lst_model.TREE_MINUS_BUILT_NDVI, abs=0.01)
+    assert d_ndbi == pytest.approx(lst_model.TREE_MINUS_BUILT_NDBI, abs=0.01)
+
+
+def test_city_physics_is_deterministic_and_differs_between_seeds() -> None:
+    first = scene_physics(SceneSpec(seed=11, size=256, resolution=4.0))
+    assert first == scene_physics(SceneSpec(seed=11, size=256, resolution=4.0))
+    other = scene_physics(SceneSpec(seed=12, size=256, resolution=4.0))
+    assert all(a != b for a, b in zip(asdict(first).values(), asdict(other).values(), strict=True))
+    # Another morphology is another city: its own physics too.
+    assert first != scene_physics(SceneSpec(seed=11, size=256, resolution=4.0, morphology="sprawl"))
+
+
+def test_the_physics_stream_leaves_the_other_streams_as_they_were() -> None:
+    """Appending the stream keeps layout and imagery of every seed (generator 1.x)."""
+    spec = SceneSpec(seed=3, size=256, resolution=4.0)
+    old = spec.rngs("georef", "terrain", "layout", "imagery", "lst")
+    new = spec.rngs(*STREAMS)
+    assert STREAMS[: len(old)] == tuple(old) and STREAMS[-1] == "physics"
+    for name, rng in old.items():
+        assert np.array_equal(rng.random(8), new[name].random(8)), name
+
+
+def test_nominal_physics_is_the_published_midpoints() -> None:
+    p = LSTPhysics.nominal()
+    assert (p.ndvi_k_per_tenth, p.ndbi_k_per_tenth) == (-0.75, 1.35)
+    assert (p.ndvi_coef_k, p.ndbi_coef_k) == (pytest.approx(-3.75), pytest.approx(6.75))
+    assert p.suhi_k == 1.5 and p.suhi_amplitude_k == pytest.approx(3.0)  # Peng's mean
+    assert p.reference_c == 32.0 and p.lapse_k_per_100m == -0.65
+    assert p.tree_contrast_k == 9.5 and _tree_minus_built(p, 1.0) == pytest.approx(10.8, abs=0.3)
+    assert (p.water_cooling_k, p.water_decay_m) == (-3.0, 300.0)
+    assert (p.noise_correlated_k, p.noise_white_k) == (0.4, 0.3)
+    a, b = (SceneSpec(seed=s, size=256, resolution=4.0, physics="nominal") for s in (1, 2))
+    assert scene_physics(a) == scene_physics(b) == p
+    assert a.name == "dense-s1-256px-4m-nominal"
+    assert SceneSpec(seed=1, size=256, resolution=4.0).name == "dense-s1-256px-4m"
+    with pytest.raises(InvalidInputError, match="physics"):
+        SceneSpec(seed=1, physics="fixed")
+
+
+def test_manifest_records_the_drawn_coefficients(tiny_scenes: list[Path]) -> None:
+    drawn = []
+    for scene_dir in tiny_scenes:
+        manifest = read_manifest(scene_dir)
+        spec = SceneSpec(
+            seed=manifest["seed"],
+            size=manifest["width"],
+            resolution=manifest["resolution"],
+            morphology=manifest["morphology"],
+        )
+        physics = scene_physics(spec)
+        record = manifest["physics"]
+        assert manifest["generator_version"] == GENERATOR_VERSION != "1.0.0"
+        assert record["lst_physics"] == "varied"
+        assert record["lst_coefficients"]["drawn"] == pytest.approx(asdict(physics), abs=1e-4)
+        assert record["lst_coefficients"]["applied"]["canopy_k"] == pytest.approx(
+            physics.canopy_k, abs=1e-4
+        )
+        assert record["lst_reference_c"] == pytest.approx(physics.reference_c, abs=1e-3)
+        assert "-0.6..-0.9" in record["lst_ndvi"] and "0.1-5.1" in record["lst_suhi"]
+        drawn.append(record["lst_coefficients"]["drawn"])
+    assert drawn[0] != drawn[1]
+
+
+def test_reference_override_changes_only_the_temperature() -> None:
+    spec = SceneSpec(seed=4, size=128, resolution=4.0, morphology="sprawl")
+    base = generate(spec)
+    hot = generate(replace(spec, reference_temperature_c=42.0))
+    assert hot.physics == base.physics.with_reference(42.0)
+    for name, layer in base.layers.items():
+        if name != "lst":
+            assert np.array_equal(layer, hot.layers[name]), name
+    shift = hot.layers["lst"].astype(float) - base.layers["lst"].astype(float)
+    np.testing.assert_allclose(shift, 42.0 - base.reference_c, atol=1e-4)
+    assert hot.spec.name.endswith("-t42c")
+
+
+def test_lst_follows_the_drawn_ndvi_slope() -> None:
+    """The same city under a steep and a shallow published NDVI slope: over its
+    grass, LST falls faster with NDVI under the steep one, by the collinear
+    share of the difference (0.5 × 0.3 K per 0.1 NDVI). Not over trees too: the
+    canopy term tops the spectral one up to the drawn tree contrast (Schwaab),
+    so a steeper NDVI slope leaves trees vs grass (nearly) as it was."""
+    spec = SceneSpec(seed=2, size=192, resolution=4.0, morphology="sprawl")
+    physics = scene_physics(spec)
+    steep = generate(spec, physics=replace(physics, ndvi_k_per_tenth=-0.9))
+    shallow = generate(spec, physics=replace(physics, ndvi_k_per_tenth=-0.6))
+    layers = steep.layers
+    # Inside the lawns: the sensor blur mixes edge pixels with their neighbours.
+    veg = ndimage.binary_erosion(layers["landcover"] == int(LandCover.GRASS), iterations=1)
+    index = ndvi(layers["red"] / 1e4, layers["nir"] / 1e4)[veg]
+    slopes = [np.polyfit(index, s.layers["lst"][veg], 1)[0] / 10 for s in (steep, shallow)]
+    assert slopes[0] < slopes[1]
+    assert slopes[1] - slopes[0] == pytest.approx(0.15, rel=0.15)
+    for name in ("red", "nir", "landcover", "dem", "flood_depth"):
+        assert np.array_equal(steep.layers[name], shallow.layers[name]), name
+
+
+def test_water_surfaces_sit_at_the_drawn_offset_below_the_reference(
+    tiny_scenes: list[Path],
+) -> None:
+    """Read back from the files: each city's river is as much below its own
+    background temperature as its drawn coefficient says (the cities differ)."""
+    offsets = []
+    for scene_dir in tiny_scenes:
+        manifest = read_manifest(scene_dir)
+        _, layers = read_scene_layers(scene_dir, ["lst", "landcover"])
+        river = ndimage.binary_erosion(layers["landcover"] == int(LandCover.WATER), iterations=2)
+        assert river.sum() > 100
+        realised = float(np.median(layers["lst"][river])) - manifest["physics"]["lst_reference_c"]
+        drawn = manifest["physics"]["lst_coefficients"]["drawn"]["river_surface_k"]
+        assert realised == pytest.approx(drawn, abs=0.3)
+        offsets.append(drawn)
+    assert abs(offsets[0] - offsets[1]) > 0.3
+
+
+def test_cli_generates_a_nominal_city(tmp_path: Path) -> None:
+    out = tmp_path / "nominal"
+    args = ["scene", "generate", "--seed", "1", "--out", str(out), "--size", "64"]
+    result = CliRunner().invoke(app, [*args, "--resolution", "4", "--physics", "nominal"])
+    assert result.exit_code == 0, result.output
+    manifest = read_manifest(out)
+    assert manifest["name"] == "dense-s1-64px-4m-nominal"
+    assert manifest["physics"]["lst_physics"] == "nominal"
+    assert manifest["physics"]["lst_coefficients"]["drawn"] == asdict(LSTPhysics.nominal())
+    bad = CliRunner().invoke(app, [*args[:-2], "--physics", "fixed"])
+    assert bad.exit_code == 2 and "unknown physics" in " ".join(bad.output.split())

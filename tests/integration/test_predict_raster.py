@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from serving_support import TrainedHome, settings_env
 
+from serving_support import TrainedHome, settings_env
 from terraops.adapters.catalogue import LayerCatalogue
 from terraops.adapters.cog import validate_cog
 from terraops.adapters.registry import ModelRegistry
+from terraops.pipelines.cell_tables import scene_cell_table
 from terraops.pipelines.lifecycle import promote
 from terraops.pipelines.raster_predict import predict_raster
-from terraops.pipelines.scenes import scene_cell_table
 from terraops.services import get_service
 from terraops.settings import Settings
 

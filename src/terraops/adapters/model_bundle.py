@@ -87,6 +87,14 @@ class SingleRowPredictor:
             return float(self._out[0])
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """Which request column the model's output is relative to, and its stand-in value."""
+
+    column: int
+    default: float
+
+
 @dataclass
 class Predictor:
     """A loaded model: ``predict(X)`` with X of shape (n, n_features), NaN = not given."""
@@ -98,9 +106,14 @@ class Predictor:
     path: Path
     metadata: dict[str, Any] = field(default_factory=dict)
     single_row: SingleRowPredictor | None = None
+    baseline: Baseline | None = None
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Regression value or positive-class probability, one per row."""
+        """Regression value or positive-class probability, one per row.
+
+        A model with a baseline sees every column but the baseline's and gets
+        the baseline (or its default, where NaN) added to its output.
+        """
         arr = np.ascontiguousarray(X, dtype=np.float64)
         if arr.ndim == 1:
             arr = arr.reshape(1, -1)
@@ -109,9 +122,14 @@ class Predictor:
                 f"expected rows of {len(self.feature_names)} features "
                 f"({', '.join(self.feature_names)}), got shape {arr.shape}"
             )
+        offset: float | np.ndarray = 0.0
+        if self.baseline is not None:
+            values = arr[:, self.baseline.column]
+            offset = np.where(np.isfinite(values), values, self.baseline.default)
+            arr = np.ascontiguousarray(np.delete(arr, self.baseline.column, axis=1))
         if arr.shape[0] == 1 and self.single_row is not None:
-            return np.array([self.single_row(arr[0])])
-        return np.asarray(self.booster.predict(arr, num_threads=1), dtype=np.float64)
+            return np.array([self.single_row(arr[0])]) + offset
+        return np.asarray(self.booster.predict(arr, num_threads=1), dtype=np.float64) + offset
 
 
 def read_model_metadata(path: Path) -> dict[str, Any]:
@@ -142,10 +160,15 @@ def load_predictor(path: Path) -> Predictor:
     model_file = path / str(flavor.get("data", "model.lgb"))
     booster = lgb.Booster(model_file=str(model_file))
     feature_names = [str(n) for n in meta["feature_names"]]
-    if booster.num_feature() != len(feature_names):
+    baseline = None
+    if meta.get("baseline"):
+        name = str(meta["baseline"]["feature"])
+        baseline = Baseline(feature_names.index(name), float(meta["baseline"]["default"]))
+    n_inputs = len(feature_names) - (baseline is not None)
+    if booster.num_feature() != n_inputs:
         raise ModelNotFoundError(
             f"{model_file} expects {booster.num_feature()} features, "
-            f"metadata lists {len(feature_names)}"
+            f"metadata lists {n_inputs} model inputs"
         )
     return Predictor(
         service=str(meta["service"]),
@@ -154,5 +177,6 @@ def load_predictor(path: Path) -> Predictor:
         booster=booster,
         path=path,
         metadata=dict(meta),
-        single_row=SingleRowPredictor(booster, len(feature_names)),
+        single_row=SingleRowPredictor(booster, n_inputs),
+        baseline=baseline,
     )

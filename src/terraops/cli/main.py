@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "terraops.cli.maps",
     "terraops.cli.feedback",
     "terraops.cli.monitor",
+    "terraops.cli.samples",
 )
 
 for _module_name in _COMMAND_MODULES:

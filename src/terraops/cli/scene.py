@@ -1,8 +1,9 @@
-"""``terraops scene``: make synthetic cities (and, later, inspect scenes)."""
+"""``terraops scene``: make synthetic cities, import real imagery as scenes."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -22,8 +23,14 @@ def generate(
     reference_temperature: float | None = typer.Option(
         None,
         "--reference-temperature",
-        help="The day's rural background LST in °C (default: a normal day drawn in 30–34; "
+        help="The day's rural background LST in °C (default: a summer day drawn in 24–40; "
         "e.g. 42 for a heat wave — same city, same imagery, hotter day).",
+    ),
+    physics: str = typer.Option(
+        "varied",
+        "--physics",
+        help="LST coefficients: varied (drawn per city from published ranges) | nominal "
+        "(the central published values, the same for every city).",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing scene."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
@@ -40,6 +47,7 @@ def generate(
             morphology=morphology,
             rainfall_mm=rainfall,
             reference_temperature_c=reference_temperature,
+            physics=physics,
             progress=True,
             overwrite=overwrite,
         )
@@ -55,8 +63,115 @@ def generate(
         )
 
 
+_OUT_HELP = "Output scene folder (must not exist or be empty)."
+
+
+def _print_imported(manifest: dict[str, Any], out: Path, as_json: bool) -> None:
+    if as_json:
+        print_json(manifest)
+        return
+    stats = manifest["stats"]
+    lst = ""
+    if stats.get("lst_median_c") is not None:
+        lst = (
+            f"; LST {stats['lst_min_c']}–{stats['lst_max_c']} °C, median {stats['lst_median_c']} °C"
+        )
+    console.print(
+        f"[green]scene[/] {manifest['name']} → {out} "
+        f"({manifest['width']}×{manifest['height']} px, {manifest['crs']}, "
+        f"{manifest['resolution']:g} m; {100 * stats['clear_fraction']:.1f}% clear{lst})"
+    )
+
+
+def import_landsat(
+    product: Path = typer.Argument(
+        ..., help="Folder of a Landsat 8/9 product: the *_MTL.txt and one GeoTIFF per band."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Output scene folder (must not exist or be empty)."
+    ),
+    dem: Path | None = typer.Option(
+        None, "--dem", help="Elevation GeoTIFF (any CRS), resampled onto the scene grid."
+    ),
+    bbox: str | None = typer.Option(
+        None, "--bbox", help="Crop to minx,miny,maxx,maxy (only this window is read)."
+    ),
+    bbox_crs: str = typer.Option(
+        "EPSG:4326", "--bbox-crs", help="CRS of --bbox (EPSG:4326 lon/lat, or 'product')."
+    ),
+    correction: str = typer.Option(
+        "dos1", "--correction", help="dos1 (dark-object subtraction → surface) | none (TOA)."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing scene."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+) -> None:
+    """Import a Landsat 8/9 Level-1 or Level-2 product: reflectance, LST, cloud mask, DEM."""
+    from terraops.pipelines.scene_import import import_landsat as run
+    from terraops.pipelines.scene_import import parse_bbox
+
+    with handle_errors():
+        manifest = run(
+            product,
+            out,
+            dem=dem,
+            bbox=parse_bbox(bbox) if bbox is not None else None,
+            bbox_crs=bbox_crs,
+            correction=correction,
+            overwrite=overwrite,
+            progress=True,
+        )
+    _print_imported(manifest, out, as_json)
+
+
+def import_geotiff(
+    bands: Path = typer.Option(..., "--bands", help="Multiband reflectance GeoTIFF (any CRS)."),
+    out: Path = typer.Option(
+        ..., "--out", help="Output scene folder (must not exist or be empty)."
+    ),
+    band_order: str | None = typer.Option(
+        None,
+        "--band-order",
+        help="Names of the file's bands in order, e.g. red,green,blue,nir,swir "
+        "(default: the band descriptions).",
+    ),
+    thermal: Path | None = typer.Option(
+        None, "--thermal", help="Surface-temperature GeoTIFF (any CRS) → the lst layer."
+    ),
+    thermal_unit: str = typer.Option(
+        "auto", "--thermal-unit", help="auto (kelvin when the median > 200) | celsius | kelvin."
+    ),
+    dem: Path | None = typer.Option(
+        None, "--dem", help="Elevation GeoTIFF (any CRS), resampled onto the scene grid."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing scene."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+) -> None:
+    """Import any multispectral GeoTIFF (Sentinel-2, aerial…) with optional thermal and DEM."""
+    from terraops.pipelines.scene_import import import_geotiff as run
+
+    order = [b.strip() for b in band_order.split(",")] if band_order else None
+    with handle_errors():
+        manifest = run(
+            bands,
+            out,
+            band_order=order,
+            thermal=thermal,
+            thermal_unit=thermal_unit,
+            dem=dem,
+            overwrite=overwrite,
+            progress=True,
+        )
+    _print_imported(manifest, out, as_json)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``scene`` command group to the main CLI."""
     scene_app = typer.Typer(help="Synthetic scenes (cities) and scene data.", no_args_is_help=True)
     scene_app.command("generate")(generate)
+    import_app = typer.Typer(
+        help="Import real imagery (satellite products, GeoTIFFs) as scenes.", no_args_is_help=True
+    )
+    import_app.command("landsat")(import_landsat)
+    import_app.command("geotiff")(import_geotiff)
+    scene_app.add_typer(import_app, name="import")
     app.add_typer(scene_app, name="scene")

@@ -4,7 +4,9 @@ batch prediction and serving.
 Pixels are grouped into square cells of ``cell_size_m`` (default 20 m, about
 a Sentinel-2 SWIR pixel and the scale at which planners think about a
 street or a courtyard). Each cell gets spectral indices, land-cover
-fractions, distances and terrain/hydrology descriptors, plus the
+fractions (of the land cover classified from the imagery — the caller's
+choice, see :mod:`terraops.pipelines.cell_tables`), distances and
+terrain/hydrology descriptors, plus the
 *neighbourhood* (focal) composition around it; see :data:`CELL_FEATURES` for
 names and units. Cells that contain any no-data pixel are dropped rather than
 guessed.
@@ -25,7 +27,7 @@ from terraops.domain.landcover import (
     curve_number_map,
 )
 
-FEATURES_VERSION = "4"
+FEATURES_VERSION = "5"
 """Bumped whenever the same layers would give different cell features (cache key)."""
 
 REFLECTANCE_BANDS: tuple[str, ...] = ("red", "green", "blue", "nir", "swir")
@@ -58,9 +60,12 @@ CONTEXT_FEATURES: tuple[str, ...] = ("reference_temperature",)
 ``reference_temperature`` is the day's rural background land-surface
 temperature (°C). Surface UHI is defined relative to it (Peng et al. 2012:
 urban minus rural LST), and it varies by several K between days and climates,
-which no land-cover feature can see: without it, a model trained on some days
-can only guess another day's level. It is NaN where unknown (a user's GeoTIFF);
-the models treat it as optional.
+which no land-cover feature can see. It is *observed*, never the generator's
+constant: the median LST of the scene's rural cells
+(:func:`terraops.domain.mapping.rural_reference`, computed by
+:mod:`terraops.pipelines.cell_tables` the same way for every scene), or NaN
+where the scene has no thermal layer (a user's GeoTIFF); the models treat it
+as optional.
 """
 
 WATER_DISTANCE_NONE_M = 10_000.0

@@ -122,7 +122,7 @@ def champion_reference(
 
 def scene_examples(service: ServiceDefinition, scene_dir: Path, cell_size_m: float) -> pd.DataFrame:
     """The service's examples of a scene (ids + features), via the one feature path."""
-    from terraops.pipelines.scenes import scene_cell_table
+    from terraops.pipelines.cell_tables import scene_cell_table
 
     if not (Path(scene_dir) / "scene.json").is_file():
         raise NotFoundError(f"{scene_dir} is not a scene folder (no scene.json)")

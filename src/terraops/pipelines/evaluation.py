@@ -38,11 +38,14 @@ class Arrays:
 def _augment(
     data: Arrays, rows: np.ndarray, frac: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Training rows plus masked copies (optional features → NaN)."""
-    X, y = data.X[rows], data.y[rows]
+    """Training rows plus masked copies (optional features → NaN).
+
+    Returns the feature rows and, for each, the example it was made from.
+    """
+    X, source = data.X[rows], np.asarray(rows)
     n_extra = round(frac * len(rows))
     if n_extra == 0 or len(data.optional) == 0:
-        return X, y
+        return X, source
     pick = rng.choice(len(rows), size=n_extra, replace=n_extra > len(rows))
     extra = X[pick].copy()
     mask = rng.random((n_extra, len(data.optional))) < 0.5
@@ -50,7 +53,33 @@ def _augment(
     sub = extra[:, data.optional]
     sub[mask] = np.nan
     extra[:, data.optional] = sub
-    return np.vstack([X, extra]), np.concatenate([y, y[pick]])
+    return np.vstack([X, extra]), np.concatenate([source, source[pick]])
+
+
+@dataclass(frozen=True)
+class BaselineModel:
+    """A fitted model of ``target − baseline``; :meth:`predict` adds the baseline back.
+
+    See :attr:`ServiceDefinition.baseline`. ``default`` (the training rows'
+    mean baseline) stands in where a row's baseline is unknown.
+    """
+
+    model: Any
+    inputs: list[str]
+    baseline: str
+    default: float
+
+    @property
+    def booster_(self) -> Any:
+        return self.model.booster_
+
+    def baseline_of(self, frame: pd.DataFrame) -> np.ndarray:
+        values = frame[self.baseline].to_numpy(np.float64)
+        return np.where(np.isfinite(values), values, self.default)
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        relative = np.asarray(self.model.predict(frame[self.inputs]), dtype=np.float64)
+        return relative + self.baseline_of(frame)
 
 
 def _fit(
@@ -61,10 +90,18 @@ def _fit(
     frac: float,
     seed: int,
 ) -> Any:
-    X, y = _augment(data, rows, frac, np.random.default_rng(seed))
+    X, source = _augment(data, rows, frac, np.random.default_rng(seed))
+    frame, y = pd.DataFrame(X, columns=data.names), data.y[source]
     model = service.model_factory(params)
-    model.fit(pd.DataFrame(X, columns=data.names), y)
-    return model
+    if service.baseline is None:
+        model.fit(frame, y)
+        return model
+    # Each row's own baseline: masked copies hide the feature, not the fact.
+    known = data.X[source, data.names.index(service.baseline)]
+    default = float(np.nanmean(known)) if np.isfinite(known).any() else 0.0
+    wrapped = BaselineModel(model, service.model_inputs, service.baseline, default)
+    model.fit(frame[wrapped.inputs], y - np.where(np.isfinite(known), known, default))
+    return wrapped
 
 
 def predict(service: ServiceDefinition, model: Any, X: np.ndarray, names: list[str]) -> np.ndarray:

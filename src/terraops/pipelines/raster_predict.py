@@ -2,7 +2,7 @@
 
 The model sees exactly what training saw: the scene's cell table, built by the
 one feature implementation and cached in the scene folder. The table is
-streamed in row groups (:func:`terraops.pipelines.scenes.iter_cell_table`),
+streamed in row groups (:func:`terraops.pipelines.cell_tables.iter_cell_table`),
 so what this step holds is one batch of cells plus the prediction grid at
 cell resolution (a 20 m cell of a 2 m scene is 1/100 of its pixels).
 
@@ -38,6 +38,7 @@ from terraops.adapters.catalogue import LayerCatalogue
 from terraops.domain import features
 from terraops.domain.layers import layer_id
 from terraops.errors import InvalidInputError, ModelNotFoundError
+from terraops.pipelines.cell_tables import iter_cell_table
 from terraops.pipelines.layer_products import (
     scene_imagery_layer,
 )
@@ -47,7 +48,6 @@ from terraops.pipelines.prediction_layers import (
     write_prediction_layers,
 )
 from terraops.pipelines.progress import status_line
-from terraops.pipelines.scenes import iter_cell_table
 from terraops.services.base import ServiceDefinition
 from terraops.settings import Settings
 

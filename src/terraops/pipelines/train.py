@@ -126,7 +126,7 @@ def build_example_table(
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """The service's examples from every scene, and the scenes' manifests."""
     from terraops.adapters.raster_io import read_manifest
-    from terraops.pipelines.scenes import scene_cell_table
+    from terraops.pipelines.cell_tables import scene_cell_table
 
     if not scene_dirs:
         raise InvalidInputError("no scenes given", hint="pass --scenes DIR (one or more)")
@@ -218,7 +218,7 @@ def _plots(
             unit=service.target_unit,
         ),
         plots.feature_importance(
-            service.feature_names,
+            service.model_inputs,
             model.booster_.feature_importance(importance_type="gain"),
             out / "feature_importance.png",
         ),
@@ -413,5 +413,7 @@ def _log_run(
         "run_id": run_id,
         "data_fingerprint": fingerprint["sha256"],
     }
+    if service.baseline is not None:
+        meta["baseline"] = {"feature": model.baseline, "default": model.default}
     _, version = tracking.log_service_model(model.booster_, service, meta)
     return version

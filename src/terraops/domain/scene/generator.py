@@ -22,7 +22,7 @@ from terraops.domain.hydrology import (
 )
 from terraops.domain.landcover import CURVE_NUMBER_SOIL_B
 from terraops.domain.scene.layout import make_layout
-from terraops.domain.scene.lst import PHYSICS_SUMMARY, land_surface_temperature
+from terraops.domain.scene.lst import PHYSICS_SUMMARY, LSTPhysics, land_surface_temperature
 from terraops.domain.scene.spec import GENERATOR_VERSION, SceneSpec
 from terraops.domain.scene.spectra import BANDS, render_imagery
 from terraops.domain.scene.terrain import make_terrain
@@ -42,8 +42,13 @@ class GeneratedScene:
     epsg: int
     origin: tuple[float, float]  # top-left corner (x, y), metres
     inflow: RiverInflow
-    reference_c: float
+    physics: LSTPhysics
     stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reference_c(self) -> float:
+        """The day's rural background LST (°C): drawn, or the spec's override."""
+        return self.physics.reference_c
 
 
 def to_scaled_reflectance(reflectance: np.ndarray) -> np.ndarray:
@@ -52,29 +57,57 @@ def to_scaled_reflectance(reflectance: np.ndarray) -> np.ndarray:
     return np.maximum(scaled, 1).astype(np.uint16)
 
 
-def generate(spec: SceneSpec, progress: Progress | None = None) -> GeneratedScene:
-    """Make every layer of one scene (pure: no files)."""
+STREAMS: tuple[str, ...] = ("georef", "terrain", "layout", "imagery", "lst", "physics")
+"""The random streams of a scene. New ones go at the end: the streams before
+them (and so the layout and imagery of every seed) stay as they were."""
+
+
+def scene_physics(spec: SceneSpec) -> LSTPhysics:
+    """The city's LST coefficients: drawn from its own stream, or the nominal ones.
+
+    Cheap (no pixels), so tests and reports can look at many cities' physics.
+    Drawn even when the spec overrides the temperature, so that the override
+    changes the temperature only.
+    """
+    if spec.physics == "nominal":
+        physics = LSTPhysics.nominal()
+    else:
+        physics = LSTPhysics.draw(spec.rngs(*STREAMS)["physics"])
+    if spec.reference_temperature_c is not None:
+        physics = physics.with_reference(spec.reference_temperature_c)
+    return physics
+
+
+def generate(
+    spec: SceneSpec, progress: Progress | None = None, *, physics: LSTPhysics | None = None
+) -> GeneratedScene:
+    """Make every layer of one scene (pure: no files).
+
+    ``physics`` replaces the spec's LST coefficients (a what-if: the same city,
+    same imagery and noise, other physics; in memory only, since the spec and
+    so the scene's name do not record it); by default they come from
+    :func:`scene_physics`.
+    """
     say = progress or (lambda _msg: None)
-    rngs = spec.rngs("georef", "terrain", "layout", "imagery", "lst")
+    rngs = spec.rngs(*STREAMS)
     say("terrain")
     terrain = make_terrain(spec, rngs["terrain"])
     say("layout")
     layout = make_layout(spec, rngs["layout"], terrain)
     say("imagery")
     imagery = render_imagery(rngs["imagery"], layout, spec.resolution)
-    reference_c = float(rngs["lst"].uniform(30.0, 34.0))  # drawn always: same streams
-    if spec.reference_temperature_c is not None:
-        reference_c = float(spec.reference_temperature_c)
+    if physics is None:
+        physics = scene_physics(spec)
     say("land-surface temperature")
     lst = land_surface_temperature(
         rngs["lst"],
+        physics=physics,
         true_reflectance=imagery.true,
         landcover=layout.landcover,
         shadow=imagery.shadow,
         dem=terrain.dem.astype(np.float64),
         sea=terrain.sea,
         resolution=spec.resolution,
-        reference_c=reference_c,
     )
     say("flood")
     inflow = RiverInflow(
@@ -104,13 +137,15 @@ def generate(spec: SceneSpec, progress: Progress | None = None) -> GeneratedScen
         "lst_min_c": round(float(lst.min()), 2),
         "lst_max_c": round(float(lst.max()), 2),
     }
-    return GeneratedScene(spec, layers, UTM_EPSG, origin, inflow, reference_c, stats)
+    return GeneratedScene(spec, layers, UTM_EPSG, origin, inflow, physics, stats)
 
 
 def physics_block(scene: GeneratedScene) -> dict[str, Any]:
     """The relationships used, for the manifest (what a reader needs to trust the data)."""
     return {
         **PHYSICS_SUMMARY,
+        "lst_physics": scene.spec.physics,
+        "lst_coefficients": scene.physics.record(),
         "lst_reference_c": round(scene.reference_c, 3),
         "flood_runoff": "SCS curve number, Q=(P-0.2S)^2/(P+0.8S), S=25400/CN-254 mm "
         "(USDA TR-55, soil group B)",
@@ -132,7 +167,9 @@ __all__ = [
     "GENERATOR_VERSION",
     "REFLECTANCE_NODATA",
     "REFLECTANCE_SCALE",
+    "STREAMS",
     "GeneratedScene",
     "generate",
     "physics_block",
+    "scene_physics",
 ]

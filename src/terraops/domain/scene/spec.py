@@ -8,10 +8,11 @@ import numpy as np
 
 from terraops.errors import InvalidInputError
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "2.0.0"
 """Bumped whenever the same spec would produce different pixels (cache key)."""
 
 MORPHOLOGIES: tuple[str, ...] = ("dense", "sprawl", "coastal")
+PHYSICS_MODES: tuple[str, ...] = ("varied", "nominal")
 MIN_SIZE_PX = 64
 MAX_SIZE_PX = 8192
 MIN_EXTENT_M = 200.0
@@ -33,9 +34,14 @@ class SceneSpec:
     morphology: str = "dense"
     rainfall_mm: float = 50.0
     reference_temperature_c: float | None = None
-    """The day's rural background LST (°C); ``None`` draws a normal summer day in
-    30–34 °C. Setting it (e.g. 42 for a heat wave) changes only the temperature:
-    the random draw still happens, so imagery, layout and noise stay identical."""
+    """The day's rural background LST (°C); ``None`` draws a summer day in 24–40 °C
+    (or 32 °C with nominal physics). Setting it (e.g. 42 for a heat wave) changes
+    only the temperature: every other coefficient is drawn as without it, so
+    imagery, layout, the other LST terms and the noise stay identical."""
+    physics: str = "varied"
+    """``varied``: the city draws its LST coefficients from the published ranges
+    (:class:`~terraops.domain.scene.lst.LSTPhysics`); ``nominal``: the central
+    published values, the same for every city (tests, comparisons)."""
 
     def __post_init__(self) -> None:
         if self.morphology not in MORPHOLOGIES:
@@ -64,6 +70,11 @@ class SceneSpec:
                 f"rainfall must be between 0 and 1000 mm, got {self.rainfall_mm}",
                 hint="e.g. --rainfall 50",
             )
+        if self.physics not in PHYSICS_MODES:
+            raise InvalidInputError(
+                f"unknown physics {self.physics!r}",
+                hint=f"use one of: {', '.join(PHYSICS_MODES)}",
+            )
         t = self.reference_temperature_c
         if t is not None and not (np.isfinite(t) and -30.0 <= t <= 70.0):
             raise InvalidInputError(
@@ -82,6 +93,8 @@ class SceneSpec:
         name = f"{self.morphology}-s{self.seed}-{self.size}px-{self.resolution:g}m"
         if self.reference_temperature_c is not None:
             name += f"-t{self.reference_temperature_c:g}c"
+        if self.physics != "varied":
+            name += f"-{self.physics}"
         return name
 
     def rngs(self, *names: str) -> dict[str, np.random.Generator]:

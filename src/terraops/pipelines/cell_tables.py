@@ -1,0 +1,209 @@
+"""Scene folder → cell table: the one feature path for training, maps and imported cities.
+
+Every scene — a synthetic city, an imported Landsat product, a user's GeoTIFF
+— goes through :func:`build_cell_table`, and its features come from what a
+real city can give: the reflectance bands, the land cover *classified from
+them* (:func:`terraops.domain.landcover.classify_spectral`), the DEM when
+there is one, and a rural reference temperature measured on the scene's own
+thermal layer. A synthetic scene's true land cover and constants are never
+inputs; its truth only makes the targets (LST, flood depth per design storm).
+
+The table is cached as parquet inside the scene folder (keyed by cell size,
+generator and feature versions) and can be streamed in row groups.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from terraops.adapters import raster_io
+from terraops.domain import features
+from terraops.domain.hydrology import DESIGN_STORMS_MM, RiverInflow, build_flood_model
+from terraops.domain.landcover import classify_spectral
+from terraops.domain.mapping import rural_reference
+from terraops.errors import InvalidInputError
+
+log = logging.getLogger(__name__)
+
+CELL_TABLE_ROW_GROUP = 16_384
+"""Rows per parquet row group of a cached cell table: what a streaming reader holds."""
+
+
+def _cache_path(scene_dir: Path, manifest: Mapping[str, Any], cell_size_m: float) -> Path:
+    """Cache file name: changes with the cell size, the scene's generator and the features."""
+    version = manifest.get("generator_version", manifest.get("kind", "imported"))
+    return scene_dir / f"cells_{cell_size_m:g}m_g{version}_f{features.FEATURES_VERSION}.parquet"
+
+
+def scene_cell_table(scene_dir: Path, cell_size_m: float = 20.0) -> pd.DataFrame:
+    """One row per complete cell: ids, features and the targets the scene has.
+
+    Cached inside the scene folder; a read-only scene folder simply is not cached.
+    """
+    cached = ensure_cell_table(scene_dir, cell_size_m)
+    return pd.read_parquet(cached) if isinstance(cached, Path) else cached
+
+
+def ensure_cell_table(scene_dir: Path, cell_size_m: float = 20.0) -> Path | pd.DataFrame:
+    """The cached cell table's parquet path, built first if needed.
+
+    Returns the table itself only when it cannot be cached (read-only scene).
+    """
+    scene_dir = Path(scene_dir)
+    if not (cell_size_m > 0 and np.isfinite(cell_size_m)):
+        raise InvalidInputError(f"cell size must be > 0 m, got {cell_size_m}")
+    manifest = raster_io.read_manifest(scene_dir)
+    cache = _cache_path(scene_dir, manifest, cell_size_m)
+    if cache.is_file():
+        return cache
+    table = build_cell_table(scene_dir, cell_size_m)
+    try:
+        raster_io.write_parquet_atomic(table, cache, row_group_rows=CELL_TABLE_ROW_GROUP)
+    except OSError as exc:
+        log.warning("could not cache cell table at %s: %s", cache, exc)
+        return table
+    return cache
+
+
+def iter_cell_table(
+    scene_dir: Path, cell_size_m: float = 20.0, *, batch_rows: int = CELL_TABLE_ROW_GROUP
+) -> Iterator[pd.DataFrame]:
+    """The scene's cell table in row-ordered batches (memory bounded by ``batch_rows``).
+
+    The same table training uses (same cache, same feature code); a consumer
+    that maps cells to pixels never needs the whole table at once.
+    """
+    import pyarrow.parquet as pq
+
+    cached = ensure_cell_table(scene_dir, cell_size_m)
+    if isinstance(cached, pd.DataFrame):
+        for start in range(0, len(cached), batch_rows):
+            yield cached.iloc[start : start + batch_rows]
+        return
+    parquet = pq.ParquetFile(cached)
+    for batch in parquet.iter_batches(batch_size=batch_rows):
+        yield batch.to_pandas()
+
+
+# --------------------------------------------------------------------------- building
+def reflectance_bands(
+    manifest: Mapping[str, Any], layers: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The stored bands as reflectance (0–1, float64) with NaN for no-data."""
+    info = manifest.get("reflectance", {})
+    names = info.get("bands", list(features.REFLECTANCE_BANDS))
+    missing = [b for b in features.REFLECTANCE_BANDS if b not in names or b not in layers]
+    if missing:
+        raise InvalidInputError(
+            f"scene {manifest.get('name', '?')} lacks reflectance bands {missing}",
+            hint="features need red, green, blue, nir and swir; re-import the scene",
+        )
+    scale = float(info.get("scale", 1.0))
+    offset = float(info.get("offset", 0.0))
+    nodata = info.get("nodata")
+    return {
+        b: np.where(
+            layers[b] == nodata if nodata is not None else False,
+            np.nan,
+            layers[b].astype(np.float64) * scale + offset,
+        )
+        for b in features.REFLECTANCE_BANDS
+    }
+
+
+def river_inflow(manifest: Mapping[str, Any]) -> RiverInflow | None:
+    """The river entering the scene from outside, when the scene states one.
+
+    It is hydrology a city knows (the upstream catchment's area and land cover,
+    from a regional DEM and land-cover map), not something the imagery shows.
+    """
+    info = manifest.get("physics", {}).get("river_inflow") or manifest.get("river_inflow")
+    return RiverInflow(**info) if info else None
+
+
+def terrain_from(flood: Any) -> features.TerrainLayers:
+    """The DEM-derived feature layers of a flood model built on the observed land cover."""
+    return features.TerrainLayers(
+        dem=flood.fine_dem,
+        hand=flood.hand,
+        drainage=flood.drainage,
+        upstream_km2=flood.upstream_km2,
+        drainage_upstream_km2=flood.drainage_upstream_km2,
+        drainage_curve_number=flood.drainage_curve_number,
+        depression_depth=flood.fill_depth,
+    )
+
+
+def build_cell_table(scene_dir: Path, cell_size_m: float = 20.0) -> pd.DataFrame:
+    """Features (from imagery and DEM only) and the scene's targets, one row per cell."""
+    manifest, layers = raster_io.read_scene_layers(scene_dir)
+    bands = reflectance_bands(manifest, layers)
+    observed_landcover = classify_spectral(**bands)
+    resolution = float(manifest["resolution"])
+    inflow = river_inflow(manifest)
+    dem = layers["dem"].astype(np.float64) if "dem" in layers else None
+    terrain = None
+    if dem is not None:
+        terrain = terrain_from(
+            build_flood_model(dem, observed_landcover, resolution, inflow=inflow)
+        )
+    table, grid, keep = features.cell_feature_table(
+        bands=bands,
+        landcover=observed_landcover,
+        resolution=resolution,
+        cell_size_m=cell_size_m,
+        origin=(float(manifest["transform"][2]), float(manifest["transform"][5])),
+        terrain=terrain,
+    )
+    table.insert(0, "scene", str(manifest["name"]))
+    lst = features.cell_mean(grid, layers["lst"])[keep] if "lst" in layers else None
+    table["reference_temperature"] = observed_reference_temperature(table, lst)
+    if lst is not None:
+        table["lst"] = lst
+    if "landcover" in layers and dem is not None:
+        _add_flood_targets(table, grid, keep, layers, dem, resolution, inflow)
+    return table
+
+
+def observed_reference_temperature(table: pd.DataFrame, lst: np.ndarray | None) -> float:
+    """The day's rural background LST as measured on the scene itself (°C), NaN without LST.
+
+    The heat island is relative to it (Peng et al. 2012), so the models take it
+    as an input — but only as a statistic anyone can compute from a thermal
+    image: :func:`terraops.domain.mapping.rural_reference` over the cells
+    (median LST of vegetated cells with < 10 % sealed surroundings), the same
+    rule the heat-island intensity map uses. Never the generator's constant.
+    """
+    if lst is None or not np.isfinite(lst).any():
+        return float("nan")
+    value, _method = rural_reference(
+        lst,
+        table["imperviousness_500m"].to_numpy(np.float64),
+        table["ndvi"].to_numpy(np.float64),
+    )
+    return value
+
+
+def _add_flood_targets(
+    table: pd.DataFrame,
+    grid: features.CellGrid,
+    keep: np.ndarray,
+    layers: Mapping[str, np.ndarray],
+    dem: np.ndarray,
+    resolution: float,
+    inflow: RiverInflow | None,
+) -> None:
+    """Flood depth per design storm from the *true* land cover (targets, not features)."""
+    truth = build_flood_model(dem, layers["landcover"], resolution, inflow=inflow)
+    if "flood_depth" in layers:
+        table["flood_depth"] = features.cell_mean(grid, layers["flood_depth"])[keep]
+    for storm in DESIGN_STORMS_MM:
+        depth, frac = features.flood_cell_targets(grid, truth.depth(float(storm)))
+        table[f"flood_depth_p{storm}"] = depth[keep]
+        table[f"flood_frac_p{storm}"] = frac[keep]

@@ -1,0 +1,367 @@
+"""Import real imagery as terraops scenes: Landsat 8/9 products and any multispectral GeoTIFF.
+
+An imported scene folder has the layout of a generated one, so the one
+feature path reads it unchanged: ``red, green, blue, nir, swir`` as uint16
+reflectance × 10 000 (0 = no data), ``lst`` in °C and ``dem`` in m (float32,
+NaN = no data), plus a ``clear`` layer (1 = usable pixel). There is no land
+cover and no ``physics`` block: a real city has no hidden truth.
+``scene.json``'s ``source`` records every file (with its sha256), constant
+and method used, so an imported scene can be traced back and recomputed.
+
+Everything is read and computed before the output folder exists; the
+folder is then written atomically, so a bad input never leaves half a scene
+and never touches an existing one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rasterio.crs import CRS
+from rasterio.transform import Affine
+
+from terraops.adapters import landsat_product, raster_io
+from terraops.adapters.landsat_product import Grid
+from terraops.domain import landsat
+from terraops.domain.scene.generator import REFLECTANCE_NODATA, REFLECTANCE_SCALE
+from terraops.domain.scene.spectra import BANDS
+from terraops.errors import InvalidInputError
+from terraops.pipelines.progress import status_line
+
+log = logging.getLogger(__name__)
+
+THERMAL_UNITS = ("auto", "celsius", "kelvin")
+KELVIN_MEDIAN_ABOVE = 200.0
+"""``--thermal-unit auto``: a median above this is kelvin (no city's surface is 200 °C)."""
+_PLAUSIBLE_LST_C = (-80.0, 90.0)
+
+
+# --------------------------------------------------------------------------- shared
+def parse_bbox(text: str) -> tuple[float, float, float, float]:
+    """``"minx,miny,maxx,maxy"`` → four floats, validated."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4 or not all(np.isfinite(values)):
+        raise InvalidInputError(
+            f"bad --bbox {text!r}", hint="four numbers: minx,miny,maxx,maxy (e.g. lon,lat,lon,lat)"
+        )
+    minx, miny, maxx, maxy = values
+    if minx >= maxx or miny >= maxy:
+        raise InvalidInputError(
+            f"bad --bbox {text!r}: min must be below max", hint="order: minx,miny,maxx,maxy"
+        )
+    return minx, miny, maxx, maxy
+
+
+def _refuse_unsafe_output(out_dir: Path, overwrite: bool, inputs: Sequence[Path]) -> None:
+    """Fail before any work when --out exists, or would replace one of the inputs."""
+    out = Path(out_dir).expanduser().absolute()
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise InvalidInputError(
+            f"output folder {out} already exists and is not empty",
+            hint="choose another --out or pass --overwrite",
+        )
+    for path in inputs:
+        resolved = Path(path).expanduser().absolute()
+        if resolved == out or out in resolved.parents:
+            raise InvalidInputError(
+                f"--out {out} holds the input {path}; writing there would delete it",
+                hint="choose an --out outside the input folders",
+            )
+
+
+def to_scaled_reflectance(reflectance: np.ndarray) -> np.ndarray:
+    """Reflectance → uint16 × 10 000 clipped to [1, 65535]; NaN → 0 (no data)."""
+    valid = np.isfinite(reflectance)
+    scaled = np.clip(np.round(np.where(valid, reflectance, 0.0) * REFLECTANCE_SCALE), 1, 65535)
+    return np.where(valid, scaled, REFLECTANCE_NODATA).astype(np.uint16)
+
+
+def _stats(lst_c: np.ndarray | None, clear: np.ndarray) -> dict[str, Any]:
+    stats: dict[str, Any] = {"clear_fraction": round(float(clear.mean()), 4)}
+    values = lst_c[clear & np.isfinite(lst_c)] if lst_c is not None else np.empty(0)
+    for key, fn in (("lst_min_c", np.min), ("lst_median_c", np.median), ("lst_max_c", np.max)):
+        stats[key] = round(float(fn(values)), 2) if values.size else None
+    return stats
+
+
+def _units(reflectance_kind: str, layers: Mapping[str, np.ndarray]) -> dict[str, str]:
+    units = {b: f"{reflectance_kind} x {REFLECTANCE_SCALE}" for b in BANDS}
+    units |= {"lst": "degC", "dem": "m", "clear": "1 = clear, 0 = masked"}
+    return {name: units[name] for name in layers}
+
+
+def _manifest(
+    *, name: str, kind: str, grid: Grid, units: dict[str, str], source: dict[str, Any], stats: Any
+) -> dict[str, Any]:
+    t = grid.transform
+    return {
+        "name": name,
+        "kind": kind,
+        "crs": f"EPSG:{grid.epsg}",
+        "resolution": float(abs(t.a)),
+        "width": grid.width,
+        "height": grid.height,
+        "transform": [float(v) for v in (t.a, t.b, t.c, t.d, t.e, t.f)],
+        "bounds": [float(v) for v in grid.bounds],
+        "reflectance": {
+            "bands": list(BANDS),
+            "scale": 1.0 / REFLECTANCE_SCALE,
+            "offset": 0.0,
+            "nodata": REFLECTANCE_NODATA,
+        },
+        "layers": {layer: f"{layer}.tif" for layer in units},
+        "units": units,
+        "source": source,
+        "stats": stats,
+    }
+
+
+def _write_scene(
+    out_dir: Path,
+    *,
+    overwrite: bool,
+    grid: Grid,
+    layers: Mapping[str, np.ndarray],
+    manifest: dict[str, Any],
+) -> None:
+    with raster_io.atomic_directory(Path(out_dir), overwrite=overwrite) as tmp:
+        for name, array in layers.items():
+            reflectance = name in BANDS
+            nodata: float | None = REFLECTANCE_NODATA if reflectance else float("nan")
+            raster_io.write_geotiff(
+                tmp / f"{name}.tif",
+                array,
+                epsg=grid.epsg,
+                transform=grid.transform,
+                nodata=None if name == "clear" else nodata,
+                description=name,
+                scale=1.0 / REFLECTANCE_SCALE if reflectance else None,
+                offset=0.0 if reflectance else None,
+                tags={"terraops_layer": name, "unit": manifest["units"][name]},
+            )
+        raster_io.write_manifest(tmp, manifest)
+
+
+def _scene_layers(
+    reflectance: Mapping[str, np.ndarray],
+    clear: np.ndarray,
+    lst_c: np.ndarray | None,
+    dem: np.ndarray | None,
+) -> dict[str, np.ndarray]:
+    if not clear.any():
+        raise InvalidInputError(
+            "no clear pixel in the imported area (all of it is no-data or cloud)",
+            hint="choose another --bbox, or a clearer acquisition",
+        )
+    nan = np.float32(np.nan)
+    layers = {b: to_scaled_reflectance(np.where(clear, reflectance[b], np.nan)) for b in BANDS}
+    if lst_c is not None:
+        layers["lst"] = np.where(clear, lst_c, nan).astype(np.float32)
+    if dem is not None:
+        layers["dem"] = dem.astype(np.float32)
+    layers["clear"] = clear.astype(np.uint8)
+    return layers
+
+
+# --------------------------------------------------------------------------- Landsat
+def _landsat_source(
+    product: landsat_product.LandsatProduct, record: dict[str, Any]
+) -> dict[str, Any]:
+    meta = product.meta
+    files = {"MTL": product.mtl, **product.files}
+    return {
+        "product_id": meta.product_id,
+        "scene_id": meta.scene_id,
+        "spacecraft": meta.spacecraft,
+        "sensor": meta.sensor,
+        "processing_level": meta.processing_level,
+        "collection": meta.collection,
+        "acquired": meta.acquired,
+        "wrs_path": meta.wrs_path,
+        "wrs_row": meta.wrs_row,
+        "sun_elevation_deg": meta.sun_elevation,
+        "sun_azimuth_deg": meta.sun_azimuth,
+        "earth_sun_distance_au": meta.earth_sun_distance,
+        "lst_source": "Level-2 ST_B10" if product.thermal == "st" else "computed from band 10",
+        "files": {
+            role: {"name": path.name, "sha256": landsat_product.file_sha256(path)}
+            for role, path in files.items()
+        },
+        **record,
+    }
+
+
+def import_landsat(
+    product_dir: Path,
+    out_dir: Path,
+    *,
+    dem: Path | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    bbox_crs: str = "EPSG:4326",
+    correction: str = "dos1",
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """A Landsat 8/9 Level-1/Level-2 product folder → a scene folder; returns its manifest."""
+    if correction not in landsat.CORRECTIONS:
+        raise InvalidInputError(
+            f"unknown correction {correction!r}",
+            hint=f"use one of {', '.join(landsat.CORRECTIONS)}",
+        )
+    inputs = [Path(product_dir), *([Path(dem)] if dem else [])]
+    _refuse_unsafe_output(out_dir, overwrite, inputs)
+    with status_line(progress, "importing Landsat product") as say:
+        product = landsat_product.open_product(Path(product_dir))
+        grid, window = product.grid, None
+        if bbox is not None:
+            crs = landsat_product.parse_crs(bbox_crs, product.grid.crs)
+            window = landsat_product.bbox_window(product.grid, bbox, crs)
+            grid = landsat_product.window_grid(product.grid, window)
+        say(f"reading {grid.width}x{grid.height} px")
+        pixels = landsat_product.read_pixels(product, window)
+        say("calibrating")
+        derived = landsat.derive_layers(
+            pixels, product.meta, thermal=product.thermal, correction=correction
+        )
+        dem_layer, dem_info = _dem(dem, grid)
+        layers = _scene_layers(derived.reflectance, derived.clear, derived.lst_c, dem_layer)
+        source = _landsat_source(product, derived.record)
+        if window is not None:
+            source["bbox"] = {"bounds": list(bbox or ()), "crs": bbox_crs}
+            source["window"] = {
+                "col_off": int(window.col_off),
+                "row_off": int(window.row_off),
+                "width": grid.width,
+                "height": grid.height,
+            }
+        if dem_info:
+            source["dem"] = dem_info
+        kind = "DOS1 surface" if derived.record["correction"]["method"] == "dos1" else "TOA"
+        if product.meta.reflectance_level == "surface":
+            kind = "Level-2 surface"
+        manifest = _manifest(
+            name=product.meta.product_id,
+            kind="landsat",
+            grid=grid,
+            units=_units(f"{kind} reflectance", layers),
+            source=source,
+            stats=_stats(layers.get("lst"), derived.clear),
+        )
+        say("writing GeoTIFFs")
+        _write_scene(out_dir, overwrite=overwrite, grid=grid, layers=layers, manifest=manifest)
+    return manifest
+
+
+def _dem(dem: Path | None, grid: Grid) -> tuple[np.ndarray | None, dict[str, Any] | None]:
+    if dem is None:
+        return None, None
+    array, info = landsat_product.reproject_to_grid(Path(dem), grid, what="DEM")
+    if info["coverage"] < 1.0:
+        log.warning("the DEM covers %.1f%% of the scene", 100 * info["coverage"])
+    return array, info
+
+
+# --------------------------------------------------------------------------- any GeoTIFF
+def _require_five_bands(path: Path, band_order: Sequence[str] | None) -> None:
+    count, descriptions = landsat_product.describe_bands(path)
+    names = [b.strip().lower() for b in band_order] if band_order else descriptions
+    if band_order and len(names) != count:
+        raise InvalidInputError(
+            f"--band-order names {len(names)} bands but {path.name} has {count}",
+            hint="name every band of the file in order, e.g. red,green,blue,nir,swir",
+        )
+    missing = [b for b in BANDS if b not in names]
+    if missing:
+        raise InvalidInputError(
+            f"{path.name} has no {', '.join(missing)} band (bands: {names or count}): terraops "
+            "needs all five bands red, green, blue, nir, swir — the features (NDBI, the "
+            "built-up and water classes) use SWIR, so 4-band RGB+NIR imagery is not enough",
+            hint="use imagery with a SWIR band (Sentinel-2 B11, Landsat 8/9 band 6) and name "
+            "the bands with --band-order, e.g. red,green,blue,nir,swir",
+        )
+
+
+def _thermal_celsius(values: np.ndarray, unit: str) -> tuple[np.ndarray, str]:
+    finite = values[np.isfinite(values)]
+    median = float(np.median(finite)) if finite.size else float("nan")
+    if unit == "auto":
+        unit = "kelvin" if median > KELVIN_MEDIAN_ABOVE else "celsius"
+    celsius = values - np.float32(landsat.KELVIN) if unit == "kelvin" else values
+    median_c = median - landsat.KELVIN if unit == "kelvin" else median
+    low, high = _PLAUSIBLE_LST_C
+    if not low <= median_c <= high:
+        raise InvalidInputError(
+            f"the thermal layer's median is {median:g}, i.e. {median_c:.1f} °C as {unit}: "
+            "not a surface temperature",
+            hint="pass temperatures in kelvin or °C (apply the product's scale/offset first) "
+            "and set --thermal-unit",
+        )
+    return celsius.astype(np.float32), unit
+
+
+def import_geotiff(
+    bands_path: Path,
+    out_dir: Path,
+    *,
+    band_order: Sequence[str] | None = None,
+    thermal: Path | None = None,
+    thermal_unit: str = "auto",
+    dem: Path | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Any multispectral GeoTIFF (+ optional thermal and DEM) → a scene folder."""
+    if thermal_unit not in THERMAL_UNITS:
+        raise InvalidInputError(
+            f"unknown thermal unit {thermal_unit!r}", hint=f"use {', '.join(THERMAL_UNITS)}"
+        )
+    bands_path = Path(bands_path)
+    inputs = [p for p in (bands_path, thermal, dem) if p is not None]
+    _refuse_unsafe_output(out_dir, overwrite, [Path(p) for p in inputs])
+    with status_line(progress, "importing GeoTIFF") as say:
+        _require_five_bands(bands_path, band_order)
+        image = raster_io.read_multiband_geotiff(bands_path, band_order=band_order)
+        height, width = image.bands["red"].shape
+        res, (x0, y0) = image.resolution, image.origin
+        grid = Grid(CRS.from_wkt(image.crs_wkt), Affine(res, 0, x0, 0, -res, y0), width, height)
+        clear = np.logical_and.reduce([np.isfinite(image.bands[b]) for b in BANDS])
+        # A file without a no-data value, once warped, reads 0 outside its footprint;
+        # 0 in all five bands is no real surface, so it is no data too.
+        clear &= ~np.logical_and.reduce([image.bands[b] == 0 for b in BANDS])
+        source: dict[str, Any] = {
+            "file": bands_path.name,
+            "sha256": landsat_product.file_sha256(bands_path),
+            "band_order": list(band_order) if band_order else "band descriptions",
+        }
+        lst_c = None
+        if thermal is not None:
+            say("thermal")
+            values, info = landsat_product.reproject_to_grid(Path(thermal), grid, what="thermal")
+            lst_c, detected = _thermal_celsius(values, thermal_unit)
+            clear &= np.isfinite(lst_c)
+            source["thermal"] = info | {"unit": detected, "requested_unit": thermal_unit}
+        dem_layer, dem_info = _dem(dem, grid)
+        if dem_info:
+            source["dem"] = dem_info
+        layers = _scene_layers(image.bands, clear, lst_c, dem_layer)
+        source["masked_fraction"] = round(float(1.0 - clear.mean()), 6)
+        manifest = _manifest(
+            name=bands_path.stem,
+            kind="geotiff",
+            grid=grid,
+            units=_units("reflectance", layers),
+            source=source,
+            stats=_stats(layers.get("lst"), clear),
+        )
+        say("writing GeoTIFFs")
+        _write_scene(out_dir, overwrite=overwrite, grid=grid, layers=layers, manifest=manifest)
+    return manifest
