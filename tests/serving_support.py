@@ -103,3 +103,8 @@ def report(name: str, figures: dict[str, Any]) -> None:
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         (Path(folder) / f"{name}.json").write_text(json.dumps(figures, indent=2))
+
+
+#: The clear southern strip of the real Landsat sample (product CRS, m): its middle
+#: is under cumulus (the same crop as the Makefile's REAL_BBOX).
+LANDSAT_SAMPLE_CLEAR_BBOX = "452475,3390555,471285,3394245"

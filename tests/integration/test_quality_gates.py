@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 from monitoring_support import make_scene, register_shifted_copy
-from serving_support import TrainedHome
 from typer.testing import CliRunner
 
+from serving_support import TrainedHome
 from terraops.adapters.registry import ModelRegistry
 from terraops.cli import common
 from terraops.cli.main import app as cli
@@ -121,3 +121,22 @@ def test_gates_compare_on_the_shared_evaluation_set_and_are_recorded(
     tampered = run_cli("promote", "uhi", "--version", hot)
     assert tampered.exit_code == 2
     assert "does not match its fingerprint" in " ".join(tampered.output.split())
+
+
+def test_a_wholly_absent_optional_feature_passes_but_a_half_filled_one_fails(
+    home_settings: Settings, tiny_scenes: list[Path]
+) -> None:
+    """A scene without a DEM has no elevation at all (fine); a gap in a column is not."""
+    from terraops.pipelines.drift import scene_examples
+    from terraops.pipelines.quality import check_examples
+    from terraops.services import get_service
+
+    uhi = get_service("uhi")
+    table = scene_examples(uhi, tiny_scenes[0], 20.0)
+    table["elevation"] = np.nan
+    assert check_examples(home_settings, uhi, table, source="no DEM", save=False).passed
+    table.loc[: len(table) // 2, "elevation"] = 40.0
+    half = check_examples(home_settings, uhi, table, source="half", save=False)
+    assert "expect_column_values_to_not_be_null(elevation)" in half.failed
+    table["ndvi"] = np.nan  # a required feature is never allowed to be absent
+    assert not check_examples(home_settings, uhi, table, source="no NDVI", save=False).passed

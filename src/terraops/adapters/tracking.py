@@ -167,3 +167,47 @@ def download_run_file(settings: Settings, run_id: str, artifact_file: str, dest:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(local, dest)
     return dest
+
+
+def log_folder_to_run(settings: Settings, run_id: str, local_dir: Path, artifact_path: str) -> None:
+    """Add a folder's files to an existing (possibly finished) run, e.g. a later evaluation.
+
+    Results computed after training (a real-scene evaluation) belong to the
+    run whose model they judge, so the card that reads the run shows them.
+    """
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(tracking_uri=settings.tracking_uri).log_artifacts(
+            run_id, str(local_dir), artifact_path
+        )
+    except Exception as exc:
+        raise RegistryUnavailableError(
+            f"cannot log {artifact_path} to run {run_id}: {exc}".splitlines()[0],
+            hint="check TERRAOPS_MLFLOW_TRACKING_URI",
+        ) from exc
+
+
+def download_run_folder(
+    settings: Settings, run_id: str, artifact_path: str, dest: Path
+) -> list[Path]:
+    """Copy a run's ``artifact_path/*`` files into ``dest``; [] when the run has none."""
+    from mlflow.tracking import MlflowClient
+
+    try:
+        listed = MlflowClient(tracking_uri=settings.tracking_uri).list_artifacts(
+            run_id, artifact_path
+        )
+    except Exception as exc:
+        raise RegistryUnavailableError(
+            f"cannot list {artifact_path} of run {run_id}: {exc}".splitlines()[0]
+        ) from exc
+    if not any(not f.is_dir for f in listed):
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        local = _download_run_artifact(settings, run_id, artifact_path, tmp)
+        dest.mkdir(parents=True, exist_ok=True)
+        copied = []
+        for item in sorted(p for p in local.iterdir() if p.is_file()):
+            copied.append(Path(shutil.copyfile(item, dest / item.name)))
+    return copied

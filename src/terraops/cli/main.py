@@ -25,6 +25,7 @@ _COMMAND_MODULES = (
     "terraops.cli.feedback",
     "terraops.cli.monitor",
     "terraops.cli.samples",
+    "terraops.cli.evaluate",
 )
 
 for _module_name in _COMMAND_MODULES:

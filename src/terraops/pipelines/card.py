@@ -138,18 +138,157 @@ def _live_section(service: ServiceDefinition, live: dict[str, Any] | None) -> li
     ]
 
 
+def _real_fmt(value: Any) -> str:
+    """A number of a real-data report; JSON null (undefined, e.g. a constant stratum) is "–"."""
+    return "–" if value is None else _fmt(value)
+
+
+def _signed(value: Any) -> str:
+    return "–" if value is None else f"{float(value):+.4g}"
+
+
+_REAL_ROWS = (
+    ("champion", "{model}"),
+    ("champion_without_reference", "{model} without reference temperature"),
+    ("ndvi_line", "NDVI line (in-sample)"),
+    ("local_spatial_cv", "local spatial CV (trained on this scene)"),
+)
+
+
+def _real_heading(report: dict[str, Any]) -> list[str]:
+    """Scene name, Landsat product id and acquisition, cells, when it was evaluated."""
+    scene = report["scene"]
+    source = ", ".join(
+        part
+        for part in (
+            f"product `{scene['product_id']}`" if scene.get("product_id") else "",
+            f"acquired {scene['acquired']}" if scene.get("acquired") else "",
+            f"{scene.get('kind') or 'unknown'} scene",
+        )
+        if part
+    )
+    cells = f"{scene['n_cells']} cells of {_real_fmt(scene['cell_size_m'])} m"
+    return [
+        f"### {scene['name']}",
+        "",
+        f"{source}; {cells} with an observed `{report['target']}`; "
+        f"evaluated {report['created_at']}.",
+        "",
+    ]
+
+
+def _real_table(report: dict[str, Any], label: str) -> list[str]:
+    unit = report.get("unit", "")
+    lines = [
+        f"| | n | offset ({unit}) | MAE after offset ({unit}) | Spearman |",
+        "|---|---|---|---|---|",
+    ]
+    for key, row in _REAL_ROWS:
+        scores = report[key]
+        mae = scores.get("mae_after_offset", scores.get("mae"))
+        cells = [scores["n"], scores.get("offset", 0.0), mae, scores["spearman"]]
+        lines.append(f"| {row.format(model=label)} | " + " | ".join(map(_real_fmt, cells)) + " |")
+    return [*lines, ""]
+
+
+def _real_notes(report: dict[str, Any], label: str) -> list[str]:
+    """The verdict, the line's slope, the local-CV set-up, and what each row means."""
+    verdict, local, line = report["verdict"], report["local_spatial_cv"], report["ndvi_line"]
+    won = "ranks" if verdict["beats_ndvi_line"] else "does not rank"
+    sign = "−" if (line.get("slope") or 0.0) < 0 else "+"
+    hidden = "better" if verdict["without_reference_beats_ndvi_line"] else "not better"
+    return [
+        f"- Verdict: **{label} {won} LST better than the NDVI line** (Spearman margin "
+        f"{_signed(verdict['spearman_margin'])}; without the reference temperature "
+        f"{_signed(verdict['without_reference_spearman_margin'])}, {hidden}).",
+        f"- NDVI line: LST = {_real_fmt(line['intercept'])} {sign} "
+        f"{_real_fmt(abs(line['slope']))}·NDVI, "
+        f"{_real_fmt(line['slope_k_per_0_1_ndvi'])} K per +0.1 NDVI.",
+        f"- Local spatial CV: {_real_fmt(local['block_size_m'])} m blocks, "
+        f"{_real_fmt(local['buffer_m'])} m buffer, {local['folds']} folds; "
+        f"R² {_real_fmt(local.get('r2_spatial_cv'))}, "
+        f"random K-fold MAE {_real_fmt(local.get('mae_random_cv'))}.",
+        "",
+        f"Rows: *{label}* is the registered model applied to every cell with an observed LST, "
+        "given the scene's own rural reference temperature; *without reference temperature* "
+        "hides that input, as a user without a thermal image would call the API; the *NDVI "
+        "line* is LST = a + b·NDVI fitted by least squares on the same cells (in-sample, "
+        "which favours it; its Spearman is |Spearman(NDVI, LST)|); *local spatial CV* trains "
+        "the same recipe on this scene alone and scores held-out blocks — what the features "
+        "explain here when trained here. Offset = mean prediction − mean observation; MAE is "
+        "taken after removing it, since no feature observes a day's overall temperature level.",
+        "",
+    ]
+
+
+def _real_scene_section(report: dict[str, Any], plot: str | None) -> list[str]:
+    """One real scene: the four rows, the verdict, the strata, what each row means."""
+    model = report["model"]
+    label = f"{'champion' if model.get('alias') == 'champion' else 'model'} v{model['version']}"
+    lines = [
+        *_real_heading(report),
+        *_real_table(report, label),
+        *_real_notes(report, label),
+        *_strata_table(report, label),
+    ]
+    if plot:
+        lines += [f"![{report['scene']['name']}: predicted vs observed, NDVI line]({plot})", ""]
+    return lines
+
+
+def _strata_table(report: dict[str, Any], label: str) -> list[str]:
+    strata = report.get("strata") or {}
+    rows = strata.get("rows") or []
+    if not rows:
+        return []
+    lines = [
+        f"Spearman by `{strata.get('by', 'stratum')}` (classified from the imagery; "
+        "where the model wins or loses):",
+        "",
+        f"| {strata.get('by', 'stratum')} | n | {label} | without reference | NDVI line |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows:
+        cells = [
+            row["n"],
+            row.get("champion_spearman"),
+            row.get("champion_without_reference_spearman"),
+            row.get("ndvi_line_spearman"),
+        ]
+        lines.append(f"| {row['stratum']} | " + " | ".join(map(_real_fmt, cells)) + " |")
+    return [*lines, ""]
+
+
+def _real_data_section(reports: list[tuple[dict[str, Any], str | None]]) -> list[str]:
+    """The real scenes this run was judged on (``terraops evaluate-real``); none: no section."""
+    if not reports:
+        return []
+    lines = [
+        "## Real-data evaluation",
+        "",
+        "The model applied to real scenes next to a one-line NDVI regression on the same "
+        "pixels, logged to this run by `terraops evaluate-real`.",
+        "",
+    ]
+    for report, plot in reports:
+        lines += _real_scene_section(report, plot)
+    return lines
+
+
 def render_model_card(
     service: ServiceDefinition,
     info: Any,
     fingerprint: dict[str, Any],
     plots: list[str] | None = None,
     live: dict[str, Any] | None = None,
+    real: list[tuple[dict[str, Any], str | None]] | None = None,
 ) -> str:
     """Markdown card of one registered version (``info``: a ``ModelVersionInfo``).
 
     ``plots`` are image paths relative to the card, shown after the metrics;
     ``live`` is the version's error on ground truth received in production (the
-    feedback store's ``live_error``), shown when there is any.
+    feedback store's ``live_error``), shown when there is any; ``real`` are the
+    run's real-scene evaluations (``real_data/*.json``) with their plot paths.
     """
     tags, params = info.tags, info.params
     lines = [
@@ -169,7 +308,13 @@ def render_model_card(
         "## Model",
         "",
         f"LightGBM ({service.task}), monotone constraints {dict(service.monotone) or 'none'}; "
-        "optional inputs may be omitted (trained with missing-value augmentation).",
+        "optional inputs may be omitted (trained with missing-value augmentation)."
+        + (
+            f" The model learns `{service.target}` relative to `{service.baseline}` and adds "
+            "it back (the training mean stands in where it is unknown)."
+            if service.baseline
+            else ""
+        ),
         "",
         "## Data",
         "",
@@ -184,6 +329,7 @@ def render_model_card(
         *_metrics_section(service, info.metrics),
         "",
         *_live_section(service, live),
+        *_real_data_section(real or []),
         *_plots_section(plots or []),
         "## Limitations",
         "",
@@ -237,5 +383,27 @@ def write_model_card(
         from terraops.adapters.feedback_store import FeedbackStore
 
         live = FeedbackStore(settings.feedback_db).live_error(service.name, version=version)
-    out_path.write_text(render_model_card(service, info, fingerprint, plots, live))
+    real = _real_reports(settings, info.run_id, out_path.with_name(f"{out_path.stem}-real"))
+    out_path.write_text(render_model_card(service, info, fingerprint, plots, live, real))
     return out_path, version
+
+
+def _real_reports(
+    settings: Settings, run_id: str, dest: Path
+) -> list[tuple[dict[str, Any], str | None]]:
+    """The run's ``real_data/*.json`` reports, each with its plot copied beside the card."""
+    import json
+
+    from terraops.adapters.tracking import download_run_folder
+
+    if dest.is_dir():
+        for old in dest.iterdir():
+            if old.is_file():
+                old.unlink()
+    files = {p.name: p for p in download_run_folder(settings, run_id, "real_data", dest)}
+    reports = []
+    for name in sorted(n for n in files if n.endswith(".json")):
+        report = json.loads(files[name].read_text(encoding="utf-8"))
+        plot = (report.get("artifacts") or {}).get("plot")
+        reports.append((report, f"{dest.name}/{plot}" if plot in files else None))
+    return reports

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,8 +107,29 @@ class QualityResult:
 # ----- suites as data --------------------------------------------------------------
 
 
-def service_expectations(service: ServiceDefinition, *, target: bool = True) -> list[Expectation]:
-    """The service's suite, from its feature schema (see the module doc)."""
+def absent_optional_features(service: ServiceDefinition, examples: pd.DataFrame) -> set[str]:
+    """Optional features a table does not carry at all (every value NaN).
+
+    A scene imported without a DEM has no terrain features and a user's image
+    without a thermal band no reference temperature: the models take such
+    features as unknown, so a table may lack them as a whole — but never have
+    them half-filled, which is what a broken input looks like.
+    """
+    return {
+        name
+        for name in service.optional_features
+        if name in examples and examples[name].isna().all()
+    }
+
+
+def service_expectations(
+    service: ServiceDefinition, *, target: bool = True, absent: Set[str] = frozenset()
+) -> list[Expectation]:
+    """The service's suite, from its feature schema (see the module doc).
+
+    Features in ``absent`` (see :func:`absent_optional_features`) are only
+    required to exist.
+    """
     out: list[Expectation] = [
         Expectation(
             "expect_table_row_count_to_be_between",
@@ -118,8 +139,10 @@ def service_expectations(service: ServiceDefinition, *, target: bool = True) -> 
     ]
     for f in service.features:
         col = {"column": f.name}
+        out.append(Expectation("expect_column_to_exist", col, "declared feature of the service"))
+        if f.name in absent:
+            continue
         out += [
-            Expectation("expect_column_to_exist", col, "declared feature of the service"),
             Expectation(
                 "expect_column_values_to_be_in_type_list",
                 {**col, "type_list": NUMERIC_TYPES},
@@ -355,7 +378,11 @@ def check_examples(
 ) -> QualityResult:
     """The service suite on an example table; the report is saved under the home."""
     result = validate(
-        examples, service_expectations(service, target=target), f"{service.name}.examples"
+        examples,
+        service_expectations(
+            service, target=target, absent=absent_optional_features(service, examples)
+        ),
+        f"{service.name}.examples",
     )
     return _saved(settings, result, source, service.name) if save else result
 
