@@ -138,3 +138,13 @@ def test_slo_window_parsing() -> None:
     assert parse_window("1.5h").total_seconds() == 5400
     with pytest.raises(InvalidInputError):
         parse_window("soon")
+
+
+def test_beyond_range_is_zero_inside_the_training_days_and_grows_outside() -> None:
+    days = np.repeat([24.0, 31.0, 37.0], 100)
+    assert drift.beyond_range(days, np.full(50, 34.0)) == 0.0  # a new day, inside the range
+    assert drift.beyond_range(days, np.full(50, 42.0)) == pytest.approx(5.0)  # a heat wave
+    assert drift.beyond_range(days, np.full(50, 20.0)) == pytest.approx(4.0)
+    rule = drift.FeatureRule("beyond_range", 3.0, critical=True)
+    assert not drift.feature_drift("t", days, np.full(50, 34.0), rule, 10).drifted
+    assert drift.feature_drift("t", days, np.full(50, 42.0), rule, 10).drifted

@@ -3,8 +3,8 @@
 Why not ``mlflow.pyfunc.load_model``: pyfunc converts every request to a
 pandas DataFrame and enforces the signature column by column — tens to
 hundreds of µs per row, and the brief's latency target is 1.5 ms p95 for the
-whole HTTP request. The LightGBM flavour stores the booster as a plain text
-file (``model.lgb``); we load it with LightGBM itself. Batches go through
+whole HTTP request. The booster is a plain text file (``model.lgb``); we load
+it with LightGBM itself. Batches go through
 ``booster.predict(X, num_threads=1)`` (one thread because a server runs one
 predictor per worker and OpenMP threads fighting for two cores collapse
 throughput). A single row — the HTTP point query — goes through LightGBM's
@@ -14,8 +14,11 @@ skips the per-call parameter parsing and predictor set-up that make
 
 The training pipeline writes what the predictor needs to know into the
 ``MLmodel`` file's ``metadata.terraops`` section (``TERRAOPS_METADATA_KEY``):
-service name, task, feature order, units. The same directory still works with
-``mlflow.pyfunc`` / ``mlflow models serve``.
+service name, task, feature order, units, the baseline. The model is logged as
+an MLflow pyfunc (:mod:`terraops.adapters.pyfunc_model`) whose ``predict`` is
+this very predictor, so ``mlflow.pyfunc`` / ``mlflow models serve`` give the
+same numbers as the API; the booster is its artifact ``booster``. Versions
+logged with MLflow's LightGBM flavour load too.
 """
 
 from __future__ import annotations
@@ -144,20 +147,35 @@ def read_model_metadata(path: Path) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {}
 
 
+def booster_file(path: Path, mlmodel: dict[str, Any]) -> Path | None:
+    """The LightGBM model file of a terraops pyfunc (or legacy LightGBM-flavour) directory."""
+    flavors = mlmodel.get("flavors") or {}
+    artifacts = (flavors.get("python_function") or {}).get("artifacts") or {}
+    if "booster" in artifacts:
+        return Path(path) / str(artifacts["booster"]["path"])
+    if "lightgbm" in flavors:
+        return Path(path) / str(flavors["lightgbm"].get("data", "model.lgb"))
+    return None
+
+
 def load_predictor(path: Path) -> Predictor:
     """Load the LightGBM booster and terraops metadata from an MLflow model directory."""
-    import lightgbm as lgb
-
     path = Path(path)
     mlmodel = read_model_metadata(path)
-    flavor = (mlmodel.get("flavors") or {}).get("lightgbm")
+    model_file = booster_file(path, mlmodel)
     meta = (mlmodel.get("metadata") or {}).get(TERRAOPS_METADATA_KEY)
-    if not flavor or not meta:
+    if model_file is None or not meta:
         raise ModelNotFoundError(
-            f"{path} is not a terraops LightGBM model (no lightgbm flavour or terraops metadata)",
+            f"{path} is not a terraops LightGBM model (no booster artifact or terraops metadata)",
             hint="train it with `terraops train SERVICE`",
         )
-    model_file = path / str(flavor.get("data", "model.lgb"))
+    return predictor_from(model_file, meta, path)
+
+
+def predictor_from(model_file: Path, meta: dict[str, Any], path: Path) -> Predictor:
+    """A predictor of one booster file described by its terraops metadata."""
+    import lightgbm as lgb
+
     booster = lgb.Booster(model_file=str(model_file))
     feature_names = [str(n) for n in meta["feature_names"]]
     baseline = None

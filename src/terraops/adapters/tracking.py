@@ -88,18 +88,29 @@ def input_example(service: ServiceDefinition) -> pd.DataFrame:
 def log_service_model(
     booster: Any, service: ServiceDefinition, metadata: dict[str, Any]
 ) -> tuple[str, int]:
-    """Log the booster to the active run, register a new version; return (model_uri, version)."""
-    import mlflow
-    import mlflow.lightgbm
+    """Log the model to the active run, register a new version; return (model_uri, version).
 
-    info = mlflow.lightgbm.log_model(
-        booster,
-        name=MODEL_ARTIFACT,
-        signature=model_signature(service),
-        input_example=input_example(service),
-        pip_requirements=pip_requirements(),
-        metadata={TERRAOPS_METADATA_KEY: metadata},
-    )
+    Logged as the terraops pyfunc (:mod:`terraops.adapters.pyfunc_model`) with the
+    booster as its artifact, so MLflow tooling predicts what the API predicts.
+    """
+    import mlflow
+    import mlflow.pyfunc
+
+    from terraops.adapters.pyfunc_model import ServiceModel
+
+    with tempfile.TemporaryDirectory() as tmp:
+        booster_path = Path(tmp) / "model.lgb"
+        booster.save_model(str(booster_path))
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT,
+            python_model=ServiceModel(),
+            artifacts={"booster": str(booster_path)},
+            model_config=metadata,
+            signature=model_signature(service),
+            input_example=input_example(service),
+            pip_requirements=pip_requirements(),
+            metadata={TERRAOPS_METADATA_KEY: metadata},
+        )
     version = mlflow.register_model(info.model_uri, service.name)
     return info.model_uri, int(version.version)
 

@@ -15,16 +15,17 @@ normed Wasserstein ≥ 0.1 above):
   default threshold is therefore **0.5 σ** (``wasserstein``, normed by the
   reference's standard deviation): half a spread of the training data.
 - **Context features are constant over a scene** (UHI's
-  ``reference_temperature``, the day's rural background temperature): a sample
-  of two training days has a standard deviation of tenths of a kelvin, so a
-  normed distance is meaningless. They are tested by the **shift in their own
-  unit** (``abs_wasserstein``: Wasserstein distance = mean shift for a
-  constant), against a tolerance stated per feature (UHI: 3 K; a heat wave is
-  ≥ 5 K above the normal, per the WMO heat-wave duration index, and normal
-  summer afternoons vary over ~4 K). A tree ensemble cannot extrapolate such a
-  feature — every day hotter than the hottest training day is predicted as that
-  day — so a drifted context feature is **critical**: it alone makes the
-  dataset drifted.
+  ``reference_temperature``, the day's rural background temperature): a
+  sample of a few training days has a meaningless standard deviation, so a
+  normed distance cannot be used. They are tested in their own unit, either
+  as a shift (``abs_wasserstein``: Wasserstein distance = mean shift for a
+  constant) or — for a baseline the model adds to its output — by how far the
+  current values lie **beyond the range of the training days**
+  (``beyond_range``, mean distance outside [min, max]): a day inside that
+  range is what the relative relationships were learned on, however far from
+  the mean. The tolerance is stated per feature (UHI: 3 K; a heat wave is
+  ≥ 5 K above the normal, per the WMO heat-wave duration index). A drifted
+  context feature is **critical**: it alone makes the dataset drifted.
 - **Dataset drift** = share of drifted features ≥ ``drift_share`` (0.5, as
   Evidently) **or** any critical feature drifted.
 """
@@ -38,7 +39,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-Method = Literal["wasserstein", "abs_wasserstein"]
+Method = Literal["wasserstein", "abs_wasserstein", "beyond_range"]
 
 NORM_FLOOR = 1e-3
 """Smallest reference standard deviation a normed distance divides by (as Evidently)."""
@@ -151,11 +152,19 @@ def normed_wasserstein(reference: np.ndarray, current: np.ndarray) -> float:
     return wasserstein(reference, current) / max(float(np.std(reference)), NORM_FLOOR)
 
 
+def beyond_range(reference: np.ndarray, current: np.ndarray) -> float:
+    """Mean distance of the current values outside the reference's [min, max] (0 inside)."""
+    lo, hi = float(np.min(reference)), float(np.max(reference))
+    return float(np.mean(np.maximum(lo - current, 0.0) + np.maximum(current - hi, 0.0)))
+
+
 def score(method: str, reference: np.ndarray, current: np.ndarray) -> float:
     if method == "wasserstein":
         return normed_wasserstein(reference, current)
     if method == "abs_wasserstein":
         return wasserstein(reference, current)
+    if method == "beyond_range":
+        return beyond_range(reference, current)
     raise ValueError(f"unknown drift method {method!r}")
 
 
@@ -237,7 +246,7 @@ def support_bounds(reference: np.ndarray, rule: FeatureRule) -> tuple[float, flo
     a normal day 1 K beyond the training days is not).
     """
     lo, hi = np.quantile(reference, SUPPORT_QUANTILES)
-    if rule.method == "abs_wasserstein":
+    if rule.method in ("abs_wasserstein", "beyond_range"):
         margin = rule.threshold
     else:
         margin = rule.threshold * max(float(np.std(reference)), NORM_FLOOR)

@@ -8,7 +8,7 @@ CSV), or the prediction log.
 
 The statistics and the dataset decision live in :mod:`terraops.domain.drift`;
 Evidently is handed the very same tests (the context-feature test is
-registered with it as ``abs_wasserstein``) and renders the HTML report, so the
+registered with it as ``abs_wasserstein`` / ``beyond_range``) and renders the HTML report, so the
 report, the JSON summary and the drift map always show the same numbers.
 Evidently is slow to import (~10 s): it is imported inside the report function
 only, never by the CLI's start-up or the server.
@@ -48,12 +48,12 @@ POLICIES: dict[str, DriftPolicy] = {
     "uhi": DriftPolicy(
         per_feature={
             "reference_temperature": FeatureRule(
-                method="abs_wasserstein",
+                method="beyond_range",
                 threshold=3.0,
                 critical=True,
-                why="constant over a scene (the day's background): tested as a shift in K; "
-                "a heat wave is >= 5 K above normal (WMO HWDI) and the model cannot "
-                "extrapolate past its hottest training day",
+                why="constant over a scene (the day's background, the model's baseline): "
+                "drifted when >= 3 K beyond the training days' range; a heat wave is "
+                ">= 5 K above normal (WMO HWDI)",
             )
         }
     ),
@@ -179,26 +179,38 @@ def parse_since(text: str | None) -> datetime | None:
 # ----- the report ------------------------------------------------------------------
 
 
+_CONTEXT_TESTS = {
+    "abs_wasserstein": "Wasserstein distance (in the feature's unit)",
+    "beyond_range": "Distance beyond the training range (in the feature's unit)",
+}
+
+
 def _register_evidently_tests() -> None:
-    """Give Evidently the context-feature test (idempotent)."""
+    """Give Evidently the context-feature tests (idempotent), computed by our own code."""
     from evidently.legacy.calculations.stattests.registry import StatTest, register_stattest
     from evidently.legacy.core import ColumnType
 
-    def abs_wasserstein(
-        reference: pd.Series, current: pd.Series, _type: Any, threshold: float
-    ) -> tuple[float, bool]:
-        value = drift.wasserstein(reference.to_numpy(float), current.to_numpy(float))
-        return value, value >= threshold
+    for name, title in _CONTEXT_TESTS.items():
 
-    register_stattest(
-        StatTest(
-            name="abs_wasserstein",
-            display_name="Wasserstein distance (in the feature's unit)",
-            allowed_feature_types=[ColumnType.Numerical],
-            default_threshold=1.0,
-        ),
-        abs_wasserstein,
-    )
+        def test(
+            reference: pd.Series,
+            current: pd.Series,
+            _type: Any,
+            threshold: float,
+            method: str = name,
+        ) -> tuple[float, bool]:
+            value = drift.score(method, reference.to_numpy(float), current.to_numpy(float))
+            return value, value >= threshold
+
+        register_stattest(
+            StatTest(
+                name=name,
+                display_name=title,
+                allowed_feature_types=[ColumnType.Numerical],
+                default_threshold=1.0,
+            ),
+            test,
+        )
 
 
 def _evidently_report(
