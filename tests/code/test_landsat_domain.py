@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
-from terraops.domain import landsat
+from terraops.domain.landsat import clouds, mtl, product, radiometry
 from terraops.errors import InvalidInputError
 
 # A trimmed copy of the real pre-collection MTL of LC80200392015216LGN00 (the sample).
@@ -117,7 +117,7 @@ END
 
 # --------------------------------------------------------------------------- MTL
 def test_pre_collection_mtl() -> None:
-    meta = landsat.product_metadata(landsat.parse_mtl(pre_collection()))
+    meta = mtl.product_metadata(mtl.parse_mtl(pre_collection()))
     assert meta.collection == "pre-collection" and meta.qa_scheme == "pre-collection"
     assert meta.product_id == meta.scene_id == "LC80200392015216LGN00"
     assert (meta.spacecraft, meta.sensor, meta.processing_level) == ("LANDSAT_8", "OLI_TIRS", "L1T")
@@ -126,9 +126,9 @@ def test_pre_collection_mtl() -> None:
     assert meta.sun_elevation == 64.74360932 and meta.sun_azimuth == 115.87210674
     assert meta.earth_sun_distance == 1.0145544
     assert meta.reflectance_level == "toa"
-    assert meta.reflective[4] == landsat.Calibration(2.0e-5, -0.1)
-    assert meta.thermal == landsat.ThermalCalibration(
-        landsat.Calibration(3.342e-4, 0.1), 774.8853, 1321.0789
+    assert meta.reflective[4] == mtl.Calibration(2.0e-5, -0.1)
+    assert meta.thermal == mtl.ThermalCalibration(
+        mtl.Calibration(3.342e-4, 0.1), 774.8853, 1321.0789
     )
     assert meta.surface_temperature is None
     assert meta.file_names["QA"] == "LC80200392015216LGN00_BQA.TIF"
@@ -136,7 +136,7 @@ def test_pre_collection_mtl() -> None:
 
 
 def test_collection1_mtl() -> None:
-    meta = landsat.product_metadata(landsat.parse_mtl(collection1()))
+    meta = mtl.product_metadata(mtl.parse_mtl(collection1()))
     assert meta.collection == "1" and meta.qa_scheme == "C1"
     assert meta.product_id == "LC08_L1TP_020039_20150804_20170406_01_T1"
     assert meta.scene_id == "LC80200392015216LGN00"
@@ -144,22 +144,22 @@ def test_collection1_mtl() -> None:
 
 
 def test_collection2_level2_mtl_uses_the_level2_constants() -> None:
-    meta = landsat.product_metadata(landsat.parse_mtl(collection2_level2()))
+    meta = mtl.product_metadata(mtl.parse_mtl(collection2_level2()))
     assert meta.collection == "2" and meta.qa_scheme == "C2"
     assert meta.spacecraft == "LANDSAT_9" and meta.processing_level == "L2SP"
     assert meta.reflectance_level == "surface"
-    assert meta.reflective[4] == landsat.Calibration(2.75e-5, -0.2)  # not Level-1's 2e-5
-    assert meta.surface_temperature == landsat.Calibration(0.00341802, 149.0)
+    assert meta.reflective[4] == mtl.Calibration(2.75e-5, -0.2)  # not Level-1's 2e-5
+    assert meta.surface_temperature == mtl.Calibration(0.00341802, 149.0)
     assert meta.thermal is None and "K1_CONSTANT_BAND_10" in meta.missing_thermal
     assert meta.file_names["ST_B10"].endswith("_ST_B10.TIF")
     assert meta.file_names["QA"].endswith("_QA_PIXEL.TIF")
     assert meta.acquired == "2023-08-04T16:20:05.100000Z"
-    assert landsat.thermal_source(meta, have_b10=False, have_st=True) == "st"
+    assert mtl.thermal_source(meta, have_b10=False, have_st=True) == "st"
 
 
 def test_not_an_mtl_is_refused() -> None:
     with pytest.raises(InvalidInputError, match="not a Landsat MTL"):
-        landsat.parse_mtl("hello = world\n")
+        mtl.parse_mtl("hello = world\n")
 
 
 @pytest.mark.parametrize(
@@ -174,35 +174,35 @@ def test_not_an_mtl_is_refused() -> None:
 def test_unusable_mtl_is_refused(edit: tuple[str, str], message: str) -> None:
     text = pre_collection().replace(*edit)
     with pytest.raises(InvalidInputError, match=message):
-        landsat.product_metadata(landsat.parse_mtl(text))
+        mtl.product_metadata(mtl.parse_mtl(text))
 
 
 def test_thermal_source_explains_what_is_missing() -> None:
     text = pre_collection().replace("    K2_CONSTANT_BAND_10 = 1321.0789\n", "")
-    meta = landsat.product_metadata(landsat.parse_mtl(text))
+    meta = mtl.product_metadata(mtl.parse_mtl(text))
     assert meta.thermal is None
     with pytest.raises(InvalidInputError, match="K2_CONSTANT_BAND_10"):
-        landsat.thermal_source(meta, have_b10=True, have_st=False)
+        mtl.thermal_source(meta, have_b10=True, have_st=False)
     with pytest.raises(InvalidInputError, match=r"B10 \(or Level-2 ST_B10\)"):
-        landsat.thermal_source(meta, have_b10=False, have_st=False)
-    complete = landsat.product_metadata(landsat.parse_mtl(pre_collection()))
-    assert landsat.thermal_source(complete, have_b10=True, have_st=False) == "b10"
+        mtl.thermal_source(meta, have_b10=False, have_st=False)
+    complete = mtl.product_metadata(mtl.parse_mtl(pre_collection()))
+    assert mtl.thermal_source(complete, have_b10=True, have_st=False) == "b10"
     with pytest.raises(InvalidInputError, match="TEMPERATURE_MULT_BAND_ST_B10"):
-        landsat.thermal_source(complete, have_b10=False, have_st=True)
+        mtl.thermal_source(complete, have_b10=False, have_st=True)
 
 
 def test_file_endings_do_not_confuse_band_1_with_band_10() -> None:
-    assert not "test_b10".endswith(landsat.file_suffixes("B1"))
-    assert "test_b1".endswith(landsat.file_suffixes("B1"))
-    assert "x_qa_pixel".endswith(landsat.file_suffixes("QA"))
-    assert "test_bqa".endswith(landsat.file_suffixes("QA"))
+    assert not "test_b10".endswith(mtl.file_suffixes("B1"))
+    assert "test_b1".endswith(mtl.file_suffixes("B1"))
+    assert "x_qa_pixel".endswith(mtl.file_suffixes("QA"))
+    assert "test_bqa".endswith(mtl.file_suffixes("QA"))
 
 
 # --------------------------------------------------------------------------- radiometry
 def test_toa_reflectance_follows_the_handbook() -> None:
     dn = np.array([0, 10_000, 30_000], dtype=np.uint16)
-    cal = landsat.Calibration(2.0e-5, -0.1)
-    rho = landsat.toa_reflectance(dn, cal, sun_elevation_deg=30.0)
+    cal = mtl.Calibration(2.0e-5, -0.1)
+    rho = radiometry.toa_reflectance(dn, cal, sun_elevation_deg=30.0)
     assert math.isnan(rho[0])
     # (2e-5 · DN − 0.1) / sin(30°) = 2 × (…)
     np.testing.assert_allclose(rho[1:], [2 * 0.1, 2 * 0.5], rtol=1e-6)
@@ -212,15 +212,15 @@ def test_toa_reflectance_follows_the_handbook() -> None:
 @given(st.floats(min_value=180.0, max_value=380.0))
 def test_brightness_temperature_inverts_planck(bt_k: float) -> None:
     k1, k2 = 774.8853, 1321.0789
-    radiance = landsat.radiance_from_brightness_temperature(np.array([bt_k]), k1, k2)
+    radiance = radiometry.radiance_from_brightness_temperature(np.array([bt_k]), k1, k2)
     assert radiance[0] == pytest.approx(k1 / (math.exp(k2 / bt_k) - 1), rel=1e-12)
-    back = landsat.brightness_temperature(radiance, k1, k2)
+    back = radiometry.brightness_temperature(radiance, k1, k2)
     assert back[0] == pytest.approx(bt_k, rel=1e-12)
 
 
 def test_brightness_temperature_known_value() -> None:
     # L = 10 W m-2 sr-1 um-1 with the band-10 constants: K2 / ln(K1/L + 1)
-    bt = landsat.brightness_temperature(np.array([10.0]), 774.8853, 1321.0789)[0]
+    bt = radiometry.brightness_temperature(np.array([10.0]), 774.8853, 1321.0789)[0]
     assert bt == pytest.approx(1321.0789 / math.log(77.48853 + 1), rel=1e-12)
     assert 300 < bt < 305
 
@@ -228,7 +228,7 @@ def test_brightness_temperature_known_value() -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.floats(min_value=200.0, max_value=350.0), st.floats(min_value=0.9, max_value=1.0))
 def test_lst_emissivity_correction_is_invertible(bt_k: float, eps: float) -> None:
-    lst = float(landsat.land_surface_temperature(np.array([bt_k]), np.array([eps]))[0])
+    lst = float(radiometry.land_surface_temperature(np.array([bt_k]), np.array([eps]))[0])
     k = 10.895 / 14388.0 * math.log(eps)
     assert lst == pytest.approx(bt_k / (1 + k * bt_k), rel=1e-12)
     assert lst >= bt_k  # a grey body is warmer than its brightness temperature
@@ -247,21 +247,21 @@ def test_lst_emissivity_correction_is_invertible(bt_k: float, eps: float) -> Non
     ],
 )
 def test_emissivity_ndvi_thresholds(ndvi: float, red: float, ndwi: float, expected: float) -> None:
-    eps = landsat.emissivity_ndvi_threshold(np.array([ndvi]), np.array([red]), np.array([ndwi]))
+    eps = radiometry.emissivity_ndvi_threshold(np.array([ndvi]), np.array([red]), np.array([ndwi]))
     assert eps[0] == pytest.approx(expected, abs=1e-6)
 
 
 def test_emissivity_is_continuous_into_full_vegetation_and_nan_without_ndvi() -> None:
     ndvi = np.array([0.5 - 1e-9, 0.5 + 1e-9, np.nan])
-    eps = landsat.emissivity_ndvi_threshold(ndvi, np.full(3, 0.05), np.full(3, -0.5))
+    eps = radiometry.emissivity_ndvi_threshold(ndvi, np.full(3, 0.05), np.full(3, -0.5))
     assert eps[0] == pytest.approx(eps[1], abs=1e-6) and math.isnan(eps[2])
 
 
 def test_dos1_haze_is_the_dark_object_minus_one_percent() -> None:
     values = np.concatenate([np.full(1000, 0.06), np.linspace(0.07, 0.3, 99_000), [np.nan]])
-    assert landsat.dos1_haze(values) == pytest.approx(0.05, abs=1e-9)
-    assert landsat.dos1_haze(np.full(10, 0.004)) == 0.0  # never adds reflectance
-    assert landsat.dos1_haze(np.full(10, np.nan)) == 0.0
+    assert radiometry.dos1_haze(values) == pytest.approx(0.05, abs=1e-9)
+    assert radiometry.dos1_haze(np.full(10, 0.004)) == 0.0  # never adds reflectance
+    assert radiometry.dos1_haze(np.full(10, np.nan)) == 0.0
 
 
 # --------------------------------------------------------------------------- QA bits
@@ -301,7 +301,7 @@ KNOWN_QA = {
 @pytest.mark.parametrize("scheme", list(KNOWN_QA))
 def test_documented_qa_values(scheme: str) -> None:
     values = np.array(list(KNOWN_QA[scheme]), dtype=np.uint16)
-    flags = landsat.decode_qa(values, scheme)
+    flags = clouds.decode_qa(values, scheme)
     for i, (value, expected) in enumerate(KNOWN_QA[scheme].items()):
         got = (bool(flags.fill[i]), bool(flags.cloud[i]), bool(flags.cirrus[i]))
         assert (*got, bool(flags.shadow[i])) == expected, (scheme, value)
@@ -322,7 +322,7 @@ def test_c2_qa_bits_decode_as_composed(
 ) -> None:
     value = fill | dilated << 1 | cirrus << 2 | cloud << 3 | shadow << 4 | cloud_conf << 8
     value |= other << 10 | other << 12 | other << 14  # shadow/snow/cirrus confidences: ignored
-    flags = landsat.decode_qa(np.array([value], dtype=np.uint16), "C2")
+    flags = clouds.decode_qa(np.array([value], dtype=np.uint16), "C2")
     assert bool(flags.fill[0]) == fill
     assert bool(flags.cloud[0]) == (not fill and (dilated or cloud or cloud_conf >= 2))
     assert bool(flags.cirrus[0]) == (not fill and cirrus)
@@ -343,7 +343,7 @@ def test_c1_qa_bits_decode_as_composed(
 ) -> None:
     value = fill | cloud << 4 | cloud_conf << 5 | shadow_conf << 7 | snow_conf << 9
     value |= cirrus_conf << 11
-    flags = landsat.decode_qa(np.array([value], dtype=np.uint16), "C1")
+    flags = clouds.decode_qa(np.array([value], dtype=np.uint16), "C1")
     assert bool(flags.cloud[0]) == (not fill and (cloud or cloud_conf >= 2))
     assert bool(flags.shadow[0]) == (not fill and shadow_conf >= 2)
     assert bool(flags.cirrus[0]) == (not fill and cirrus_conf == 3)
@@ -355,7 +355,7 @@ def test_pre_collection_qa_bits_decode_as_composed(
     cloud_conf: int, cirrus_conf: int, low_bits: int
 ) -> None:
     value = cloud_conf << 14 | cirrus_conf << 12 | (low_bits & ~1)  # not fill
-    flags = landsat.decode_qa(np.array([value], dtype=np.uint16), "pre-collection")
+    flags = clouds.decode_qa(np.array([value], dtype=np.uint16), "pre-collection")
     assert bool(flags.cloud[0]) == (cloud_conf >= 2)
     assert bool(flags.cirrus[0]) == (cirrus_conf == 3)
     assert not flags.fill[0] and not flags.shadow[0]
@@ -367,7 +367,7 @@ CLOUD_PIXEL = {2: 0.45, 3: 0.45, 4: 0.44, 5: 0.47, 6: 0.38, 7: 0.28}
 
 def pcp(changes: dict[int, float], bt_c: float = 5.0) -> bool:
     toa = {n: np.array([changes.get(n, v)]) for n, v in CLOUD_PIXEL.items()}
-    return bool(landsat.potential_cloud(toa, np.array([bt_c]))[0])
+    return bool(clouds.potential_cloud(toa, np.array([bt_c]))[0])
 
 
 def test_a_bright_white_cold_pixel_is_a_potential_cloud() -> None:
@@ -396,19 +396,19 @@ def test_cold_cloud_needs_a_clear_land_reference_and_spares_water() -> None:
     water = np.zeros(bt.size, dtype=bool)
     water[-1] = True
     t_low = float(np.percentile(bt[:200], 17.5))
-    flags = landsat.cold_cloud(bt, clear_land, water)
+    flags = clouds.cold_cloud(bt, clear_land, water)
     assert flags[-2] and not flags[-1]  # cold land flagged, cold water not
     assert not flags[:200].any() and t_low - 4 > 10.0
     few = np.arange(bt.size) < 50
-    assert not landsat.cold_cloud(bt, few, water).any()  # < 100 px: no reference, no flags
+    assert not clouds.cold_cloud(bt, few, water).any()  # < 100 px: no reference, no flags
 
 
 def test_dilation_is_a_euclidean_disc() -> None:
     mask = np.zeros((15, 15), dtype=bool)
     mask[7, 7] = True
-    grown = landsat.dilate(mask, 3)
+    grown = clouds.dilate(mask, 3)
     assert grown.sum() == 29  # integer points with x² + y² ≤ 9
-    np.testing.assert_array_equal(landsat.dilate(mask, 0), mask)
+    np.testing.assert_array_equal(clouds.dilate(mask, 0), mask)
 
 
 @settings(max_examples=50, deadline=None)
@@ -418,12 +418,12 @@ def test_dilation_matches_the_distance_transform(points: list[tuple[int, int]]) 
     for r, c in points:
         mask[r, c] = True
     expected = ndimage.distance_transform_edt(~mask) <= 3
-    np.testing.assert_array_equal(landsat.dilate(mask, 3), expected)
+    np.testing.assert_array_equal(clouds.dilate(mask, 3), expected)
 
 
 def test_unknown_correction_is_refused() -> None:
-    meta = landsat.product_metadata(landsat.parse_mtl(pre_collection()))
+    meta = mtl.product_metadata(mtl.parse_mtl(pre_collection()))
     one = np.ones((2, 2), dtype=np.uint16)
-    pixels = landsat.ProductPixels(dict.fromkeys(landsat.REFLECTIVE_BANDS, one), one, one)
+    pixels = product.ProductPixels(dict.fromkeys(mtl.REFLECTIVE_BANDS, one), one, one)
     with pytest.raises(InvalidInputError, match="unknown correction"):
-        landsat.derive_layers(pixels, meta, thermal="b10", correction="flaash")
+        product.derive_layers(pixels, meta, thermal="b10", correction="flaash")

@@ -22,16 +22,20 @@ CELL = 20.0
 TRANSFORM = Affine(CELL, 0.0, 500_000.0, 0.0, -CELL, 5_000_000.0)
 
 
-def test_rural_reference_is_the_median_of_green_cells_with_unsealed_surroundings() -> None:
+def test_rural_reference_is_the_median_of_the_least_sealed_quarter_of_green_land() -> None:
     lst = np.full((10, 10), 35.0)
     sealed = np.full((10, 10), 0.8)
     ndvi = np.full((10, 10), 0.1)
-    lst[:3, :] = np.arange(30, dtype=float).reshape(3, 10) / 10 + 28.0  # 28.0 .. 30.9
-    sealed[:3, :] = 0.02
-    ndvi[:3, :] = 0.6
-    value, method = rural_reference(lst, sealed, ndvi)
-    assert value == pytest.approx(np.median(lst[:3, :]))
-    assert "median" in method and "30 cells" in method
+    water = np.zeros((10, 10))
+    ndvi[:8, :] = 0.6  # 80 green cells; the 20 least sealed are the rural ones
+    sealed[:8, :] = np.linspace(0.05, 0.9, 80).reshape(8, 10)
+    lst[:8, :] = 28.0 + 10 * sealed[:8, :]  # warmer with sealed surroundings
+    lst[0, 0], water[0, 0] = 20.0, 0.5  # a green-looking river bank: not land
+    value, method = rural_reference(lst, sealed, ndvi, water)
+    rural = (ndvi > 0.3) & (water < 0.1)
+    cut = np.quantile(sealed[rural], 0.25)
+    assert value == pytest.approx(np.median(lst[rural & (sealed <= cut)]))
+    assert value < 30.5 and "median" in method and "20 vegetated cells" in method
 
 
 def test_rural_reference_falls_back_to_a_low_percentile_and_says_so() -> None:

@@ -1,43 +1,28 @@
 """``terraops scene import landsat|geotiff`` and ``terraops samples fetch``: exit codes, messages.
 
-The synthetic Landsat product and GeoTIFF writers live with the data tests
-(tests/data/test_landsat_import.py); they are loaded from there by path.
+The synthetic Landsat product and GeoTIFF writers are shared with the data
+tests (tests/data/test_landsat_import.py) through tests/landsat_support.py.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
-import sys
 import tarfile
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
+from landsat_support import ORIGIN, PRODUCT_ID, make_truth, write_multiband, write_product
 from terraops.cli import common, samples
 from terraops.cli.common import EXIT_CODES
 from terraops.cli.main import app
 from terraops.errors import InvalidInputError, NotFoundError
 
 runner = CliRunner()
-
-
-def _writers() -> ModuleType:
-    path = Path(__file__).parents[1] / "data" / "test_landsat_import.py"
-    spec = importlib.util.spec_from_file_location("landsat_product_writers", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses need their module registered
-    spec.loader.exec_module(module)
-    return module
-
-
-W = _writers()
 
 
 def flat(text: str) -> str:
@@ -47,7 +32,7 @@ def flat(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def product(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return W.write_product(tmp_path_factory.mktemp("cli") / "product", W.make_truth())
+    return write_product(tmp_path_factory.mktemp("cli") / "product", make_truth())
 
 
 def landsat(product: Path, out: Path, *extra: str) -> list[str]:
@@ -64,19 +49,19 @@ def test_import_landsat_prints_the_manifest(product: Path, tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     manifest = json.loads(result.stdout)
     assert json.loads((out / "scene.json").read_text()) == manifest
-    assert manifest["kind"] == "landsat" and manifest["name"] == W.PRODUCT_ID
+    assert manifest["kind"] == "landsat" and manifest["name"] == PRODUCT_ID
     again = runner.invoke(app, landsat(product, out))
     assert again.exit_code == 2 and "already exists" in flat(again.output)
     assert "--overwrite" in flat(again.output)
     human = runner.invoke(app, landsat(product, out, "--overwrite", "--correction", "none"))
     assert human.exit_code == 0, human.output
     text = flat(human.output)
-    assert W.PRODUCT_ID in text and "% clear" in text and "EPSG:32616" in text
+    assert PRODUCT_ID in text and "% clear" in text and "EPSG:32616" in text
     assert json.loads((out / "scene.json").read_text())["source"]["correction"]["method"] == "none"
 
 
 def test_bbox_with_negative_coordinates_in_the_product_crs(product: Path, tmp_path: Path) -> None:
-    x0, y0 = W.ORIGIN
+    x0, y0 = ORIGIN
     bbox = f"{x0 + 300},{y0 - 900},{x0 + 1500},{y0 - 300}"
     args = landsat(product, tmp_path / "a", "--bbox", bbox, "--bbox-crs", "product", "--json")
     result = runner.invoke(app, args)
@@ -131,7 +116,7 @@ def test_missing_product_folder(tmp_path: Path) -> None:
 
 
 def test_import_geotiff(tmp_path: Path) -> None:
-    W.write_multiband(
+    write_multiband(
         tmp_path / "img.tif", ["b1", "b2", "b3", "b4", "b5"], [0.2, 0.3, 0.1, 0.07, 0.05]
     )
     args = ["scene", "import", "geotiff", "--bands", str(tmp_path / "img.tif")]
@@ -145,7 +130,7 @@ def test_import_geotiff(tmp_path: Path) -> None:
 
 
 def test_import_geotiff_without_swir_says_why(tmp_path: Path) -> None:
-    W.write_multiband(tmp_path / "aerial.tif", ["red", "green", "blue", "nir"])
+    write_multiband(tmp_path / "aerial.tif", ["red", "green", "blue", "nir"])
     args = ["scene", "import", "geotiff", "--bands", str(tmp_path / "aerial.tif")]
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "scene")])
     assert result.exit_code == 2

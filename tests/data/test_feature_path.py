@@ -102,7 +102,10 @@ def test_land_cover_features_are_fractions_of_the_classified_imagery(
 
 def test_reference_temperature_is_the_observed_rural_lst(table: pd.DataFrame) -> None:
     expected, _ = rural_reference(
-        table["lst"].to_numpy(), table["imperviousness_500m"].to_numpy(), table["ndvi"].to_numpy()
+        table["lst"].to_numpy(),
+        table["imperviousness_500m"].to_numpy(),
+        table["ndvi"].to_numpy(),
+        table["water_fraction"].to_numpy(),
     )
     assert table["reference_temperature"].unique().tolist() == [pytest.approx(expected)]
 

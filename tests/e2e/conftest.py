@@ -46,10 +46,27 @@ def map_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def real_scene(landsat_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real Landsat 8 city (its clear strip), imported as the demo does."""
+    from serving_support import LANDSAT_SAMPLE_CLEAR_BBOX
+    from terraops.pipelines.scene_import import import_landsat, parse_bbox
+
+    out = tmp_path_factory.mktemp("real-scene") / "gulf-coast"
+    bbox = parse_bbox(LANDSAT_SAMPLE_CLEAR_BBOX)
+    import_landsat(landsat_sample, out, bbox=bbox, bbox_crs="product")
+    return out
+
+
+@pytest.fixture(scope="session")
 def mapped_home(
-    trained_home: TrainedHome, map_scene: Path, tmp_path_factory: pytest.TempPathFactory
+    trained_home: TrainedHome,
+    map_scene: Path,
+    real_scene: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> TrainedHome:
     """A template home: layers predicted by uhi v1 and flood v1, then uhi v2 champion.
+
+    Two cities: the synthetic map city first, then the real Landsat one (heat only).
 
     So the map shows layers made by an earlier version than the live champion
     (the point read-out compares both), and the dashboard has a champion to roll
@@ -71,6 +88,7 @@ def mapped_home(
     predict_raster(settings, get_service("uhi"), map_scene)
     for rainfall in STORMS_MM:
         predict_raster(settings, get_service("flood"), map_scene, params={"rainfall_mm": rainfall})
+    predict_raster(settings, get_service("uhi"), real_scene)
     lifecycle.promote(settings, registry, "uhi", second_uhi, reason="retrained release")
     return TrainedHome(home, trained_home.uhi_versions, trained_home.flood_versions)
 

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from browser_support import ADMIN_TOKEN, PageWatch
 from PIL import Image
-from serving_support import LEGACY_BODY, RunningProcess, TrainedHome, wait_until
 
+from serving_support import LEGACY_BODY, RunningProcess, TrainedHome, wait_until
 from terraops.adapters.catalogue import LayerCatalogue
 from terraops.domain.layers import Layer
 from terraops.services import get_service
@@ -38,13 +38,23 @@ def serve(start_server: Callable[..., RunningProcess], settings: Settings) -> Ru
     return start_server(settings, workers=1, TERRAOPS_ADMIN_TOKEN=ADMIN_TOKEN)
 
 
-def layers_of(settings: Settings, group: str) -> dict[str, Layer]:
-    """The catalogue's layers of a map group, by role (one scene in these tests)."""
+REAL_SCENE = "LC80200392015216LGN00"
+"""The real Landsat city of the mapped home; every other layer is the synthetic map city's."""
+
+
+def of_scene(layer: Layer, scene: str | None) -> bool:
+    """Is the layer of ``scene`` (None: the synthetic map city)?"""
+    real = layer.lineage.get("scene") == REAL_SCENE
+    return real if scene == REAL_SCENE else not real
+
+
+def layers_of(settings: Settings, group: str, scene: str | None = None) -> dict[str, Layer]:
+    """The catalogue's layers of a map group and city, by role."""
     return {
         layer.role
         + (f"@{layer.lineage['params']['rainfall_mm']:g}" if group == "flood" else ""): layer
         for layer in LayerCatalogue(settings.layers_dir).layers()
-        if layer.group == group
+        if layer.group == group and of_scene(layer, scene)
     }
 
 
@@ -135,11 +145,12 @@ def test_heat_map_tiles_vectors_and_a_click_with_the_live_prediction(
     shown = [imagery.id, heat["prediction"].id]
     wait_for_tiles(page, shown)
     assert_tiles_good(watch, shown)
-    # Every catalogue layer is in the switcher; the view's defaults are on.
+    # Every layer of the city is in the switcher (one city at a time); the defaults are on.
     listed = page.locator("[data-layer-id]").evaluate_all(
         "rows => rows.map(r => r.dataset.layerId)"
     )
-    assert set(listed) == {layer.id for layer in LayerCatalogue(map_settings.layers_dir).layers()}
+    catalogue = LayerCatalogue(map_settings.layers_dir).layers()
+    assert set(listed) == {layer.id for layer in catalogue if of_scene(layer, None)}
     assert page.locator(f"#layer-{heat['prediction'].id}").is_checked()
     assert not page.locator(f"#layer-{heat['derived'].id}").is_checked()
     page.wait_for_selector("path.leaflet-interactive", timeout=10_000)
@@ -167,6 +178,44 @@ def test_heat_map_tiles_vectors_and_a_click_with_the_live_prediction(
     page.locator(f"#layer-{heat['derived'].id}").uncheck()
     page.wait_for_timeout(300)
     page.screenshot(path=str(screenshots / "map-heat.png"))
+    assert_offline_and_clean(watch)
+
+
+def test_the_city_picker_shows_the_real_landsat_city_alone(
+    map_settings: Settings,
+    start_server: Callable[..., RunningProcess],
+    open_page: OpenPage,
+    screenshots: Path,
+) -> None:
+    real = layers_of(map_settings, "heat", REAL_SCENE)
+    real_imagery = layers_of(map_settings, "imagery", REAL_SCENE)["imagery"]
+    synthetic = layers_of(map_settings, "heat")["prediction"]
+    server = serve(start_server, map_settings)
+    page, watch = open_page()
+    page.goto(f"{server.url}/map?view=heat")
+    wait_for_tiles(page, [synthetic.id])
+    page.locator("#scene-select").select_option(REAL_SCENE)
+    shown = [real_imagery.id, real["prediction"].id]
+    wait_for_tiles(page, shown)
+    assert_tiles_good(watch, shown)
+    assert f"scene={REAL_SCENE}" in page.url  # a link to this city
+    listed = page.locator("[data-layer-id]").evaluate_all(
+        "rows => rows.map(r => r.dataset.layerId)"
+    )
+    assert real["prediction"].id in listed and synthetic.id not in listed
+    assert page.locator(f".tiles-{synthetic.id}").count() == 0  # the other city is off
+    box = page.locator("#map").bounding_box()  # the map is fitted to this city
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.locator(".leaflet-popup [data-testid=live-prediction]").wait_for(timeout=10_000)
+    assert "°C" in page.locator(".leaflet-popup [data-testid=point-value]").first.inner_text()
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(screenshots / "map-real-city.png"))
+    # Opening the link itself shows the same city.
+    page.goto(f"{server.url}/map?view=heat&scene={REAL_SCENE}")
+    wait_for_tiles(page, shown)
+    assert page.locator("#scene-select").input_value() == REAL_SCENE
     assert_offline_and_clean(watch)
 
 

@@ -30,10 +30,18 @@ from rasterio.transform import Affine
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
-from terraops.domain import landsat
+from terraops.domain.landsat.mtl import (
+    REFLECTIVE_BANDS,
+    ProductMetadata,
+    file_suffixes,
+    parse_mtl,
+    product_metadata,
+    thermal_source,
+)
+from terraops.domain.landsat.product import ProductPixels
 from terraops.errors import InvalidInputError, NotFoundError
 
-REQUIRED_ROLES: tuple[str, ...] = (*(f"B{n}" for n in landsat.REFLECTIVE_BANDS), "QA")
+REQUIRED_ROLES: tuple[str, ...] = (*(f"B{n}" for n in REFLECTIVE_BANDS), "QA")
 _INCOMPLETE_HINT = "download the complete product (all band GeoTIFFs and the *_MTL.txt)"
 
 
@@ -68,7 +76,7 @@ class Grid:
 class LandsatProduct:
     folder: Path
     mtl: Path
-    meta: landsat.ProductMetadata
+    meta: ProductMetadata
     files: dict[str, Path]  # role ("B4", "QA", "B10", "ST_B10") → file
     grid: Grid
     thermal: str  # "st" (Level-2 ST_B10) | "b10" (computed from band 10)
@@ -115,7 +123,7 @@ def _find_file(listing: Sequence[Path], role: str, mtl_name: str | None) -> Path
         exact = [p for p in listing if p.name.lower() == mtl_name.lower()]
         if exact:
             return exact[0]
-    suffixes = landsat.file_suffixes(role)
+    suffixes = file_suffixes(role)
     candidates = [
         p
         for p in listing
@@ -175,7 +183,7 @@ def open_product(folder: Path) -> LandsatProduct:
         text = mtl_path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise InvalidInputError(f"cannot read {mtl_path}: {exc.strerror or exc}") from exc
-    meta = landsat.product_metadata(landsat.parse_mtl(text))
+    meta = product_metadata(parse_mtl(text))
     listing = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     roles = (*REQUIRED_ROLES, "B10", "ST_B10")
     found = {role: _find_file(listing, role, meta.file_names.get(role)) for role in roles}
@@ -187,7 +195,7 @@ def open_product(folder: Path) -> LandsatProduct:
             f"the product in {folder} misses required band files: {', '.join(missing)}",
             hint=_INCOMPLETE_HINT,
         )
-    thermal = landsat.thermal_source(
+    thermal = thermal_source(
         meta, have_b10=found["B10"] is not None, have_st=found["ST_B10"] is not None
     )
     files = {role: path for role, path in found.items() if path is not None}
@@ -244,13 +252,13 @@ def _read(path: Path, window: Window | None) -> np.ndarray:
         raise InvalidInputError(f"cannot read {path.name}: {exc}", hint=_INCOMPLETE_HINT) from exc
 
 
-def read_pixels(product: LandsatProduct, window: Window | None) -> landsat.ProductPixels:
+def read_pixels(product: LandsatProduct, window: Window | None) -> ProductPixels:
     """The digital numbers of every band the import uses, in ``window`` only."""
     files = product.files
-    reflective = {n: _read(files[f"B{n}"], window) for n in landsat.REFLECTIVE_BANDS}
+    reflective = {n: _read(files[f"B{n}"], window) for n in REFLECTIVE_BANDS}
     thermal = _read(files["B10"], window) if "B10" in files else None
     st = _read(files["ST_B10"], window) if product.thermal == "st" else None
-    return landsat.ProductPixels(reflective, _read(files["QA"], window), thermal, st)
+    return ProductPixels(reflective, _read(files["QA"], window), thermal, st)
 
 
 # --------------------------------------------------------------------------- side layers

@@ -27,7 +27,7 @@ from terraops.domain.landcover import (
     curve_number_map,
 )
 
-FEATURES_VERSION = "5"
+FEATURES_VERSION = "6"
 """Bumped whenever the same layers would give different cell features (cache key)."""
 
 REFLECTANCE_BANDS: tuple[str, ...] = ("red", "green", "blue", "nir", "swir")

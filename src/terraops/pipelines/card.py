@@ -216,7 +216,7 @@ def _real_notes(report: dict[str, Any], label: str) -> list[str]:
         "which favours it; its Spearman is |Spearman(NDVI, LST)|); *local spatial CV* trains "
         "the same recipe on this scene alone and scores held-out blocks — what the features "
         "explain here when trained here. Offset = mean prediction − mean observation; MAE is "
-        "taken after removing it, since no feature observes a day's overall temperature level.",
+        "taken after removing it, so it compares the spatial pattern, not the level.",
         "",
     ]
 

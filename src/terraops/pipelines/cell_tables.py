@@ -177,7 +177,7 @@ def observed_reference_temperature(table: pd.DataFrame, lst: np.ndarray | None) 
     The heat island is relative to it (Peng et al. 2012), so the models take it
     as an input — but only as a statistic anyone can compute from a thermal
     image: :func:`terraops.domain.mapping.rural_reference` over the cells
-    (median LST of vegetated cells with < 10 % sealed surroundings), the same
+    (median LST of the vegetated cells with the least sealed surroundings), the same
     rule the heat-island intensity map uses. Never the generator's constant.
     """
     if lst is None or not np.isfinite(lst).any():
@@ -186,6 +186,7 @@ def observed_reference_temperature(table: pd.DataFrame, lst: np.ndarray | None) 
         lst,
         table["imperviousness_500m"].to_numpy(np.float64),
         table["ndvi"].to_numpy(np.float64),
+        table["water_fraction"].to_numpy(np.float64),
     )
     return value
 

@@ -26,7 +26,8 @@ from rasterio.transform import Affine
 
 from terraops.adapters import landsat_product, raster_io
 from terraops.adapters.landsat_product import Grid
-from terraops.domain import landsat
+from terraops.domain.landsat.product import CORRECTIONS, derive_layers
+from terraops.domain.landsat.radiometry import KELVIN
 from terraops.domain.scene.generator import REFLECTANCE_NODATA, REFLECTANCE_SCALE
 from terraops.domain.scene.spectra import BANDS
 from terraops.errors import InvalidInputError
@@ -212,10 +213,10 @@ def import_landsat(
     progress: bool = False,
 ) -> dict[str, Any]:
     """A Landsat 8/9 Level-1/Level-2 product folder → a scene folder; returns its manifest."""
-    if correction not in landsat.CORRECTIONS:
+    if correction not in CORRECTIONS:
         raise InvalidInputError(
             f"unknown correction {correction!r}",
-            hint=f"use one of {', '.join(landsat.CORRECTIONS)}",
+            hint=f"use one of {', '.join(CORRECTIONS)}",
         )
     inputs = [Path(product_dir), *([Path(dem)] if dem else [])]
     _refuse_unsafe_output(out_dir, overwrite, inputs)
@@ -229,7 +230,7 @@ def import_landsat(
         say(f"reading {grid.width}x{grid.height} px")
         pixels = landsat_product.read_pixels(product, window)
         say("calibrating")
-        derived = landsat.derive_layers(
+        derived = derive_layers(
             pixels, product.meta, thermal=product.thermal, correction=correction
         )
         dem_layer, dem_info = _dem(dem, grid)
@@ -295,8 +296,8 @@ def _thermal_celsius(values: np.ndarray, unit: str) -> tuple[np.ndarray, str]:
     median = float(np.median(finite)) if finite.size else float("nan")
     if unit == "auto":
         unit = "kelvin" if median > KELVIN_MEDIAN_ABOVE else "celsius"
-    celsius = values - np.float32(landsat.KELVIN) if unit == "kelvin" else values
-    median_c = median - landsat.KELVIN if unit == "kelvin" else median
+    celsius = values - np.float32(KELVIN) if unit == "kelvin" else values
+    median_c = median - KELVIN if unit == "kelvin" else median
     low, high = _PLAUSIBLE_LST_C
     if not low <= median_c <= high:
         raise InvalidInputError(

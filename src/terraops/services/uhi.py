@@ -122,9 +122,9 @@ FEATURES: tuple[Feature, ...] = (
         "reference_temperature",
         "°C",
         "The day's rural background land-surface temperature: the median LST of the "
-        "scene's vegetated cells with < 10 % sealed surroundings. The model predicts LST "
-        "relative to it and adds it back; when not given, the training data's mean "
-        "stands in (a typical day)",
+        "scene's vegetated cells in the least-sealed quarter of surroundings. The model "
+        "predicts LST relative to it and adds it back; when not given, the training data's "
+        "mean stands in (a typical day)",
         -30.0,
         70.0,
         32.0,
@@ -171,7 +171,9 @@ def heat_island_intensity(
     lst: np.ndarray, inputs: Mapping[str, np.ndarray]
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Surface UHI intensity: predicted LST minus the scene's rural reference (K)."""
-    reference, method = rural_reference(lst, inputs["imperviousness_500m"], inputs["ndvi"])
+    reference, method = rural_reference(
+        lst, inputs["imperviousness_500m"], inputs["ndvi"], inputs["water_fraction"]
+    )
     return lst - reference, {"rural_reference_c": round(reference, 3), "reference_method": method}
 
 
@@ -186,7 +188,7 @@ MAP = MapSpec(
             title="Surface heat-island intensity",
             unit="K",
             style=RasterStyle("ylorrd", None, "LST above the scene's rural reference (K)"),
-            inputs=("imperviousness_500m", "ndvi"),
+            inputs=("imperviousness_500m", "ndvi", "water_fraction"),
             compute=heat_island_intensity,
         ),
     ),

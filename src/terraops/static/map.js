@@ -15,6 +15,8 @@
   const statusEl = document.getElementById("map-status");
   const listEl = document.getElementById("layer-list");
   const pointEl = document.getElementById("point-info");
+  const scenePicker = document.getElementById("scene-picker");
+  const sceneSelect = document.getElementById("scene-select");
   const stormPicker = document.getElementById("storm-picker");
   const stormSelect = document.getElementById("storm-select");
 
@@ -119,10 +121,27 @@
 
   // ----- default visibility per view ------------------------------------------
 
+  /** The scenes (cities) the catalogue holds, in catalogue order. */
+  function sceneNames() {
+    const names = [];
+    entries.forEach(function (e) {
+      if (e.layer.scene && names.indexOf(e.layer.scene) < 0) names.push(e.layer.scene);
+    });
+    return names;
+  }
+
+  /** One city at a time: cities can lie on different continents. */
+  function inScene(layer) {
+    const chosen = sceneSelect.value;
+    return chosen === "" || !layer.scene || layer.scene === chosen;
+  }
+
   function storms() {
     const values = new Set();
     entries.forEach(function (e) {
-      if (e.layer.group === "flood" && e.layer.rainfall !== null) values.add(e.layer.rainfall);
+      if (e.layer.group === "flood" && e.layer.rainfall !== null && inScene(e.layer)) {
+        values.add(e.layer.rainfall);
+      }
     });
     return Array.from(values).sort(function (a, b) { return a - b; });
   }
@@ -133,7 +152,7 @@
 
   /** What a reader of this view sees first: imagery, the prediction and its areas. */
   function onByDefault(layer) {
-    if (!layer.available) return false;
+    if (!layer.available || !inScene(layer)) return false;
     if (layer.group === "imagery" || layer.role === "imagery") return true;
     if (layer.group !== VIEW) return false;
     if (VIEW === "flood" && layer.rainfall !== null && layer.rainfall !== selectedStorm()) return false;
@@ -275,7 +294,7 @@
 
   function renderList() {
     const groups = {};
-    entries.slice().sort(listOrder).forEach(function (e) {
+    entries.filter(function (e) { return inScene(e.layer); }).sort(listOrder).forEach(function (e) {
       (groups[e.layer.group] = groups[e.layer.group] || []).push(e);
     });
     const order = [VIEW, "imagery"].concat(Object.keys(groups).filter(function (g) {
@@ -489,6 +508,31 @@
     if (bounds) map.fitBounds(bounds, { padding: [16, 16] });
   }
 
+  /** The scene of ?scene=, else the first with a layer of this view, else the first. */
+  function defaultScene(names) {
+    const asked = new URLSearchParams(window.location.search).get("scene");
+    if (asked && names.indexOf(asked) >= 0) return asked;
+    const inView = entries.find(function (e) { return e.layer.group === VIEW && e.layer.scene; });
+    return inView ? inView.layer.scene : names[0];
+  }
+
+  function setupScenes() {
+    const names = sceneNames();
+    if (names.length < 2) return;
+    fill(sceneSelect, names.map(function (n) { return el("option", { value: n }, n); }));
+    sceneSelect.value = defaultScene(names);
+    scenePicker.hidden = false;
+    sceneSelect.addEventListener("change", function () {
+      const url = new URL(window.location.href);
+      url.searchParams.set("scene", sceneSelect.value);
+      window.history.replaceState(null, "", url);
+      entries.forEach(function (e) { setVisible(e, onByDefault(e.layer)); });
+      renderList();
+      renderLegend();
+      fitToLayers();
+    });
+  }
+
   function setupStorms() {
     const values = storms();
     if (VIEW !== "flood" || values.length === 0) return;
@@ -527,6 +571,7 @@
         "(and flood with --param rainfall_mm=50); they appear here without a restart.");
       return;
     }
+    setupScenes();
     setupStorms();
     entries.forEach(function (e) { setVisible(e, onByDefault(e.layer)); });
     const inView = entries.filter(function (e) { return e.layer.group === VIEW; }).length;
