@@ -83,7 +83,8 @@ def register_broken_copy(settings: Settings, version: int, tmp: Path, damage: st
     source = client.get_model_version_download_uri("uhi", str(version))
     broken = tmp / f"broken-{damage}"
     shutil.copytree(Path(source.removeprefix("file://")), broken)
-    model_file = broken / "model.lgb"
+    model_file = broken / "artifacts" / "model.lgb"  # the pyfunc's booster artifact
+    assert model_file.is_file()
     if damage == "corrupt":
         model_file.write_text("tree\nthis is not a LightGBM model\n")
     else:

@@ -159,10 +159,21 @@ def empty_tile(size: int) -> bytes:
     return data
 
 
+def _embedded_palette(dataset: Any) -> dict[int, tuple[int, int, int, int]] | None:
+    """A single-band categorical raster's own colour table (a segmentation mask's classes)."""
+    if dataset.count != 1:
+        return None
+    try:
+        return dict(dataset.colormap(1))
+    except ValueError:  # no colour table
+        return None
+
+
 def render_tile(layer: Layer, z: int, x: int, y: int, scale: int, style: TileStyle) -> bytes:
     """One PNG map tile (``256 * scale`` px) of a raster layer, rendered by rio-tiler."""
     with open_geotiff(layer) as dataset, Reader(None, dataset=dataset) as src:
         indexes = 1 if style.colormap is not None or dataset.count < 3 else (1, 2, 3)
+        palette = _embedded_palette(dataset) if style.colormap is None else None
         try:
             img = src.tile(x, y, z, tilesize=TILE_SIZE * scale, indexes=indexes)
         except TileOutsideBounds as exc:
@@ -172,7 +183,7 @@ def render_tile(layer: Layer, z: int, x: int, y: int, scale: int, style: TileSty
                 f"tile {z}/{x}/{y} is outside layer {layer.id!r}",
                 hint=f"GET /layers/{layer.id}/tilejson.json gives its bounds and zooms",
             ) from exc
-    colormap = colormap_table(style.colormap) if style.colormap is not None else None
+    colormap = colormap_table(style.colormap) if style.colormap is not None else palette
     # NaN no-data pixels (every prediction COG) are masked, but numpy's masked
     # arithmetic still casts them and warns once per tile: noise in server logs.
     with np.errstate(invalid="ignore"):

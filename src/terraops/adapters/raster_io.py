@@ -216,7 +216,7 @@ class MultibandImage:
     crs_wkt: str
 
 
-def _utm_for(src: Any) -> CRS:
+def utm_for(src: Any) -> CRS:
     """The WGS 84 UTM zone containing the raster's centre."""
     from rasterio.warp import transform as warp_points
 
@@ -256,7 +256,7 @@ def read_multiband_geotiff(
             src.crs.is_geographic or not src.transform.is_rectilinear or (src.transform.e > 0)
         )
         if needs_warp:
-            dst_crs = _utm_for(src) if src.crs.is_geographic else src.crs
+            dst_crs = utm_for(src) if src.crs.is_geographic else src.crs
             transform, width, height = calculate_default_transform(
                 src.crs, dst_crs, src.width, src.height, *src.bounds
             )

@@ -93,10 +93,10 @@ def rollback(
 @models_app.command("list")
 def list_models(service: ServiceArg, as_json: JsonOpt = False) -> None:
     """Registered versions of SERVICE with aliases, primary metric and data quality."""
-    from terraops.services import get_service
+    from terraops.pipelines.lifecycle import model_service
 
     with handle_errors():
-        definition = get_service(service)
+        definition = model_service(service)
         registry = _registry()
         versions = registry.list_versions(service)
     rows = [

@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "terraops.cli.monitor",
     "terraops.cli.samples",
     "terraops.cli.evaluate",
+    "terraops.cli.segment",
 )
 
 for _module_name in _COMMAND_MODULES:

@@ -49,10 +49,16 @@ from terraops.errors import (
 )
 from terraops.services import get_service
 from terraops.services.base import ServiceDefinition
+from terraops.services.segmentation import SEGMENTATION, SegmentationService
 from terraops.settings import Settings
 
 if TYPE_CHECKING:
     from terraops.adapters.registry import ModelRegistry
+
+ModelService = ServiceDefinition | SegmentationService
+"""What the lifecycle needs of a service: its name, primary metric, SLO target and
+how to load a version. The segmentation service is not a tabular
+:class:`ServiceDefinition` (no feature table), but spells these the same way."""
 
 TRACKED_ALIASES = (CHAMPION, CHALLENGER)
 EXTERNAL_ACTOR = "mlflow (outside terraops)"
@@ -81,6 +87,15 @@ def lifecycle_lock(settings: Settings, timeout: float = LOCK_TIMEOUT_S) -> Itera
         yield
     finally:
         lock.release()
+
+
+def model_service(name: str) -> ModelService:
+    """The service whose registered model is ``name``: a tabular one or segmentation.
+
+    Segmentation is looked up here, not in :func:`terraops.services.all_services`,
+    which drives the tabular code paths (API routes, feedback, drift).
+    """
+    return SEGMENTATION if name == SEGMENTATION.name else get_service(name)
 
 
 def open_history(settings: Settings) -> AliasHistory:
@@ -220,12 +235,19 @@ def example_row(definition: ServiceDefinition, feature_names: list[str]) -> np.n
     return np.array([[definition.feature(n).example for n in feature_names]], dtype=np.float64)
 
 
-def load_and_verify(path: Path, definition: ServiceDefinition) -> Any:
+def load_and_verify(path: Path, definition: ModelService) -> Any:
     """Load a fetched model and warm it: it must predict the example row to a finite value.
 
     Any failure means the artifacts are unusable and is raised as ``ValueError``
     (with the cause), so callers can tell "bad model" from "registry down".
+    A segmentation bundle must load in PyTorch and ONNX Runtime, give finite
+    probabilities that sum to one on a fixed example chip, and the two engines
+    must agree (:func:`terraops.adapters.segmentation_bundle.load_and_verify`).
     """
+    if isinstance(definition, SegmentationService):
+        from terraops.adapters.segmentation_bundle import load_and_verify as verify_bundle
+
+        return verify_bundle(path)
     from terraops.adapters.model_bundle import load_predictor
 
     try:
@@ -244,7 +266,7 @@ def load_and_verify(path: Path, definition: ServiceDefinition) -> Any:
 
 
 def load_verified_predictor(
-    registry: ModelRegistry, definition: ServiceDefinition, version: int
+    registry: ModelRegistry, definition: ModelService, version: int
 ) -> tuple[Path, Any]:
     """Fetch a version from the registry, then :func:`load_and_verify` it.
 
@@ -263,17 +285,19 @@ def load_verified_predictor(
 EvaluationSet = tuple[Any, dict[str, Any]]  # (table, info) of pipelines.evalset
 
 
-def _evaluation_set(settings: Settings, definition: ServiceDefinition) -> EvaluationSet | None:
+def _evaluation_set(settings: Settings, definition: ModelService) -> EvaluationSet | None:
+    if not isinstance(definition, ServiceDefinition):
+        return None  # shared evaluation sets are feature tables (tabular services only)
     from terraops.pipelines import evalset
 
     return evalset.load_current(settings, definition.name)
 
 
 def _scored(
-    definition: ServiceDefinition, predictor: Any, evaluation: EvaluationSet | None
+    definition: ModelService, predictor: Any, evaluation: EvaluationSet | None
 ) -> tuple[dict[str, float] | None, str | None]:
     """Metrics of a loaded model on the shared evaluation set (None, None without one)."""
-    if evaluation is None or predictor is None:
+    if evaluation is None or predictor is None or not isinstance(definition, ServiceDefinition):
         return None, None
     from terraops.pipelines import evalset
 
@@ -283,7 +307,7 @@ def _scored(
 
 def _candidate_facts(
     registry: ModelRegistry,
-    definition: ServiceDefinition,
+    definition: ModelService,
     version: int,
     evaluation: EvaluationSet | None = None,
 ) -> CandidateFacts:
@@ -313,7 +337,7 @@ def _candidate_facts(
 
 def _champion_facts(
     registry: ModelRegistry,
-    definition: ServiceDefinition,
+    definition: ModelService,
     version: int | None,
     evaluation: EvaluationSet | None = None,
 ) -> CandidateFacts | None:
@@ -337,7 +361,7 @@ def _champion_facts(
     )
 
 
-def gate_policy(settings: Settings, definition: ServiceDefinition) -> GatePolicy:
+def gate_policy(settings: Settings, definition: ModelService) -> GatePolicy:
     from terraops.pipelines.evalset import evaluation_metric
 
     return GatePolicy(
@@ -348,7 +372,9 @@ def gate_policy(settings: Settings, definition: ServiceDefinition) -> GatePolicy
         target_metric=definition.slo.metric,
         metric_target=definition.slo.metric_target,
         target_higher_is_better=definition.slo.metric_higher_is_better,
-        evaluation_metric=evaluation_metric(definition),
+        evaluation_metric=evaluation_metric(definition)
+        if isinstance(definition, ServiceDefinition)
+        else None,
     )
 
 
@@ -365,7 +391,7 @@ def promote(
     force: bool = False,
 ) -> PromotionOutcome:
     """Make ``version`` champion if it passes every gate (``force``: data/metric gates waived)."""
-    definition = get_service(service)
+    definition = model_service(service)
     with lifecycle_lock(settings):
         journal = open_history(settings)
         reconcile(settings, registry, journal, service)
@@ -418,7 +444,7 @@ def rollback(
     reason: str | None = None,
 ) -> HistoryEntry:
     """Restore the previous champion from the history (or ``to_version``, a former champion)."""
-    definition = get_service(service)
+    definition = model_service(service)
     with lifecycle_lock(settings):
         journal = open_history(settings)
         reconcile(settings, registry, journal, service)
@@ -477,7 +503,7 @@ def history(
     registry is down: the journal is then returned as it stands (pending rows
     show as pending).
     """
-    get_service(service)
+    model_service(service)
     journal = open_history(settings)
     try:
         if registry is None:

@@ -1,0 +1,158 @@
+"""Polygon files written as the polygons arrive: GeoJSON streamed, GPKG/GeoParquet at the end.
+
+- :class:`GeoJSONWriter` streams an RFC 7946 FeatureCollection (WGS 84
+  longitude/latitude, coordinates snapped to 1e-7° ≈ 1 cm) feature by
+  feature into a temporary file, reprojecting each batch in one vectorised
+  call (pyproj on coordinate arrays through ``shapely.transform``); memory
+  holds one batch, however many polygons the image has.
+- :class:`FrameWriter` keeps the records and writes a GeoPackage or
+  GeoParquet in the source's own (metric) CRS with geopandas at the end;
+  those formats are written whole, so the polygons are held in memory.
+
+Both write to a temporary sibling and rename on :meth:`close`, so a reader
+finds the complete file or none; :meth:`abort` removes the temporary file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import shapely
+from shapely.geometry import mapping
+
+from terraops.domain.segmentation.vectorise import PolygonRecord
+from terraops.errors import InvalidInputError
+
+VECTOR_FORMATS = ("geojson", "gpkg", "parquet")
+WGS84_GRID_DEG = 1e-7
+
+
+class VectorWriter(Protocol):
+    path: Path
+
+    def write(self, records: Sequence[PolygonRecord]) -> None: ...
+
+    def close(self) -> Path: ...
+
+    def abort(self) -> None: ...
+
+
+def _temporary(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
+
+
+class GeoJSONWriter:
+    """A FeatureCollection in EPSG:4326, written batch by batch."""
+
+    def __init__(self, path: Path, crs: str) -> None:
+        from pyproj import Transformer
+
+        self.path = Path(path)
+        self._tmp = _temporary(self.path)
+        self._forward = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform
+        self._file = self._tmp.open("w", encoding="utf-8")
+        self._file.write('{"type":"FeatureCollection","features":[\n')
+        self._first = True
+
+    def _to_wgs84(self, coords: np.ndarray) -> np.ndarray:
+        lon, lat = self._forward(coords[:, 0], coords[:, 1])
+        return np.column_stack([lon, lat])
+
+    def write(self, records: Sequence[PolygonRecord]) -> None:
+        if not records:
+            return
+        geoms = np.asarray([r.geometry for r in records], dtype=object)
+        lonlat = shapely.set_precision(shapely.transform(geoms, self._to_wgs84), WGS84_GRID_DEG)
+        for record, geometry in zip(records, lonlat, strict=True):
+            feature = {
+                "type": "Feature",
+                "geometry": mapping(geometry),
+                "properties": record.properties,
+            }
+            self._file.write(("" if self._first else ",\n") + json.dumps(feature))
+            self._first = False
+
+    def close(self) -> Path:
+        self._file.write("\n]}\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._tmp.replace(self.path)
+        return self.path
+
+    def abort(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+class FrameWriter:
+    """GeoPackage (layer ``footprints``) or GeoParquet in ``crs``, written on close."""
+
+    def __init__(self, path: Path, fmt: str, crs: str) -> None:
+        self.path, self.fmt, self.crs = Path(path), fmt, crs
+        self._records: list[PolygonRecord] = []
+
+    def write(self, records: Sequence[PolygonRecord]) -> None:
+        self._records.extend(records)
+
+    def close(self) -> Path:
+        import geopandas as gpd
+
+        frame = gpd.GeoDataFrame(
+            [r.properties for r in self._records],
+            geometry=[r.geometry for r in self._records],
+            crs=self.crs,
+        )
+        tmp = _temporary(self.path)
+        try:
+            if self.fmt == "gpkg":
+                frame.to_file(tmp, driver="GPKG", layer="footprints")
+            else:
+                frame.to_parquet(tmp, index=False)
+            tmp.replace(self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return self.path
+
+    def abort(self) -> None:
+        self._records = []
+
+
+def open_writer(path: Path, fmt: str, crs: str) -> VectorWriter:
+    if fmt not in VECTOR_FORMATS:
+        raise InvalidInputError(
+            f"unknown vector format {fmt!r}", hint=f"use one of: {', '.join(VECTOR_FORMATS)}"
+        )
+    return GeoJSONWriter(path, crs) if fmt == "geojson" else FrameWriter(path, fmt, crs)
+
+
+class Writers:
+    """Several writers fed the same batches (the user's file and the map's GeoJSON)."""
+
+    def __init__(self, writers: Sequence[VectorWriter]) -> None:
+        self.writers = list(writers)
+
+    def write(self, records: Sequence[PolygonRecord]) -> None:
+        for w in self.writers:
+            w.write(records)
+
+    def close(self) -> list[Path]:
+        return [w.close() for w in self.writers]
+
+    def abort(self) -> None:
+        for w in self.writers:
+            w.abort()
+
+    def __enter__(self) -> Writers:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is not None:
+            self.abort()

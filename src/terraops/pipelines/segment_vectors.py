@@ -1,0 +1,200 @@
+"""Polygons of a label map that arrives in row bands: strip vectorisation with seam merging.
+
+:func:`terraops.domain.segmentation.vectorise.vectorise` needs the whole
+label map; for a large image that is what breaks "memory flat as the image
+grows". So the label rows are gathered into strips of about ``strip_rows``
+rows, each strip is vectorised on its own, and polygons cut by a strip
+border (a *seam*) are merged with their other parts:
+
+- the domain simplifier keeps a coverage's outer boundary unsimplified
+  (``simplify_boundary=False``), so the parts of a region on both sides of a
+  seam meet along the same exact pixel edges; two parts of one class that
+  share a stretch of seam (4-connected across it) are united;
+- a region may span several strips: parts that touch the lower seam stay
+  *open* until the next strip is in; everything else is final;
+- cleaning (holes smaller than ``min_area_m2`` filled, polygons smaller than
+  it dropped, invalid ones repaired) is done after merging, so a region is
+  never dropped because each of its parts is small; the score becomes the
+  pixel-weighted mean of its parts' scores.
+
+What is held: one strip of labels and scores (:data:`STRIP_PIXELS`, so
+fewer rows as the image gets wider) and the open polygons along one seam.
+Finished polygons go to a ``sink`` (a streaming file writer,
+:mod:`terraops.adapters.vector_files`) strip by strip — then they come out
+top to bottom, not sorted — or, without one, are kept and returned by
+:meth:`StripVectoriser.finish`. With one strip as tall as the image the
+result is the domain's whole-image vectorisation, cleaned the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import shapely
+from rasterio.transform import Affine
+from shapely import affinity
+from shapely.geometry import Polygon
+
+from terraops.domain.segmentation.vectorise import (
+    PolygonRecord,
+    fill_small_holes,
+    repair_polygonal,
+    vectorise,
+)
+from terraops.errors import InvalidInputError
+from terraops.pipelines.segment_infer import LabelRows
+
+STRIP_PIXELS = 1 << 19
+"""Pixels per strip (512 rows of a 1024-px-wide image): the vectoriser's working set.
+Strips get fewer rows as the image gets wider, so memory does not grow with it."""
+
+Sink = Callable[[list[PolygonRecord]], None]
+
+
+class StripVectoriser:
+    """Feed label rows top to bottom with :meth:`add`; :meth:`finish` returns the polygons.
+
+    Strips are vectorised in *pixel* coordinates of the whole image (integers,
+    so the two sides of a seam match exactly); the image's transform is
+    applied to each polygon when it is final.
+    """
+
+    def __init__(
+        self,
+        transform: Affine,
+        height: int,
+        classes: Mapping[int, str],
+        *,
+        min_area_m2: float = 0.0,
+        simplify_m: float | None = None,
+        properties: Mapping[str, Any] | None = None,
+        strip_rows: int | None = None,
+        sink: Sink | None = None,
+    ) -> None:
+        pixel_area = abs(transform.determinant)
+        if pixel_area == 0:
+            raise InvalidInputError("the transform is degenerate (zero pixel area)")
+        self.transform, self.height = transform, height
+        self.classes = dict(classes)
+        self.min_area_px = float(min_area_m2) / pixel_area
+        self.simplify_px = None if simplify_m is None else simplify_m / math.sqrt(pixel_area)
+        self.properties = dict(properties or {})
+        self.strip_rows = max(1, strip_rows) if strip_rows is not None else 0
+        self._sink = sink
+        self.counts: dict[int, int] = dict.fromkeys(self.classes, 0)
+        t = transform
+        self._matrix = [t.a, t.b, t.d, t.e, t.xoff, t.yoff]
+        self._parts: list[LabelRows] = []
+        self._buffered = 0
+        self._next_row = 0
+        self._open: list[PolygonRecord] = []
+        self.records: list[PolygonRecord] = []
+
+    def add(self, part: LabelRows) -> None:
+        if part.row_off != self._next_row:
+            raise InvalidInputError(f"rows must arrive in order: got {part.row_off}")
+        if not self.strip_rows:  # rows per strip from the width: a constant strip area
+            self.strip_rows = max(1, STRIP_PIXELS // part.labels.shape[1])
+        self._parts.append(part)
+        self._buffered += part.rows
+        self._next_row += part.rows
+        if self._buffered >= self.strip_rows:
+            self._flush()
+
+    def finish(self) -> list[PolygonRecord]:
+        """The remaining polygons go out; returns every polygon when there is no sink
+        (in map coordinates, by class id then largest first), else []."""
+        if self._parts:
+            self._flush()
+        self._emit([kept for r in self._open if (kept := self._kept(r)) is not None])
+        self._open = []
+        self.records.sort(key=lambda r: (r.properties["class_id"], -r.properties["area_m2"]))
+        return self.records
+
+    def _emit(self, records: list[PolygonRecord]) -> None:
+        for r in records:
+            self.counts[r.properties["class_id"]] += 1
+        if self._sink is None:
+            self.records.extend(records)
+        elif records:
+            self._sink(records)
+
+    def _flush(self) -> None:
+        row0 = self._parts[0].row_off
+        labels = np.concatenate([p.labels for p in self._parts])
+        scores = np.concatenate([p.scores for p in self._parts])
+        self._parts, self._buffered = [], 0
+        row1 = row0 + labels.shape[0]
+        strip = vectorise(
+            labels,
+            Affine.translation(0, row0),
+            classes=self.classes,
+            scores=scores,
+            min_area_m2=0.0,
+            simplify_m=self.simplify_px,
+            properties=self.properties,
+        )
+        # Pixel y grows downwards: bounds are (minx, miny=top, maxx, maxy=bottom).
+        at_top = [r for r in strip if row0 > 0 and r.geometry.bounds[1] <= row0]
+        rest = [r for r in strip if not (row0 > 0 and r.geometry.bounds[1] <= row0)]
+        merged = _merge_across_seam(self._open, at_top) + rest
+        self._open, final = [], []
+        for record in merged:
+            if row1 < self.height and record.geometry.bounds[3] >= row1:
+                self._open.append(record)
+            elif (kept := self._kept(record)) is not None:
+                final.append(kept)
+        self._emit(final)
+
+    def _kept(self, record: PolygonRecord) -> PolygonRecord | None:
+        """Cleaned (holes < min area filled, repaired) and mapped; None if < min area."""
+        parts = [
+            fill_small_holes(p, self.min_area_px) if isinstance(p, Polygon) else p
+            for p in shapely.get_parts(record.geometry)
+        ]
+        geometry = repair_polygonal(shapely.union_all(parts) if len(parts) > 1 else parts[0])
+        if geometry is None or geometry.area <= 0 or geometry.area < self.min_area_px:
+            return None
+        mapped = affinity.affine_transform(geometry, self._matrix)
+        return PolygonRecord(mapped, {**record.properties, "area_m2": float(mapped.area)})
+
+
+def _merge_across_seam(
+    above: list[PolygonRecord], below: list[PolygonRecord]
+) -> list[PolygonRecord]:
+    """Unite parts of one class that share a stretch of the seam (union-find over pairs).
+
+    A shared stretch is a line of positive length; parts meeting at a single
+    pixel corner are not 4-connected and stay apart.
+    """
+    items = [*above, *below]
+    parent = list(range(len(items)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, a in enumerate(above):
+        for j, b in enumerate(below, start=len(above)):
+            same_class = a.properties["class_id"] == b.properties["class_id"]
+            if same_class and a.geometry.intersection(b.geometry).length > 0:
+                parent[find(i)] = find(j)
+    groups: dict[int, list[PolygonRecord]] = {}
+    for i, item in enumerate(items):
+        groups.setdefault(find(i), []).append(item)
+    return [group[0] if len(group) == 1 else _united(group) for group in groups.values()]
+
+
+def _united(group: list[PolygonRecord]) -> PolygonRecord:
+    """One record for the parts of a region: union, summed pixels, pixel-weighted score."""
+    geometry = shapely.union_all([r.geometry for r in group])
+    pixels = sum(int(r.properties["pixels"]) for r in group)
+    scored = [(r.properties["score"], int(r.properties["pixels"])) for r in group]
+    weight = sum(n for s, n in scored if s is not None)
+    score = sum(s * n for s, n in scored if s is not None) / weight if weight else None
+    return PolygonRecord(geometry, {**group[0].properties, "pixels": pixels, "score": score})
