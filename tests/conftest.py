@@ -66,6 +66,17 @@ def landsat_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return fetch_sample(tmp_path_factory.mktemp("samples"))
 
 
+@pytest.fixture(scope="session")
+def solaris_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real 0.5 m building sample of the solaris 0.4.0 wheel, fetched once per session.
+
+    Fails loudly (with the fetch error) when it cannot be fetched, like ``landsat_sample``.
+    """
+    from terraops.adapters.samples import SOLARIS_SAMPLE, fetch_sample
+
+    return fetch_sample(tmp_path_factory.mktemp("samples"), SOLARIS_SAMPLE)
+
+
 FAST_TRAINING = {"n_estimators": 40, "cv_folds": 2}
 
 

@@ -29,6 +29,14 @@ class InvalidInputError(TerraopsError):
     """The caller's input is wrong (bad argument, bad file, bad value)."""
 
 
+class PayloadTooLargeError(InvalidInputError):
+    """An upload is larger than the configured limit."""
+
+
+class UnsupportedMediaError(InvalidInputError):
+    """An upload is not in a format the endpoint reads (e.g. not a GeoTIFF)."""
+
+
 class NotFoundError(TerraopsError):
     """A named thing (scene, service, model version, layer) does not exist."""
 

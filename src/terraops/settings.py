@@ -84,6 +84,17 @@ class Settings(BaseSettings):
         description="Cache-Control max-age of tiles (a layer's file never changes in place).",
     )
 
+    segment_max_upload_mb: float = Field(
+        default=8.0,
+        gt=0,
+        description="Largest GeoTIFF accepted by POST /v1/segment (MB).",
+    )
+    segment_max_pixels: int = Field(
+        default=4_000_000,
+        ge=1,
+        description="Most pixels (width × height) of an image accepted by POST /v1/segment.",
+    )
+
     # ----- derived locations -------------------------------------------------
     @property
     def home_dir(self) -> Path:

@@ -46,7 +46,10 @@ def register_shifted_copy(
     shutil.copytree(Path(source.removeprefix("file://")), shifted)
     import lightgbm
 
-    model_file = shifted / "model.lgb"
+    from terraops.adapters.model_bundle import booster_file, read_model_metadata
+
+    model_file = booster_file(shifted, read_model_metadata(shifted))
+    assert model_file is not None and model_file.is_file()
     booster = lightgbm.Booster(model_file=str(model_file))
     leaves = booster.dump_model()["tree_info"][0]["num_leaves"]
     for leaf in range(leaves):

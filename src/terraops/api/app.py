@@ -43,6 +43,7 @@ from terraops.api.routes_layers import layers_router
 from terraops.api.routes_ops import ops_router
 from terraops.api.routes_pages import install_pages
 from terraops.api.routes_predict import predict_router, unknown_service_router
+from terraops.api.routes_segment import segment_router
 from terraops.api.routes_titiler import install_titiler
 from terraops.services import all_services
 from terraops.settings import Settings
@@ -166,6 +167,7 @@ def create_app(
     )
     app.include_router(unknown_service_router(sorted(holders)))
     app.include_router(admin_router(settings, holders, watcher, lifecycle_registry))
+    app.include_router(segment_router(settings))  # POST /v1/segment (GeoTIFF → GeoJSON)
     # Map layers by catalogue id only (tiles, points, downloads, STAC); see routes_layers.
     app.state.layer_catalogue = LayerCatalogue(settings.layers_dir)
     app.state.tile_cache = TileCache.from_megabytes(settings.tile_cache_mb)

@@ -22,6 +22,8 @@ from terraops.services.base import ServiceDefinition
 
 HTTP_STATUS: dict[type[errors.TerraopsError], int] = {
     errors.InvalidInputError: 422,
+    errors.PayloadTooLargeError: 413,
+    errors.UnsupportedMediaError: 415,
     errors.NotFoundError: 404,
     errors.OutsideBoundsError: 404,
     errors.ModelNotReadyError: 503,

