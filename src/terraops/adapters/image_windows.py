@@ -27,11 +27,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
-from rasterio.crs import CRS
-from rasterio.enums import Resampling
 from rasterio.transform import Affine
-from rasterio.vrt import WarpedVRT
-from rasterio.warp import calculate_default_transform
 from rasterio.windows import Window
 
 from terraops.adapters import raster_io
@@ -165,24 +161,7 @@ class GeoTiffSource(ReflectanceSource):
         return [names.index(b) + 1 for b in REFLECTANCE_BANDS]
 
     def _warped_if_needed(self) -> Any:
-        src = self._src
-        t = src.transform
-        if not (src.crs.is_geographic or not t.is_rectilinear or t.e > 0):
-            return src
-        dst_crs = raster_io.utm_for(src) if src.crs.is_geographic else src.crs
-        transform, width, height = calculate_default_transform(
-            src.crs, dst_crs, src.width, src.height, *src.bounds
-        )
-        return WarpedVRT(
-            src,
-            crs=CRS.from_user_input(dst_crs),
-            transform=transform,
-            width=width,
-            height=height,
-            resampling=Resampling.bilinear,
-            src_nodata=src.nodata,
-            nodata=src.nodata,
-        )
+        return raster_io.north_up_reader(self._src)
 
     def _band_scaling(self, index: int) -> tuple[float, float]:
         src = self._src

@@ -226,6 +226,32 @@ def utm_for(src: Any) -> CRS:
     return CRS.from_epsg((32600 if lat[0] >= 0 else 32700) + zone)
 
 
+def north_up_reader(src: Any) -> Any:
+    """``src`` itself, or a bilinear ``WarpedVRT`` of it on a north-up metric grid.
+
+    Geographic rasters are warped to the UTM zone of their centre, rotated or
+    south-up ones to a north-up grid in their own CRS; both read by window like
+    the file. The caller closes a returned VRT (it is not ``src``).
+    """
+    t = src.transform
+    if not (src.crs.is_geographic or not t.is_rectilinear or t.e > 0):
+        return src
+    dst_crs = utm_for(src) if src.crs.is_geographic else src.crs
+    transform, width, height = calculate_default_transform(
+        src.crs, dst_crs, src.width, src.height, *src.bounds
+    )
+    return WarpedVRT(
+        src,
+        crs=CRS.from_user_input(dst_crs),
+        transform=transform,
+        width=width,
+        height=height,
+        resampling=Resampling.bilinear,
+        src_nodata=src.nodata,
+        nodata=src.nodata,
+    )
+
+
 def read_multiband_geotiff(
     path: Path, *, band_order: Sequence[str] | None = None
 ) -> MultibandImage:
@@ -252,26 +278,7 @@ def read_multiband_geotiff(
                 f"{path}: cannot find bands {missing} (band names: {names})",
                 hint="set band descriptions or pass the band order, e.g. red,green,blue,nir,swir",
             )
-        needs_warp = (
-            src.crs.is_geographic or not src.transform.is_rectilinear or (src.transform.e > 0)
-        )
-        if needs_warp:
-            dst_crs = utm_for(src) if src.crs.is_geographic else src.crs
-            transform, width, height = calculate_default_transform(
-                src.crs, dst_crs, src.width, src.height, *src.bounds
-            )
-            reader: Any = WarpedVRT(
-                src,
-                crs=dst_crs,
-                transform=transform,
-                width=width,
-                height=height,
-                resampling=Resampling.bilinear,
-                src_nodata=src.nodata,
-                nodata=src.nodata,
-            )
-        else:
-            reader = src
+        reader = north_up_reader(src)
         try:
             bands = _read_reflectance(reader, src, names, wanted, path)
             res = abs(reader.transform.a)

@@ -39,6 +39,7 @@ import numpy as np
 from terraops.domain.segmentation.classes import SEGMENTATION_NODATA, SegClass
 from terraops.domain.segmentation.metrics import mask_instances, mean_iou, object_f1, pixel_metrics
 from terraops.errors import InvalidInputError
+from terraops.pipelines.params import coerce_param
 from terraops.pipelines.segment_data import (
     SceneArrays,
     augment,
@@ -69,25 +70,6 @@ class SegTrainResult:
 
 
 # ----- parameters -------------------------------------------------------------
-def _coerce(name: str, raw: Any, default: Any) -> Any:
-    if not isinstance(raw, str):
-        return raw
-    try:
-        if isinstance(default, bool):
-            if raw.lower() not in {"true", "false", "1", "0"}:
-                raise ValueError(raw)
-            return raw.lower() in {"true", "1"}
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float):
-            return float(raw)
-    except ValueError:
-        raise InvalidInputError(
-            f"parameter {name}={raw!r} must be of type {type(default).__name__}"
-        ) from None
-    return raw
-
-
 def resolve_params(
     service: SegmentationService, overrides: Mapping[str, Any] | None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -98,7 +80,7 @@ def resolve_params(
         if target is None:
             known = ", ".join(sorted([*arch, *training]))
             raise InvalidInputError(f"unknown parameter {name!r}", hint=f"known: {known}")
-        target[name] = _coerce(name, raw, target[name])
+        target[name] = coerce_param(name, raw, target[name])
     for name in ("epochs", "batch_size", "chip", "chips_per_epoch"):
         if int(training[name]) < 1:
             raise InvalidInputError(f"{name} must be at least 1, got {training[name]}")

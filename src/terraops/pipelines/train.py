@@ -44,6 +44,7 @@ from terraops.pipelines.evaluation import (
     suffixed,
     to_arrays,
 )
+from terraops.pipelines.params import coerce_param
 from terraops.services.base import ServiceDefinition
 from terraops.settings import Settings
 
@@ -80,25 +81,6 @@ def parse_param_pairs(pairs: Sequence[str]) -> dict[str, str]:
     return parsed
 
 
-def _coerce(name: str, raw: Any, default: Any) -> Any:
-    if not isinstance(raw, str):
-        return raw
-    try:
-        if isinstance(default, bool):
-            if raw.lower() not in {"true", "false", "1", "0"}:
-                raise ValueError(raw)
-            return raw.lower() in {"true", "1"}
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float):
-            return float(raw)
-    except ValueError:
-        raise InvalidInputError(
-            f"parameter {name}={raw!r} must be of type {type(default).__name__}"
-        ) from None
-    return raw
-
-
 def resolve_params(
     service: ServiceDefinition, overrides: Mapping[str, Any] | None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -107,9 +89,9 @@ def resolve_params(
     training = dict(TRAINING_DEFAULTS)
     for name, raw in (overrides or {}).items():
         if name in model:
-            model[name] = _coerce(name, raw, model[name])
+            model[name] = coerce_param(name, raw, model[name])
         elif name in training:
-            training[name] = _coerce(name, raw, training[name])
+            training[name] = coerce_param(name, raw, training[name])
         else:
             known = ", ".join(sorted([*model, *training]))
             raise InvalidInputError(f"unknown parameter {name!r}", hint=f"known: {known}")
