@@ -19,41 +19,17 @@ from typing import Any
 import numpy as np
 import pytest
 import rasterio
-import typer
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
 
+from segmentation_support import TINY_TRAINING, invoke
 from terraops.api.app import create_app
 from terraops.api.routes_segment import SegmenterHolder
-from terraops.cli import common
-from terraops.cli import lifecycle as lifecycle_cli
-from terraops.cli import segment as segment_cli
 from terraops.errors import RegistryUnavailableError
 from terraops.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BANDS = ("red", "green", "blue", "nir", "swir")
-TINY_TRAINING = [
-    "--epochs", "1",
-    "--param", "base_width=4",
-    "--param", "depth=2",
-    "--param", "chips_per_epoch=8",
-    "--param", "chip=64",
-    "--param", "batch_size=4",
-]  # fmt: skip
-
-
-def _invoke(settings: Settings, *args: str) -> Any:
-    app = typer.Typer()
-    lifecycle_cli.register(app)
-    segment_cli.register(app)
-    previous = common._settings
-    common._settings = settings
-    try:
-        return CliRunner().invoke(app, list(args))
-    finally:
-        common._settings = previous
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +37,13 @@ def home(tiny_scenes: list[Path], tmp_path_factory: pytest.TempPathFactory) -> d
     """A home whose segmentation champion is a tiny U-Net (v1), and a GeoTIFF to upload."""
     settings = Settings(home=tmp_path_factory.mktemp("segapi") / "home", user="tester")
     train_dir, val_dir = tiny_scenes
-    trained = _invoke(
+    trained = invoke(
         settings,
         "segment", "train", "--scenes", str(train_dir), "--val-scenes", str(val_dir),
         *TINY_TRAINING, "--device", "cpu", "--json",
     )  # fmt: skip
     assert trained.exit_code == 0, trained.output
-    promoted = _invoke(settings, "promote", "segmentation", "--challenger", "--force")
+    promoted = invoke(settings, "promote", "segmentation", "--challenger", "--force")
     assert promoted.exit_code == 0, promoted.output
     files = tmp_path_factory.mktemp("uploads")
     return {"settings": settings, "scene": val_dir, "files": files}
@@ -164,7 +140,7 @@ def test_geotiff_gives_wgs84_polygons_with_lineage(
 
     # The same polygons as the CLI on the same file (the one sliding-window path).
     out = home["files"] / "cli"
-    cli = _invoke(
+    cli = invoke(
         settings,
         "segment", "predict", "--image", str(tif), "--engine", "onnx", "--no-layers",
         "--out-mask", str(out / "mask.tif"), "--out-vector", str(out / "poly.geojson"),
@@ -351,11 +327,11 @@ def test_champion_change_is_picked_up(home: dict[str, Any]) -> None:
         original = mlflow.get_model_version("segmentation", "1")
         assert original.source is not None
         v2 = mlflow.create_model_version("segmentation", original.source, original.run_id).version
-        promoted = _invoke(settings, "promote", "segmentation", "--version", str(v2), "--force")
+        promoted = invoke(settings, "promote", "segmentation", "--version", str(v2), "--force")
         assert promoted.exit_code == 0, promoted.output
         time.sleep(0.1)
         response = _upload(client, tif)
         assert response.status_code == 200, response.text
         assert response.headers["X-Model-Version"] == str(v2)
         assert {f["properties"]["model_version"] for f in response.json()["features"]} <= {int(v2)}
-        assert _invoke(settings, "rollback", "segmentation", "--reason", "test").exit_code == 0
+        assert invoke(settings, "rollback", "segmentation", "--reason", "test").exit_code == 0

@@ -16,33 +16,12 @@ from typing import Any
 import numpy as np
 import pytest
 import rasterio
-import typer
-from typer.testing import CliRunner
 
+from segmentation_support import TINY_TRAINING, invoke
 from terraops.adapters.registry import ModelRegistry
-from terraops.cli import common
-from terraops.cli import lifecycle as lifecycle_cli
-from terraops.cli import segment as segment_cli
 from terraops.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-TINY_TRAINING = [
-    "--epochs", "1",
-    "--param", "base_width=4",
-    "--param", "depth=2",
-    "--param", "chips_per_epoch=8",
-    "--param", "chip=64",
-    "--param", "batch_size=4",
-]  # fmt: skip
-
-
-def _cli() -> typer.Typer:
-    """The commands under test (cli/main.py registers the same modules)."""
-    app = typer.Typer()
-    lifecycle_cli.register(app)
-    segment_cli.register(app)
-    return app
 
 
 @pytest.fixture(scope="module")
@@ -50,22 +29,13 @@ def trained(tiny_scenes: list[Path], tmp_path_factory: pytest.TempPathFactory) -
     """A home with segmentation v1 trained through the CLI (city 1), validated on city 2."""
     settings = Settings(home=tmp_path_factory.mktemp("seg") / "home", user="tester")
     train_dir, val_dir = tiny_scenes
-    result = _invoke(
+    result = invoke(
         settings,
         "segment", "train", "--scenes", str(train_dir), "--val-scenes", str(val_dir),
         *TINY_TRAINING, "--device", "cpu", "--json",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     return {"settings": settings, "train": json.loads(result.stdout), "scene": val_dir}
-
-
-def _invoke(settings: Settings, *args: str) -> Any:
-    previous = common._settings
-    common._settings = settings
-    try:
-        return CliRunner().invoke(_cli(), list(args))
-    finally:
-        common._settings = previous
 
 
 def test_training_logs_and_registers_a_challenger(trained: dict[str, Any]) -> None:
@@ -86,10 +56,10 @@ def test_training_logs_and_registers_a_challenger(trained: dict[str, Any]) -> No
 
 def test_gate_rollback_and_history(trained: dict[str, Any]) -> None:
     settings = trained["settings"]
-    refused = _invoke(settings, "promote", "segmentation", "--challenger")
+    refused = invoke(settings, "promote", "segmentation", "--challenger")
     assert refused.exit_code == 4, refused.output
     assert "building_iou_val" in refused.output and "0.85" in refused.output
-    forced = _invoke(settings, "promote", "segmentation", "--challenger", "--force")
+    forced = invoke(settings, "promote", "segmentation", "--challenger", "--force")
     assert forced.exit_code == 0, forced.output
     registry = ModelRegistry(settings)
     assert registry.get_alias("segmentation", "champion") == 1
@@ -100,13 +70,13 @@ def test_gate_rollback_and_history(trained: dict[str, Any]) -> None:
     original = client.get_model_version("segmentation", "1")
     v2 = int(client.create_model_version("segmentation", original.source, original.run_id).version)
     assert (
-        _invoke(settings, "promote", "segmentation", "--version", str(v2), "--force").exit_code == 0
+        invoke(settings, "promote", "segmentation", "--version", str(v2), "--force").exit_code == 0
     )
     assert registry.get_alias("segmentation", "champion") == v2
-    rolled = _invoke(settings, "rollback", "segmentation", "--reason", "test")
+    rolled = invoke(settings, "rollback", "segmentation", "--reason", "test")
     assert rolled.exit_code == 0, rolled.output
     assert registry.get_alias("segmentation", "champion") == 1
-    history = json.loads(_invoke(settings, "models", "history", "segmentation", "--json").stdout)
+    history = json.loads(invoke(settings, "models", "history", "segmentation", "--json").stdout)
     assert [(h["action"], h["to_version"]) for h in history[:3]] == [
         ("rollback", 1),
         ("promote", v2),
@@ -122,7 +92,7 @@ def predicted(trained: dict[str, Any], tmp_path_factory: pytest.TempPathFactory)
     out = tmp_path_factory.mktemp("pred")
     runs = {}
     for engine in ("onnx", "torch"):
-        result = _invoke(
+        result = invoke(
             settings,
             "segment", "predict", "--scene", str(scene), "--version", "1",
             "--engine", engine, "--out-mask", str(out / f"{engine}.tif"),
@@ -206,7 +176,7 @@ def test_geopackage_keeps_the_native_crs_and_the_map_gets_geojson(
 
     settings = predicted["settings"]
     gpkg = tmp_path / "fp.gpkg"
-    result = _invoke(
+    result = invoke(
         settings,
         "segment", "predict", "--scene", str(predicted["scene"]), "--version", "1",
         "--out-mask", str(tmp_path / "m.tif"), "--out-vector", str(gpkg), "--json",
@@ -241,7 +211,7 @@ def test_evaluate_cli_scores_masks_and_polygons(predicted: dict[str, Any], tmp_p
     truth = tmp_path / "truth.tif"
     _write_mask(truth, scene.labels, scene.crs, scene.transform)
     pred_mask = out / "onnx.tif"
-    result = _invoke(
+    result = invoke(
         settings, "segment", "evaluate", "--pred", str(pred_mask), "--truth", str(truth), "--json"
     )
     assert result.exit_code == 0, result.output
@@ -252,7 +222,7 @@ def test_evaluate_cli_scores_masks_and_polygons(predicted: dict[str, Any], tmp_p
         assert scores["pixel"][name]["iou"] == pytest.approx(expected[class_id].iou)
     assert set(scores["objects"]["building"]) >= {"f1", "precision", "recall", "tp"}
 
-    vector = _invoke(
+    vector = invoke(
         settings,
         "segment",
         "evaluate",
@@ -273,7 +243,7 @@ def test_evaluate_cli_scores_masks_and_polygons(predicted: dict[str, Any], tmp_p
     shifted = tmp_path / "shifted.tif"
     t = scene.transform
     _write_mask(shifted, scene.labels, scene.crs, t @ t.translation(3, 0))
-    mismatch = _invoke(
+    mismatch = invoke(
         settings, "segment", "evaluate", "--pred", str(pred_mask), "--truth", str(shifted)
     )
     assert mismatch.exit_code == 2 and "different grids" in mismatch.output
@@ -300,7 +270,7 @@ def test_bad_inputs_exit_with_clear_messages(predicted: dict[str, Any], tmp_path
         dst.write(scene.image[:3])
         for i, name in enumerate(("red", "green", "blue"), start=1):
             dst.set_band_description(i, name)
-    result = _invoke(
+    result = invoke(
         settings,
         "segment",
         "predict",
@@ -317,7 +287,7 @@ def test_bad_inputs_exit_with_clear_messages(predicted: dict[str, Any], tmp_path
     assert "cannot find bands" in result.output and "nir" in result.output
     assert not (tmp_path / "m.tif").exists()
 
-    missing = _invoke(
+    missing = invoke(
         settings,
         "segment",
         "predict",
@@ -328,11 +298,11 @@ def test_bad_inputs_exit_with_clear_messages(predicted: dict[str, Any], tmp_path
         "--no-layers",
     )
     assert missing.exit_code == 3
-    both = _invoke(
+    both = invoke(
         settings, "segment", "predict", "--scene", str(predicted["scene"]), "--image", str(rgb)
     )
     assert both.exit_code == 2 and "exactly one" in both.output
-    bad_param = _invoke(
+    bad_param = invoke(
         settings, "segment", "train", "--scenes", str(predicted["scene"]), "--param", "wings=2"
     )
     assert bad_param.exit_code == 2 and "unknown parameter" in bad_param.output

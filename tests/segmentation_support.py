@@ -1,0 +1,41 @@
+"""Shared by the segmentation tests: the CLI under test and a tiny U-Net's training flags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from typer.testing import CliRunner
+
+from terraops.cli import common
+from terraops.cli import lifecycle as lifecycle_cli
+from terraops.cli import segment as segment_cli
+from terraops.settings import Settings
+
+#: A U-Net small enough to train in seconds (the real one is swapped out in tests).
+TINY_TRAINING = [
+    "--epochs", "1",
+    "--param", "base_width=4",
+    "--param", "depth=2",
+    "--param", "chips_per_epoch=8",
+    "--param", "chip=64",
+    "--param", "batch_size=4",
+]  # fmt: skip
+
+
+def segment_cli_app() -> typer.Typer:
+    """The commands under test (cli/main.py registers the same modules)."""
+    app = typer.Typer()
+    lifecycle_cli.register(app)
+    segment_cli.register(app)
+    return app
+
+
+def invoke(settings: Settings, *args: str) -> Any:
+    """Run the segmentation/lifecycle CLI on ``settings``' home."""
+    previous = common._settings
+    common._settings = settings
+    try:
+        return CliRunner().invoke(segment_cli_app(), list(args))
+    finally:
+        common._settings = previous
