@@ -117,13 +117,20 @@ def predict(
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="Windows per model call."),
     no_layers: bool = typer.Option(False, "--no-layers", help="Do not add map layers."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    dask: str | None = typer.Option(
+        None,
+        "--dask",
+        help="Run the model on a Dask cluster: tcp://HOST:PORT, or 'local' (2 worker "
+        "processes); 'none' = in-process. Default: TERRAOPS_DASK_SCHEDULER, else in-process.",
+    ),
 ) -> None:
     """Segment a scene or GeoTIFF → mask COG + polygons, registered as map layers."""
     from terraops.pipelines.segment_predict import segment_image
 
+    settings = get_settings()
     with handle_errors():
         result = segment_image(
-            get_settings(),
+            settings,
             scene=scene,
             image=image,
             band_order=band_order.split(",") if band_order else None,
@@ -138,6 +145,7 @@ def predict(
             batch_size=batch_size,
             register=not no_layers,
             progress=not as_json,
+            dask=dask if dask is not None else settings.dask_scheduler,
         )
     if as_json:
         print_json(result)

@@ -14,6 +14,12 @@ batch of chips and their probabilities, and the accumulator's ≤ tile rows —
 independent of the image's height, so memory stays flat as the image grows
 (it grows with the width, which a column tiling could bound too).
 
+Chip batches go through ``predict_batches`` (an iterator of batches → an
+iterator of their probabilities, in order): by default ``predict_proba`` on
+each in turn, in-process; :func:`terraops.adapters.dask_runner.batch_predictor`
+runs them on a Dask cluster, a bounded number ahead, while this loop keeps the
+reads, the blending and the yielded rows in the driver.
+
 A row band comes out as class labels (argmax of the blended probabilities,
 uint8), the winning probability as a per-pixel score, and no-data (255 /
 NaN) wherever any input band is missing.
@@ -21,7 +27,8 @@ NaN) wherever any input band is missing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import groupby
 
@@ -40,6 +47,8 @@ ReadRows = Callable[[int, int], np.ndarray]
 """``read_rows(row_off, rows)`` → float32 (bands, rows, width) reflectance, NaN = no data."""
 PredictProba = Callable[[np.ndarray], np.ndarray]
 """float32 (N, bands, tile, tile) → float32 (N, classes, tile, tile) probabilities."""
+PredictBatches = Callable[[Iterable[np.ndarray]], Iterator[np.ndarray]]
+"""Chip batches → their probabilities, in the same order (lazily: a bounded number ahead)."""
 
 
 @dataclass(frozen=True)
@@ -74,25 +83,40 @@ def iter_label_rows(
     overlap: int,
     batch_size: int = 4,
     on_window_row: Callable[[int], None] | None = None,
+    predict_batches: PredictBatches | None = None,
 ) -> Iterator[LabelRows]:
     """Label rows of the whole image, top to bottom, covering every row exactly once.
 
     ``on_window_row(n_windows)`` is called after each window row (progress).
+    ``predict_batches`` replaces the in-process ``map(predict_proba, batches)``
+    (e.g. by a Dask cluster); the batches and their order are the same either way.
     """
     acc = BlendAccumulator(height, width, n_classes, tile=tile, overlap=overlap)
-    for row_off, group in groupby(acc.windows, key=lambda w: w.row_off):
-        windows = list(group)
-        strip = read_rows(row_off, windows[0].height)
-        valid = np.asarray(np.isfinite(strip).all(axis=0))
-        for start in range(0, len(windows), max(1, batch_size)):
-            batch = windows[start : start + batch_size]
-            probs = predict_proba(np.stack([_chip(strip, w, tile) for w in batch]))
-            for window, p in zip(batch, probs, strict=True):
-                for band in acc.add(window, crop_to_window(p, window)):
-                    rows = slice(band.row_off - row_off, band.row_off - row_off + band.rows)
-                    yield _labelled(band, valid[rows])
-        if on_window_row is not None:
-            on_window_row(len(windows))
+    step = max(1, batch_size)
+    # What each batch needs when its probabilities come back (in order): its
+    # window row's offset and valid mask, its windows, and the row's size if it ends it.
+    pending: deque[tuple[int, np.ndarray, list[Window], int]] = deque()
+
+    def batches() -> Iterator[np.ndarray]:
+        for row_off, group in groupby(acc.windows, key=lambda w: w.row_off):
+            windows = list(group)
+            strip = read_rows(row_off, windows[0].height)
+            valid = np.asarray(np.isfinite(strip).all(axis=0))
+            for start in range(0, len(windows), step):
+                batch = windows[start : start + step]
+                ends_row = len(windows) if start + step >= len(windows) else 0
+                pending.append((row_off, valid, batch, ends_row))
+                yield np.stack([_chip(strip, w, tile) for w in batch])
+
+    predict = predict_batches or (lambda chips: map(predict_proba, chips))
+    for probs in predict(batches()):
+        row_off, valid, batch, ends_row = pending.popleft()
+        for window, p in zip(batch, probs, strict=True):
+            for band in acc.add(window, crop_to_window(p, window)):
+                rows = slice(band.row_off - row_off, band.row_off - row_off + band.rows)
+                yield _labelled(band, valid[rows])
+        if ends_row and on_window_row is not None:
+            on_window_row(ends_row)
 
 
 def _chip(strip: np.ndarray, window: Window, tile: int) -> np.ndarray:

@@ -17,13 +17,17 @@ Nothing the size of the image is ever in memory: peak memory depends on the
 tile, the batch and the image's *width*, not its height.
 
 The model is the registered champion by default (or ``--version``/``--alias``,
-or a local bundle folder for benchmarks), run by ONNX Runtime or PyTorch.
+or a local bundle folder for benchmarks), run by ONNX Runtime or PyTorch —
+in-process, or on a Dask cluster (``dask="tcp://host:port"`` or ``"local"``,
+:mod:`terraops.adapters.dask_runner`): then only the model calls go to the
+workers; reading, blending and writing stay here, so the output is the same.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +36,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from terraops.adapters import cog
+from terraops.adapters import cog, dask_runner
 from terraops.adapters.catalogue import LayerCatalogue, file_fingerprint
 from terraops.adapters.image_windows import Grid, ReflectanceSource, open_reflectance
 from terraops.adapters.segmentation_bundle import Segmenter
@@ -41,7 +45,7 @@ from terraops.domain.layers import Layer, layer_id
 from terraops.domain.segmentation.classes import SEGMENTATION_NODATA
 from terraops.errors import InvalidInputError, ModelNotFoundError
 from terraops.pipelines.layer_products import now_iso, raster_layer
-from terraops.pipelines.segment_infer import iter_label_rows, windows_count
+from terraops.pipelines.segment_infer import PredictBatches, iter_label_rows, windows_count
 from terraops.pipelines.segment_vectors import StripVectoriser
 from terraops.services.segmentation import SEGMENTATION, SegmentationService
 from terraops.settings import Settings
@@ -156,8 +160,12 @@ def stream_mask(
     *,
     batch_size: int = 4,
     progress: bool = False,
+    predict_batches: PredictBatches | None = None,
 ) -> np.ndarray:
-    """Predict, blend and write the mask rows to ``staging``; returns pixels per class code."""
+    """Predict, blend and write the mask rows to ``staging``; returns pixels per class code.
+
+    ``predict_batches`` runs the model elsewhere (a Dask cluster); default in-process.
+    """
     grid = source.grid
     counts = np.zeros(256, dtype=np.int64)
     bar, advance = _progress(
@@ -182,6 +190,7 @@ def stream_mask(
             overlap=service.overlap,
             batch_size=batch_size,
             on_window_row=advance,
+            predict_batches=predict_batches,
         ):
             dst.write(part.labels, 1, window=Window(0, part.row_off, grid.width, part.rows))
             counts += np.bincount(part.labels.ravel(), minlength=256)
@@ -207,10 +216,18 @@ def segment_image(
     register: bool = True,
     progress: bool = True,
     service: SegmentationService = SEGMENTATION,
+    dask: str | None = None,
 ) -> dict[str, Any]:
-    """Segment one image; returns what was written, the timings and the layer ids."""
+    """Segment one image; returns what was written, the timings and the layer ids.
+
+    ``dask``: a scheduler address or ``"local"`` runs the model on a Dask cluster
+    (None: in-process); it is connected before anything is written.
+    """
     started = time.perf_counter()
-    with open_reflectance(scene=scene, image=image, band_order=band_order) as source:
+    with (
+        open_reflectance(scene=scene, image=image, band_order=band_order) as source,
+        ExitStack() as cluster,
+    ):
         ids = {
             "mask": layer_id(service.name, "mask", source.name),
             "vector": layer_id(service.name, "footprints", source.name),
@@ -224,6 +241,11 @@ def segment_image(
             device=device,
             service=service,
         )
+        predict_batches, cluster_info = None, None
+        if dask is not None and dask_runner.wants_cluster(dask):
+            runner = cluster.enter_context(dask_runner.connect(dask))
+            predict_batches = dask_runner.batch_predictor(runner, segmenter)
+            cluster_info = {"scheduler": runner.address, "workers": runner.n_workers}
         mask_path = Path(out_mask or settings.layers_dir / f"{ids['mask']}.tif").absolute()
         vector_path = Path(out_vector or settings.layers_dir / f"{ids['vector']}.geojson")
         vector_path = vector_path.absolute()
@@ -254,6 +276,7 @@ def segment_image(
                 service,
                 batch_size=batch_size,
                 progress=progress,
+                predict_batches=predict_batches,
             )
             inferred = time.perf_counter()
             cog.finish_cog(staging, mask_path, tags=_tags(model, service, source, engine, created))
@@ -284,6 +307,8 @@ def segment_image(
         "megapixels_per_s": round(megapixels / max(inferred - loaded, 1e-9), 3),
         "layers": [],
     }
+    if cluster_info is not None:
+        result["dask"] = cluster_info
     if register:
         layers = _layers(settings, service, source, model, result, created, scene, ids, map_geojson)
         LayerCatalogue(settings.layers_dir).add(*layers)
