@@ -12,6 +12,9 @@ Then the in-process cost of one prediction, split into its parts.
 Map benchmarks (issue 8, ``bench/maps.py``): tiles through terraops vs bare
 TiTiler on the same COG (cache off and on), COG writing vs GDAL's COG driver
 and rio-cogeo, predict-raster megapixels/s and peak memory at two scene sizes.
+Segmentation benchmark (issue 10, ``bench/segmentation.py``): PyTorch eager vs
+ONNX Runtime fp32 vs INT8 images/s and km²/min, INT8 IoU cost, peak memory of
+``segment predict`` at three image sizes.
 ``--sections`` picks which run (all by default); each writes its own section.
 """
 
@@ -313,11 +316,15 @@ def main() -> int:
     parser.add_argument("--tile-seconds", type=float, default=3)
     parser.add_argument("--raster-sizes", nargs="+", default=["1024", "2048"])
     parser.add_argument("--raster-runs", type=int, default=2, help="cached predict-raster runs")
+    parser.add_argument("--seg-rounds", type=int, default=5, help="segmentation timing rounds")
+    parser.add_argument("--seg-scene-size", type=int, default=512, help="segmentation scenes")
+    parser.add_argument("--seg-sizes", nargs="+", default=["512", "1024", "2048"])
     args = parser.parse_args()
     started = time.monotonic()
     load_before = os.getloadavg()[0]
     home = (args.home or Path(tempfile.mkdtemp(prefix="terraops-bench-"))).resolve()
-    env = prepare_home(home, args.size)
+    # The UHI home is needed by every section but segmentation (which builds its own model).
+    env = prepare_home(home, args.size) if set(args.sections) - {"segmentation"} else {}
     print(f"benchmark home: {home}", file=sys.stderr)
     if "api" in args.sections:
         api = api_benchmark(home, env, args.rounds, args.seconds)
@@ -325,28 +332,33 @@ def main() -> int:
         text = render(api, costs, args, time.monotonic() - started)
         replace_section(args.out, "api", text)
         print(text)
-    maps = [s for s in args.sections if s != "api"]
+    maps = [s for s in args.sections if s not in ("api", "segmentation")]
+
+    def header(took_s: float) -> str:
+        return (
+            f"Machine: {machine_description()}.  \n"
+            f"Command: `make bench` (`python bench/run.py {_command_args(args)}`), "
+            f"{time.strftime('%Y-%m-%d')}; this section took {took_s:.0f} s; 1-minute load "
+            f"average {load_before:.1f} before the run (other work on the same 2 cores).  "
+        )
+
+    def emit(name: str, text: str) -> None:
+        replace_section(args.out, name, text)
+        print(text)
+
     if maps:
         from bench.maps import run_maps
 
-        def header(took_s: float) -> str:
-            return (
-                f"Machine: {machine_description()}.  \n"
-                f"Command: `make bench` (`python bench/run.py {_command_args(args)}`), "
-                f"{time.strftime('%Y-%m-%d')}; this section took {took_s:.0f} s; 1-minute load "
-                f"average {load_before:.1f} before the run (other work on the same 2 cores).  "
-            )
-
-        def emit(name: str, text: str) -> None:
-            replace_section(args.out, name, text)
-            print(text)
-
         run_maps(home, env, args, header, emit)
+    if "segmentation" in args.sections:
+        from bench.segmentation import run_segmentation
+
+        run_segmentation(args, header, emit)
     print(f"make bench took {time.monotonic() - started:.0f} s", file=sys.stderr)
     return 0
 
 
-SECTIONS = ("api", "cog", "tiles", "raster")
+SECTIONS = ("api", "cog", "tiles", "raster", "segmentation")
 
 
 def _command_args(args: argparse.Namespace) -> str:
@@ -355,7 +367,8 @@ def _command_args(args: argparse.Namespace) -> str:
         f"--rounds {args.rounds} --seconds {args.seconds:g} --size {args.size} "
         f"--cog-runs {args.cog_runs} --tile-rounds {args.tile_rounds} "
         f"--tile-seconds {args.tile_seconds:g} --raster-sizes {' '.join(args.raster_sizes)} "
-        f"--raster-runs {args.raster_runs}"
+        f"--raster-runs {args.raster_runs} --seg-rounds {args.seg_rounds} "
+        f"--seg-scene-size {args.seg_scene_size} --seg-sizes {' '.join(args.seg_sizes)}"
     )
 
 

@@ -38,13 +38,15 @@ import numpy as np
 
 from terraops.errors import InvalidInputError, ModelNotFoundError
 
-Engine = Literal["torch", "onnx"]
+Engine = Literal["torch", "onnx", "onnx-int8"]
 Device = Literal["auto", "cpu", "cuda"]
 
 BUNDLE_FORMAT = 1
 META_FILE = "segmentation.json"
 WEIGHTS_FILE = "model.pt"
 ONNX_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+"""The INT8 (static, per-channel, QDQ) graph written by :mod:`terraops.adapters.onnx_quantize`."""
 ONNX_OPSET = 17
 ONNX_INPUT = "reflectance"
 ONNX_OUTPUT = "probabilities"
@@ -298,8 +300,10 @@ class Segmenter:
         device: Device = "auto",
         threads: int | None = None,
     ) -> None:
-        if engine not in ("torch", "onnx"):
-            raise InvalidInputError(f"unknown engine {engine!r}", hint="use torch or onnx")
+        if engine not in ("torch", "onnx", "onnx-int8"):
+            raise InvalidInputError(
+                f"unknown engine {engine!r}", hint="use torch, onnx or onnx-int8"
+            )
         # With ``meta`` given the folder is the bundle itself (it may not have its
         # segmentation.json yet: save_bundle compares the engines before writing it).
         self.bundle_dir = Path(bundle_dir) if meta is not None else locate_bundle(bundle_dir)
@@ -312,7 +316,7 @@ class Segmenter:
             self.device = resolve_device(device)
             self._model = self._load_torch()
         else:
-            self._session = self._load_onnx(threads or default_threads())
+            self._session = self._load_onnx(threads or default_threads(), engine)
 
     @classmethod
     def from_dir(cls, path: Path, **kwargs: Any) -> Segmenter:
@@ -335,12 +339,18 @@ class Segmenter:
         model.load_state_dict(state)
         return Probabilities(model).eval().to(self.device)
 
-    def _load_onnx(self, threads: int) -> Any:
+    def _load_onnx(self, threads: int, engine: Engine = "onnx") -> Any:
         import onnxruntime as ort
 
-        path = self.bundle_dir / ONNX_FILE
+        name = INT8_FILE if engine == "onnx-int8" else ONNX_FILE
+        path = self.bundle_dir / name
         if not path.is_file():
-            raise ModelNotFoundError(f"bundle {self.bundle_dir} has no {ONNX_FILE}")
+            hint = (
+                "quantise it (terraops.adapters.onnx_quantize.quantize_bundle) or use --engine onnx"
+                if engine == "onnx-int8"
+                else None
+            )
+            raise ModelNotFoundError(f"bundle {self.bundle_dir} has no {name}", hint=hint)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -375,7 +385,7 @@ class Segmenter:
         (a neutral input); the caller masks those pixels in the output.
         """
         x = self._check(chips)
-        if self.engine == "onnx":
+        if self.engine != "torch":
             out = self._session.run([ONNX_OUTPUT], {ONNX_INPUT: x})[0]
             return np.asarray(out, dtype=np.float32)
         import torch

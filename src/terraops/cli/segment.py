@@ -104,7 +104,11 @@ def predict(
     fmt: str | None = typer.Option(
         None, "--format", help="geojson (EPSG:4326) | gpkg | parquet (native CRS)."
     ),
-    engine: str = typer.Option("onnx", "--engine", help="onnx (ONNX Runtime CPU) | torch."),
+    engine: str = typer.Option(
+        "onnx",
+        "--engine",
+        help="onnx (ONNX Runtime CPU) | onnx-int8 (static INT8, made at registration) | torch.",
+    ),
     device: str = typer.Option("auto", "--device", help="torch engine: auto | cpu | cuda."),
     version: int | None = typer.Option(None, "--version", min=1, help="Model version."),
     alias: str = typer.Option("champion", "--alias", help="Alias used without --version."),

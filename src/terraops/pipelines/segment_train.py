@@ -367,6 +367,10 @@ def train_segmentation(
         quality,
         fingerprint([*train, *val], ["train"] * len(train) + ["val"] * len(val)),
     )
+    # INT8 (static, per-channel) graph calibrated on training chips; its IoU cost on val.
+    from terraops.adapters.onnx_quantize import quantize_registered_version
+
+    metrics.update(quantize_registered_version(settings, service, run_id, version, train, val))
     assign_alias(
         settings,
         ModelRegistry(settings),
