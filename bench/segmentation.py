@@ -84,15 +84,7 @@ def build_bundle(work: Path, scene_size: int) -> tuple[Path, list[Any], Any, dic
     model, history = fit(SEGMENTATION, arch, training, train, [held_out], "cpu")
     train_s = time.perf_counter() - started
     config = UNetConfig.from_dict({**arch, "n_classes": SEGMENTATION.n_classes})
-    meta = BundleMeta(
-        service=SEGMENTATION.name,
-        classes=dict(SEGMENTATION.classes),
-        bands=tuple(SEGMENTATION.bands),
-        normalisation=config.normalisation(),
-        architecture=config.to_dict(),
-        tile=SEGMENTATION.tile,
-        overlap=SEGMENTATION.overlap,
-    )
+    meta = BundleMeta.for_model(SEGMENTATION, config)
     bundle = work / "bundle"
     save_bundle(bundle, model, meta)
     started = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -39,3 +40,21 @@ def invoke(settings: Settings, *args: str) -> Any:
         return CliRunner().invoke(segment_cli_app(), list(args))
     finally:
         common._settings = previous
+
+
+def train_tiny(settings: Settings, train_dir: Path, val_dir: Path, *, promote: bool) -> Any:
+    """Train the tiny U-Net on one city, validate on another; optionally force it champion.
+
+    Returns the CLI result of ``segment train --json``. The tiny model cannot pass the
+    building-IoU gate, hence ``--force``.
+    """
+    trained = invoke(
+        settings,
+        "segment", "train", "--scenes", str(train_dir), "--val-scenes", str(val_dir),
+        *TINY_TRAINING, "--device", "cpu", "--json",
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    if promote:
+        promoted = invoke(settings, "promote", "segmentation", "--challenger", "--force")
+        assert promoted.exit_code == 0, promoted.output
+    return trained

@@ -58,15 +58,7 @@ def fp32_bundle(tmp_path_factory: pytest.TempPathFactory, scenes: list) -> Path:
     arch, training = resolve_params(SEGMENTATION, overrides)
     model, _ = fit(SEGMENTATION, arch, training, scenes[:1], scenes[1:], "cpu")
     config = UNetConfig.from_dict({**arch, "n_classes": SEGMENTATION.n_classes})
-    meta = BundleMeta(
-        service=SEGMENTATION.name,
-        classes=dict(SEGMENTATION.classes),
-        bands=tuple(SEGMENTATION.bands),
-        normalisation=config.normalisation(),
-        architecture=config.to_dict(),
-        tile=SEGMENTATION.tile,
-        overlap=SEGMENTATION.overlap,
-    )
+    meta = BundleMeta.for_model(SEGMENTATION, config)
     out = tmp_path_factory.mktemp("bundle") / "bundle"
     save_bundle(out, model, meta)
     return out

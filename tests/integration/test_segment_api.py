@@ -21,7 +21,7 @@ import pytest
 import rasterio
 from fastapi.testclient import TestClient
 
-from segmentation_support import TINY_TRAINING, invoke
+from segmentation_support import invoke, train_tiny
 from terraops.api.app import create_app
 from terraops.api.routes_segment import SegmenterHolder
 from terraops.errors import RegistryUnavailableError
@@ -37,14 +37,7 @@ def home(tiny_scenes: list[Path], tmp_path_factory: pytest.TempPathFactory) -> d
     """A home whose segmentation champion is a tiny U-Net (v1), and a GeoTIFF to upload."""
     settings = Settings(home=tmp_path_factory.mktemp("segapi") / "home", user="tester")
     train_dir, val_dir = tiny_scenes
-    trained = invoke(
-        settings,
-        "segment", "train", "--scenes", str(train_dir), "--val-scenes", str(val_dir),
-        *TINY_TRAINING, "--device", "cpu", "--json",
-    )  # fmt: skip
-    assert trained.exit_code == 0, trained.output
-    promoted = invoke(settings, "promote", "segmentation", "--challenger", "--force")
-    assert promoted.exit_code == 0, promoted.output
+    train_tiny(settings, train_dir, val_dir, promote=True)
     files = tmp_path_factory.mktemp("uploads")
     return {"settings": settings, "scene": val_dir, "files": files}
 

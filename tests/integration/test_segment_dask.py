@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from segmentation_support import TINY_TRAINING, invoke
+from segmentation_support import invoke, train_tiny
 from serving_support import free_port, report
 from terraops.settings import Settings
 
@@ -40,14 +40,7 @@ def trained(tiny_scenes: list[Path], tmp_path_factory: pytest.TempPathFactory) -
     root = tmp_path_factory.mktemp("seg-dask")
     settings = Settings(home=root / "home", user="tester")
     train_dir, val_dir = tiny_scenes
-    trained = invoke(
-        settings,
-        "segment", "train", "--scenes", str(train_dir), "--val-scenes", str(val_dir),
-        *TINY_TRAINING, "--device", "cpu", "--json",
-    )  # fmt: skip
-    assert trained.exit_code == 0, trained.output
-    promoted = invoke(settings, "promote", "segmentation", "--challenger", "--force")
-    assert promoted.exit_code == 0, promoted.output
+    train_tiny(settings, train_dir, val_dir, promote=True)
     scene = root / "scene512"
     generate_scene(scene, seed=3, size=512, resolution=4.0, morphology="dense")
     return {"settings": settings, "scene": scene, "root": root}

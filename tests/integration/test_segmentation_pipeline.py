@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from segmentation_support import TINY_TRAINING, invoke
+from segmentation_support import invoke, train_tiny
 from terraops.adapters.registry import ModelRegistry
 from terraops.settings import Settings
 
@@ -29,12 +29,7 @@ def trained(tiny_scenes: list[Path], tmp_path_factory: pytest.TempPathFactory) -
     """A home with segmentation v1 trained through the CLI (city 1), validated on city 2."""
     settings = Settings(home=tmp_path_factory.mktemp("seg") / "home", user="tester")
     train_dir, val_dir = tiny_scenes
-    result = invoke(
-        settings,
-        "segment", "train", "--scenes", str(train_dir), "--val-scenes", str(val_dir),
-        *TINY_TRAINING, "--device", "cpu", "--json",
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
+    result = train_tiny(settings, train_dir, val_dir, promote=False)
     return {"settings": settings, "train": json.loads(result.stdout), "scene": val_dir}
 
 

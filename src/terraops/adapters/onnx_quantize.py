@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +190,7 @@ def quantize_bundle(
 
 def _record(bundle: Path, meta: BundleMeta, facts: dict[str, Any]) -> None:
     onnx_facts = {**meta.onnx, "int8": facts}
-    written = BundleMeta(**{**meta.__dict__, "onnx": onnx_facts})
+    written = replace(meta, onnx=onnx_facts)
     (bundle / META_FILE).write_text(
         json.dumps(written.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )

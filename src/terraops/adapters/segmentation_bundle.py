@@ -30,7 +30,7 @@ import logging
 import os
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -68,6 +68,22 @@ class BundleMeta:
     overlap: int
     training: dict[str, Any] = field(default_factory=dict)
     onnx: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def for_model(
+        cls, service: Any, config: Any, training: dict[str, Any] | None = None
+    ) -> BundleMeta:
+        """What a bundle of ``service``'s U-Net built from ``config`` records (every writer)."""
+        return cls(
+            service=service.name,
+            classes=dict(service.classes),
+            bands=tuple(service.bands),
+            normalisation=config.normalisation(),
+            architecture=config.to_dict(),
+            tile=service.tile,
+            overlap=service.overlap,
+            training=dict(training or {}),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -164,7 +180,7 @@ def save_bundle(out_dir: Path, model: Any, meta: BundleMeta) -> BundleMeta:
         "tolerance_max_abs_prob": ONNX_TOLERANCE,
         "max_abs_prob_diff_on_example": diff,
     }
-    written = BundleMeta(**{**meta.__dict__, "onnx": onnx_facts})
+    written = replace(meta, onnx=onnx_facts)
     (out_dir / META_FILE).write_text(
         json.dumps(written.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )

@@ -88,15 +88,8 @@ def log_training_run(
         tracking.log_json(dict(quality), "data_quality.json")
         tracking.log_json(dict(fingerprint), "data_fingerprint.json")
         tracking.log_json({"epochs": [dict(r) for r in history]}, "history.json")
-        meta = BundleMeta(
-            service=service.name,
-            classes=dict(service.classes),
-            bands=tuple(service.bands),
-            normalisation=config.normalisation(),
-            architecture=config.to_dict(),
-            tile=service.tile,
-            overlap=service.overlap,
-            training={"run_id": run.info.run_id, "metrics": _finite(metrics)},
+        meta = BundleMeta.for_model(
+            service, config, {"run_id": run.info.run_id, "metrics": _finite(metrics)}
         )
         tracking.log_json(input_schema(service, meta.to_dict()), "feature_schema.json")
         with tempfile.TemporaryDirectory() as tmp:
