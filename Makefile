@@ -33,16 +33,19 @@ PYTEST_ARGS ?=
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
 
+# Everything: core + the U-Net stack (segment extra) + test tools. A core install without
+# torch is `pip install -c constraints.txt -e .` (README). As a user without root or
+# passwordless sudo, system-deps installs nothing and says which tests that costs.
 install: $(STAMP) system-deps ## Create/refresh .venv and install pinned dependencies
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@rm -f $(VENV)/.installed-*
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,segment]"
 	@touch $@
 
-system-deps: ## Debian packages the tests need (installed only when missing)
+system-deps: ## Debian packages the tests need (installed only when missing; needs root)
 	@bash scripts/install-system-deps.sh
 
 check-env: ## Report what is installed and what is missing (exit 1 if anything is)

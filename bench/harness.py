@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 
 WRK_SCRIPT = Path(__file__).with_name("wrk_report.lua")
+ENV_BODY_MAX = 64 * 1024
 
 
 def free_port() -> int:
@@ -98,23 +99,33 @@ def wrk(url: str, body: str, *, connections: int, threads: int, seconds: float) 
     """One bounded wrk run; returns requests/s, p50/p95/p99 (ms) and error count."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is missing: apt-get install -y wrk (make bench installs it)")
+    body_file: str | None = None
+    body_env = {"WRK_BODY": body}
+    if len(body) > ENV_BODY_MAX:  # the kernel caps one environment string at 128 KiB
+        handle, body_file = tempfile.mkstemp(prefix="wrk-body-", suffix=".json")
+        with os.fdopen(handle, "w") as sink:
+            sink.write(body)
+        body_env = {"WRK_BODY_FILE": body_file}
     res = subprocess.run(
         [
             "wrk",
             f"-t{threads}",
             f"-c{connections}",
-            f"-d{seconds}s",
+            f"-d{seconds:g}s",  # wrk refuses "5.0s"
             "--timeout",
             "5s",
             "-s",
             str(WRK_SCRIPT),
             url,
         ],
-        env={**os.environ, "WRK_BODY": body},
+        env={**os.environ, **body_env},
         capture_output=True,
         text=True,
-        check=True,
     )
+    if body_file is not None:
+        Path(body_file).unlink(missing_ok=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"wrk failed ({res.returncode}): {res.stdout[-500:]}{res.stderr[-500:]}")
     line = next(ln for ln in res.stdout.splitlines() if ln.startswith("{"))
     return json.loads(line)  # type: ignore[no-any-return]
 

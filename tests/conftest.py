@@ -86,7 +86,14 @@ def register_copy_of(settings: Settings, service: str, version: int) -> int:
 
     client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
     original = client.get_model_version(service, str(version))
-    created = client.create_model_version(service, original.source, run_id=original.run_id)
+    # A tracking server (REST store) requires the model_id of a ``models:/m-...`` source,
+    # which its version records may leave empty: take it from the source, as MLflow does.
+    from mlflow.store.artifact.utils.models import _parse_model_id_if_present
+
+    model_id = original.model_id or _parse_model_id_if_present(original.source or "")
+    created = client.create_model_version(
+        service, original.source, run_id=original.run_id, model_id=model_id
+    )
     return int(created.version)
 
 

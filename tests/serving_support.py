@@ -49,6 +49,8 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
     )
     if settings.mlflow_tracking_uri:
         env["TERRAOPS_MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri
+    if settings.state_db_url is not None:
+        env["TERRAOPS_STATE_DB_URL"] = settings.state_db_url.get_secret_value()
     env.update(extra)
     return env
 

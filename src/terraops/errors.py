@@ -77,6 +77,14 @@ class RegistryUnavailableError(TerraopsError):
     """The model registry (MLflow) cannot be reached."""
 
 
+class StorageError(TerraopsError):
+    """A folder terraops must write (its home, an output) is full or read-only."""
+
+
+class ExtraNotInstalledError(TerraopsError):
+    """An optional part (a pip extra, e.g. ``segment``) is used but not installed here."""
+
+
 class AuthError(TerraopsError):
     """Missing or wrong credentials."""
 

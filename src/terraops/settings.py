@@ -5,7 +5,8 @@ Every value can be set from the environment with the ``TERRAOPS_`` prefix
 MLflow store (SQLite + artifacts by default), the alias history, the local
 model cache, scenes, reports and prediction logs. Pointing
 ``mlflow_tracking_uri`` at a real tracking server moves tracking and registry
-there without any other change.
+there without any other change; setting ``state_db_url`` as well moves the alias
+history and the promotion lock into PostgreSQL, so several hosts share them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import getpass
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,12 +29,25 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = Field(
         default=None, description="MLflow tracking/registry URI; default: SQLite under home."
     )
+    state_db_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL URL (postgresql://user[:password]@host:port/dbname) of the "
+        "terraops state shared by several hosts: the alias history and the promotion lock "
+        "(a PostgreSQL advisory lock). Unset: both stay under home (SQLite file, file lock), "
+        "which serialises one machine only. See docs/scale-out.md.",
+    )
     experiment_prefix: str = Field(default="terraops", description="MLflow experiment prefix.")
     user: str | None = Field(default=None, description="Who acts (alias history); default OS user.")
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token for /v1/admin; unset means admin API disabled."
     )
     max_batch_size: int = Field(default=10_000, ge=1, description="Largest batch accepted.")
+    max_body_mb: float | None = Field(
+        default=None,
+        gt=0,
+        description="Largest JSON request body (MB), refused with 413 beyond; default "
+        "64 KiB + 2 KiB per allowed batch instance. /v1/segment has its own limit.",
+    )
     poll_interval_s: float = Field(
         default=2.0, gt=0, description="How often a server checks the registry for a new champion."
     )
@@ -69,6 +84,11 @@ class Settings(BaseSettings):
         default=False, description="The scheduled SLO check rolls a breaching champion back."
     )
     cell_size_m: float = Field(default=20.0, gt=0, description="Feature grid cell size (m).")
+    landcover_source: Literal["auto", "spectral", "segmentation"] = Field(
+        default="auto",
+        description="Land cover under the UHI/flood features: the segmentation champion "
+        "(auto: when one is registered) or the spectral rules.",
+    )
     dask_scheduler: str | None = Field(default=None, description="Dask scheduler address.")
     services: list[str] = Field(
         default_factory=lambda: ["uhi", "flood"], description="Services a server loads."

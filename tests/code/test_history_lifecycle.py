@@ -303,3 +303,21 @@ def test_concurrent_operation_is_a_conflict(settings: Settings, registry: FakeRe
         lifecycle.lifecycle_lock(settings, timeout=0.1),
     ):
         pass
+
+
+def test_state_db_url_must_be_postgresql_and_is_never_printed_with_its_password(
+    tmp_path: Path,
+) -> None:
+    """A wrong TERRAOPS_STATE_DB_URL is bad input (exit 2), named without its secret."""
+    from pydantic import SecretStr
+
+    from terraops.adapters.state_db import PostgresDatabase
+
+    wrong = Settings(home=tmp_path, state_db_url=SecretStr("mysql://me:hunter2@db:3306/x"))
+    with pytest.raises(InvalidInputError, match="PostgreSQL URL") as raised:
+        lifecycle.open_history(wrong)
+    assert "hunter2" not in str(raised.value) and "me:***@db:3306" in str(raised.value)
+    sqlalchemy_spelling = PostgresDatabase("postgresql+psycopg://me:hunter2@db:5432/terraops")
+    assert sqlalchemy_spelling.url == "postgresql://me:hunter2@db:5432/terraops"
+    assert sqlalchemy_spelling.description == "postgresql://me:***@db:5432/terraops"
+    assert not (tmp_path / "lifecycle.db").exists()

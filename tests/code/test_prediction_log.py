@@ -62,6 +62,19 @@ def test_records_are_flushed_as_json_lines_with_null_for_missing(tmp_path: Path)
     assert plog.flush() == 0  # nothing written twice
 
 
+def test_a_numpy_matrix_of_rows_is_logged_like_lists(tmp_path: Path) -> None:
+    """The fast batch path hands the log its float64 matrix (NaN: not given)."""
+    import numpy as np
+
+    plog = PredictionLog(tmp_path)
+    matrix = np.array([[1.0, math.nan], [2.0, 0.5]])
+    plog.record("m1", "uhi", 3, ("a", "b"), matrix, [10.0, 11.0], 0.2)  # type: ignore[arg-type]
+    assert plog.flush() == 2
+    records = list(read_predictions(tmp_path, "uhi"))
+    assert [r["features"] for r in records] == [{"a": 1.0, "b": None}, {"a": 2.0, "b": 0.5}]
+    assert [r["prediction"] for r in records] == [10.0, 11.0]
+
+
 def test_full_buffer_drops_and_counts_instead_of_blocking(tmp_path: Path) -> None:
     lost: list[tuple[str, int]] = []
     plog = PredictionLog(tmp_path, max_buffered=3, on_drop=lambda r, n: lost.append((r, n)))

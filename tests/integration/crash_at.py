@@ -7,6 +7,10 @@ before the alias moves; ``after`` dies once the alias moved, before the journal
 row is marked committed. ``os._exit`` skips every ``finally`` and ``atexit``,
 as a SIGKILL would.
 
+Kept next to the real SIGKILLs of ``test_faults.py``: those land at random
+points and rarely inside these two windows (milliseconds wide), which this
+launcher hits every time.
+
     python crash_at.py before|after terraops-args...
 """
 

@@ -1,205 +1,131 @@
-"""Zero-downtime hot swap: promote/rollback under load against a real server.
+"""Zero-downtime hot swap between two *different* models, under load, on a real server.
 
-Figures (requests, errors, p99, promotion → all-workers latency) are printed
-and written to ``$TERRAOPS_TEST_REPORT_DIR`` when set, for BENCHMARKS/notes.
+Each service gets a second version trained with other hyper-parameters, so
+every probe request has two clearly different answers (asserted before the
+load starts). A real ``terraops serve --workers 2`` serves uhi and flood to
+concurrent clients while a separate process (``bench/swap_load.py swap``)
+promotes and rolls back both services through the admin API. Every response
+must be 200 and carry exactly the value the version it names computes offline;
+the machinery is shared with the benchmark (``bench/swap_load.py``, checks in
+``bench/swap_checks.py``).
+
+Figures (throughput, p50/p95/p99, errors, swaps, promotion → all-workers
+latency) are printed and written to ``$TERRAOPS_TEST_REPORT_DIR`` when set.
 """
 
 from __future__ import annotations
 
-import statistics
-import threading
-import time
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
 import httpx
 import pytest
-from serving_support import RunningProcess, TrainedHome, predict_uhi, report, wait_until
 
+from serving_support import RunningProcess, TrainedHome, report, wait_until
 from terraops.adapters.registry import ModelRegistry
 from terraops.pipelines import lifecycle
+from terraops.pipelines.train import train_service
+from terraops.services import get_service
 from terraops.settings import Settings
+
+# bench/ is a plain folder at the repository root (bench/run.py imports it the same way).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from bench.swap_checks import late_responses, mismatches, smallest_gap
+from bench.swap_load import VARIANT_PARAMS, offline_predictions, run_swap_load
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TOKEN = "hot-swap-token"
+SERVICES = ("uhi", "flood")
+SWAPS = 8  # admin calls, services taking turns: each promoted and rolled back twice
+#: The two versions must differ by at least this much on every probe (°C for
+#: uhi, flood probability): a million times the 1e-9 match tolerance and more.
+MIN_GAP = {"uhi": 0.05, "flood": 0.005}
 
 
-@dataclass(frozen=True)
-class Sample:
-    sent: float
-    received: float
-    status: int
-    version: int | None
+@pytest.fixture
+def two_versions(
+    home_settings: Settings, trained_home: TrainedHome, tiny_scenes: list[Path]
+) -> dict[str, tuple[int, int]]:
+    """(champion, variant) per service: the session's model, and a new, different one.
 
-
-@dataclass(frozen=True)
-class Change:
-    """An alias change happened somewhere inside [started, finished]."""
-
-    started: float
-    finished: float
-    old: int
-    new: int
-
-
-class LoadClient(threading.Thread):
-    """Sends point predictions back to back (bounded count and time), loopback only."""
-
-    def __init__(self, url: str, max_requests: int = 50_000, max_seconds: float = 120) -> None:
-        super().__init__(daemon=True)
-        self.url, self.max_requests, self.max_seconds = url, max_requests, max_seconds
-        self.samples: list[Sample] = []
-        self.stop_event = threading.Event()
-
-    def run(self) -> None:
-        deadline = time.monotonic() + self.max_seconds
-        with httpx.Client(timeout=10) as client:
-            while not self.stop_event.is_set() and len(self.samples) < self.max_requests:
-                if time.monotonic() > deadline:
-                    break
-                sent = time.monotonic()
-                try:
-                    response = predict_uhi(client, self.url)
-                    status = response.status_code
-                    version = response.json()["model"]["version"] if status == 200 else None
-                except httpx.HTTPError:
-                    status, version = 599, None
-                self.samples.append(Sample(sent, time.monotonic(), status, version))
-
-    def stop(self) -> list[Sample]:
-        self.stop_event.set()
-        self.join(timeout=30)
-        return self.samples
-
-
-def champion_windows(initial: int, changes: list[Change]) -> list[tuple[int, float, float]]:
-    """(version, from, to): when each version may have been champion.
-
-    A version is champion from the start of the change that made it champion
-    to the end of the change that replaced it (the change itself is atomic but
-    happens somewhere within its admin call).
+    The variant is trained under its own experiment, whose artifacts live in
+    this test's home: the shared template's artifact folder is never written.
     """
-    windows, version, since = [], initial, float("-inf")
-    for change in changes:
-        assert change.old == version
-        windows.append((version, since, change.finished))
-        version, since = change.new, change.started
-    windows.append((version, since, float("inf")))
-    return windows
-
-
-def latency_figures(samples: list[Sample]) -> dict[str, Any]:
-    latencies = sorted((s.received - s.sent) * 1000 for s in samples)
-    quantiles = statistics.quantiles(latencies, n=100)
-    return {
-        "requests": len(samples),
-        "non_2xx": sum(not 200 <= s.status < 300 for s in samples),
-        "p50_ms": round(quantiles[49], 3),
-        "p99_ms": round(quantiles[98], 3),
-        "max_ms": round(latencies[-1], 3),
-    }
-
-
-def test_promote_and_rollback_under_load_drop_nothing(
-    home_settings: Settings,
-    trained_home: TrainedHome,
-    start_server: Callable[..., RunningProcess],
-) -> None:
-    v1, v2 = trained_home.uhi_versions
-    settings = home_settings.model_copy(update={"services": ["uhi"]})
-    lifecycle.promote(settings, ModelRegistry(settings), "uhi", v1)
-    server = start_server(settings, workers=1, TERRAOPS_ADMIN_TOKEN=TOKEN)
-    admin = httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60
-    )
-    load = LoadClient(server.url)
-    load.start()
-    time.sleep(0.5)
-    changes: list[Change] = []
-    current = v1
-    for cycle in range(10):
-        for path, body, new in (
-            ("promote", {"version": v2, "reason": f"cycle {cycle}"}, v2),
-            ("rollback", {"reason": f"cycle {cycle}"}, v1),
-        ):
-            started = time.monotonic()
-            response = admin.post(f"/v1/admin/uhi/{path}", json=body)
-            finished = time.monotonic()
-            assert response.status_code == 200, response.text
-            assert response.json()["serving"]["version"] == new
-            changes.append(Change(started, finished, current, new))
-            current = new
-            time.sleep(0.15)
-    samples = load.stop()
-
-    windows = champion_windows(v1, changes)
-    stale = [
-        s
-        for s in samples
-        if not any(v == s.version and lo <= s.received and s.sent <= hi for v, lo, hi in windows)
-    ]
-    figures = latency_figures(samples)
-    figures.update(
-        changes=len(changes), versions_seen=sorted({s.version for s in samples} - {None})
-    )
-    report("hot_swap_1_worker", figures)
-    assert figures["non_2xx"] == 0
-    assert stale == []
-    assert figures["versions_seen"] == sorted({v1, v2})
-    assert figures["requests"] > 200
-    history = admin.get("/v1/admin/uhi/history").json()["entries"]
-    assert [e["action"] for e in history[:20]] == ["rollback", "promote"] * 10
-    assert history[0]["actor"].startswith("admin-api@127.0.0.1")
-
-
-def versions_by_worker(url: str) -> dict[int, int | None]:
-    """Ask /readyz on fresh connections until both workers answered."""
-    seen: dict[int, int | None] = {}
-    for _ in range(200):
-        body = httpx.get(f"{url}/readyz", timeout=5).json()
-        seen[body["pid"]] = body["services"]["uhi"]["version"]
-        if len(seen) >= 2:
-            break
-    return seen
-
-
-def test_promotion_reaches_every_worker_within_a_poll_interval_or_two(
-    home_settings: Settings,
-    trained_home: TrainedHome,
-    start_server: Callable[..., RunningProcess],
-) -> None:
-    v1, v2 = trained_home.uhi_versions
-    settings = home_settings.model_copy(update={"services": ["uhi"], "poll_interval_s": 0.5})
-    registry = ModelRegistry(settings)
-    lifecycle.promote(settings, registry, "uhi", v1)
-    server = start_server(settings, workers=2)
-    wait_until(lambda: len(versions_by_worker(server.url)) == 2, 30, "two workers", server)
-    load = LoadClient(server.url)
-    load.start()
-    figures: dict[str, Any] = {"workers": 2, "poll_interval_s": settings.poll_interval_s}
-    for label, change in (
-        ("promote", lambda: lifecycle.promote(settings, registry, "uhi", v2)),
-        ("rollback", lambda: lifecycle.rollback(settings, registry, "uhi")),
+    variant_settings = home_settings.model_copy(update={"experiment_prefix": "hot-swap"})
+    registry = ModelRegistry(home_settings)
+    versions = {}
+    for service, first in (
+        ("uhi", trained_home.uhi_versions[0]),
+        ("flood", trained_home.flood_versions[0]),
     ):
-        expected = v2 if label == "promote" else v1
-        change()
-        committed = time.monotonic()
-        first_seen: dict[int, float] = {}
+        definition = get_service(service)
+        trained = train_service(
+            variant_settings, definition, tiny_scenes, VARIANT_PARAMS, progress=False
+        )
+        lifecycle.promote(home_settings, registry, service, first, reason="hot-swap start")
+        versions[service] = (first, trained.version)
+    return versions
 
-        def all_workers_switched(
-            expected: int = expected, first_seen: dict[int, float] = first_seen
-        ) -> bool:
-            for pid, version in versions_by_worker(server.url).items():
-                if version == expected:
-                    first_seen.setdefault(pid, time.monotonic())
-            return len(first_seen) >= 2
 
-        wait_until(all_workers_switched, 20, f"{label} reaching both workers", server)
-        figures[f"{label}_to_all_workers_s"] = round(max(first_seen.values()) - committed, 3)
-    samples = load.stop()
-    figures.update(latency_figures(samples))
-    report("hot_swap_2_workers", figures)
-    assert figures["non_2xx"] == 0
-    for label in ("promote", "rollback"):
-        assert figures[f"{label}_to_all_workers_s"] < 4 * settings.poll_interval_s + 2
+def workers_ready(url: str, workers: int) -> bool:
+    """Ask /readyz on fresh connections until ``workers`` distinct ready workers answered."""
+    ready: set[int] = set()
+    for _ in range(100):
+        response = httpx.get(f"{url}/readyz", timeout=5)
+        if response.status_code == 200:
+            ready.add(response.json()["pid"])
+        if len(ready) >= workers:
+            return True
+    return False
+
+
+def test_every_response_matches_the_version_it_names_while_champions_flip(
+    home_settings: Settings,
+    two_versions: dict[str, tuple[int, int]],
+    start_server: Callable[..., RunningProcess],
+    tmp_path: Path,
+) -> None:
+    home = home_settings.home_dir
+    expected = {s: {v: offline_predictions(home, s, v) for v in two_versions[s]} for s in SERVICES}
+    gaps = smallest_gap(expected)
+    assert all(gaps[s] >= MIN_GAP[s] for s in SERVICES), gaps
+
+    settings = home_settings.model_copy(update={"services": list(SERVICES)})
+    server = start_server(settings, workers=2, TERRAOPS_ADMIN_TOKEN=TOKEN)
+    wait_until(lambda: workers_ready(server.url, 2), 60, "both workers ready", server)
+    run = run_swap_load(
+        server.url,
+        expected,
+        SERVICES,
+        token=TOKEN,
+        workers=2,
+        concurrency=8,
+        seconds=60,
+        swaps=SWAPS,
+        every_s=2.0,
+        workdir=tmp_path,
+    )
+    figures = run.figures
+    report("hot_swap_different_models", {**figures, "smallest_gap": gaps})
+
+    assert run.swapper_rc == 0, run.swapper_log[-3000:]
+    assert figures["errors"] == 0, [s for s in run.samples if s.status != 200][:5]
+    assert mismatches(run.samples, expected) == []
+    # Workers other than the one handling the admin call follow at their next poll.
+    lag_s = 4 * settings.poll_interval_s + 2
+    assert late_responses(run.samples, expected, run.changes, lag_s) == []
+    assert figures["swaps_by_service"] == {s: SWAPS // 2 for s in SERVICES}, figures
+    assert figures["versions_seen"] == {s: sorted(two_versions[s]) for s in SERVICES}
+    assert len(figures["responses_per_worker"]) == 2
+    assert figures["propagation_max_s"] < lag_s, figures
+    for service in SERVICES:
+        history = httpx.get(
+            f"{server.url}/v1/admin/{service}/history",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=30,
+        ).json()["entries"]
+        flips = figures["swaps_by_service"][service]
+        actions = [e["action"] for e in history[:flips]]
+        assert actions == [c.action for c in run.changes if c.service == service][::-1]
+        assert history[0]["actor"].startswith("admin-api@127.0.0.1")

@@ -2,17 +2,21 @@
 
 The servers must keep answering with the model they have, report the registry
 as unreachable, start from the local cache during the outage, and pick up a
-new champion by themselves once the registry is back.
+new champion by themselves once the registry is back. The tracking server is
+killed with SIGKILL (no graceful shutdown: its polls die mid-request) and
+restarted on the same store.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from collections.abc import Callable
 
 import httpx
 import pytest
+
 from serving_support import (
     LEGACY_BODY,
     RunningProcess,
@@ -22,7 +26,6 @@ from serving_support import (
     settings_env,
     wait_until,
 )
-
 from terraops.adapters.registry import ModelRegistry
 from terraops.pipelines import lifecycle
 from terraops.settings import Settings
@@ -71,7 +74,7 @@ def test_servers_ride_out_a_registry_outage(
     first = start_server(remote)
     assert serving(first.url) == (200, "ok", v1)
 
-    mlflow_server.stop()
+    mlflow_server.stop(signal.SIGKILL)
     down_for = wait_until(lambda: serving(first.url)[1] == "unreachable", 15, "outage seen", first)
     answers = [httpx.post(f"{first.url}/v1/uhi/predict", json=LEGACY_BODY) for _ in range(30)]
     assert {a.status_code for a in answers} == {200}

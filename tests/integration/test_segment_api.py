@@ -196,6 +196,19 @@ def test_png_garbage_and_non_multipart_are_415(home: dict[str, Any], client: Tes
     assert response.status_code == 415
     assert "not a readable GeoTIFF" in response.json()["message"]
 
+    # A VRT names other files (or URLs) for GDAL to read: it must be refused unparsed.
+    secret = home["files"] / "elsewhere.tif"
+    secret.write_bytes(garbage.read_bytes())
+    vrt = home["files"] / "pointer.tif"
+    vrt.write_text(
+        f'<VRTDataset rasterXSize="16" rasterYSize="16"><VRTRasterBand dataType="Byte" band="1">'
+        f"<SimpleSource><SourceFilename>{secret}</SourceFilename></SimpleSource>"
+        "</VRTRasterBand></VRTDataset>"
+    )
+    response = _upload(client, vrt)
+    assert response.status_code == 415
+    assert "GDAL VRT" in response.json()["message"]
+
     response = client.post("/v1/segment", json={"image": "scene.tif"})
     assert response.status_code == 415
     assert "multipart/form-data" in response.json()["message"]

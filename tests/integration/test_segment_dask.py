@@ -10,10 +10,6 @@ clear error (exit 5) and writes nothing.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,13 +19,12 @@ import numpy as np
 import pytest
 import rasterio
 
+from dask_support import dask_cluster
 from segmentation_support import invoke, train_tiny
 from serving_support import free_port, report
 from terraops.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-DASK = str(Path(sys.executable).parent / "dask")
 
 
 @pytest.fixture(scope="module")
@@ -77,40 +72,8 @@ def single(trained: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real ``dask scheduler`` and two single-threaded ``dask worker`` processes."""
-    from distributed import Client
-
-    logs = tmp_path_factory.mktemp("dask-logs")
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    commands = [
-        [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-        *[
-            [DASK, "worker", address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard"]
-            for _ in range(2)
-        ],
-    ]
-    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
-    processes = []
-    try:
-        for i, args in enumerate(commands):
-            with (logs / f"{i}.log").open("wb") as log:
-                processes.append(
-                    subprocess.Popen(
-                        args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-                    )
-                )
-        with Client(address, timeout=30) as client:
-            client.wait_for_workers(2, timeout=60)
-        yield address
-    finally:
-        for process in reversed(processes):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(timeout=5)
+    with dask_cluster(tmp_path_factory.mktemp("dask-logs")) as cluster:
+        yield cluster.address
 
 
 def test_remote_workers_give_the_in_process_mask(

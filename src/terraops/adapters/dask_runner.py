@@ -17,18 +17,31 @@ batches into class probabilities:
   loaded once per worker process (an LRU keyed by the bundle path, engine,
   device and threads) and reused for every batch.
 
-The bundle travels as a *path*: on one machine (``local`` or workers on
-loopback) every process reads the same folder. A multi-host cluster needs the
-bundle folder on shared storage at the same path (or the workers fetching it
-from the registry by version) — chips and probabilities are the only data
-sent over the wire.
+The same runner carries the tabular work (:mod:`terraops.pipelines.distributed`):
+scene cell tables built as one task per scene, and predict-raster's cell
+blocks scored by a LightGBM predictor that :func:`predict_cells_on_worker`
+loads once per worker process (an LRU keyed by the model folder, version and
+run id). :func:`cluster_for` opens a runner only when an address asks for one.
+
+Models travel as *paths*: on one machine (``local`` or workers on loopback)
+every process reads the same folder. A multi-host cluster needs the model
+folder (and the scene folders) on shared storage at the same path — chips,
+cell blocks and predictions are the only data sent over the wire.
+
+A worker that dies mid-task costs nothing but time: the scheduler runs its
+tasks again elsewhere (every task here is a pure function of its inputs, or
+writes its file atomically). When a task has killed too many workers
+(``distributed.scheduler.allowed-failures``) or the scheduler goes away,
+:meth:`DaskRunner.map_batches` raises :class:`DaskUnavailableError` (exit 5).
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +51,7 @@ import numpy as np
 from terraops.errors import InvalidInputError, RegistryUnavailableError
 
 if TYPE_CHECKING:
+    from terraops.adapters.model_bundle import Predictor
     from terraops.adapters.segmentation_bundle import Segmenter
 
 CONNECT_TIMEOUT_S = 10.0
@@ -69,11 +83,17 @@ class DaskRunner:
     def n_workers(self) -> int:
         return len(self.client.scheduler_info().get("workers", {}))
 
+    def info(self) -> dict[str, Any]:
+        """What a result reports about the cluster it ran on."""
+        return {"scheduler": self.address, "workers": self.n_workers}
+
     def map_batches(
         self,
         fn: Callable[[Any], Any],
         batches: Iterable[Any],
         max_in_flight: int | None = None,
+        *,
+        name: str | None = None,
     ) -> Iterator[Any]:
         """``fn(batch)`` for each batch on the workers, yielded in submission order.
 
@@ -81,7 +101,9 @@ class DaskRunner:
         submitted and not yet yielded, so the driver never holds more than that
         many inputs and results. ``batches`` is consumed lazily. A worker's
         exception is raised here; closing the iterator early cancels what is
-        still in flight.
+        still in flight. ``name`` prefixes the task keys (what the scheduler's
+        logs and dashboard show). A lost scheduler, or a task that killed too
+        many workers, is a :class:`DaskUnavailableError`.
         """
         limit = max(1, max_in_flight or 2 * self.n_threads)
         pending: deque[Any] = deque()
@@ -95,16 +117,36 @@ class DaskRunner:
                     except StopIteration:
                         exhausted = True
                         break
-                    pending.append(self.client.submit(fn, batch, pure=False))
+                    key = f"{name}-{uuid.uuid4().hex}" if name else None
+                    pending.append(self.client.submit(fn, batch, pure=False, key=key))
                 if not pending:
                     return
                 future = pending.popleft()
-                result = future.result()
+                result = self._result(future)
                 future.release()
                 yield result
         finally:
             if pending:
                 self.client.cancel(list(pending))
+
+    def _result(self, future: Any) -> Any:
+        """The task's result; the cluster failing under it becomes DaskUnavailableError."""
+        from distributed import CancelledError, KilledWorker
+        from distributed.comm import CommClosedError
+
+        try:
+            return future.result()
+        except KilledWorker as exc:
+            raise DaskUnavailableError(
+                f"Dask task {future.key} failed on every worker it was given ({exc})",
+                hint="the workers die while running it: check their logs and memory "
+                "(dask worker --memory-limit), or drop the Dask setting to run in-process",
+            ) from None
+        except (CancelledError, CommClosedError) as exc:
+            raise DaskUnavailableError(
+                f"lost the Dask scheduler at {self.address} during task {future.key} ({exc})",
+                hint="restart the scheduler and its workers, then run the command again",
+            ) from None
 
     def close(self) -> None:
         self.client.close()
@@ -121,6 +163,16 @@ class DaskRunner:
 def wants_cluster(address: str) -> bool:
     """Whether ``address`` asks for a cluster (not 'none'/'off'/empty)."""
     return address.strip().lower() not in IN_PROCESS
+
+
+@contextmanager
+def cluster_for(address: str | None) -> Iterator[DaskRunner | None]:
+    """A connected runner while the block runs when ``address`` asks for one, else None."""
+    if address is None or not wants_cluster(address):
+        yield None
+        return
+    with connect(address) as runner:
+        yield runner
 
 
 def connect(address: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -> DaskRunner:
@@ -218,11 +270,43 @@ def batch_predictor(
     return lambda batches: runner.map_batches(fn, batches, max_in_flight)
 
 
+@lru_cache(maxsize=4)
+def _predictor_for(path: str, version: int, run_id: str) -> Predictor:
+    """The worker process's LightGBM predictor of a registered version: loaded once.
+
+    ``version`` and ``run_id`` are part of the key so a model cache folder reused
+    for another model can never serve a stale booster.
+    """
+    from terraops.adapters.model_bundle import load_predictor
+
+    return load_predictor(Path(path))
+
+
+def predict_cells_on_worker(path: str, version: int, run_id: str, X: np.ndarray) -> np.ndarray:
+    """float64 (rows, features) → one prediction per row, on a worker."""
+    return _predictor_for(path, version, run_id).predict(X)
+
+
+def cell_predictor(
+    runner: DaskRunner,
+    predictor: Predictor,
+    version: int,
+    run_id: str,
+    max_in_flight: int | None = None,
+) -> Callable[[Iterable[np.ndarray]], Iterator[np.ndarray]]:
+    """Cell blocks → predictions on the cluster, in order (the driver's predictor's model)."""
+    fn = partial(predict_cells_on_worker, str(Path(predictor.path).resolve()), version, run_id)
+    return lambda blocks: runner.map_batches(fn, blocks, max_in_flight, name="predict-cells")
+
+
 __all__ = [
     "DaskRunner",
     "DaskUnavailableError",
     "batch_predictor",
+    "cell_predictor",
+    "cluster_for",
     "connect",
+    "predict_cells_on_worker",
     "predict_on_worker",
     "wants_cluster",
 ]

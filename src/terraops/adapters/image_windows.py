@@ -134,7 +134,8 @@ class GeoTiffSource(ReflectanceSource):
             raise
         r = self._reader
         self.grid = Grid(r.height, r.width, r.crs.to_string(), r.transform)
-        self._scaling = [self._band_scaling(i) for i in self._indexes]
+        scaling = np.asarray([self._band_scaling(i) for i in self._indexes], np.float32)
+        self._scale_offset = (scaling[:, 0, None, None], scaling[:, 1, None, None])
 
     def _band_indexes(self, band_order: list[str] | None) -> list[int]:
         src = self._src
@@ -179,14 +180,15 @@ class GeoTiffSource(ReflectanceSource):
         return 1.0, 0.0
 
     def read_rows(self, row_off: int, rows: int) -> np.ndarray:
+        # All bands in one read: a pixel-interleaved file (GDAL's default for
+        # multiband GeoTIFFs) decodes each block once, not once per band.
         window = Window(0, row_off, self.grid.width, rows)
-        out = np.empty((len(self._indexes), rows, self.grid.width), dtype=np.float32)
-        for k, (index, (scale, offset)) in enumerate(
-            zip(self._indexes, self._scaling, strict=True)
-        ):
-            masked = self._reader.read(index, window=window, masked=True)
-            data = np.ma.filled(masked.astype(np.float32), np.nan)
-            out[k] = data * scale + offset
+        masked = self._reader.read(self._indexes, window=window, masked=True)
+        out = np.ma.filled(masked.astype(np.float32), np.nan)
+        scale, offset = self._scale_offset
+        if not (np.all(scale == 1.0) and np.all(offset == 0.0)):
+            out *= scale
+            out += offset
         return out
 
     def close(self) -> None:

@@ -7,7 +7,7 @@ All plots show *spatial-CV* (out-of-block) predictions — the honest ones.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -106,4 +106,24 @@ def reliability_diagram(curve: ReliabilityCurve, path: Path, *, title: str) -> P
     widths = np.diff(curve.bin_edges)
     hist.bar(curve.bin_edges[:-1], curve.count, width=widths, align="edge", color="steelblue")
     hist.set(yscale="log", xlabel="predicted probability", ylabel="rows")
+    return _save(fig, path)
+
+
+def learning_curve(
+    epochs: Sequence[int], series: Mapping[str, Sequence[float]], path: Path, *, title: str
+) -> Path:
+    """Per-epoch curves: scores (0–1) on the left axis, the training loss on the right."""
+    fig = Figure(figsize=(6.5, 3.8))
+    ax = fig.add_subplot()
+    loss = ax.twinx()
+    for name, values in series.items():
+        target = loss if "loss" in name else ax
+        style = "--" if "loss" in name else "-"
+        target.plot(epochs, values, style, marker=".", label=name)
+    ax.set(xlabel="epoch", ylabel="score (held-out)", ylim=(0, 1), title=title)
+    loss.set_ylabel("training loss")
+    handles = ax.get_legend_handles_labels()
+    more = loss.get_legend_handles_labels()
+    ax.legend(handles[0] + more[0], handles[1] + more[1], loc="center right")
+    ax.grid(alpha=0.3)
     return _save(fig, path)

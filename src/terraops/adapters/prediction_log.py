@@ -103,6 +103,9 @@ class PredictionLog:
     ) -> None:
         """Queue the rows of one request; ``None`` (or NaN) marks an input not given.
 
+        ``rows`` may be a numpy matrix (the fast batch path's): it is turned into
+        lists in the writer thread, not here.
+
         Only a tuple is appended here: building and encoding the JSON happens
         in the writer thread, off the request path. ``predictions=None`` logs a
         failed request (its rows get ``prediction: null``).
@@ -179,6 +182,8 @@ class PredictionLog:
                 if whole != second:  # one isoformat per second, not per record
                     second, base = whole, iso_utc(whole)[:19]
                 stamp = f"{base}.{int((t - whole) * 1e6):06d}+00:00"
+                if hasattr(rows, "tolist"):  # a numpy matrix (fast batch path): floats, NaN
+                    rows = rows.tolist()
                 names = features if isinstance(features, tuple) else tuple(features)
                 keys = self._keys.get(names)
                 if keys is None:

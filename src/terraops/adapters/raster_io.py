@@ -21,10 +21,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import rasterio
+import rasterio.errors
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.transform import Affine
@@ -99,7 +100,11 @@ def read_geotiff(path: Path) -> tuple[np.ndarray, LayerInfo]:
     """Read band 1 of a GeoTIFF as stored (no scaling) with its georeference."""
     if not path.is_file():
         raise NotFoundError(f"raster not found: {path}")
-    with rasterio.open(path) as src:
+    try:
+        src = rasterio.open(path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise InvalidInputError(f"{path} is not a readable GeoTIFF: {exc}") from exc
+    with src:
         array = src.read(1)
         info = LayerInfo(
             epsg=src.crs.to_epsg() if src.crs else None,
@@ -172,10 +177,30 @@ def read_manifest(scene_dir: Path) -> dict[str, Any]:
             hint="create one with `terraops scene generate --seed 1 --out DIR`",
         )
     try:
-        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"{path} is not valid JSON: {exc}") from exc
-    return manifest
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"{path} is not valid UTF-8 JSON: {exc}") from exc
+    _check_manifest(path, manifest)
+    return cast(dict[str, Any], manifest)
+
+
+def _check_manifest(path: Path, manifest: Any) -> None:
+    """Refuse a manifest whose shape the pipelines would trip over (or that points
+    outside its scene folder), with a message naming the bad part, not a KeyError."""
+    hint = "regenerate the scene (`terraops scene generate` / `terraops scene import`)"
+    if not isinstance(manifest, dict):
+        raise InvalidInputError(f"{path} must hold a JSON object, not {type(manifest).__name__}")
+    layers = manifest.get("layers", {})
+    if not isinstance(layers, dict):
+        raise InvalidInputError(f"{path}: 'layers' must map layer names to files", hint=hint)
+    for name, file in layers.items():
+        relative = Path(file) if isinstance(file, str) else None
+        if relative is None or not file or relative.is_absolute() or ".." in relative.parts:
+            raise InvalidInputError(
+                f"{path}: layer {name[:40]!r} must name a file inside the scene folder, "
+                f"got {str(file)[:80]!r}",
+                hint=hint,
+            )
 
 
 def read_scene_layers(

@@ -5,15 +5,22 @@ Two rules this module enforces so no caller has to remember them:
   by default), and a local store's experiments get an artifact location under
   ``settings.artifact_root`` — never ``./mlruns`` in the working directory;
 - a model is logged with an explicit signature, input example and pip
-  requirements (MLflow's requirement inference takes seconds and guesses).
+  requirements (MLflow's requirement inference takes seconds and guesses);
+- a run records which process owns it, so a run whose process was killed
+  (SIGKILL, OOM, power cut) — which MLflow leaves ``RUNNING`` forever — is
+  closed as ``KILLED`` by the next training on the same host.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import socket
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +33,12 @@ from terraops.services.base import ServiceDefinition
 from terraops.settings import Settings
 
 MODEL_ARTIFACT = "model"
+#: Tag naming the process that owns a run, ``host:pid``.
+OWNER_TAG = "terraops.owner"
+#: Tag set on a run closed because its process died (says who closed it and why).
+ABANDONED_TAG = "terraops.abandoned"
+
+log = logging.getLogger(__name__)
 
 
 def experiment_name(settings: Settings, service: str) -> str:
@@ -42,6 +55,9 @@ def configure(settings: Settings, service: str) -> str:
     import mlflow
 
     settings.ensure_home()
+    # With a tracking server MLflow prints "View run at <url>" on stdout when a run
+    # ends, which would corrupt the CLI's machine-readable output (`--json`).
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
     name = experiment_name(settings, service)
@@ -58,6 +74,67 @@ def configure(settings: Settings, service: str) -> str:
             f"MLflow tracking store {settings.tracking_uri} unavailable: {exc}".splitlines()[0],
             hint="check TERRAOPS_MLFLOW_TRACKING_URI",
         ) from exc
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def close_abandoned_runs(settings: Settings, experiment_id: str) -> list[str]:
+    """Mark ``KILLED`` the experiment's ``RUNNING`` runs whose owning process on this
+    host is gone (and ``FAILED`` the models they were still logging); return their ids.
+
+    Why: a training process killed mid-run cannot end its run, and a run shown as
+    running forever hides that it died. Only runs owned by a process on this host
+    that no longer exists are touched — a live training elsewhere is left alone.
+    """
+    from mlflow.entities import LoggedModelStatus
+    from mlflow.tracking import MlflowClient
+
+    host = socket.gethostname()
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    closed: list[str] = []
+    try:
+        running = client.search_runs([experiment_id], "attributes.status = 'RUNNING'")
+        for run in running:
+            owner_host, _, pid = run.data.tags.get(OWNER_TAG, "").rpartition(":")
+            if owner_host != host or not pid.isdigit() or _process_alive(int(pid)):
+                continue
+            why = f"process {pid} on {host} ended without closing the run"
+            client.set_tag(run.info.run_id, ABANDONED_TAG, f"{why}; closed by the next training")
+            logged = client.search_logged_models(
+                [experiment_id], f"source_run_id = '{run.info.run_id}'"
+            )  # (MLflow's SQL store cannot filter on status: it stores it as a number)
+            for model in logged:  # killed inside log_model: never registered, mark it
+                if model.status == LoggedModelStatus.PENDING:
+                    client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+            client.set_terminated(run.info.run_id, status="KILLED")
+            log.warning("closed run %s as KILLED: %s", run.info.run_id, why)
+            closed.append(run.info.run_id)
+    except Exception as exc:
+        raise RegistryUnavailableError(
+            f"MLflow tracking store {settings.tracking_uri} unavailable: {exc}".splitlines()[0],
+            hint="check TERRAOPS_MLFLOW_TRACKING_URI",
+        ) from exc
+    return closed
+
+
+@contextmanager
+def owned_run(settings: Settings, experiment_id: str, run_name: str) -> Iterator[Any]:
+    """``mlflow.start_run`` that first closes runs abandoned by dead processes and tags
+    the new run with its owner (``host:pid``), so the next training can close it in turn."""
+    import mlflow
+
+    close_abandoned_runs(settings, experiment_id)
+    owner = {OWNER_TAG: f"{socket.gethostname()}:{os.getpid()}"}
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=owner) as run:
+        yield run
 
 
 def pip_requirements() -> list[str]:

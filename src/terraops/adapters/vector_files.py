@@ -47,34 +47,51 @@ def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
 
 
-class GeoJSONWriter:
-    """A FeatureCollection in EPSG:4326, written batch by batch."""
+class WGS84Features:
+    """Polygon records (in ``crs``) → GeoJSON Feature dicts in EPSG:4326.
 
-    def __init__(self, path: Path, crs: str) -> None:
+    One conversion for everything that emits GeoJSON: the file writer below and
+    the upload endpoint, which answers without touching the disk.
+    """
+
+    def __init__(self, crs: str) -> None:
         from pyproj import Transformer
 
-        self.path = Path(path)
-        self._tmp = _temporary(self.path)
         self._forward = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform
-        self._file = self._tmp.open("w", encoding="utf-8")
-        self._file.write('{"type":"FeatureCollection","features":[\n')
-        self._first = True
+        self.collected: list[dict[str, Any]] = []
 
     def _to_wgs84(self, coords: np.ndarray) -> np.ndarray:
         lon, lat = self._forward(coords[:, 0], coords[:, 1])
         return np.column_stack([lon, lat])
 
-    def write(self, records: Sequence[PolygonRecord]) -> None:
+    def features(self, records: Sequence[PolygonRecord]) -> list[dict[str, Any]]:
         if not records:
-            return
+            return []
         geoms = np.asarray([r.geometry for r in records], dtype=object)
         lonlat = shapely.set_precision(shapely.transform(geoms, self._to_wgs84), WGS84_GRID_DEG)
-        for record, geometry in zip(records, lonlat, strict=True):
-            feature = {
-                "type": "Feature",
-                "geometry": mapping(geometry),
-                "properties": record.properties,
-            }
+        return [
+            {"type": "Feature", "geometry": mapping(geometry), "properties": record.properties}
+            for record, geometry in zip(records, lonlat, strict=True)
+        ]
+
+    def collect(self, records: Sequence[PolygonRecord]) -> None:
+        """A vectoriser sink that keeps the features in memory (small images only)."""
+        self.collected.extend(self.features(records))
+
+
+class GeoJSONWriter:
+    """A FeatureCollection in EPSG:4326, written batch by batch."""
+
+    def __init__(self, path: Path, crs: str) -> None:
+        self.path = Path(path)
+        self._tmp = _temporary(self.path)
+        self._wgs84 = WGS84Features(crs)
+        self._file = self._tmp.open("w", encoding="utf-8")
+        self._file.write('{"type":"FeatureCollection","features":[\n')
+        self._first = True
+
+    def write(self, records: Sequence[PolygonRecord]) -> None:
+        for feature in self._wgs84.features(records):
             self._file.write(("" if self._first else ",\n") + json.dumps(feature))
             self._first = False
 

@@ -28,6 +28,7 @@ from terraops.adapters.feedback_store import FeedbackStore
 from terraops.adapters.prediction_log import PredictionLog
 from terraops.adapters.tile_cache import TileCache
 from terraops.api.errors import install_error_handlers
+from terraops.api.limits import BodyLimitMiddleware, self_limited_paths
 from terraops.api.model_holder import ChampionWatcher, Loader, ModelHolder, ServingRegistry
 from terraops.api.observability import (
     FeedbackCollector,
@@ -53,6 +54,13 @@ from terraops.settings import Settings
 BODY_BYTES_PER_INSTANCE = 2048
 BODY_BYTES_BASE = 64 * 1024
 SERVING_SWITCH_INTERVAL_S = 0.0005
+
+
+def body_limit_bytes(settings: Settings) -> int:
+    """``TERRAOPS_MAX_BODY_MB``, or room for the largest batch the server accepts."""
+    if settings.max_body_mb is not None:
+        return int(settings.max_body_mb * 1024 * 1024)
+    return BODY_BYTES_BASE + BODY_BYTES_PER_INSTANCE * settings.max_batch_size
 
 
 def served_services(settings: Settings) -> list[str]:
@@ -140,7 +148,9 @@ def create_app(
         description="Urban heat and flood-risk models with lineage in every answer. "
         "Every response names the model version that computed it (body and X-Model-* headers).",
         lifespan=lifespan,
-        max_body_size=BODY_BYTES_BASE + BODY_BYTES_PER_INSTANCE * settings.max_batch_size,
+        # terraops exports Prometheus metrics itself; FastAPI's OpenTelemetry hooks would
+        # look up three providers (environment reads) on every request for nothing.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.holders = holders
@@ -167,7 +177,8 @@ def create_app(
     )
     app.include_router(unknown_service_router(sorted(holders)))
     app.include_router(admin_router(settings, holders, watcher, lifecycle_registry))
-    app.include_router(segment_router(settings))  # POST /v1/segment (GeoTIFF → GeoJSON)
+    segment = segment_router(settings)  # POST /v1/segment (GeoTIFF → GeoJSON)
+    app.include_router(segment)
     # Map layers by catalogue id only (tiles, points, downloads, STAC); see routes_layers.
     app.state.layer_catalogue = LayerCatalogue(settings.layers_dir)
     app.state.tile_cache = TileCache.from_megabytes(settings.tile_cache_mb)
@@ -183,6 +194,12 @@ def create_app(
 
     request_stats = RequestStats(holders)
     install_pages(app, settings, holders, registry_factory=pages_registry, stats=request_stats)
+    # JSON 413 in the error shape; routes with their own streaming limit are left to it.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=body_limit_bytes(settings),
+        exempt_paths=self_limited_paths(segment.routes),
+    )
     # Outermost: a request id on every response, metrics for the measured routes.
     app.add_middleware(
         ObservabilityMiddleware,
@@ -223,4 +240,4 @@ def create_app_from_env() -> FastAPI:
     return app
 
 
-__all__ = ["create_app", "create_app_from_env", "served_services"]
+__all__ = ["body_limit_bytes", "create_app", "create_app_from_env", "served_services"]

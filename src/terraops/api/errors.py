@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from terraops import errors
 from terraops.services.base import ServiceDefinition
@@ -31,6 +33,8 @@ HTTP_STATUS: dict[type[errors.TerraopsError], int] = {
     errors.NothingToRollBackError: 409,
     errors.ConflictError: 409,
     errors.RegistryUnavailableError: 503,
+    errors.ExtraNotInstalledError: 503,
+    errors.StorageError: 507,
     errors.AuthError: 401,
     errors.AdminDisabledError: 403,
 }
@@ -135,8 +139,59 @@ def _service_of(request: Request, services: Mapping[str, ServiceDefinition]) -> 
     return services.get(parts[1]) if len(parts) > 1 and parts[0] == "v1" else None
 
 
+def http_error_response(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """The framework's own refusals (no such route, wrong method, body too large) in the
+    terraops error shape, so a client parses one shape whatever refused it."""
+    code = _snake_phrase(exc.status_code)
+    body: dict[str, Any] = {"error": code, "message": str(exc.detail)}
+    if exc.status_code == 404:
+        body["message"] = f"no route {request.method} {request.url.path[:200]}"
+        body["hint"] = "GET /docs lists the API's routes"
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        body["message"] = f"{request.method} is not allowed on {request.url.path[:200]}"
+        body["hint"] = f"allowed: {allowed}" if allowed else "GET /docs lists the API's routes"
+    elif exc.status_code == 400 and exc.__cause__ is not None:
+        # Same status and code as a JSON syntax error (see describe_validation_error).
+        return JSONResponse(_unparsable_body(exc.__cause__), status_code=422)
+    hint = getattr(exc, "hint", None)
+    if isinstance(hint, str):
+        body["hint"] = hint
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def _unparsable_body(cause: BaseException) -> dict[str, str]:
+    """Why FastAPI could not parse a JSON body (it only says "error parsing the body")."""
+    if isinstance(cause, RecursionError):
+        return {
+            "error": "invalid_request",
+            "message": "request body is nested too deeply to parse",
+            "hint": "send a flat JSON object of features, or {'instances': [...]} for a batch",
+        }
+    if isinstance(cause, UnicodeDecodeError):
+        return {
+            "error": "invalid_request",
+            "message": f"request body is not valid UTF-8 (byte {cause.start}: {cause.reason})",
+            "hint": "encode the JSON body as UTF-8",
+        }
+    return {
+        "error": "invalid_request",
+        "message": f"request body could not be parsed as JSON ({type(cause).__name__})",
+        "hint": "send a JSON object with Content-Type: application/json",
+    }
+
+
+def _snake_phrase(status: int) -> str:
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        return "http_error"
+    return "payload_too_large" if status == 413 else re.sub(r"\W+", "_", phrase).strip("_").lower()
+
+
 def install_error_handlers(app: FastAPI, services: Mapping[str, ServiceDefinition]) -> None:
-    """Register the domain-error table and the readable validation handler."""
+    """Register the domain-error table, the readable validation handler and the
+    framework-refusal handler (every error body in the same shape)."""
 
     async def on_domain_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, errors.TerraopsError)
@@ -154,5 +209,10 @@ def install_error_handlers(app: FastAPI, services: Mapping[str, ServiceDefinitio
         }
         return JSONResponse(body, status_code=422)
 
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        return http_error_response(request, exc)
+
     app.add_exception_handler(errors.TerraopsError, on_domain_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -30,11 +30,17 @@ from starlette.concurrency import run_in_threadpool
 from terraops.adapters import layer_files
 from terraops.adapters.catalogue import LayerCatalogue, LayerStatus
 from terraops.adapters.tile_cache import TileCache, TileKey
+from terraops.api.schemas import ErrorResponse
 from terraops.domain.layers import Layer
 from terraops.errors import InvalidInputError, NotFoundError
 from terraops.settings import Settings
 
 MAX_ZOOM = 30
+#: Documented on every layer route (a client can read the error shape from /docs).
+LAYER_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "No such layer, or the point/tile is outside it"},
+    422: {"model": ErrorResponse, "description": "Bad parameter, or an undeclared one (url=...)"},
+}
 _TILE_NAME = re.compile(r"^(\d{1,10})(?:@([12])x)?\.png$")
 _PRIVATE_KEY = re.compile(r"(^|_)(path|dir|file)s?$")
 COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
@@ -382,7 +388,9 @@ def layers_router(settings: Settings, catalogue: LayerCatalogue, cache: TileCach
     """Catalogue, tiles, points, downloads and STAC — all by layer id, all query-guarded."""
     from terraops.api.routes_stac import add_stac_routes
 
-    router = APIRouter(tags=["layers"], dependencies=[Depends(refuse_undeclared_query)])
+    router = APIRouter(
+        tags=["layers"], dependencies=[Depends(refuse_undeclared_query)], responses=LAYER_ERRORS
+    )
     _add_catalogue_routes(router, catalogue)
     _add_tile_route(router, catalogue, cache, settings.tile_max_age_s)
     _add_point_route(router, catalogue)

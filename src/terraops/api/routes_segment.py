@@ -48,6 +48,7 @@ from terraops.errors import (
     RegistryUnavailableError,
     UnsupportedMediaError,
 )
+from terraops.extras import SEGMENT, require_extra
 from terraops.services.segmentation import SEGMENTATION, SegmentationService
 from terraops.settings import Settings
 
@@ -263,24 +264,40 @@ async def read_upload(
     return path, filename, band_order
 
 
+#: Leading bytes of formats people upload by mistake (named in the 415 message).
+FILE_SIGNATURES = {
+    b"\x89PNG": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF8": "GIF",
+    b"PK\x03\x04": "ZIP",
+    b"%PDF": "PDF",
+    b"<VRTDataset": "GDAL VRT",
+}
+
+
+def _sniff_format(path: Path) -> str | None:
+    """The format a non-GeoTIFF upload looks like, from its first bytes (never parsed)."""
+    with path.open("rb") as f:
+        head = f.read(16).lstrip()
+    return next((kind for magic, kind in FILE_SIGNATURES.items() if head.startswith(magic)), None)
+
+
 def _open_image(path: Path, name: str, band_order: list[str] | None) -> Any:
     """The upload as a reflectance source, with messages about *the upload*, not a temp path."""
     from terraops.adapters.image_windows import GeoTiffSource
 
+    # Only GDAL's GTiff driver may parse an upload: with auto-detection a VRT (an XML
+    # file that can point at other files or URLs) would be opened and followed.
     try:
-        with rasterio.open(path) as src:
-            driver = src.driver
+        with rasterio.open(path, driver="GTiff"):
+            pass
     except rasterio.errors.RasterioIOError as exc:
+        kind = _sniff_format(path)
         raise UnsupportedMediaError(
-            f"{name!r} is not a readable GeoTIFF",
-            hint="upload a GeoTIFF (.tif) with a CRS and the bands red, green, blue, nir, swir",
+            f"{name!r} is {f'a {kind} file, ' if kind else ''}not a readable GeoTIFF",
+            hint="upload a GeoTIFF (.tif) with a CRS and the bands red, green, blue, nir, "
+            "swir; convert other formats with gdal_translate -of GTiff in out.tif",
         ) from exc
-    if driver != "GTiff":
-        raise UnsupportedMediaError(
-            f"{name!r} is a {driver} image, not a GeoTIFF",
-            hint="convert it: gdal_translate -of GTiff in out.tif (it needs a CRS and the "
-            "bands red, green, blue, nir, swir)",
-        )
     try:
         return GeoTiffSource(path, band_order)
     except InvalidInputError as exc:
@@ -305,8 +322,8 @@ def segment_upload(
     The file is checked (GeoTIFF, CRS, bands, pixels) *before* ``model()`` is
     asked for the segmenter, so a bad upload gets its 4xx even with no champion.
     """
-    from terraops.adapters.vector_files import GeoJSONWriter
-    from terraops.pipelines.segment_predict import stream_mask
+    from terraops.adapters.vector_files import WGS84Features
+    from terraops.pipelines.segment_infer import iter_label_rows
     from terraops.pipelines.segment_vectors import StripVectoriser
 
     with _open_image(path, name, band_order) as source:
@@ -321,23 +338,31 @@ def segment_upload(
                 "(the server's limit is TERRAOPS_SEGMENT_MAX_PIXELS)",
             )
         segmenter, lineage = model()
-        writer = GeoJSONWriter(path.with_name("polygons.geojson"), grid.crs)
-        try:
-            vectoriser = StripVectoriser(
-                grid.transform,
-                grid.height,
-                service.foreground_classes,
-                min_area_m2=service.min_area_m2,
-                properties={"model_name": lineage["name"], "model_version": lineage["version"]},
-                sink=writer.write,
-            )
-            stream_mask(source, segmenter, path.with_name("mask.tif"), vectoriser, service)
-            vectoriser.finish()
-            out = writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-    collection: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+        # The upload is small (max_pixels): read it whole and keep labels and
+        # polygons in memory — the same windows, blending and vectoriser as
+        # `segment predict`, without its mask COG and GeoJSON files.
+        image = source.read_rows(0, grid.height)
+    features = WGS84Features(grid.crs)
+    vectoriser = StripVectoriser(
+        grid.transform,
+        grid.height,
+        service.foreground_classes,
+        min_area_m2=service.min_area_m2,
+        properties={"model_name": lineage["name"], "model_version": lineage["version"]},
+        sink=features.collect,
+    )
+    for part in iter_label_rows(
+        lambda row_off, rows: image[:, row_off : row_off + rows],
+        grid.height,
+        grid.width,
+        segmenter.predict_proba,
+        n_classes=service.n_classes,
+        tile=service.tile,
+        overlap=service.overlap,
+    ):
+        vectoriser.add(part)
+    vectoriser.finish()
+    collection: dict[str, Any] = {"type": "FeatureCollection", "features": features.collected}
     collection["model"] = lineage
     collection["image"] = {"name": name, "width": grid.width, "height": grid.height}
     collection["crs_of_source"] = grid.crs
@@ -362,6 +387,7 @@ def segment_router(settings: Settings, holder: SegmenterHolder | None = None) ->
         request: Request,
         engine: Engine = Query("onnx", description="onnx (ONNX Runtime, CPU) or torch"),
     ) -> Response:
+        require_extra(SEGMENT)  # 503 "install the segment extra" before reading the upload
         with tempfile.TemporaryDirectory(prefix="terraops-segment-") as tmp:
             path, name, band_order = await read_upload(request, Path(tmp), limit_mb)
             collection, lineage = await run_in_threadpool(

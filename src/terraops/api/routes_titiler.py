@@ -13,6 +13,8 @@ HTML map viewer is left out: it loads its scripts from a CDN.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from fastapi.responses import JSONResponse
 from rio_tiler.errors import PointOutsideBounds, RioTilerError, TileOutsideBounds
@@ -21,9 +23,25 @@ from titiler.core.factory import TilerFactory
 from terraops.adapters import layer_files
 from terraops.adapters.catalogue import LayerCatalogue
 from terraops.api.routes_layers import add_catch_all, refuse_undeclared_query
+from terraops.api.schemas import ErrorResponse
 from terraops.errors import NotFoundError
 
 PREFIX = "/titiler/layers/{layer_id}"
+
+
+def _json_error(description: str) -> dict[str, Any]:
+    # Spelled out, not ``model=``: FastAPI would document the error under the route's own
+    # media type, and some TiTiler routes answer GeoJSON; errors are always JSON.
+    schema = ErrorResponse.model_json_schema()
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+#: rio-tiler refusals (bad expression, band index...) are 400s; see ``_rio_tiler_error``.
+TILER_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _json_error("rio-tiler refused the parameters"),
+    404: _json_error("No such raster layer, or outside its bounds"),
+    422: _json_error("Bad parameter, or an undeclared one (url=...)"),
+}
 
 
 def titiler_router(catalogue: LayerCatalogue) -> APIRouter:
@@ -43,7 +61,7 @@ def titiler_router(catalogue: LayerCatalogue) -> APIRouter:
         add_viewer=False,
     )
     router = APIRouter()
-    router.include_router(factory.router, prefix=PREFIX, tags=["titiler"])
+    router.include_router(factory.router, prefix=PREFIX, tags=["titiler"], responses=TILER_ERRORS)
     add_catch_all(router, "/titiler", "TiTiler resource")
     return router
 

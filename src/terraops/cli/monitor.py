@@ -44,6 +44,7 @@ def drift(
 ) -> None:
     """Evidently drift report of current data vs the champion's training reference."""
     from terraops.pipelines import drift as pipeline
+    from terraops.pipelines.landcover_source import landcover_of_version
     from terraops.services import get_service
 
     with handle_errors():
@@ -54,7 +55,8 @@ def drift(
         settings = get_settings()
         definition = get_service(service)
         if scene is not None:
-            current = pipeline.scene_examples(definition, scene, settings.cell_size_m)
+            landcover = landcover_of_version(settings, definition.name, version)
+            current = pipeline.scene_examples(definition, scene, settings.cell_size_m, landcover)
             source = f"scene {scene}"
         elif data is not None:
             current = pipeline.read_table(data)

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from terraops.cli.common import console, get_settings, handle_errors, out, print_json
+from terraops.extras import SEGMENT, require_extra
 
 segment_app = typer.Typer(
     help="U-Net segmentation: buildings, water, trees → masks (COG) and polygons.",
@@ -52,6 +53,7 @@ def train(
     from terraops.services.segmentation import SEGMENTATION
 
     with handle_errors():
+        require_extra(SEGMENT)
         params: dict[str, object] = dict(parse_param_pairs(param))
         if epochs is not None:
             params["epochs"] = epochs
@@ -133,6 +135,7 @@ def predict(
 
     settings = get_settings()
     with handle_errors():
+        require_extra(SEGMENT)
         result = segment_image(
             settings,
             scene=scene,
@@ -222,6 +225,7 @@ def evaluate_real(
     from terraops.pipelines.train import parse_param_pairs
 
     with handle_errors():
+        require_extra(SEGMENT)
         params: dict[str, object] = dict(parse_param_pairs(param))
         if epochs is not None:
             params["epochs"] = epochs
@@ -239,6 +243,21 @@ def evaluate_real(
         f"{report['baselines']['brightness_threshold']['pixel']['building']['iou']:.3f}) in "
         f"{report['seconds']['total']:.0f} s → {report['outputs']['report']}"
     )
+
+
+@segment_app.command("card")
+def card(
+    out_path: Path = typer.Option(
+        Path("docs/model_cards/segmentation.md"), "--out", help="Markdown file to write."
+    ),
+    version: int | None = typer.Option(None, "--version", help="Default: the champion."),
+) -> None:
+    """Write the model card of the segmentation champion (every figure read from MLflow)."""
+    from terraops.pipelines.segment_card import write_segmentation_card
+
+    with handle_errors():
+        path, written = write_segmentation_card(get_settings(), out_path, version=version)
+    out.print(f"segmentation version {written}: model card → {path}")
 
 
 def register(app: typer.Typer) -> None:

@@ -3,9 +3,10 @@
 One legend for everything: the generator writes these codes into its
 ``landcover`` layer (the truth, used only to evaluate), the flood model maps
 them to SCS curve numbers, and the feature extractor turns the land cover
-*classified from the imagery* (:func:`classify_spectral`) into fractions per
-cell — the same way for a synthetic city, an imported Landsat product and a
-user's GeoTIFF, so a model never learns from inputs a real city cannot give.
+*classified from the imagery* (:func:`classify_spectral`, or the
+segmentation champion completed by it) into fractions per cell — the same
+way for a synthetic city, an imported Landsat product and a user's GeoTIFF,
+so a model never learns from inputs a real city cannot give.
 """
 
 from __future__ import annotations
@@ -102,8 +103,11 @@ def classify_spectral(
     roof looks like asphalt), so ``building`` means "bright built surface";
     imperviousness (building + road) is the robust quantity. On the synthetic
     cities the rules agree with the true land cover on 86–96 % of pixels and on
-    imperviousness on 95–99 % (measured on the four demo cities). The
-    segmentation model, once registered, replaces these rules.
+    imperviousness on 95–99 % (measured on the four demo cities). When a
+    segmentation champion is registered it supplies building, water and tree
+    and these rules fill in the rest
+    (:mod:`terraops.pipelines.landcover_source`,
+    :func:`terraops.domain.segmentation.classes.landcover_from_segmentation`).
     """
     eps = 1e-9
     r = SPECTRAL_RULES

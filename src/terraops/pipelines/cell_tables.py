@@ -3,13 +3,15 @@
 Every scene — a synthetic city, an imported Landsat product, a user's GeoTIFF
 — goes through :func:`build_cell_table`, and its features come from what a
 real city can give: the reflectance bands, the land cover *classified from
-them* (:func:`terraops.domain.landcover.classify_spectral`), the DEM when
+them* (the segmentation champion when one is registered, else the spectral
+rules: :mod:`terraops.pipelines.landcover_source`), the DEM when
 there is one, and a rural reference temperature measured on the scene's own
 thermal layer. A synthetic scene's true land cover and constants are never
 inputs; its truth only makes the targets (LST, flood depth per design storm).
 
 The table is cached as parquet inside the scene folder (keyed by cell size,
-generator and feature versions) and can be streamed in row groups.
+generator and feature versions, and the land-cover source and model version)
+and can be streamed in row groups.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ import pandas as pd
 from terraops.adapters import raster_io
 from terraops.domain import features
 from terraops.domain.hydrology import DESIGN_STORMS_MM, RiverInflow, build_flood_model
-from terraops.domain.landcover import classify_spectral
 from terraops.domain.mapping import rural_reference
 from terraops.errors import InvalidInputError
+from terraops.pipelines.landcover_source import SPECTRAL, LandcoverSource
 
 log = logging.getLogger(__name__)
 
@@ -35,22 +37,44 @@ CELL_TABLE_ROW_GROUP = 16_384
 """Rows per parquet row group of a cached cell table: what a streaming reader holds."""
 
 
-def _cache_path(scene_dir: Path, manifest: Mapping[str, Any], cell_size_m: float) -> Path:
-    """Cache file name: changes with the cell size, the scene's generator and the features."""
+def _cache_path(
+    scene_dir: Path, manifest: Mapping[str, Any], cell_size_m: float, suffix: str = ""
+) -> Path:
+    """Cache file name: changes with the cell size, the scene's generator and the features.
+
+    ``suffix`` names the land-cover source (``LandcoverSource.cache_suffix``: empty
+    for the spectral rules, the model version for a segmentation model).
+    """
     version = manifest.get("generator_version", manifest.get("kind", "imported"))
-    return scene_dir / f"cells_{cell_size_m:g}m_g{version}_f{features.FEATURES_VERSION}.parquet"
+    name = f"cells_{cell_size_m:g}m_g{version}_f{features.FEATURES_VERSION}{suffix}.parquet"
+    return scene_dir / name
 
 
-def scene_cell_table(scene_dir: Path, cell_size_m: float = 20.0) -> pd.DataFrame:
+def cached_cell_table(scene_dir: Path, cell_size_m: float = 20.0, suffix: str = "") -> Path | None:
+    """The scene's cached cell table when it is already built, else None (builds nothing).
+
+    What a scheduler asks first, so that only missing tables become work
+    (:mod:`terraops.pipelines.distributed`); ``suffix`` as in :func:`_cache_path`.
+    """
+    scene_dir = Path(scene_dir)
+    cache = _cache_path(scene_dir, raster_io.read_manifest(scene_dir), cell_size_m, suffix)
+    return cache if cache.is_file() else None
+
+
+def scene_cell_table(
+    scene_dir: Path, cell_size_m: float = 20.0, *, landcover: LandcoverSource | None = None
+) -> pd.DataFrame:
     """One row per complete cell: ids, features and the targets the scene has.
 
     Cached inside the scene folder; a read-only scene folder simply is not cached.
     """
-    cached = ensure_cell_table(scene_dir, cell_size_m)
+    cached = ensure_cell_table(scene_dir, cell_size_m, landcover=landcover)
     return pd.read_parquet(cached) if isinstance(cached, Path) else cached
 
 
-def ensure_cell_table(scene_dir: Path, cell_size_m: float = 20.0) -> Path | pd.DataFrame:
+def ensure_cell_table(
+    scene_dir: Path, cell_size_m: float = 20.0, *, landcover: LandcoverSource | None = None
+) -> Path | pd.DataFrame:
     """The cached cell table's parquet path, built first if needed.
 
     Returns the table itself only when it cannot be cached (read-only scene).
@@ -59,10 +83,11 @@ def ensure_cell_table(scene_dir: Path, cell_size_m: float = 20.0) -> Path | pd.D
     if not (cell_size_m > 0 and np.isfinite(cell_size_m)):
         raise InvalidInputError(f"cell size must be > 0 m, got {cell_size_m}")
     manifest = raster_io.read_manifest(scene_dir)
-    cache = _cache_path(scene_dir, manifest, cell_size_m)
+    landcover = landcover or SPECTRAL
+    cache = _cache_path(scene_dir, manifest, cell_size_m, landcover.cache_suffix)
     if cache.is_file():
         return cache
-    table = build_cell_table(scene_dir, cell_size_m)
+    table = build_cell_table(scene_dir, cell_size_m, landcover=landcover)
     try:
         raster_io.write_parquet_atomic(table, cache, row_group_rows=CELL_TABLE_ROW_GROUP)
     except OSError as exc:
@@ -72,7 +97,11 @@ def ensure_cell_table(scene_dir: Path, cell_size_m: float = 20.0) -> Path | pd.D
 
 
 def iter_cell_table(
-    scene_dir: Path, cell_size_m: float = 20.0, *, batch_rows: int = CELL_TABLE_ROW_GROUP
+    scene_dir: Path,
+    cell_size_m: float = 20.0,
+    *,
+    batch_rows: int = CELL_TABLE_ROW_GROUP,
+    landcover: LandcoverSource | None = None,
 ) -> Iterator[pd.DataFrame]:
     """The scene's cell table in row-ordered batches (memory bounded by ``batch_rows``).
 
@@ -81,7 +110,7 @@ def iter_cell_table(
     """
     import pyarrow.parquet as pq
 
-    cached = ensure_cell_table(scene_dir, cell_size_m)
+    cached = ensure_cell_table(scene_dir, cell_size_m, landcover=landcover)
     if isinstance(cached, pd.DataFrame):
         for start in range(0, len(cached), batch_rows):
             yield cached.iloc[start : start + batch_rows]
@@ -140,12 +169,23 @@ def terrain_from(flood: Any) -> features.TerrainLayers:
     )
 
 
-def build_cell_table(scene_dir: Path, cell_size_m: float = 20.0) -> pd.DataFrame:
-    """Features (from imagery and DEM only) and the scene's targets, one row per cell."""
+def build_cell_table(
+    scene_dir: Path, cell_size_m: float = 20.0, *, landcover: LandcoverSource | None = None
+) -> pd.DataFrame:
+    """Features (from imagery and DEM only) and the scene's targets, one row per cell.
+
+    The observed land cover comes from ``landcover`` (default: the spectral
+    rules; :func:`terraops.pipelines.landcover_source.resolve_landcover_source`
+    picks the segmentation champion when there is one; ``auto`` keeps the rules
+    on pixels coarser than the U-Net resolves). Which source and model
+    version made it is kept in ``table.attrs["landcover"]`` (stored in the
+    cached parquet's metadata too).
+    """
     manifest, layers = raster_io.read_scene_layers(scene_dir)
-    bands = reflectance_bands(manifest, layers)
-    observed_landcover = classify_spectral(**bands)
     resolution = float(manifest["resolution"])
+    landcover = (landcover or SPECTRAL).for_resolution(resolution)
+    bands = reflectance_bands(manifest, layers)
+    observed_landcover = landcover.classify(bands)
     inflow = river_inflow(manifest)
     dem = layers["dem"].astype(np.float64) if "dem" in layers else None
     terrain = None
@@ -168,6 +208,7 @@ def build_cell_table(scene_dir: Path, cell_size_m: float = 20.0) -> pd.DataFrame
         table["lst"] = lst
     if "landcover" in layers and dem is not None:
         _add_flood_targets(table, grid, keep, layers, dem, resolution, inflow)
+    table.attrs["landcover"] = landcover.lineage
     return table
 
 

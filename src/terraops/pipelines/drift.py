@@ -29,6 +29,7 @@ import pandas as pd
 from terraops.domain import drift
 from terraops.domain.drift import DriftPolicy, FeatureRule
 from terraops.errors import InvalidInputError, ModelNotFoundError, NotFoundError
+from terraops.pipelines.landcover_source import LandcoverSource, landcover_of_version
 from terraops.services.base import ServiceDefinition
 from terraops.settings import Settings
 
@@ -120,13 +121,23 @@ def champion_reference(
 # ----- current data ----------------------------------------------------------------
 
 
-def scene_examples(service: ServiceDefinition, scene_dir: Path, cell_size_m: float) -> pd.DataFrame:
-    """The service's examples of a scene (ids + features), via the one feature path."""
+def scene_examples(
+    service: ServiceDefinition,
+    scene_dir: Path,
+    cell_size_m: float,
+    landcover: LandcoverSource | None = None,
+) -> pd.DataFrame:
+    """The service's examples of a scene (ids + features), via the one feature path.
+
+    ``landcover``: the source the compared model was trained with
+    (:func:`~terraops.pipelines.landcover_source.landcover_of_version`); default the rules.
+    """
     from terraops.pipelines.cell_tables import scene_cell_table
 
     if not (Path(scene_dir) / "scene.json").is_file():
         raise NotFoundError(f"{scene_dir} is not a scene folder (no scene.json)")
-    return service.build_examples(scene_cell_table(Path(scene_dir), cell_size_m))
+    cells = scene_cell_table(Path(scene_dir), cell_size_m, landcover=landcover)
+    return service.build_examples(cells)
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -342,7 +353,8 @@ def drift_map(
     if tile_cells < 2:
         raise InvalidInputError("a drift tile needs at least 2 × 2 cells")
     scene_dir = Path(scene_dir)
-    examples = scene_examples(service, scene_dir, settings.cell_size_m)
+    landcover = landcover_of_version(settings, service.name, version)
+    examples = scene_examples(service, scene_dir, settings.cell_size_m, landcover)
     manifest = raster_io.read_manifest(scene_dir)
     reference, model = champion_reference(settings, service, version)
     assert model is not None

@@ -48,11 +48,13 @@ def build(
     settings: Settings, service: ServiceDefinition, scene_dirs: Sequence[Path]
 ) -> dict[str, Any]:
     """Make a new version of the service's evaluation set from held-out scenes."""
+    from terraops.pipelines.distributed import prepare_cell_tables
     from terraops.pipelines.drift import scene_examples
     from terraops.pipelines.quality import check_examples, refuse_unless_passed
 
     if not scene_dirs:
         raise InvalidInputError("no scenes given", hint="pass --scenes DIR (held-out cities)")
+    prepare_cell_tables(settings, [Path(d) for d in scene_dirs])  # on Dask, if set
     examples = pd.concat(
         [scene_examples(service, Path(d), settings.cell_size_m) for d in scene_dirs],
         ignore_index=True,

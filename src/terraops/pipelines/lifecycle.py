@@ -8,8 +8,10 @@ and records alias changes made directly in MLflow, so the champion alias never
 points at a version the history does not know.
 
 The lock is a file under ``settings.home_dir``: it serialises operations on one
-machine (CLI, admin API, training). Teams sharing a remote tracking server from
-several machines should run promotions from one place (CI or the admin API).
+machine (CLI, admin API, training). With ``TERRAOPS_STATE_DB_URL`` set, the
+history and the lock (a PostgreSQL advisory lock) live in one shared database
+instead, so hosts sharing a tracking server see one history and their
+promotions serialise (docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from terraops.adapters.alias_history import AliasHistory
+from terraops.adapters.state_db import PostgresDatabase
 from terraops.domain.promotion import (
     CHALLENGER,
     CHAMPION,
@@ -71,9 +74,20 @@ class PromotionOutcome:
     decision: PromotionDecision
 
 
+#: Name of the advisory lock that serialises lifecycle operations on a shared state database.
+SHARED_LOCK_NAME = "terraops.lifecycle"
+
+
 @contextmanager
 def lifecycle_lock(settings: Settings, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
-    """Serialise lifecycle operations on this home (CLI, admin API, training)."""
+    """Serialise lifecycle operations (CLI, admin API, training) on this home — or, with a
+    shared state database, on every host that uses it. Busy after ``timeout``: ConflictError.
+    """
+    if settings.state_db_url is not None:
+        database = PostgresDatabase(settings.state_db_url.get_secret_value())
+        with database.advisory_lock(SHARED_LOCK_NAME, timeout):
+            yield
+        return
     settings.ensure_home()
     lock = FileLock(str(settings.home_dir / "lifecycle.lock"))
     try:
@@ -99,6 +113,9 @@ def model_service(name: str) -> ModelService:
 
 
 def open_history(settings: Settings) -> AliasHistory:
+    """The alias history: shared in PostgreSQL when configured, else SQLite under home."""
+    if settings.state_db_url is not None:
+        return AliasHistory(PostgresDatabase(settings.state_db_url.get_secret_value()))
     return AliasHistory(settings.history_db)
 
 

@@ -17,13 +17,23 @@ Outputs, all carrying lineage (model name, version, run id, scene, parameters):
 When the scene carries the service's target (a synthetic city), the
 prediction is scored against it and the metrics are returned and stored with
 the layer.
+
+With ``TERRAOPS_DASK_SCHEDULER`` set, the scene's missing cell table is built
+on a worker (:mod:`terraops.pipelines.distributed`) and the cell blocks are
+scored by the workers (:func:`terraops.adapters.dask_runner.cell_predictor`:
+the model is loaded once per worker process). The driver still reads the
+blocks, fills the grids and writes every file in block order, and a block's
+predictions do not depend on where they were computed, so the outputs hold
+the same values as without a cluster.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,12 +43,14 @@ import numpy as np
 import pandas as pd
 from rasterio.transform import Affine
 
-from terraops.adapters import raster_io
+from terraops.adapters import dask_runner, raster_io
 from terraops.adapters.catalogue import LayerCatalogue
 from terraops.domain import features
 from terraops.domain.layers import layer_id
 from terraops.errors import InvalidInputError, ModelNotFoundError
 from terraops.pipelines.cell_tables import iter_cell_table
+from terraops.pipelines.distributed import build_cell_tables
+from terraops.pipelines.landcover_source import LandcoverSource, landcover_of_model
 from terraops.pipelines.layer_products import (
     scene_imagery_layer,
 )
@@ -61,6 +73,8 @@ class ModelChoice:
     run_id: str
     alias: str | None
     predictor: Any
+    params: Mapping[str, Any]
+    """The training run's parameters (what its features were built with)."""
 
     @property
     def lineage(self) -> dict[str, Any]:
@@ -89,7 +103,7 @@ def choose_model(
     except ValueError as exc:
         raise ModelNotFoundError(f"model {name} v{version} cannot be used: {exc}") from exc
     alias = "champion" if "champion" in info.aliases else None
-    return ModelChoice(name, version, info.run_id, alias, predictor)
+    return ModelChoice(name, version, info.run_id, alias, predictor, info.params)
 
 
 def check_params(definition: ServiceDefinition, params: Mapping[str, float]) -> dict[str, float]:
@@ -159,6 +173,34 @@ class _Grids:
     predicted: list[np.ndarray]
 
 
+PredictBlocks = Callable[[Iterable[np.ndarray]], Iterator[np.ndarray]]
+"""Model-input blocks → one prediction array per block, in the same order."""
+
+
+def _in_process(model: ModelChoice) -> PredictBlocks:
+    return lambda blocks: (model.predictor.predict(block) for block in blocks)
+
+
+def _blocks_with_predictions(
+    blocks: Iterable[tuple[pd.DataFrame, pd.DataFrame]], predict_blocks: PredictBlocks
+) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, np.ndarray]]:
+    """Each (batch, inputs) block with its predictions, in block order.
+
+    ``predict_blocks`` may draw a few blocks ahead (a cluster keeps several in
+    flight); the drawn blocks wait in a queue until their predictions come back.
+    """
+    drawn: deque[tuple[pd.DataFrame, pd.DataFrame]] = deque()
+
+    def arrays() -> Iterator[np.ndarray]:
+        for batch, inputs in blocks:
+            drawn.append((batch, inputs))
+            yield inputs.to_numpy()
+
+    for values in predict_blocks(arrays()):
+        batch, inputs = drawn.popleft()
+        yield batch, inputs, values
+
+
 def _stream_predictions(
     scene_dir: Path,
     settings: Settings,
@@ -167,6 +209,9 @@ def _stream_predictions(
     params: Mapping[str, float],
     shape: tuple[int, int],
     cells_out: Path,
+    *,
+    landcover: LandcoverSource,
+    predict_blocks: PredictBlocks,
 ) -> _Grids:
     """One pass over the cell table: predict, fill the grids, write the cells parquet."""
     import pyarrow as pa
@@ -183,9 +228,11 @@ def _stream_predictions(
     )
     writer: Any = None
     try:
-        for batch in iter_cell_table(scene_dir, settings.cell_size_m):
-            inputs = _model_inputs(batch, names, params, definition.name)
-            values = model.predictor.predict(inputs.to_numpy())
+        blocks = (
+            (batch, _model_inputs(batch, names, params, definition.name))
+            for batch in iter_cell_table(scene_dir, settings.cell_size_m, landcover=landcover)
+        )
+        for batch, inputs, values in _blocks_with_predictions(blocks, predict_blocks):
             rows, cols = batch["row"].to_numpy(), batch["col"].to_numpy()
             grids.prediction[rows, cols] = values
             for n in wanted:
@@ -225,9 +272,18 @@ def predict_raster(
     checked = check_params(definition, params or {})
     scene_dir = Path(scene_dir)
     manifest = raster_io.read_manifest(scene_dir)
-    with status_line(progress, f"predict-raster {definition.name}") as say:
+    with status_line(progress, f"predict-raster {definition.name}") as say, ExitStack() as stack:
         say("loading the model")
         model = choose_model(settings, definition, version)
+        landcover = landcover_of_model(settings, model.params)
+        runner = stack.enter_context(dask_runner.cluster_for(settings.dask_scheduler))
+        predict_blocks = _in_process(model)
+        if runner is not None:
+            say(f"building the cell table on {runner.address}")
+            build_cell_tables(runner, [scene_dir], settings.cell_size_m, landcover)
+            predict_blocks = dask_runner.cell_predictor(
+                runner, model.predictor, model.version, model.run_id
+            )
         grid = features.cell_grid(
             (int(manifest["height"]), int(manifest["width"])),
             float(manifest["resolution"]),
@@ -263,11 +319,15 @@ def predict_raster(
                 checked,
                 (grid.rows, grid.cols),
                 staged_cells,
+                landcover=landcover,
+                predict_blocks=predict_blocks,
             )
             staged_cells.replace(cells_path)
         finally:
             staged_cells.unlink(missing_ok=True)
         evaluation = _evaluate(definition, grids)
+        cluster = runner.info() if runner is not None else None
+        stack.close()  # the cluster's work is done: release it before writing
         say("writing COGs and vectors")
         layers = write_prediction_layers(
             ctx, base, out, grids.prediction, grids.inputs, cells_path, evaluation
@@ -279,6 +339,7 @@ def predict_raster(
     seconds = time.perf_counter() - started
     pixels = int(manifest["width"]) * int(manifest["height"])
     return {
+        **({"dask": cluster} if cluster is not None else {}),
         "service": definition.name,
         "scene": scene,
         "model": {**model.lineage, "alias": model.alias},

@@ -40,6 +40,7 @@ import pandas as pd
 from terraops.domain import real_eval
 from terraops.errors import InvalidInputError
 from terraops.pipelines.evaluation import evaluate
+from terraops.pipelines.landcover_source import LandcoverSource, landcover_of_model
 from terraops.pipelines.progress import status_line
 from terraops.services.base import ServiceDefinition
 from terraops.settings import Settings
@@ -96,14 +97,18 @@ def require_regression(service: ServiceDefinition) -> None:
 
 
 def scene_examples(
-    service: ServiceDefinition, scene_dir: Path, cell_size_m: float
+    service: ServiceDefinition,
+    scene_dir: Path,
+    cell_size_m: float,
+    landcover: LandcoverSource | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """The scene's manifest and its examples with a finite target and NDVI."""
+    """The scene's manifest and its examples with a finite target and NDVI
+    (land cover from ``landcover``, the scored model's own source; default the rules)."""
     from terraops.adapters.raster_io import read_manifest
     from terraops.pipelines.cell_tables import scene_cell_table
 
     manifest = read_manifest(scene_dir)
-    cells = scene_cell_table(scene_dir, cell_size_m)
+    cells = scene_cell_table(scene_dir, cell_size_m, landcover=landcover)
     if service.target not in cells.columns:
         raise InvalidInputError(
             f"scene {manifest.get('name', scene_dir)} has no {service.target!r} layer to "
@@ -334,10 +339,11 @@ def evaluate_real(
     )
     cell_size = float(cell_size_m or settings.cell_size_m)
     with status_line(progress, f"real-data evaluation of {service.name}") as say:
-        say("cell table")
-        manifest, examples = scene_examples(service, Path(scene_dir), cell_size)
         say("registered model")
         choice = choose_model(settings, service, version)
+        say("cell table")
+        landcover = landcover_of_model(settings, choice.params)
+        manifest, examples = scene_examples(service, Path(scene_dir), cell_size, landcover)
         scores = score_scene(service, examples, choice.predictor)
         local, _ = local_spatial_cv(service, examples, model_params, training, say)
     scene = scene_info(manifest, Path(scene_dir), examples, cell_size)

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from terraops.adapters.segmentation_bundle import gpu_autocast
 from terraops.domain.segmentation.classes import SEGMENTATION_NODATA, SegClass
 from terraops.domain.segmentation.metrics import mask_instances, mean_iou, object_f1, pixel_metrics
 from terraops.errors import InvalidInputError
@@ -213,7 +214,9 @@ def fit(
         for i in range(steps):
             xb = torch.from_numpy(x[i * batch : (i + 1) * batch]).to(device)
             yb = torch.from_numpy(y[i * batch : (i + 1) * batch]).to(device)
-            loss = segmentation_loss(model(xb), yb, weights, float(training["dice_weight"]))
+            with gpu_autocast(device):
+                logits = model(xb)
+            loss = segmentation_loss(logits.float(), yb, weights, float(training["dice_weight"]))
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

@@ -35,6 +35,7 @@ import pandas as pd
 from terraops.domain import spatial_cv
 from terraops.domain.metrics import reliability_curve
 from terraops.errors import InvalidInputError
+from terraops.pipelines.distributed import prepare_cell_tables
 from terraops.pipelines.evaluation import (
     Advance,
     Evaluation,
@@ -44,6 +45,7 @@ from terraops.pipelines.evaluation import (
     suffixed,
     to_arrays,
 )
+from terraops.pipelines.landcover_source import LandcoverSource, resolve_landcover_source
 from terraops.pipelines.params import coerce_param
 from terraops.services.base import ServiceDefinition
 from terraops.settings import Settings
@@ -104,9 +106,15 @@ def resolve_params(
 
 # ----- data -----------------------------------------------------------------
 def build_example_table(
-    service: ServiceDefinition, scene_dirs: Sequence[Path], cell_size_m: float
+    service: ServiceDefinition,
+    scene_dirs: Sequence[Path],
+    cell_size_m: float,
+    landcover: LandcoverSource | None = None,
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """The service's examples from every scene, and the scenes' manifests."""
+    """The service's examples from every scene, and the scenes' manifests.
+
+    ``landcover``: where the features' land cover comes from (default spectral rules).
+    """
     from terraops.adapters.raster_io import read_manifest
     from terraops.pipelines.cell_tables import scene_cell_table
 
@@ -114,7 +122,8 @@ def build_example_table(
         raise InvalidInputError("no scenes given", hint="pass --scenes DIR (one or more)")
     manifests = [read_manifest(Path(d)) for d in scene_dirs]
     cells = pd.concat(
-        [scene_cell_table(Path(d), cell_size_m) for d in scene_dirs], ignore_index=True
+        [scene_cell_table(Path(d), cell_size_m, landcover=landcover) for d in scene_dirs],
+        ignore_index=True,
     )
     return service.build_examples(cells), manifests
 
@@ -269,8 +278,6 @@ def train_service(
     bounded sample of its training features (``reference/reference.parquet``),
     the reference drift reports compare against.
     """
-    import mlflow
-
     from terraops.adapters import tracking
     from terraops.adapters.registry import ModelRegistry
     from terraops.pipelines.lifecycle import assign_alias
@@ -282,7 +289,9 @@ def train_service(
     total = 2 * training["cv_folds"] + (n_scenes if n_scenes >= 2 else 0) + 3
     bar, advance = _progress(progress, total)
     with bar:
-        examples, manifests = build_example_table(service, scene_dirs, cell_size)
+        landcover = resolve_landcover_source(settings)
+        prepare_cell_tables(settings, scene_dirs, cell_size, landcover)  # on Dask, if set
+        examples, manifests = build_example_table(service, scene_dirs, cell_size, landcover)
         quality = _quality_gate(settings, service, examples, scene_dirs)
         examples = examples[examples[service.target].notna()].reset_index(drop=True)
         fingerprint = data_fingerprint(examples, manifests)
@@ -298,7 +307,7 @@ def train_service(
         }
         advance("final model")
         experiment_id = tracking.configure(settings, service.name)
-        with mlflow.start_run(experiment_id=experiment_id, run_name=f"{service.name}-train") as run:
+        with tracking.owned_run(settings, experiment_id, f"{service.name}-train") as run:
             run_id = run.info.run_id
             version = _log_run(
                 settings,
@@ -313,6 +322,7 @@ def train_service(
                     "cell_size_m": cell_size,
                     "n_rows": len(examples),
                     "n_scenes": n_scenes,
+                    **landcover.lineage,
                 },
                 quality,
                 fingerprint,
