@@ -81,6 +81,24 @@ def test_gate_rollback_and_history(trained: dict[str, Any]) -> None:
     assert gates["loadable"]["passed"] and not gates["metric_target"]["passed"]
 
 
+def test_model_card_reads_every_figure_from_the_run(
+    trained: dict[str, Any], tmp_path: Path
+) -> None:
+    """`segment card` renders the champion's logged scores, not typed-in numbers."""
+    settings = trained["settings"]
+    card = tmp_path / "cards" / "segmentation.md"
+    result = invoke(settings, "segment", "card", "--out", str(card))
+    assert result.exit_code == 0, result.output
+    text = card.read_text()
+    info = ModelRegistry(settings).get_version("segmentation", 1)
+    assert "version 1" in text and info.run_id in text
+    building = f"| building | {info.metrics['building_iou_val']:.3f} |"
+    assert building in text
+    assert "**not met**" in text  # the tiny model misses the 0.85 gate, and the card says so
+    assert (card.parent / "segmentation-plots" / "learning_curve.png").stat().st_size > 1000
+    assert "No real-data report in this home yet" in text
+
+
 @pytest.fixture(scope="module")
 def predicted(trained: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     settings, scene = trained["settings"], trained["scene"]

@@ -69,7 +69,7 @@ def log_training_run(
     config = UNetConfig.from_dict({**arch, "n_classes": service.n_classes})
     scenes = fingerprint["scenes"]
     experiment_id = tracking.configure(settings, service.name)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{service.name}-train") as run:
+    with tracking.owned_run(settings, experiment_id, f"{service.name}-train") as run:
         mlflow.set_tags(
             {
                 "terraops.service": service.name,
