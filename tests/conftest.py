@@ -26,7 +26,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving_support import RunningProcess, TrainedHome, free_port, settings_env, wait_until
+from serving_support import (
+    FAST_TRAINING,
+    RunningProcess,
+    TrainedHome,
+    free_port,
+    register_copy_of,
+    settings_env,
+    wait_until,
+)
 from terraops.settings import Settings
 
 # Keep MLflow from writing ./mlruns or phoning home from any test.
@@ -75,26 +83,6 @@ def solaris_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from terraops.adapters.samples import SOLARIS_SAMPLE, fetch_sample
 
     return fetch_sample(tmp_path_factory.mktemp("samples"), SOLARIS_SAMPLE)
-
-
-FAST_TRAINING = {"n_estimators": 40, "cv_folds": 2}
-
-
-def register_copy_of(settings: Settings, service: str, version: int) -> int:
-    """Register another version of the same run and model (cheap second candidate)."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
-    original = client.get_model_version(service, str(version))
-    # A tracking server (REST store) requires the model_id of a ``models:/m-...`` source,
-    # which its version records may leave empty: take it from the source, as MLflow does.
-    from mlflow.store.artifact.utils.models import _parse_model_id_if_present
-
-    model_id = original.model_id or _parse_model_id_if_present(original.source or "")
-    created = client.create_model_version(
-        service, original.source, run_id=original.run_id, model_id=model_id
-    )
-    return int(created.version)
 
 
 @pytest.fixture(scope="session")

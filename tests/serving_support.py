@@ -110,3 +110,23 @@ def report(name: str, figures: dict[str, Any]) -> None:
 #: The clear southern strip of the real Landsat sample (product CRS, m): its middle
 #: is under cumulus (the same crop as the Makefile's REAL_BBOX).
 LANDSAT_SAMPLE_CLEAR_BBOX = "452475,3390555,471285,3394245"
+
+
+FAST_TRAINING = {"n_estimators": 40, "cv_folds": 2}
+
+
+def register_copy_of(settings: Settings, service: str, version: int) -> int:
+    """Register another version of the same run and model (cheap second candidate)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    original = client.get_model_version(service, str(version))
+    # A tracking server (REST store) requires the model_id of a ``models:/m-...`` source,
+    # which its version records may leave empty: take it from the source, as MLflow does.
+    from mlflow.store.artifact.utils.models import _parse_model_id_if_present
+
+    model_id = original.model_id or _parse_model_id_if_present(original.source or "")
+    created = client.create_model_version(
+        service, original.source, run_id=original.run_id, model_id=model_id
+    )
+    return int(created.version)

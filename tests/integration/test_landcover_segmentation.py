@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import FAST_TRAINING, register_copy_of
 from segmentation_support import invoke
+from serving_support import FAST_TRAINING, register_copy_of
 from terraops.adapters.registry import ModelRegistry
 from terraops.pipelines.cell_tables import ensure_cell_table
 from terraops.pipelines.landcover_source import resolve_landcover_source

@@ -30,12 +30,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from conftest import register_copy_of
 from scaleout_support import PostgresCluster, running_postgres, start_mlflow_server
 from serving_support import (
     RunningProcess,
     TrainedHome,
     free_port,
+    register_copy_of,
     report,
     settings_env,
     wait_until,
