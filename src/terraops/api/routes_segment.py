@@ -294,7 +294,9 @@ def _open_image(path: Path, name: str, band_order: list[str] | None) -> Any:
     except rasterio.errors.RasterioIOError as exc:
         kind = _sniff_format(path)
         raise UnsupportedMediaError(
-            f"{name!r} is {f'a {kind} file, ' if kind else ''}not a readable GeoTIFF",
+            f"{name!r} is a {kind} file, not a GeoTIFF"
+            if kind
+            else f"{name!r} is not a readable GeoTIFF",
             hint="upload a GeoTIFF (.tif) with a CRS and the bands red, green, blue, nir, "
             "swir; convert other formats with gdal_translate -of GTiff in out.tif",
         ) from exc

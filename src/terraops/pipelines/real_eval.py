@@ -96,6 +96,25 @@ def require_regression(service: ServiceDefinition) -> None:
         )
 
 
+def _no_target(service: ServiceDefinition, scene: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"scene {scene} has no {service.target!r} layer to evaluate {service.name} against",
+        hint="import the scene with its thermal band (Landsat band 10 or ST_B10, "
+        "or --thermal FILE for a GeoTIFF)",
+    )
+
+
+def check_scene(service: ServiceDefinition, scene_dir: Path) -> dict[str, Any]:
+    """The scene's manifest, refused before any registry call when it cannot be scored
+    (no scene there, or no observed target layer)."""
+    from terraops.adapters.raster_io import read_manifest
+
+    manifest = read_manifest(scene_dir)
+    if service.target not in manifest.get("layers", {}):
+        raise _no_target(service, str(manifest.get("name", scene_dir)))
+    return manifest
+
+
 def scene_examples(
     service: ServiceDefinition,
     scene_dir: Path,
@@ -110,12 +129,7 @@ def scene_examples(
     manifest = read_manifest(scene_dir)
     cells = scene_cell_table(scene_dir, cell_size_m, landcover=landcover)
     if service.target not in cells.columns:
-        raise InvalidInputError(
-            f"scene {manifest.get('name', scene_dir)} has no {service.target!r} layer to "
-            f"evaluate {service.name} against",
-            hint="import the scene with its thermal band (Landsat band 10 or ST_B10, "
-            "or --thermal FILE for a GeoTIFF)",
-        )
+        raise _no_target(service, str(manifest.get("name", scene_dir)))
     examples = service.build_examples(cells)
     finite = np.isfinite(examples[service.target].to_numpy(np.float64))
     finite &= np.isfinite(examples["ndvi"].to_numpy(np.float64))
@@ -339,6 +353,7 @@ def evaluate_real(
     )
     cell_size = float(cell_size_m or settings.cell_size_m)
     with status_line(progress, f"real-data evaluation of {service.name}") as say:
+        check_scene(service, Path(scene_dir))
         say("registered model")
         choice = choose_model(settings, service, version)
         say("cell table")
