@@ -48,24 +48,6 @@ def build_on_worker(
     return str(cached) if isinstance(cached, Path) else None
 
 
-def portable_landcover(landcover: LandcoverSource | None) -> LandcoverSource | None:
-    """A copy of ``landcover`` fit to send to a worker: same model choice, nothing loaded.
-
-    A source that already loaded its segmentation model holds an inference
-    session, which does not pickle; each worker loads the model itself.
-    """
-    if landcover is None or landcover.kind == "spectral":
-        return landcover
-    return LandcoverSource(
-        landcover.kind,
-        settings=landcover._settings,
-        version=landcover.version,
-        engine=landcover.engine,
-        reason=landcover.reason,
-        forced=landcover.forced,
-    )
-
-
 def build_cell_tables(
     runner: dask_runner.DaskRunner,
     scene_dirs: Sequence[Path],
@@ -81,7 +63,8 @@ def build_cell_tables(
     missing = missing_cell_tables(scene_dirs, cell_size_m, landcover)
     if not missing:
         return []
-    fn = partial(build_on_worker, cell_size_m, portable_landcover(landcover))
+    # LandcoverSource pickles without a loaded model (__getstate__): each worker loads it.
+    fn = partial(build_on_worker, cell_size_m, landcover)
     paths = [str(Path(d).resolve()) for d in missing]
     started = time.perf_counter()
     results = list(runner.map_batches(fn, paths, max_in_flight=len(paths), name=CELL_TABLE_TASK))
