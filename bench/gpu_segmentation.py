@@ -70,7 +70,7 @@ def device_facts(device: str) -> dict[str, Any]:
 
 
 def make_scenes(work: Path, size: int) -> list[Path]:
-    from terraops.pipelines.scenes import generate_scene
+    from terraops.pipelines.scenes.generate import generate_scene
 
     dirs = []
     for seed, morphology in CITIES:
@@ -82,8 +82,8 @@ def make_scenes(work: Path, size: int) -> list[Path]:
 
 def train(dirs: list[Path], device: str, epochs: int | None) -> tuple[Any, dict[str, Any], Any]:
     """The service's default training on ``device``; the per-epoch curve with wall times."""
-    from terraops.pipelines.segment_data import load_scene
-    from terraops.pipelines.segment_train import fit, resolve_params
+    from terraops.pipelines.segmentation.data import load_scene
+    from terraops.pipelines.segmentation.train import fit, resolve_params
     from terraops.services.segmentation import SEGMENTATION
 
     scenes = [load_scene(d) for d in dirs]
@@ -220,7 +220,7 @@ def end_to_end(
     bundle: Path, held_out: Any, work: Path, size: int, batch: int, device: str
 ) -> dict[str, Any]:
     """``segment_image`` on a ``size``² GeoTIFF: mask COG + GeoJSON, with a profile."""
-    from terraops.pipelines.segment_predict import segment_image
+    from terraops.pipelines.segmentation.scene_predict import segment_image
     from terraops.settings import Settings
 
     image = work / f"image_{size}.tif"

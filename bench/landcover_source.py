@@ -7,7 +7,7 @@ changes. Prints markdown tables:
    class pooled over the scenes, imperviousness (building ∪ road) IoU and
    pixel accuracy — for the spectral rules and the segmentation source;
 2. the UHI (LST, °C) and flood (flooded cell, Brier) errors of the training
-   pipeline's own cross-validation (:func:`terraops.pipelines.evaluation.evaluate`:
+   pipeline's own cross-validation (:func:`terraops.pipelines.training.cross_validation.evaluate`:
    spatial-block CV and leave-one-scene-out CV) on cell tables built with each
    source, plus the true land cover as the ceiling;
 3. with ``--real DIR`` (an imported scene, no land-cover truth): the class shares
@@ -38,10 +38,10 @@ import pandas as pd
 
 from terraops.adapters import raster_io
 from terraops.domain.landcover import NODATA_CODE, LandCover
-from terraops.pipelines.cell_tables import build_cell_table, reflectance_bands
-from terraops.pipelines.evaluation import evaluate
-from terraops.pipelines.landcover_source import LandcoverSource, resolve_landcover_source
-from terraops.pipelines.train import resolve_params
+from terraops.pipelines.scenes.cell_tables import build_cell_table, reflectance_bands
+from terraops.pipelines.scenes.landcover_source import LandcoverSource, resolve_landcover_source
+from terraops.pipelines.training.cross_validation import evaluate
+from terraops.pipelines.training.train import resolve_params
 from terraops.services import get_service
 from terraops.settings import Settings
 

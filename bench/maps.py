@@ -197,7 +197,7 @@ def register_field_layer(home: Path, src: Path) -> tuple[Path, Any]:
     from terraops.adapters.catalogue import LayerCatalogue
     from terraops.adapters.cog import write_cog
     from terraops.adapters.registry import ModelRegistry
-    from terraops.pipelines.layer_products import raster_layer
+    from terraops.pipelines.maps.layer_products import raster_layer
     from terraops.settings import Settings
 
     settings = Settings(home=home)
@@ -430,7 +430,7 @@ def predict_child(home: Path, scene: Path, out: Path) -> dict[str, Any]:
     that forked it (the benchmark driver, hundreds of MiB), which would hide the
     child's own peak.
     """
-    from terraops.pipelines.raster_predict import choose_model, predict_raster
+    from terraops.pipelines.maps.raster_predict import choose_model, predict_raster
     from terraops.services import get_service
     from terraops.settings import Settings
 
@@ -487,7 +487,7 @@ def raster_benchmark(
     home: Path, env: dict[str, str], sizes: tuple[int, ...], warm_runs: int
 ) -> dict[str, Any]:
     """Per size: a fresh scene, one cold run (builds the cell table), then cached runs."""
-    from terraops.pipelines.scenes import generate_scene
+    from terraops.pipelines.scenes.generate import generate_scene
 
     results: dict[int, dict[str, Any]] = {}
     for index, size in enumerate(sizes):

@@ -26,7 +26,7 @@ from fastapi.testclient import TestClient
 
 from bench.segmentation import BAND_ORDER, UPLOAD_SIZE, write_image
 from terraops.api.app import create_app
-from terraops.pipelines.segment_data import load_scene
+from terraops.pipelines.segmentation.data import load_scene
 from terraops.settings import Settings
 
 

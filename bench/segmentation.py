@@ -67,9 +67,9 @@ def build_bundle(work: Path, scene_size: int) -> tuple[Path, list[Any], Any, dic
     from terraops.adapters.onnx_quantize import calibration_chips, quantize_bundle
     from terraops.adapters.segmentation_bundle import BundleMeta, save_bundle
     from terraops.models.unet import UNetConfig
-    from terraops.pipelines.scenes import generate_scene
-    from terraops.pipelines.segment_data import load_scene
-    from terraops.pipelines.segment_train import fit, resolve_params
+    from terraops.pipelines.scenes.generate import generate_scene
+    from terraops.pipelines.segmentation.data import load_scene
+    from terraops.pipelines.segmentation.train import fit, resolve_params
     from terraops.services.segmentation import SEGMENTATION
 
     dirs = []

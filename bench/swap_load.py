@@ -98,7 +98,7 @@ def offline_predictions(home: Path, service: str, version: int) -> list[float]:
     import numpy as np
 
     from terraops.adapters.registry import ModelRegistry
-    from terraops.pipelines.lifecycle import load_and_verify
+    from terraops.pipelines.lifecycle.aliases import load_and_verify
     from terraops.services import get_service
     from terraops.settings import Settings
 
@@ -367,9 +367,9 @@ SERVICES = ("uhi", "flood")
 def prepare_home(home: Path, size: int) -> dict[str, tuple[int, int]]:
     """Two scenes → two different versions per service; the first promoted (reused if there)."""
     from terraops.adapters.registry import ModelRegistry
-    from terraops.pipelines import lifecycle
-    from terraops.pipelines.scenes import generate_scene
-    from terraops.pipelines.train import train_service
+    from terraops.pipelines.lifecycle import aliases as lifecycle
+    from terraops.pipelines.scenes.generate import generate_scene
+    from terraops.pipelines.training.train import train_service
     from terraops.services import get_service
     from terraops.settings import Settings
 

@@ -51,7 +51,7 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture(scope="session")
 def tiny_scenes(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Two small synthetic cities (different seeds and morphologies)."""
-    from terraops.pipelines.scenes import generate_scene
+    from terraops.pipelines.scenes.generate import generate_scene
 
     root = tmp_path_factory.mktemp("scenes")
     dirs = []
@@ -87,7 +87,7 @@ def solaris_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_home(tiny_scenes: list[Path], tmp_path_factory: pytest.TempPathFactory) -> TrainedHome:
-    from terraops.pipelines.train import train_service
+    from terraops.pipelines.training.train import train_service
     from terraops.services import get_service
 
     settings = Settings(home=tmp_path_factory.mktemp("trained") / "home")

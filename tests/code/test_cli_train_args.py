@@ -28,7 +28,7 @@ def test_scene_folders_are_collected_in_order(
         seen["scenes"] = scenes
         raise SystemExit(0)
 
-    monkeypatch.setattr("terraops.pipelines.train.train_service", fake_train)
+    monkeypatch.setattr("terraops.pipelines.training.train.train_service", fake_train)
     result = CliRunner().invoke(app, ["train", "uhi", *args, "--json"])
     assert result.exit_code == 0, result.output
     assert [p.name for p in seen["scenes"]] == ["a", "b", "c"]

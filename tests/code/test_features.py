@@ -16,8 +16,8 @@ from rasterio.transform import Affine
 from terraops.domain import features as ft
 from terraops.domain.landcover import LandCover, classify_spectral
 from terraops.errors import InvalidInputError
-from terraops.pipelines.cell_tables import build_cell_table
-from terraops.pipelines.scene_import import import_geotiff
+from terraops.pipelines.scenes.cell_tables import build_cell_table
+from terraops.pipelines.scenes.importing import import_geotiff
 
 VEGETATION = {"red": 0.03, "green": 0.06, "blue": 0.03, "nir": 0.40, "swir": 0.16}
 ROOF = {"red": 0.24, "green": 0.14, "blue": 0.10, "nir": 0.31, "swir": 0.40}

@@ -16,7 +16,7 @@ from terraops.api.app import create_app
 from terraops.api.model_holder import LoadedModel, ModelHolder
 from terraops.cli.main import app as cli
 from terraops.errors import ConflictError
-from terraops.pipelines.feedback import BadRowsError, FeedbackEntry, import_feedback
+from terraops.pipelines.monitoring.feedback import BadRowsError, FeedbackEntry, import_feedback
 from terraops.services import get_service
 from terraops.settings import Settings
 

@@ -26,7 +26,7 @@ from terraops.errors import (
     PromotionRefusedError,
     RegistryUnavailableError,
 )
-from terraops.pipelines import lifecycle
+from terraops.pipelines.lifecycle import aliases as lifecycle
 from terraops.settings import Settings
 
 

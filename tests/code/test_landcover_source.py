@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from terraops.adapters.raster_io import read_manifest
 from terraops.errors import ModelNotFoundError
-from terraops.pipelines.cell_tables import _cache_path, ensure_cell_table
-from terraops.pipelines.landcover_source import (
+from terraops.pipelines.scenes.cell_tables import _cache_path, ensure_cell_table
+from terraops.pipelines.scenes.landcover_source import (
     LandcoverSource,
     landcover_of_model,
     resolve_landcover_source,

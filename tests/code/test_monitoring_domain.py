@@ -132,7 +132,7 @@ def test_history_keeps_gates_and_migrates_an_old_journal(tmp_path: Path) -> None
 
 def test_slo_window_parsing() -> None:
     from terraops.errors import InvalidInputError
-    from terraops.pipelines.slo import parse_window
+    from terraops.pipelines.monitoring.slo import parse_window
 
     assert parse_window("90s").total_seconds() == 90
     assert parse_window("1.5h").total_seconds() == 5400

@@ -35,7 +35,7 @@ PROB_TOLERANCE = 0.25
 
 @pytest.fixture(scope="module")
 def scenes(tiny_scenes: list[Path]) -> list:
-    from terraops.pipelines.segment_data import load_scene
+    from terraops.pipelines.segmentation.data import load_scene
 
     return [load_scene(d) for d in tiny_scenes]
 
@@ -44,7 +44,7 @@ def scenes(tiny_scenes: list[Path]) -> list:
 def fp32_bundle(tmp_path_factory: pytest.TempPathFactory, scenes: list) -> Path:
     """A briefly trained tiny U-Net saved as a bundle (model.pt, model.onnx, json)."""
     from terraops.models.unet import UNetConfig
-    from terraops.pipelines.segment_train import fit, resolve_params
+    from terraops.pipelines.segmentation.train import fit, resolve_params
     from terraops.services.segmentation import SEGMENTATION
 
     overrides = {

@@ -19,8 +19,12 @@ from rasterio.transform import Affine
 from terraops.domain.segmentation.classes import SEGMENTATION_NODATA
 from terraops.domain.segmentation.vectorise import DEFAULT_CLASSES, vectorise
 from terraops.errors import InvalidInputError
-from terraops.pipelines.segment_infer import LabelRows, iter_label_rows, predict_array
-from terraops.pipelines.segment_vectors import StripVectoriser
+from terraops.pipelines.segmentation.vectors import StripVectoriser
+from terraops.pipelines.segmentation.window_inference import (
+    LabelRows,
+    iter_label_rows,
+    predict_array,
+)
 
 
 def oracle(chips: np.ndarray) -> np.ndarray:
@@ -213,7 +217,7 @@ def test_window_readers_give_the_training_reflectance(
     import rasterio
 
     from terraops.adapters.image_windows import GeoTiffSource, SceneSource, open_reflectance
-    from terraops.pipelines.segment_data import load_scene
+    from terraops.pipelines.segmentation.data import load_scene
 
     truth = load_scene(tiny_scenes[0])
     with SceneSource(tiny_scenes[0]) as src:
@@ -236,7 +240,7 @@ def test_a_three_band_image_is_refused_with_the_missing_bands(
     tiny_scenes: list[Path], tmp_path: Path
 ) -> None:
     from terraops.adapters.image_windows import GeoTiffSource
-    from terraops.pipelines.segment_data import load_scene
+    from terraops.pipelines.segmentation.data import load_scene
 
     rgb = tmp_path / "rgb.tif"
     _write_multiband(rgb, load_scene(tiny_scenes[0]), ["red", "green", "blue"])

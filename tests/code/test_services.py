@@ -10,7 +10,7 @@ import pytest
 
 from terraops.domain.hydrology import DESIGN_STORMS_MM
 from terraops.errors import InvalidInputError, ServiceNotFoundError
-from terraops.pipelines.train import parse_param_pairs, resolve_params
+from terraops.pipelines.training.train import parse_param_pairs, resolve_params
 from terraops.services import all_services, get_service
 from terraops.services.base import ID_COLUMNS
 from terraops.services.flood import FLOODED_FRACTION, storm_depths
@@ -126,7 +126,7 @@ def test_service_lookup() -> None:
 
 
 def test_real_cell_table_satisfies_both_services(tiny_scenes: list[Path]) -> None:
-    from terraops.pipelines.cell_tables import scene_cell_table
+    from terraops.pipelines.scenes.cell_tables import scene_cell_table
 
     cells = scene_cell_table(tiny_scenes[0])
     assert set(cells.columns) >= CELL_FEATURES

@@ -199,8 +199,8 @@ def test_same_seed_same_weights_and_outputs() -> None:
 
 def test_training_is_deterministic_on_cpu(tiny_scenes: list[Path]) -> None:
     """Two seeded runs give bit-identical weights and history; another seed does not."""
-    from terraops.pipelines.segment_data import load_scene
-    from terraops.pipelines.segment_train import fit, resolve_params
+    from terraops.pipelines.segmentation.data import load_scene
+    from terraops.pipelines.segmentation.train import fit, resolve_params
     from terraops.services.segmentation import SEGMENTATION
 
     train, val = [load_scene(tiny_scenes[0])], [load_scene(tiny_scenes[1])]

@@ -19,7 +19,7 @@ from terraops.adapters import raster_io
 from terraops.domain.features import CELL_FEATURES
 from terraops.domain.landcover import LandCover, classify_spectral
 from terraops.domain.mapping import rural_reference
-from terraops.pipelines.cell_tables import build_cell_table, reflectance_bands
+from terraops.pipelines.scenes.cell_tables import build_cell_table, reflectance_bands
 
 FEATURES = [*CELL_FEATURES, "reference_temperature"]
 

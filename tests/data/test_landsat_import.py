@@ -54,7 +54,7 @@ from landsat_support import (
 )
 from terraops.adapters.raster_io import read_manifest, read_scene_layers
 from terraops.errors import InvalidInputError, NotFoundError, TerraopsError
-from terraops.pipelines.scene_import import import_geotiff, import_landsat
+from terraops.pipelines.scenes.importing import import_geotiff, import_landsat
 
 
 @pytest.fixture(scope="module")

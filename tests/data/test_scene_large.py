@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from terraops.pipelines.cell_tables import scene_cell_table
-from terraops.pipelines.scenes import generate_scene
+from terraops.pipelines.scenes.cell_tables import scene_cell_table
+from terraops.pipelines.scenes.generate import generate_scene
 
 
 @pytest.mark.slow

@@ -24,8 +24,8 @@ from terraops.domain.scene.lst import LSTPhysics
 from terraops.domain.scene.spec import GENERATOR_VERSION, SceneSpec
 from terraops.domain.scene.spectra import CLASS_REFLECTANCE, ROOF_MATERIALS
 from terraops.errors import InvalidInputError
-from terraops.pipelines.cell_tables import iter_cell_table, scene_cell_table
-from terraops.pipelines.scenes import generate_scene
+from terraops.pipelines.scenes.cell_tables import iter_cell_table, scene_cell_table
+from terraops.pipelines.scenes.generate import generate_scene
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from terraops.domain.segmentation.classes import (
     SEGMENTATION_NODATA,
     segmentation_from_landcover,
 )
-from terraops.pipelines.segment_data import (
+from terraops.pipelines.segmentation.data import (
     SceneArrays,
     augment,
     check_training_data,

@@ -38,7 +38,7 @@ from terraops.settings import Settings
 @pytest.fixture(scope="session")
 def map_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A city no model trained on, big enough to look like one on the map (3 km)."""
-    from terraops.pipelines.scenes import generate_scene
+    from terraops.pipelines.scenes.generate import generate_scene
 
     out = tmp_path_factory.mktemp("map-scene") / "city3"
     generate_scene(out, seed=3, size=512, resolution=6.0, morphology="coastal")
@@ -49,7 +49,7 @@ def map_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def real_scene(landsat_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real Landsat 8 city (its clear strip), imported as the demo does."""
     from serving_support import LANDSAT_SAMPLE_CLEAR_BBOX
-    from terraops.pipelines.scene_import import import_landsat, parse_bbox
+    from terraops.pipelines.scenes.importing import import_landsat, parse_bbox
 
     out = tmp_path_factory.mktemp("real-scene") / "gulf-coast"
     bbox = parse_bbox(LANDSAT_SAMPLE_CLEAR_BBOX)
@@ -74,8 +74,8 @@ def mapped_home(
     are only read.
     """
     from terraops.adapters.registry import ModelRegistry
-    from terraops.pipelines import lifecycle
-    from terraops.pipelines.raster_predict import predict_raster
+    from terraops.pipelines.lifecycle import aliases as lifecycle
+    from terraops.pipelines.maps.raster_predict import predict_raster
     from terraops.services import get_service
 
     home = tmp_path_factory.mktemp("mapped") / "home"

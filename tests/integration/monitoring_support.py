@@ -12,7 +12,7 @@ def make_scene(
     root: Path, name: str, seed: int, morphology: str, reference_c: float | None = None
 ) -> Path:
     """A 256 px, 4 m tiny city (as the session's ``tiny_scenes``), made once per folder."""
-    from terraops.pipelines.scenes import generate_scene
+    from terraops.pipelines.scenes.generate import generate_scene
 
     out = root / name
     if not (out / "scene.json").is_file():

@@ -41,10 +41,10 @@ from distributed import get_task_stream
 from dask_support import DaskCluster, dask_cluster
 from serving_support import TrainedHome, report, settings_env
 from terraops.adapters.registry import ModelRegistry
-from terraops.pipelines import cell_tables
-from terraops.pipelines.distributed import CELL_TABLE_TASK, prepare_cell_tables
-from terraops.pipelines.lifecycle import promote
-from terraops.pipelines.raster_predict import predict_raster
+from terraops.pipelines.lifecycle.aliases import promote
+from terraops.pipelines.maps.raster_predict import predict_raster
+from terraops.pipelines.scenes import cell_tables
+from terraops.pipelines.scenes.distributed import CELL_TABLE_TASK, prepare_cell_tables
 from terraops.services import get_service
 from terraops.settings import Settings
 
@@ -67,7 +67,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCluster]:
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Three small cities with no cell table yet (copied before each use)."""
-    from terraops.pipelines.scenes import generate_scene
+    from terraops.pipelines.scenes.generate import generate_scene
 
     root = tmp_path_factory.mktemp("dask-scenes")
     scenes = []

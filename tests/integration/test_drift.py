@@ -40,7 +40,7 @@ def scenes(tiny_scenes: list[Path], tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope="module")
 def reference(scenes: dict[str, Path]) -> pd.DataFrame:
     """The training reference of a model trained on two dense cities."""
-    from terraops.pipelines.drift import reference_sample, scene_examples
+    from terraops.pipelines.monitoring.drift_report import reference_sample, scene_examples
 
     uhi = get_service("uhi")
     examples = pd.concat(
@@ -50,7 +50,7 @@ def reference(scenes: dict[str, Path]) -> pd.DataFrame:
 
 
 def _report(settings: Settings, scene: Path, reference: pd.DataFrame, out: Path) -> dict[str, Any]:
-    from terraops.pipelines.drift import drift_report, scene_examples
+    from terraops.pipelines.monitoring.drift_report import drift_report, scene_examples
 
     uhi = get_service("uhi")
     current = scene_examples(uhi, scene, settings.cell_size_m)
@@ -105,7 +105,7 @@ def test_drift_scenarios(
 def champion_home(home_settings: Settings, trained_home: TrainedHome, monkeypatch: Any) -> Settings:
     """The trained home (uhi on a dense + a sprawl city) with v1 champion; CLI bound to it."""
     from terraops.adapters.registry import ModelRegistry
-    from terraops.pipelines import lifecycle
+    from terraops.pipelines.lifecycle import aliases as lifecycle
 
     lifecycle.promote(
         home_settings, ModelRegistry(home_settings), "uhi", trained_home.uhi_versions[0]
@@ -153,7 +153,7 @@ def test_drift_from_the_prediction_log(
     champion_home: Settings, scenes: dict[str, Path], tmp_path: Path
 ) -> None:
     """Logged requests of a heat-wave day drift; old records fall outside --since."""
-    from terraops.pipelines.drift import scene_examples
+    from terraops.pipelines.monitoring.drift_report import scene_examples
 
     uhi = get_service("uhi")
     rows = scene_examples(uhi, scenes["dense7_heatwave"], 20.0).head(400)

@@ -39,7 +39,7 @@ from serving_support import RunningProcess, TrainedHome, free_port, report, sett
 from terraops.adapters import tracking
 from terraops.adapters.registry import ModelRegistry
 from terraops.domain.promotion import CHALLENGER, CHAMPION, champion_lineage
-from terraops.pipelines import lifecycle
+from terraops.pipelines.lifecycle import aliases as lifecycle
 from terraops.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

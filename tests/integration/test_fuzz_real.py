@@ -51,8 +51,8 @@ from terraops.adapters.catalogue import LayerCatalogue
 from terraops.adapters.registry import ModelRegistry
 from terraops.api.app import create_app
 from terraops.errors import TerraopsError
-from terraops.pipelines import lifecycle
-from terraops.pipelines.layer_products import scene_imagery_layer
+from terraops.pipelines.lifecycle import aliases as lifecycle
+from terraops.pipelines.maps.layer_products import scene_imagery_layer
 from terraops.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -24,8 +24,8 @@ import pytest
 
 from serving_support import RunningProcess, TrainedHome, report, wait_until
 from terraops.adapters.registry import ModelRegistry
-from terraops.pipelines import lifecycle
-from terraops.pipelines.train import train_service
+from terraops.pipelines.lifecycle import aliases as lifecycle
+from terraops.pipelines.training.train import train_service
 from terraops.services import get_service
 from terraops.settings import Settings
 

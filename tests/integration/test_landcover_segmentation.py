@@ -19,8 +19,8 @@ import pytest
 from segmentation_support import invoke
 from serving_support import FAST_TRAINING, register_copy_of
 from terraops.adapters.registry import ModelRegistry
-from terraops.pipelines.cell_tables import ensure_cell_table
-from terraops.pipelines.landcover_source import resolve_landcover_source
+from terraops.pipelines.scenes.cell_tables import ensure_cell_table
+from terraops.pipelines.scenes.landcover_source import resolve_landcover_source
 from terraops.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -102,7 +102,7 @@ def test_a_new_champion_never_reuses_the_old_versions_tables(champion: dict[str,
 
 @pytest.mark.integration
 def test_uhi_trains_on_land_cover_from_the_champion(champion: dict[str, Any]) -> None:
-    from terraops.pipelines.train import train_service
+    from terraops.pipelines.training.train import train_service
     from terraops.services import get_service
 
     settings, scene = champion["settings"], champion["scene"]
@@ -120,8 +120,8 @@ def test_uhi_trains_on_land_cover_from_the_champion(champion: dict[str, Any]) ->
 def test_auto_keeps_the_rules_on_pixels_coarser_than_the_unet_resolves(
     champion: dict[str, Any], tmp_path: Path
 ) -> None:
-    from terraops.pipelines.cell_tables import build_cell_table
-    from terraops.pipelines.scenes import generate_scene
+    from terraops.pipelines.scenes.cell_tables import build_cell_table
+    from terraops.pipelines.scenes.generate import generate_scene
 
     settings = champion["settings"]
     coarse = tmp_path / "coarse"

@@ -22,7 +22,7 @@ from terraops.cli import common
 from terraops.cli.main import app as cli
 from terraops.domain.promotion import CHAMPION, champion_lineage
 from terraops.errors import PromotionRefusedError
-from terraops.pipelines import lifecycle
+from terraops.pipelines.lifecycle import aliases as lifecycle
 from terraops.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -15,9 +15,9 @@ from serving_support import TrainedHome, settings_env
 from terraops.adapters.catalogue import LayerCatalogue
 from terraops.adapters.cog import validate_cog
 from terraops.adapters.registry import ModelRegistry
-from terraops.pipelines.cell_tables import scene_cell_table
-from terraops.pipelines.lifecycle import promote
-from terraops.pipelines.raster_predict import predict_raster
+from terraops.pipelines.lifecycle.aliases import promote
+from terraops.pipelines.maps.raster_predict import predict_raster
+from terraops.pipelines.scenes.cell_tables import scene_cell_table
 from terraops.services import get_service
 from terraops.settings import Settings
 

@@ -19,10 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
-from serving_support import LEGACY_BODY, RunningProcess, TrainedHome, free_port, wait_until
 
+from serving_support import LEGACY_BODY, RunningProcess, TrainedHome, free_port, wait_until
 from terraops.adapters.registry import ModelRegistry
-from terraops.pipelines import lifecycle
+from terraops.pipelines.lifecycle import aliases as lifecycle
 from terraops.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

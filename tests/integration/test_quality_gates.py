@@ -17,7 +17,7 @@ from terraops.adapters.registry import ModelRegistry
 from terraops.cli import common
 from terraops.cli.main import app as cli
 from terraops.errors import PromotionRefusedError
-from terraops.pipelines import lifecycle
+from terraops.pipelines.lifecycle import aliases as lifecycle
 from terraops.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -36,7 +36,7 @@ def test_quality_check_passes_good_data_and_names_what_fails(
 ) -> None:  # fmt: skip
     import rasterio
 
-    from terraops.pipelines.drift import scene_examples
+    from terraops.pipelines.monitoring.drift_report import scene_examples
     from terraops.services import get_service
 
     monkeypatch.chdir(tmp_path)  # Great Expectations must leave no project folder behind
@@ -127,8 +127,8 @@ def test_a_wholly_absent_optional_feature_passes_but_a_half_filled_one_fails(
     home_settings: Settings, tiny_scenes: list[Path]
 ) -> None:
     """A scene without a DEM has no elevation at all (fine); a gap in a column is not."""
-    from terraops.pipelines.drift import scene_examples
-    from terraops.pipelines.quality import check_examples
+    from terraops.pipelines.monitoring.drift_report import scene_examples
+    from terraops.pipelines.monitoring.quality import check_examples
     from terraops.services import get_service
 
     uhi = get_service("uhi")

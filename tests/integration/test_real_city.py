@@ -14,9 +14,9 @@ import rasterio
 from serving_support import LANDSAT_SAMPLE_CLEAR_BBOX, settings_env
 from terraops.adapters.catalogue import LayerCatalogue
 from terraops.adapters.cog import validate_cog
-from terraops.pipelines.cell_tables import scene_cell_table
-from terraops.pipelines.raster_predict import predict_raster
-from terraops.pipelines.train import train_service
+from terraops.pipelines.maps.raster_predict import predict_raster
+from terraops.pipelines.scenes.cell_tables import scene_cell_table
+from terraops.pipelines.training.train import train_service
 from terraops.services import get_service
 from terraops.settings import Settings
 

@@ -59,7 +59,7 @@ def said(result: Result) -> str:
 @pytest.fixture(scope="module")
 def real_like_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A scene folder shaped like an imported one: bands, DEM, LST; no truth."""
-    from terraops.pipelines.scenes import generate_scene
+    from terraops.pipelines.scenes.generate import generate_scene
 
     out = tmp_path_factory.mktemp("real") / "landsat-like"
     generate_scene(out, seed=5, size=256, resolution=4.0, morphology="coastal")
@@ -133,7 +133,7 @@ def expected_figures(settings: Settings, scene: Path, version: int) -> dict[str,
     """The headline figures recomputed here with scipy, from the scene's cell table."""
     from terraops.adapters.model_bundle import load_predictor
     from terraops.adapters.registry import ModelRegistry
-    from terraops.pipelines.cell_tables import scene_cell_table
+    from terraops.pipelines.scenes.cell_tables import scene_cell_table
 
     cells = scene_cell_table(scene, settings.cell_size_m)
     cells = cells[np.isfinite(cells["lst"])]

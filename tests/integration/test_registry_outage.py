@@ -27,7 +27,7 @@ from serving_support import (
     wait_until,
 )
 from terraops.adapters.registry import ModelRegistry
-from terraops.pipelines import lifecycle
+from terraops.pipelines.lifecycle import aliases as lifecycle
 from terraops.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -51,7 +51,7 @@ def _write_tif(
     crs: bool = True,
     size: int | None = None,
 ) -> Path:
-    from terraops.pipelines.segment_data import load_scene
+    from terraops.pipelines.segmentation.data import load_scene
 
     scene = load_scene(scene_dir)
     image = scene.image[:bands]

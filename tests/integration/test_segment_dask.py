@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def trained(tiny_scenes: list[Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A home whose segmentation champion is a tiny U-Net, and a 512 × 512 scene."""
-    from terraops.pipelines.scenes import generate_scene
+    from terraops.pipelines.scenes.generate import generate_scene
 
     root = tmp_path_factory.mktemp("seg-dask")
     settings = Settings(home=root / "home", user="tester")

@@ -18,7 +18,11 @@ from typer.testing import CliRunner
 
 from terraops.adapters.samples import SOLARIS_SAMPLE, fetch_sample, is_intact
 from terraops.errors import InvalidInputError
-from terraops.pipelines.segment_real import SPLIT_COLUMN, evaluate_real, model_card_markdown
+from terraops.pipelines.segmentation.real_sample import (
+    SPLIT_COLUMN,
+    evaluate_real,
+    model_card_markdown,
+)
 from terraops.settings import Settings
 
 TINY = {"epochs": 2, "base_width": 4, "depth": 2, "chip": 64, "chips_per_epoch": 8}

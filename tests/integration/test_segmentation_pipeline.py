@@ -217,7 +217,7 @@ def test_onnx_and_torch_give_the_same_mask(predicted: dict[str, Any]) -> None:
 
 def test_evaluate_cli_scores_masks_and_polygons(predicted: dict[str, Any], tmp_path: Path) -> None:
     from terraops.domain.segmentation.metrics import pixel_metrics
-    from terraops.pipelines.segment_data import load_scene
+    from terraops.pipelines.segmentation.data import load_scene
 
     settings, out = predicted["settings"], predicted["out"]
     scene = load_scene(predicted["scene"])
@@ -263,7 +263,7 @@ def test_evaluate_cli_scores_masks_and_polygons(predicted: dict[str, Any], tmp_p
 
 
 def test_bad_inputs_exit_with_clear_messages(predicted: dict[str, Any], tmp_path: Path) -> None:
-    from terraops.pipelines.segment_data import load_scene
+    from terraops.pipelines.segmentation.data import load_scene
 
     settings = predicted["settings"]
     scene = load_scene(predicted["scene"])

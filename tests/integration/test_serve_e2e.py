@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from serving_support import LEGACY_BODY, RunningProcess, TrainedHome
 
+from serving_support import LEGACY_BODY, RunningProcess, TrainedHome
 from terraops.adapters.registry import ModelRegistry
-from terraops.pipelines import lifecycle
+from terraops.pipelines.lifecycle import aliases as lifecycle
 from terraops.services import get_service
 from terraops.settings import Settings
 

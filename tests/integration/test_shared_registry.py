@@ -47,7 +47,7 @@ from terraops.cli import common
 from terraops.cli.main import app as cli
 from terraops.domain.promotion import CHAMPION, GateResult, HistoryEntry
 from terraops.errors import ConflictError
-from terraops.pipelines import lifecycle
+from terraops.pipelines.lifecycle import aliases as lifecycle
 from terraops.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -15,13 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 from monitoring_support import register_shifted_copy
-from serving_support import RunningProcess, TrainedHome, report, wait_until
 from typer.testing import CliRunner
 
+from serving_support import RunningProcess, TrainedHome, report, wait_until
 from terraops.adapters.registry import ModelRegistry
 from terraops.cli import common
 from terraops.cli.main import app as cli
-from terraops.pipelines import lifecycle
+from terraops.pipelines.lifecycle import aliases as lifecycle
 from terraops.services import get_service
 from terraops.settings import Settings
 
@@ -97,7 +97,7 @@ def test_slo_check_judges_the_champion_and_rolls_back_on_breach(
     assert "live_metric: live mae 2.25" in (latest.reason or "")
     assert json.loads((home_settings.reports_dir / "slo" / "last.json").read_text())
 
-    from terraops.pipelines.card import write_model_card
+    from terraops.pipelines.lifecycle.cards import write_model_card
 
     card, _ = write_model_card(home_settings, get_service("uhi"), tmp_path / "card.md", version=v2)
     assert "## Live performance" in card.read_text() and "MISSED" in card.read_text()
@@ -204,7 +204,7 @@ def test_slo_breach_rolls_back_a_serving_champion_end_to_end(
 ) -> None:
     """Promote a model that runs 5 K hot → truth arrives → the server's own scheduled SLO
     check sees the breach and rolls back → the previous champion answers again."""
-    from terraops.pipelines.drift import scene_examples
+    from terraops.pipelines.monitoring.drift_report import scene_examples
 
     v1 = trained_home.uhi_versions[0]
     registry = ModelRegistry(home_settings)

@@ -157,8 +157,8 @@ def test_failing_data_is_refused_before_training(
 ) -> None:
     """Training refuses data that fails the Great Expectations suite: no run, no version,
     a readable report naming the failed expectation."""
-    from terraops.pipelines import train
-    from terraops.pipelines.quality import DataQualityError
+    from terraops.pipelines.monitoring.quality import DataQualityError
+    from terraops.pipelines.training import train
     from terraops.services import get_service
 
     real = train.build_example_table

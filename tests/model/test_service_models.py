@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from terraops.domain import spatial_cv
-from terraops.pipelines.evaluation import Evaluation, evaluate, fit_final_model
-from terraops.pipelines.train import resolve_params
+from terraops.pipelines.training.cross_validation import Evaluation, evaluate, fit_final_model
+from terraops.pipelines.training.train import resolve_params
 from terraops.services import get_service
 from terraops.services.base import ServiceDefinition
 
@@ -25,7 +25,7 @@ FAST = {"n_estimators": 120, "learning_rate": 0.1}
 
 
 def examples_of(service: ServiceDefinition, scenes: list[Path]) -> pd.DataFrame:
-    from terraops.pipelines.cell_tables import scene_cell_table
+    from terraops.pipelines.scenes.cell_tables import scene_cell_table
 
     tables = [service.build_examples(scene_cell_table(d)) for d in scenes]
     return pd.concat(tables, ignore_index=True)

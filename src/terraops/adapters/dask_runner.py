@@ -17,7 +17,7 @@ batches into class probabilities:
   loaded once per worker process (an LRU keyed by the bundle path, engine,
   device and threads) and reused for every batch.
 
-The same runner carries the tabular work (:mod:`terraops.pipelines.distributed`):
+The same runner carries the tabular work (:mod:`terraops.pipelines.scenes.distributed`):
 scene cell tables built as one task per scene, and predict-raster's cell
 blocks scored by a LightGBM predictor that :func:`predict_cells_on_worker`
 loads once per worker process (an LRU keyed by the model folder, version and

@@ -7,7 +7,7 @@ the bands red, green, blue, NIR, SWIR, NaN where there is no data — with the
 conventions every other reader of the project uses:
 
 - a scene folder: each band's rows go through
-  :func:`terraops.pipelines.cell_tables.reflectance_bands` itself (the
+  :func:`terraops.pipelines.scenes.cell_tables.reflectance_bands` itself (the
   manifest's scale, offset and no-data), the one feature path;
 - a user's GeoTIFF: as :func:`terraops.adapters.raster_io.read_multiband_geotiff`
   reads it — bands found by description (case-insensitive) or ``band_order``,
@@ -100,7 +100,7 @@ class SceneSource(ReflectanceSource):
         self.grid = Grid(ref.height, ref.width, ref.crs.to_string(), ref.transform)
 
     def read_rows(self, row_off: int, rows: int) -> np.ndarray:
-        from terraops.pipelines.cell_tables import reflectance_bands
+        from terraops.pipelines.scenes.cell_tables import reflectance_bands
 
         window = Window(0, row_off, self.grid.width, rows)
         raw = {b: f.read(1, window=window) for b, f in self._files.items()}

@@ -83,7 +83,7 @@ def calibration_chips(
     scenes: Sequence[Any], n: int = DEFAULT_CALIBRATION_CHIPS, chip: int = 256, seed: int = 0
 ) -> np.ndarray:
     """``n`` random ``chip``² crops of the (training) scenes, as calibration input."""
-    from terraops.pipelines.segment_data import random_chips
+    from terraops.pipelines.segmentation.data import random_chips
 
     side = min(chip, *(min(s.shape) for s in scenes))
     x, _ = random_chips(scenes, n, side, np.random.default_rng(seed))
@@ -204,7 +204,7 @@ def argmax_agreement(p_a: np.ndarray, p_b: np.ndarray) -> float:
 def building_iou(segmenter: Any, scenes: Sequence[Any], tile: int, overlap: int) -> float:
     """Pixel IoU of the building class over whole scenes (pooled), predicted as in production."""
     from terraops.domain.segmentation.classes import SEGMENTATION_NODATA, SegClass
-    from terraops.pipelines.segment_infer import predict_array
+    from terraops.pipelines.segmentation.window_inference import predict_array
 
     building = int(SegClass.BUILDING)
     inter = union = 0

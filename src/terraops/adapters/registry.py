@@ -8,7 +8,7 @@ calls that fail *fast* when asked to (the serving poller must not hang for
 minutes of MLflow's default retries while requests wait).
 
 Aliases: ``set_alias`` / ``delete_alias`` are raw MLflow operations; only
-``terraops.pipelines.lifecycle`` calls them, so that every move is journaled.
+``terraops.pipelines.lifecycle.aliases`` calls them, so that every move is journaled.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ class ModelRegistry:
         return {alias: int(version) for alias, version in aliases.items()}
 
     def set_alias(self, service: str, alias: str, version: int) -> None:
-        """Raw alias move. Only ``terraops.pipelines.lifecycle`` may call this."""
+        """Raw alias move. Only ``terraops.pipelines.lifecycle.aliases`` may call this."""
         with self._call(f"set alias {service}@{alias} -> v{version}"):
             self._client.set_registered_model_alias(service, alias, str(version))
 

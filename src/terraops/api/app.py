@@ -94,7 +94,7 @@ def create_app(
         holders = {name: ModelHolder(definitions[name]) for name in served_services(settings)}
     watcher: ChampionWatcher | None = None
     if watch:
-        from terraops.pipelines.lifecycle import load_and_verify
+        from terraops.pipelines.lifecycle.aliases import load_and_verify
 
         poll_registry = registry or _default_registry(settings, settings.registry_timeout_s)
         watcher = ChampionWatcher(

@@ -18,7 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from terraops.api.model_holder import ChampionWatcher, ModelHolder
 from terraops.api.schemas import ErrorResponse, PromoteRequest, RollbackRequest
 from terraops.errors import AdminDisabledError, AuthError
-from terraops.pipelines import lifecycle
+from terraops.pipelines.lifecycle import aliases as lifecycle
 from terraops.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="TERRAOPS_ADMIN_TOKEN")

@@ -29,8 +29,8 @@ from terraops.api.model_holder import ModelHolder
 from terraops.api.observability import REQUEST_ID_PATTERN, request_context
 from terraops.api.schemas import ErrorResponse, features_model
 from terraops.errors import InvalidInputError, ModelNotReadyError, NotFoundError
-from terraops.pipelines.feedback import FeedbackEntry, check_observed, row_from_record
-from terraops.pipelines.feedback import score_features as score
+from terraops.pipelines.monitoring.feedback import FeedbackEntry, check_observed, row_from_record
+from terraops.pipelines.monitoring.feedback import score_features as score
 from terraops.services.base import ServiceDefinition
 
 FEEDBACK_RESPONSES: dict[int | str, dict[str, Any]] = {

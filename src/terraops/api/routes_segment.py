@@ -7,8 +7,8 @@ hint), opened as a GeoTIFF with the project's band conventions
 (:class:`~terraops.adapters.image_windows.GeoTiffSource`), checked against
 ``TERRAOPS_SEGMENT_MAX_PIXELS``, and segmented by the same sliding-window,
 blending and strip-vectorising code as ``terraops segment predict``
-(:func:`~terraops.pipelines.segment_predict.stream_mask` +
-:class:`~terraops.pipelines.segment_vectors.StripVectoriser`), off the event
+(:func:`~terraops.pipelines.segmentation.scene_predict.stream_mask` +
+:class:`~terraops.pipelines.segmentation.vectors.StripVectoriser`), off the event
 loop. The answer is a GeoJSON FeatureCollection in EPSG:4326 whose features
 carry ``class``, ``score``, ``area_m2`` and the model name/version, with the
 model's lineage in the ``X-Model-*`` headers like the tabular routes.
@@ -325,8 +325,8 @@ def segment_upload(
     asked for the segmenter, so a bad upload gets its 4xx even with no champion.
     """
     from terraops.adapters.vector_files import WGS84Features
-    from terraops.pipelines.segment_infer import iter_label_rows
-    from terraops.pipelines.segment_vectors import StripVectoriser
+    from terraops.pipelines.segmentation.vectors import StripVectoriser
+    from terraops.pipelines.segmentation.window_inference import iter_label_rows
 
     with _open_image(path, name, band_order) as source:
         grid = source.grid

@@ -63,8 +63,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
         """Champion vs a one-line NDVI regression on a real scene; logged for the model card."""
-        from terraops.pipelines.real_eval import evaluate_real as run
-        from terraops.pipelines.train import parse_param_pairs
+        from terraops.pipelines.training.real_city import evaluate_real as run
+        from terraops.pipelines.training.train import parse_param_pairs
         from terraops.services import get_service
 
         with handle_errors():

@@ -34,7 +34,7 @@ def import_file(
     a row of a batch) or the features, and ``observed``. Bad rows are listed
     with their line numbers and nothing is imported.
     """
-    from terraops.pipelines.feedback import import_feedback
+    from terraops.pipelines.monitoring.feedback import import_feedback
 
     with handle_errors():
         settings = get_settings()
@@ -96,7 +96,7 @@ def _validated_entries(file: Path, default_service: str | None) -> list[Any]:
     from terraops.api.routes_feedback import entry_from_body, feedback_model
     from terraops.api.schemas import features_model
     from terraops.errors import InvalidInputError
-    from terraops.pipelines.feedback import bad_rows_error, read_feedback_file
+    from terraops.pipelines.monitoring.feedback import bad_rows_error, read_feedback_file
     from terraops.services import all_services
 
     services = all_services()

@@ -46,7 +46,7 @@ def promote(
     reason: ReasonOpt = None,
 ) -> None:
     """Make VERSION (or the current challenger) the champion of SERVICE if it passes the gates."""
-    from terraops.pipelines import lifecycle
+    from terraops.pipelines.lifecycle import aliases as lifecycle
 
     with handle_errors():
         registry = _registry()
@@ -83,7 +83,7 @@ def rollback(
     reason: ReasonOpt = None,
 ) -> None:
     """Restore the previous champion of SERVICE (from the alias history)."""
-    from terraops.pipelines import lifecycle
+    from terraops.pipelines.lifecycle import aliases as lifecycle
 
     with handle_errors():
         entry = lifecycle.rollback(get_settings(), _registry(), service, to, reason=reason)
@@ -93,7 +93,7 @@ def rollback(
 @models_app.command("list")
 def list_models(service: ServiceArg, as_json: JsonOpt = False) -> None:
     """Registered versions of SERVICE with aliases, primary metric and data quality."""
-    from terraops.pipelines.lifecycle import model_service
+    from terraops.pipelines.lifecycle.aliases import model_service
 
     with handle_errors():
         definition = model_service(service)
@@ -131,7 +131,7 @@ def list_models(service: ServiceArg, as_json: JsonOpt = False) -> None:
 @models_app.command("history")
 def show_history(service: ServiceArg, as_json: JsonOpt = False) -> None:
     """Alias history of SERVICE, newest first: who, when, from, to, why."""
-    from terraops.pipelines import lifecycle
+    from terraops.pipelines.lifecycle import aliases as lifecycle
 
     with handle_errors():
         entries = lifecycle.history(get_settings(), service)

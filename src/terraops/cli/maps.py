@@ -12,7 +12,7 @@ from terraops.errors import InvalidInputError
 
 
 def _float_params(pairs: list[str]) -> dict[str, float]:
-    from terraops.pipelines.train import parse_param_pairs
+    from terraops.pipelines.training.train import parse_param_pairs
 
     params: dict[str, float] = {}
     for name, raw in parse_param_pairs(pairs).items():
@@ -38,7 +38,7 @@ def predict_raster(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Predict every cell of a scene → validated COG + vectors, registered as map layers."""
-    from terraops.pipelines.raster_predict import predict_raster as run
+    from terraops.pipelines.maps.raster_predict import predict_raster as run
     from terraops.services import get_service
 
     with handle_errors():
@@ -133,7 +133,7 @@ def layers_add_scene(
 ) -> None:
     """Add a scene's true-colour imagery to the catalogue (as a COG)."""
     from terraops.adapters.catalogue import LayerCatalogue
-    from terraops.pipelines.layer_products import scene_imagery_layer
+    from terraops.pipelines.maps.layer_products import scene_imagery_layer
 
     with handle_errors():
         settings = get_settings()

@@ -43,8 +43,8 @@ def drift(
     as_json: JsonOpt = False,
 ) -> None:
     """Evidently drift report of current data vs the champion's training reference."""
-    from terraops.pipelines import drift as pipeline
-    from terraops.pipelines.landcover_source import landcover_of_version
+    from terraops.pipelines.monitoring import drift_report as pipeline
+    from terraops.pipelines.scenes.landcover_source import landcover_of_version
     from terraops.services import get_service
 
     with handle_errors():
@@ -96,7 +96,7 @@ def drift_map(
     as_json: JsonOpt = False,
 ) -> None:
     """Drift score per tile of a scene → validated COG → layer catalogue (group "drift")."""
-    from terraops.pipelines import drift as pipeline
+    from terraops.pipelines.monitoring import drift_report as pipeline
     from terraops.services import get_service
 
     with handle_errors():
@@ -123,7 +123,7 @@ def quality_check(
     as_json: JsonOpt = False,
 ) -> None:
     """Run the Great Expectations suites; exit 1 naming every failed expectation."""
-    from terraops.pipelines.quality import check_data
+    from terraops.pipelines.monitoring.quality import check_data
     from terraops.services import get_service
 
     with handle_errors():
@@ -150,7 +150,7 @@ def evalset_build(
     as_json: JsonOpt = False,
 ) -> None:
     """Build a new version of SERVICE's shared held-out evaluation set (promotion gates)."""
-    from terraops.pipelines import evalset
+    from terraops.pipelines.lifecycle import evalset
     from terraops.services import get_service
 
     with handle_errors():
@@ -163,7 +163,7 @@ def evalset_build(
 
 def evalset_show(service: ServiceArg, as_json: JsonOpt = False) -> None:
     """The evaluation set in force for SERVICE."""
-    from terraops.pipelines import evalset
+    from terraops.pipelines.lifecycle import evalset
 
     info = evalset.current_info(get_settings(), service)
     if as_json:
@@ -189,7 +189,7 @@ def slo_check(
     as_json: JsonOpt = False,
 ) -> None:
     """Check SLO.md's objectives from the prediction log and feedback; exit 1 on breach."""
-    from terraops.pipelines import slo
+    from terraops.pipelines.monitoring import slo
     from terraops.services import get_service
 
     with handle_errors():
@@ -236,7 +236,7 @@ def slo_rules(
     ] = None,
 ) -> None:
     """Prometheus recording rules and multi-window burn-rate alerts for SLO.md."""
-    from terraops.pipelines.slo import write_rules
+    from terraops.pipelines.monitoring.slo import write_rules
     from terraops.services import all_services
 
     text = write_rules(list(all_services().values()))

@@ -36,7 +36,7 @@ def generate(
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
 ) -> None:
     """Generate a physically grounded synthetic city: imagery, DEM, land cover, LST, flood."""
-    from terraops.pipelines.scenes import generate_scene
+    from terraops.pipelines.scenes.generate import generate_scene
 
     with handle_errors():
         manifest = generate_scene(
@@ -106,8 +106,8 @@ def import_landsat(
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
 ) -> None:
     """Import a Landsat 8/9 Level-1 or Level-2 product: reflectance, LST, cloud mask, DEM."""
-    from terraops.pipelines.scene_import import import_landsat as run
-    from terraops.pipelines.scene_import import parse_bbox
+    from terraops.pipelines.scenes.importing import import_landsat as run
+    from terraops.pipelines.scenes.importing import parse_bbox
 
     with handle_errors():
         manifest = run(
@@ -147,7 +147,7 @@ def import_geotiff(
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
 ) -> None:
     """Import any multispectral GeoTIFF (Sentinel-2, aerial…) with optional thermal and DEM."""
-    from terraops.pipelines.scene_import import import_geotiff as run
+    from terraops.pipelines.scenes.importing import import_geotiff as run
 
     order = [b.strip() for b in band_order.split(",")] if band_order else None
     with handle_errors():

@@ -48,8 +48,8 @@ def train(
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
     """Train the U-Net on scenes, validate on held-out scenes, register a challenger."""
-    from terraops.pipelines.segment_train import train_segmentation
-    from terraops.pipelines.train import parse_param_pairs
+    from terraops.pipelines.segmentation.train import train_segmentation
+    from terraops.pipelines.training.train import parse_param_pairs
     from terraops.services.segmentation import SEGMENTATION
 
     with handle_errors():
@@ -131,7 +131,7 @@ def predict(
     ),
 ) -> None:
     """Segment a scene or GeoTIFF → mask COG + polygons, registered as map layers."""
-    from terraops.pipelines.segment_predict import segment_image
+    from terraops.pipelines.segmentation.scene_predict import segment_image
 
     settings = get_settings()
     with handle_errors():
@@ -185,7 +185,7 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Pixel IoU/F1/precision/recall per class and SpaceNet object F1 of PRED vs TRUTH."""
-    from terraops.pipelines.segment_eval import evaluate as run
+    from terraops.pipelines.segmentation.evaluate import evaluate as run
 
     with handle_errors():
         result = run(
@@ -221,8 +221,8 @@ def evaluate_real(
 ) -> None:
     """Adapt a U-Net on the left ⅔ of the real solaris 0.5 m image, score buildings on the
     right ⅓ (pixel IoU/F1, SpaceNet object F1) against all-background and threshold baselines."""
-    from terraops.pipelines.segment_real import evaluate_real, model_card_markdown
-    from terraops.pipelines.train import parse_param_pairs
+    from terraops.pipelines.segmentation.real_sample import evaluate_real, model_card_markdown
+    from terraops.pipelines.training.train import parse_param_pairs
 
     with handle_errors():
         require_extra(SEGMENT)
@@ -253,7 +253,7 @@ def card(
     version: int | None = typer.Option(None, "--version", help="Default: the champion."),
 ) -> None:
     """Write the model card of the segmentation champion (every figure read from MLflow)."""
-    from terraops.pipelines.segment_card import write_segmentation_card
+    from terraops.pipelines.segmentation.card import write_segmentation_card
 
     with handle_errors():
         path, written = write_segmentation_card(get_settings(), out_path, version=version)

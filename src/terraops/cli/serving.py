@@ -41,7 +41,7 @@ def serve(
         f"serving {', '.join(served_services(settings)) or 'no services'} on "
         f"http://{host}:{port} with {workers} worker(s); home {settings.home_dir}"
     )
-    from terraops.pipelines.slo import start_schedule
+    from terraops.pipelines.monitoring.slo import start_schedule
 
     if start_schedule(settings) is not None:  # TERRAOPS_SLO_CHECK_INTERVAL_S > 0
         console.print(

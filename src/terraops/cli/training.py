@@ -11,7 +11,7 @@ from rich.table import Table
 from terraops.cli.common import console, get_settings, handle_errors, out, print_json
 
 if TYPE_CHECKING:
-    from terraops.pipelines.train import TrainResult
+    from terraops.pipelines.training.train import TrainResult
 
 
 _SCHEMES = ("random_cv", "spatial_cv", "scene_cv", "spatial_cv_core_only", "train")
@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
     ) -> None:
         """Train a service on scenes with spatial CV, log to MLflow, register a challenger."""
-        from terraops.pipelines.train import parse_param_pairs, train_service
+        from terraops.pipelines.training.train import parse_param_pairs, train_service
         from terraops.services import get_service
 
         with handle_errors():
@@ -102,7 +102,7 @@ def register(app: typer.Typer) -> None:
         version: int | None = typer.Option(None, "--version", help="Version (default champion)."),
     ) -> None:
         """Write the Markdown model card of the champion (or --version) from the registry."""
-        from terraops.pipelines.card import write_model_card
+        from terraops.pipelines.lifecycle.cards import write_model_card
         from terraops.services import get_service
 
         with handle_errors():

@@ -1,6 +1,6 @@
 """Drift statistics and decisions, as pure functions (no Evidently, no I/O).
 
-The drift report (:mod:`terraops.pipelines.drift`) hands these same tests to
+The drift report (:mod:`terraops.pipelines.monitoring.drift_report`) hands these same tests to
 Evidently, so the HTML report, the JSON summary and the drift map agree.
 
 Why these tests, and not Evidently's defaults (KS p-values under 1,000 rows,

@@ -5,7 +5,7 @@ Pixels are grouped into square cells of ``cell_size_m`` (default 20 m, about
 a Sentinel-2 SWIR pixel and the scale at which planners think about a
 street or a courtyard). Each cell gets spectral indices, land-cover
 fractions (of the land cover classified from the imagery — the caller's
-choice, see :mod:`terraops.pipelines.cell_tables`), distances and
+choice, see :mod:`terraops.pipelines.scenes.cell_tables`), distances and
 terrain/hydrology descriptors, plus the
 *neighbourhood* (focal) composition around it; see :data:`CELL_FEATURES` for
 names and units. Cells that contain any no-data pixel are dropped rather than
@@ -63,7 +63,7 @@ urban minus rural LST), and it varies by several K between days and climates,
 which no land-cover feature can see. It is *observed*, never the generator's
 constant: the median LST of the scene's rural cells
 (:func:`terraops.domain.mapping.rural_reference`, computed by
-:mod:`terraops.pipelines.cell_tables` the same way for every scene), or NaN
+:mod:`terraops.pipelines.scenes.cell_tables` the same way for every scene), or NaN
 where the scene has no thermal layer (a user's GeoTIFF); the models treat it
 as optional.
 """

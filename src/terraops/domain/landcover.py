@@ -106,7 +106,7 @@ def classify_spectral(
     imperviousness on 95–99 % (measured on the four demo cities). When a
     segmentation champion is registered it supplies building, water and tree
     and these rules fill in the rest
-    (:mod:`terraops.pipelines.landcover_source`,
+    (:mod:`terraops.pipelines.scenes.landcover_source`,
     :func:`terraops.domain.segmentation.classes.landcover_from_segmentation`).
     """
     eps = 1e-9

@@ -12,7 +12,7 @@ alias history and rollback treat ``segmentation`` like any other model.
 It is deliberately *not* in :func:`terraops.services.all_services`: that
 registry drives the tabular code paths (API predict routes, feedback,
 drift, data-quality suites), which would all expect a feature schema.
-The lifecycle looks it up through :func:`terraops.pipelines.lifecycle.model_service`.
+The lifecycle looks it up through :func:`terraops.pipelines.lifecycle.aliases.model_service`.
 
 Why building IoU on held-out scenes as the primary metric: footprints are
 what users ask for, buildings are the class spectral rules cannot separate

@@ -1,7 +1,7 @@
 """Training data of the segmentation service: scenes → arrays → chips, checks, fingerprint.
 
 The image is read exactly as every other feature path reads a scene:
-:func:`terraops.pipelines.cell_tables.reflectance_bands` turns the stored
+:func:`terraops.pipelines.scenes.cell_tables.reflectance_bands` turns the stored
 bands into reflectance (0–1, NaN = no data). The label is the scene's *true*
 land cover mapped to segmentation classes
 (:func:`~terraops.domain.segmentation.classes.segmentation_from_landcover`):
@@ -35,7 +35,7 @@ from terraops.domain.segmentation.classes import (
     segmentation_from_landcover,
 )
 from terraops.errors import InvalidInputError
-from terraops.pipelines.cell_tables import reflectance_bands
+from terraops.pipelines.scenes.cell_tables import reflectance_bands
 
 MIN_VALID_SHARE = 0.99
 """A training scene must have data in every band on at least this share of its pixels."""

@@ -254,7 +254,7 @@ def check(
 
 def _rollback(settings: Settings, report: ServiceReport) -> dict[str, Any]:
     from terraops.adapters.registry import ModelRegistry
-    from terraops.pipelines.lifecycle import rollback
+    from terraops.pipelines.lifecycle.aliases import rollback
 
     reason = breach_reason(report)
     try:

@@ -4,7 +4,7 @@ The recipe (every knob is a ``--param``; defaults in
 :data:`terraops.services.segmentation.TRAINING_DEFAULTS`):
 
 - each epoch draws fresh random chips from the training scenes with
-  dihedral augmentation (:mod:`terraops.pipelines.segment_data`);
+  dihedral augmentation (:mod:`terraops.pipelines.segmentation.data`);
 - loss = class-weighted cross-entropy (weights ∝ frequency^-½ over the
   training labels) + ``dice_weight`` × soft Dice (Milletari et al. 2016,
   "V-Net", 3DV, eq. 1, averaged over classes), which rewards overlap on the
@@ -16,7 +16,7 @@ The recipe (every knob is a ``--param``; defaults in
   whose score would then be optimistic);
 - after every epoch the validation scenes are predicted **whole**, with the
   same sliding-window blending as production
-  (:func:`terraops.pipelines.segment_infer.predict_array`), and scored per
+  (:func:`terraops.pipelines.segmentation.window_inference.predict_array`), and scored per
   class: IoU, F1, precision, recall, plus building object F1 (SpaceNet).
 
 Seeded (numpy and torch), so a CPU run is repeatable. The run logs params,
@@ -40,8 +40,7 @@ from terraops.adapters.segmentation_bundle import gpu_autocast
 from terraops.domain.segmentation.classes import SEGMENTATION_NODATA, SegClass
 from terraops.domain.segmentation.metrics import mask_instances, mean_iou, object_f1, pixel_metrics
 from terraops.errors import InvalidInputError
-from terraops.pipelines.params import coerce_param
-from terraops.pipelines.segment_data import (
+from terraops.pipelines.segmentation.data import (
     SceneArrays,
     augment,
     check_training_data,
@@ -51,7 +50,8 @@ from terraops.pipelines.segment_data import (
     load_scene,
     random_chips,
 )
-from terraops.pipelines.segment_infer import predict_array
+from terraops.pipelines.segmentation.window_inference import predict_array
+from terraops.pipelines.training.params import coerce_param
 from terraops.services.segmentation import SegmentationService
 from terraops.settings import Settings
 
@@ -283,7 +283,7 @@ def _refuse_unless_passed(quality: Mapping[str, Any]) -> None:
     """Raise ``DataQualityError`` (exit 2) naming each failed check."""
     if quality["passed"]:
         return
-    from terraops.pipelines.quality import DataQualityError
+    from terraops.pipelines.monitoring.quality import DataQualityError
 
     raise DataQualityError(
         "segmentation training data failed its checks",
@@ -317,7 +317,7 @@ def train_segmentation(
     from terraops.adapters.registry import ModelRegistry
     from terraops.adapters.segmentation_bundle import resolve_device
     from terraops.models.unet import count_parameters
-    from terraops.pipelines.lifecycle import assign_alias
+    from terraops.pipelines.lifecycle.aliases import assign_alias
 
     started = time.perf_counter()
     arch, training = resolve_params(service, params)
@@ -357,7 +357,7 @@ def train_segmentation(
         **{"n_parameters": count_parameters(model), "n_train_scenes": len(train)},
         "n_val_scenes": len(val),
     }
-    from terraops.pipelines.segment_log import log_training_run
+    from terraops.pipelines.segmentation.run_log import log_training_run
 
     run_id, version = log_training_run(
         settings,

@@ -48,9 +48,9 @@ def build(
     settings: Settings, service: ServiceDefinition, scene_dirs: Sequence[Path]
 ) -> dict[str, Any]:
     """Make a new version of the service's evaluation set from held-out scenes."""
-    from terraops.pipelines.distributed import prepare_cell_tables
-    from terraops.pipelines.drift import scene_examples
-    from terraops.pipelines.quality import check_examples, refuse_unless_passed
+    from terraops.pipelines.monitoring.drift_report import scene_examples
+    from terraops.pipelines.monitoring.quality import check_examples, refuse_unless_passed
+    from terraops.pipelines.scenes.distributed import prepare_cell_tables
 
     if not scene_dirs:
         raise InvalidInputError("no scenes given", hint="pass --scenes DIR (held-out cities)")

@@ -4,10 +4,10 @@ Synthetic cross-validation says how well a model learnt the generator; only a
 real scene says whether it learnt the physics. For a regression service whose
 target the scene carries (UHI: a Landsat scene's land-surface temperature),
 :func:`evaluate_real` computes, on the scene's cells (the one feature path,
-:func:`terraops.pipelines.cell_tables.scene_cell_table`):
+:func:`terraops.pipelines.scenes.cell_tables.scene_cell_table`):
 
 1. **local spatial CV** — the service's model trained on this scene alone with
-   spatial-block CV (:func:`terraops.pipelines.evaluation.evaluate`): how well
+   spatial-block CV (:func:`terraops.pipelines.training.cross_validation.evaluate`): how well
    the features explain LST in this city when trained there;
 2. **the registered model** (champion or a version) applied to every cell with
    an observation, with the scene's ``reference_temperature`` and once more
@@ -39,9 +39,9 @@ import pandas as pd
 
 from terraops.domain import real_eval
 from terraops.errors import InvalidInputError
-from terraops.pipelines.evaluation import evaluate
-from terraops.pipelines.landcover_source import LandcoverSource, landcover_of_model
 from terraops.pipelines.progress import status_line
+from terraops.pipelines.scenes.landcover_source import LandcoverSource, landcover_of_model
+from terraops.pipelines.training.cross_validation import evaluate
 from terraops.services.base import ServiceDefinition
 from terraops.settings import Settings
 
@@ -124,7 +124,7 @@ def scene_examples(
     """The scene's manifest and its examples with a finite target and NDVI
     (land cover from ``landcover``, the scored model's own source; default the rules)."""
     from terraops.adapters.raster_io import read_manifest
-    from terraops.pipelines.cell_tables import scene_cell_table
+    from terraops.pipelines.scenes.cell_tables import scene_cell_table
 
     manifest = read_manifest(scene_dir)
     cells = scene_cell_table(scene_dir, cell_size_m, landcover=landcover)
@@ -338,8 +338,8 @@ def evaluate_real(
     ``block_size_m``/``buffer_m`` default to :data:`LOCAL_BLOCK_SIZE_M` and
     :data:`LOCAL_BUFFER_M`; ``params`` override the local model's parameters.
     """
-    from terraops.pipelines.raster_predict import choose_model
-    from terraops.pipelines.train import resolve_params
+    from terraops.pipelines.maps.raster_predict import choose_model
+    from terraops.pipelines.training.train import resolve_params
 
     started = time.perf_counter()
     require_regression(service)

@@ -4,7 +4,7 @@ Every scene — a synthetic city, an imported Landsat product, a user's GeoTIFF
 — goes through :func:`build_cell_table`, and its features come from what a
 real city can give: the reflectance bands, the land cover *classified from
 them* (the segmentation champion when one is registered, else the spectral
-rules: :mod:`terraops.pipelines.landcover_source`), the DEM when
+rules: :mod:`terraops.pipelines.scenes.landcover_source`), the DEM when
 there is one, and a rural reference temperature measured on the scene's own
 thermal layer. A synthetic scene's true land cover and constants are never
 inputs; its truth only makes the targets (LST, flood depth per design storm).
@@ -29,7 +29,7 @@ from terraops.domain import features
 from terraops.domain.hydrology import DESIGN_STORMS_MM, RiverInflow, build_flood_model
 from terraops.domain.mapping import rural_reference
 from terraops.errors import InvalidInputError
-from terraops.pipelines.landcover_source import SPECTRAL, LandcoverSource
+from terraops.pipelines.scenes.landcover_source import SPECTRAL, LandcoverSource
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def cached_cell_table(scene_dir: Path, cell_size_m: float = 20.0, suffix: str = 
     """The scene's cached cell table when it is already built, else None (builds nothing).
 
     What a scheduler asks first, so that only missing tables become work
-    (:mod:`terraops.pipelines.distributed`); ``suffix`` as in :func:`_cache_path`.
+    (:mod:`terraops.pipelines.scenes.distributed`); ``suffix`` as in :func:`_cache_path`.
     """
     scene_dir = Path(scene_dir)
     cache = _cache_path(scene_dir, raster_io.read_manifest(scene_dir), cell_size_m, suffix)
@@ -175,7 +175,7 @@ def build_cell_table(
     """Features (from imagery and DEM only) and the scene's targets, one row per cell.
 
     The observed land cover comes from ``landcover`` (default: the spectral
-    rules; :func:`terraops.pipelines.landcover_source.resolve_landcover_source`
+    rules; :func:`terraops.pipelines.scenes.landcover_source.resolve_landcover_source`
     picks the segmentation champion when there is one; ``auto`` keeps the rules
     on pixels coarser than the U-Net resolves). Which source and model
     version made it is kept in ``table.attrs["landcover"]`` (stored in the

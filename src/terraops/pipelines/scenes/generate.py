@@ -2,7 +2,7 @@
 
 ``generate_scene`` = pure generator (:mod:`terraops.domain.scene`) + atomic
 folder write (:mod:`terraops.adapters.raster_io`). Turning any scene into a
-cell table is :mod:`terraops.pipelines.cell_tables`.
+cell table is :mod:`terraops.pipelines.scenes.cell_tables`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The model sees exactly what training saw: the scene's cell table, built by the
 one feature implementation and cached in the scene folder. The table is
-streamed in row groups (:func:`terraops.pipelines.cell_tables.iter_cell_table`),
+streamed in row groups (:func:`terraops.pipelines.scenes.cell_tables.iter_cell_table`),
 so what this step holds is one batch of cells plus the prediction grid at
 cell resolution (a 20 m cell of a 2 m scene is 1/100 of its pixels).
 
@@ -19,7 +19,7 @@ prediction is scored against it and the metrics are returned and stored with
 the layer.
 
 With ``TERRAOPS_DASK_SCHEDULER`` set, the scene's missing cell table is built
-on a worker (:mod:`terraops.pipelines.distributed`) and the cell blocks are
+on a worker (:mod:`terraops.pipelines.scenes.distributed`) and the cell blocks are
 scored by the workers (:func:`terraops.adapters.dask_runner.cell_predictor`:
 the model is loaded once per worker process). The driver still reads the
 blocks, fills the grids and writes every file in block order, and a block's
@@ -48,18 +48,18 @@ from terraops.adapters.catalogue import LayerCatalogue
 from terraops.domain import features
 from terraops.domain.layers import layer_id
 from terraops.errors import InvalidInputError, ModelNotFoundError
-from terraops.pipelines.cell_tables import iter_cell_table
-from terraops.pipelines.distributed import build_cell_tables
-from terraops.pipelines.landcover_source import LandcoverSource, landcover_of_model
-from terraops.pipelines.layer_products import (
+from terraops.pipelines.maps.layer_products import (
     scene_imagery_layer,
 )
-from terraops.pipelines.prediction_layers import (
+from terraops.pipelines.maps.prediction_layers import (
     PredictionContext,
     param_suffix,
     write_prediction_layers,
 )
 from terraops.pipelines.progress import status_line
+from terraops.pipelines.scenes.cell_tables import iter_cell_table
+from terraops.pipelines.scenes.distributed import build_cell_tables
+from terraops.pipelines.scenes.landcover_source import LandcoverSource, landcover_of_model
 from terraops.services.base import ServiceDefinition
 from terraops.settings import Settings
 
@@ -86,7 +86,7 @@ def choose_model(
 ) -> ModelChoice:
     """The champion (or ``version``), fetched and verified like a server loads it."""
     from terraops.adapters.registry import ModelRegistry
-    from terraops.pipelines.lifecycle import load_verified_predictor
+    from terraops.pipelines.lifecycle.aliases import load_verified_predictor
 
     registry = ModelRegistry(settings)
     name = definition.name

@@ -1,7 +1,7 @@
 """Where a scene's observed land cover comes from: spectral rules or the segmentation champion.
 
 The UHI and flood features are built on a land-cover layer *classified from
-the imagery* (:mod:`terraops.pipelines.cell_tables`), because imported scenes
+the imagery* (:mod:`terraops.pipelines.scenes.cell_tables`), because imported scenes
 and users' GeoTIFFs have none. Two classifiers exist:
 
 - ``spectral``: :func:`terraops.domain.landcover.classify_spectral`, rules on
@@ -21,7 +21,7 @@ of the same model version is reused — the version is in the cache file name).
 
 The U-Net runs in-process through the same windowed, blended inference as
 ``terraops segment predict``
-(:func:`terraops.pipelines.segment_infer.predict_array`), by ONNX Runtime when
+(:func:`terraops.pipelines.segmentation.window_inference.predict_array`), by ONNX Runtime when
 it is installed (several times faster than PyTorch on CPU), else PyTorch.
 """
 
@@ -137,7 +137,7 @@ class LandcoverSource:
                 f"the segmentation model needs bands {missing} the scene lacks",
                 hint="re-import the scene with them, or set TERRAOPS_LANDCOVER_SOURCE=spectral",
             )
-        from terraops.pipelines.segment_infer import predict_array
+        from terraops.pipelines.segmentation.window_inference import predict_array
 
         image = np.stack([bands[b] for b in segmenter.meta.bands]).astype(np.float32)
         labels, _scores = predict_array(
@@ -152,7 +152,7 @@ class LandcoverSource:
 
     def _load(self) -> Segmenter:
         if self._segmenter is None:
-            from terraops.pipelines.segment_predict import load_segmenter
+            from terraops.pipelines.segmentation.scene_predict import load_segmenter
 
             assert self._settings is not None and self.version is not None
             engine: Any = self.engine

@@ -1,7 +1,7 @@
 """The layers of one raster prediction: COGs and GeoJSON with lineage, catalogue entries.
 
 Given the prediction grid of a service on a scene (see
-:mod:`terraops.pipelines.raster_predict`), writes the prediction COG, the
+:mod:`terraops.pipelines.maps.raster_predict`), writes the prediction COG, the
 service's derived rasters and its area polygons, and returns their catalogue
 entries. Every file carries the same lineage: model name, version and run id,
 scene, scenario parameters.
@@ -22,7 +22,7 @@ from terraops.adapters import cog
 from terraops.adapters.catalogue import file_fingerprint
 from terraops.domain.layers import Layer, layer_id
 from terraops.domain.mapping import area_polygons, feature_collection
-from terraops.pipelines.layer_products import (
+from terraops.pipelines.maps.layer_products import (
     raster_layer,
     wgs84_bounds,
     wgs84_transformer,

@@ -18,7 +18,7 @@ standardisation of ``log(DN)`` with the mean and standard deviation of the
 (columns 0–599) and evaluated once on the right third (columns 600–899),
 which it never sees during training; no model selection looks at the right
 third. The prediction runs the project's blended sliding-window inference
-(:func:`~terraops.pipelines.segment_infer.predict_array`) on the right third
+(:func:`~terraops.pipelines.segmentation.window_inference.predict_array`) on the right third
 alone, so no left-hand context leaks in either.
 
 Scores are the domain metrics: pixel IoU/F1/precision/recall for building
@@ -161,8 +161,8 @@ def train(x: np.ndarray, y: np.ndarray, params: Mapping[str, Any]) -> tuple[Any,
     """Train on the (1, H, W) standardised image ``x`` and labels ``y`` (left region)."""
     import torch
 
-    from terraops.pipelines.segment_data import augment
-    from terraops.pipelines.segment_train import segmentation_loss
+    from terraops.pipelines.segmentation.data import augment
+    from terraops.pipelines.segmentation.train import segmentation_loss
 
     seed = int(params["seed"])
     torch.manual_seed(seed)
@@ -205,7 +205,7 @@ def predict(model: Any, x: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
     """Blended sliding-window labels of a (1, H, W) standardised image."""
     import torch
 
-    from terraops.pipelines.segment_infer import predict_array
+    from terraops.pipelines.segmentation.window_inference import predict_array
 
     def proba(chips: np.ndarray) -> np.ndarray:
         with torch.inference_mode():

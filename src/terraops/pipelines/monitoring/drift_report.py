@@ -29,7 +29,7 @@ import pandas as pd
 from terraops.domain import drift
 from terraops.domain.drift import DriftPolicy, FeatureRule
 from terraops.errors import InvalidInputError, ModelNotFoundError, NotFoundError
-from terraops.pipelines.landcover_source import LandcoverSource, landcover_of_version
+from terraops.pipelines.scenes.landcover_source import LandcoverSource, landcover_of_version
 from terraops.services.base import ServiceDefinition
 from terraops.settings import Settings
 
@@ -130,9 +130,9 @@ def scene_examples(
     """The service's examples of a scene (ids + features), via the one feature path.
 
     ``landcover``: the source the compared model was trained with
-    (:func:`~terraops.pipelines.landcover_source.landcover_of_version`); default the rules.
+    (:func:`~terraops.pipelines.scenes.landcover_source.landcover_of_version`); default the rules.
     """
-    from terraops.pipelines.cell_tables import scene_cell_table
+    from terraops.pipelines.scenes.cell_tables import scene_cell_table
 
     if not (Path(scene_dir) / "scene.json").is_file():
         raise NotFoundError(f"{scene_dir} is not a scene folder (no scene.json)")
@@ -348,7 +348,7 @@ def drift_map(
     from terraops.adapters.catalogue import LayerCatalogue
     from terraops.domain import features as feature_math
     from terraops.domain.layers import layer_id
-    from terraops.pipelines.layer_products import now_iso, raster_layer
+    from terraops.pipelines.maps.layer_products import now_iso, raster_layer
 
     if tile_cells < 2:
         raise InvalidInputError("a drift tile needs at least 2 × 2 cells")

@@ -305,7 +305,7 @@ EvaluationSet = tuple[Any, dict[str, Any]]  # (table, info) of pipelines.evalset
 def _evaluation_set(settings: Settings, definition: ModelService) -> EvaluationSet | None:
     if not isinstance(definition, ServiceDefinition):
         return None  # shared evaluation sets are feature tables (tabular services only)
-    from terraops.pipelines import evalset
+    from terraops.pipelines.lifecycle import evalset
 
     return evalset.load_current(settings, definition.name)
 
@@ -316,7 +316,7 @@ def _scored(
     """Metrics of a loaded model on the shared evaluation set (None, None without one)."""
     if evaluation is None or predictor is None or not isinstance(definition, ServiceDefinition):
         return None, None
-    from terraops.pipelines import evalset
+    from terraops.pipelines.lifecycle import evalset
 
     table, info = evaluation
     return evalset.score(definition, predictor, table), evalset.label(info)
@@ -379,7 +379,7 @@ def _champion_facts(
 
 
 def gate_policy(settings: Settings, definition: ModelService) -> GatePolicy:
-    from terraops.pipelines.evalset import evaluation_metric
+    from terraops.pipelines.lifecycle.evalset import evaluation_metric
 
     return GatePolicy(
         primary_metric=definition.primary_metric,

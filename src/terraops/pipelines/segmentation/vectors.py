@@ -45,7 +45,7 @@ from terraops.domain.segmentation.vectorise import (
     vectorise,
 )
 from terraops.errors import InvalidInputError
-from terraops.pipelines.segment_infer import LabelRows
+from terraops.pipelines.segmentation.window_inference import LabelRows
 
 STRIP_PIXELS = 1 << 19
 """Pixels per strip (512 rows of a 1024-px-wide image): the vectoriser's working set.

@@ -1,6 +1,6 @@
 """The segmentation model card: every figure read from the MLflow run of a registered version.
 
-Same rule as the tabular cards (:mod:`terraops.pipelines.card`): nothing is
+Same rule as the tabular cards (:mod:`terraops.pipelines.lifecycle.cards`): nothing is
 typed in by hand. The version's run gives the architecture, the training
 knobs, the held-out scores per class, the object F1, the ONNX/PyTorch
 agreement and the INT8 cost; its ``history.json`` gives the learning curve
@@ -195,7 +195,7 @@ def write_segmentation_card(
     """Render the champion's (or ``version``'s) card to ``out_path``; return (path, version)."""
     from terraops.adapters.registry import ModelRegistry
     from terraops.adapters.tracking import download_run_json
-    from terraops.pipelines.segment_real import model_card_markdown, output_dir
+    from terraops.pipelines.segmentation.real_sample import model_card_markdown, output_dir
 
     registry = ModelRegistry(settings)
     if version is None:

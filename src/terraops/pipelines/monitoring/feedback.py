@@ -327,7 +327,7 @@ def _registry_predictor(settings: Settings) -> Any:
     def load(service: str, version: int | None) -> tuple[int, Any]:
         from terraops.adapters.registry import ModelRegistry
         from terraops.errors import ModelNotFoundError
-        from terraops.pipelines.lifecycle import load_verified_predictor
+        from terraops.pipelines.lifecycle.aliases import load_verified_predictor
 
         registry = ModelRegistry(settings)
         if version is None:

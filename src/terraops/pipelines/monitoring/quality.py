@@ -403,7 +403,7 @@ def check_scene(settings: Settings, scene_dir: Path, *, save: bool = True) -> Qu
 def check_data(settings: Settings, service: ServiceDefinition, data: Path) -> list[QualityResult]:
     """``terraops quality check``: a scene folder (scene suite + service suite on its
     cell table) or a feature table (service suite; the target is checked when present)."""
-    from terraops.pipelines.drift import read_table, scene_examples
+    from terraops.pipelines.monitoring.drift_report import read_table, scene_examples
 
     data = Path(data)
     if data.is_dir():

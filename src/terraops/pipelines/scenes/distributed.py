@@ -1,7 +1,7 @@
 """Scene feature building on a Dask cluster: one task per missing cell table.
 
 Training, ``evalset build`` and predict-raster read every scene's cell table
-(:mod:`terraops.pipelines.cell_tables`), and building one is the slow part
+(:mod:`terraops.pipelines.scenes.cell_tables`), and building one is the slow part
 (classifying land cover, the flood model on the DEM, the cell aggregates). When
 ``TERRAOPS_DASK_SCHEDULER`` names a cluster (``tcp://host:port`` or ``local``),
 :func:`prepare_cell_tables` builds the *missing* tables first, as parallel
@@ -30,8 +30,8 @@ from typing import Any
 
 from terraops.adapters import dask_runner
 from terraops.errors import InvalidInputError
-from terraops.pipelines.cell_tables import cached_cell_table, ensure_cell_table
-from terraops.pipelines.landcover_source import LandcoverSource
+from terraops.pipelines.scenes.cell_tables import cached_cell_table, ensure_cell_table
+from terraops.pipelines.scenes.landcover_source import LandcoverSource
 from terraops.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ knows UHI from flood. Every run reports the same families of metrics:
   random split flatters the model by that much).
 
 The CV and fitting (with missing-value augmentation) live in
-:mod:`terraops.pipelines.evaluation`; this module adds parameters, data
+:mod:`terraops.pipelines.training.cross_validation`; this module adds parameters, data
 checks, fingerprints, plots and the MLflow record.
 """
 
@@ -35,8 +35,9 @@ import pandas as pd
 from terraops.domain import spatial_cv
 from terraops.domain.metrics import reliability_curve
 from terraops.errors import InvalidInputError
-from terraops.pipelines.distributed import prepare_cell_tables
-from terraops.pipelines.evaluation import (
+from terraops.pipelines.scenes.distributed import prepare_cell_tables
+from terraops.pipelines.scenes.landcover_source import LandcoverSource, resolve_landcover_source
+from terraops.pipelines.training.cross_validation import (
     Advance,
     Evaluation,
     evaluate,
@@ -45,8 +46,7 @@ from terraops.pipelines.evaluation import (
     suffixed,
     to_arrays,
 )
-from terraops.pipelines.landcover_source import LandcoverSource, resolve_landcover_source
-from terraops.pipelines.params import coerce_param
+from terraops.pipelines.training.params import coerce_param
 from terraops.services.base import ServiceDefinition
 from terraops.settings import Settings
 
@@ -116,7 +116,7 @@ def build_example_table(
     ``landcover``: where the features' land cover comes from (default spectral rules).
     """
     from terraops.adapters.raster_io import read_manifest
-    from terraops.pipelines.cell_tables import scene_cell_table
+    from terraops.pipelines.scenes.cell_tables import scene_cell_table
 
     if not scene_dirs:
         raise InvalidInputError("no scenes given", hint="pass --scenes DIR (one or more)")
@@ -271,7 +271,7 @@ def train_service(
     """Train, evaluate, log and register one version; make it the ``challenger``.
 
     The example table must pass the service's Great Expectations suite
-    (:mod:`terraops.pipelines.quality`) first: failing data is **refused** —
+    (:mod:`terraops.pipelines.monitoring.quality`) first: failing data is **refused** —
     ``DataQualityError`` names the failed expectations, the report is saved under
     ``TERRAOPS_HOME/reports/quality`` and nothing is trained, logged or
     registered (a model of bad data is never a candidate). Every run keeps a
@@ -280,7 +280,7 @@ def train_service(
     """
     from terraops.adapters import tracking
     from terraops.adapters.registry import ModelRegistry
-    from terraops.pipelines.lifecycle import assign_alias
+    from terraops.pipelines.lifecycle.aliases import assign_alias
 
     started = time.perf_counter()
     model_params, training = resolve_params(service, params)
@@ -351,7 +351,7 @@ def _quality_gate(
     scene_dirs: Sequence[Path],
 ) -> dict[str, Any]:
     """Run the service's data-quality suite; raise ``DataQualityError`` if it fails."""
-    from terraops.pipelines.quality import check_examples, refuse_unless_passed
+    from terraops.pipelines.monitoring.quality import check_examples, refuse_unless_passed
 
     source = ", ".join(str(d) for d in scene_dirs)
     result = check_examples(settings, service, examples, source=source)
@@ -390,7 +390,7 @@ def _log_run(
     tracking.log_json(quality, "data_quality.json")
     tracking.log_json(fingerprint, "data_fingerprint.json")
     tracking.log_json(feature_schema(service), "feature_schema.json")
-    from terraops.pipelines.drift import log_reference
+    from terraops.pipelines.monitoring.drift_report import log_reference
 
     mlflow.set_tag("terraops.reference_rows", str(log_reference(service, examples)))
     with tempfile.TemporaryDirectory() as tmp:

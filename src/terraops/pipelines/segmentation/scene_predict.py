@@ -4,10 +4,10 @@ One pass over the image, top to bottom (:func:`segment_image`):
 
 1. read a window row of reflectance (:mod:`terraops.adapters.image_windows`),
 2. predict its chips in batches and blend them
-   (:func:`terraops.pipelines.segment_infer.iter_label_rows`),
+   (:func:`terraops.pipelines.segmentation.window_inference.iter_label_rows`),
 3. write each finished band of rows into a tiled GeoTIFF (uint8 class codes,
    no-data 255, the class colours as its palette) *and* hand it to the strip
-   vectoriser (:class:`terraops.pipelines.segment_vectors.StripVectoriser`),
+   vectoriser (:class:`terraops.pipelines.segmentation.vectors.StripVectoriser`),
 4. turn the GeoTIFF into a validated COG with the model's lineage in its
    tags (:func:`terraops.adapters.cog.finish_cog`), write the polygons
    (GeoJSON in EPSG:4326; GeoPackage or GeoParquet in the image's CRS on
@@ -44,9 +44,13 @@ from terraops.adapters.vector_files import VECTOR_FORMATS, GeoJSONWriter, Writer
 from terraops.domain.layers import Layer, layer_id
 from terraops.domain.segmentation.classes import SEGMENTATION_NODATA
 from terraops.errors import InvalidInputError, ModelNotFoundError
-from terraops.pipelines.layer_products import now_iso, raster_layer
-from terraops.pipelines.segment_infer import PredictBatches, iter_label_rows, windows_count
-from terraops.pipelines.segment_vectors import StripVectoriser
+from terraops.pipelines.maps.layer_products import now_iso, raster_layer
+from terraops.pipelines.segmentation.vectors import StripVectoriser
+from terraops.pipelines.segmentation.window_inference import (
+    PredictBatches,
+    iter_label_rows,
+    windows_count,
+)
 from terraops.services.segmentation import SEGMENTATION, SegmentationService
 from terraops.settings import Settings
 
@@ -400,7 +404,7 @@ def _layers(
     )
     layers = [mask_layer, vector_layer]
     if scene is not None:
-        from terraops.pipelines.layer_products import scene_imagery_layer
+        from terraops.pipelines.maps.layer_products import scene_imagery_layer
 
         layers.insert(0, scene_imagery_layer(settings, scene))
     return layers

@@ -1,0 +1,1 @@
+"""Model lifecycle: alias moves with their history, shared evaluation sets, model cards."""

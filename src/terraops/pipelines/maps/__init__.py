@@ -1,0 +1,1 @@
+"""Maps: whole-scene prediction into COGs, GeoJSON and catalogue layers."""

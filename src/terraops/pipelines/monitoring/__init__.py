@@ -1,0 +1,1 @@
+"""Monitoring: drift reports, data-quality suites, feedback and live error, SLO checks."""

@@ -1,0 +1,1 @@
+"""Training a service: cross-validated fitting, MLflow run, registration, real-city evaluation."""
