@@ -28,7 +28,7 @@ STORMS      ?= 30 50 100
 ADMIN_TOKEN_FILE := $(TERRAOPS_HOME)/admin-token
 PYTEST_ARGS ?=
 
-.PHONY: help install system-deps check-env demo scenes train unseen real evalsets promote maps real-eval cards serve smoke test test-fast lint format bench clean
+.PHONY: help install system-deps test-samples check-env demo scenes train unseen real evalsets promote maps real-eval cards serve smoke test test-fast lint format bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -36,7 +36,13 @@ help: ## List the targets
 # Everything: core + the U-Net stack (segment extra) + test tools. A core install without
 # torch is `pip install -c constraints.txt -e .` (README). As a user without root or
 # passwordless sudo, system-deps installs nothing and says which tests that costs.
-install: $(STAMP) system-deps ## Create/refresh .venv and install pinned dependencies
+install: $(STAMP) system-deps test-samples ## Create/refresh .venv and install pinned dependencies
+
+# The real samples the tests read (tests never download; without them those tests skip).
+# Offline, the tests still run: the failure is reported and the sample tests skip.
+test-samples: $(STAMP) ## Fetch the real samples the tests read into .cache/samples
+	@$(BIN)/python scripts/fetch_test_samples.py || \
+	  echo "samples: not fetched (see above); the tests that read them will skip"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -37,8 +37,10 @@ import numpy as np
 import pandas as pd
 
 from terraops.adapters import raster_io
+from terraops.adapters.raster_io import read_scene
+from terraops.domain.features import reflectance_bands
 from terraops.domain.landcover import NODATA_CODE, LandCover
-from terraops.pipelines.scenes.cell_tables import build_cell_table, reflectance_bands
+from terraops.pipelines.scenes.cell_tables import build_cell_table
 from terraops.pipelines.scenes.landcover_source import LandcoverSource, resolve_landcover_source
 from terraops.pipelines.training.cross_validation import evaluate
 from terraops.pipelines.training.train import resolve_params
@@ -82,8 +84,9 @@ def landcover_accuracy(
     seconds = dict.fromkeys(sources, 0.0)
     rejected_water = np.zeros(256, dtype=np.int64)
     for scene in scenes:
-        manifest, layers = raster_io.read_scene_layers(scene)
-        bands = reflectance_bands(manifest, layers)
+        record = raster_io.read_scene(scene)
+        layers = raster_io.read_layers(record)
+        bands = reflectance_bands(record, layers)
         truth = layers["landcover"]
         valid = truth != NODATA_CODE
         maps = {}
@@ -148,8 +151,9 @@ def real_city(
     scene: Path, sources: Mapping[str, LandcoverSource], cell_size_m: float, overrides: Any
 ) -> pd.DataFrame:
     """Class shares under each source and the UHI spatial-CV error, on an imported scene."""
-    manifest, layers = raster_io.read_scene_layers(scene)
-    bands = reflectance_bands(manifest, layers)
+    record = raster_io.read_scene(scene)
+    layers = raster_io.read_layers(record)
+    bands = reflectance_bands(record, layers)
     maps = {name: s.classify(bands) for name, s in sources.items()}
     valid = maps["spectral"] != NODATA_CODE
     out: dict[str, dict[str, float]] = {}
@@ -160,7 +164,7 @@ def real_city(
             "pixel agreement with spectral": float((lc[valid] == maps["spectral"][valid]).mean()),
         }
         service = get_service("uhi")
-        cells = build_cell_table(scene, cell_size_m, landcover=sources[name])
+        cells = build_cell_table(read_scene(scene), cell_size_m, landcover=sources[name])
         examples = service.build_examples(cells)
         examples = examples[examples[service.target].notna()].reset_index(drop=True)
         params, training = resolve_params(service, dict(overrides))
@@ -191,10 +195,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     tables: dict[str, list[pd.DataFrame]] = {name: [] for name in [*sources, "truth"]}
     for scene in args.scenes:
-        truth = raster_io.read_scene_layers(scene)[1]["landcover"]
+        truth = raster_io.read_layer(read_scene(scene), "landcover")
         per_source = {**sources, "truth": TruthSource(truth)}
         for name, source in per_source.items():
-            tables[name].append(build_cell_table(scene, args.cell_size, landcover=source))
+            tables[name].append(
+                build_cell_table(read_scene(scene), args.cell_size, landcover=source)
+            )
     print(
         f"## UHI and flood cross-validation ({args.cell_size:g} m cells, "
         f"n_estimators={args.n_estimators})\n"

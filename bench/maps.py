@@ -48,17 +48,20 @@ from bench.harness import (  # noqa: E402
     median_of,
     running_server,
 )
+from bench.maps_field import (  # noqa: E402
+    FIELD_COLORMAP,
+    FIELD_CRS,
+    FIELD_LAYER_ID,
+    FIELD_ORIGIN,
+    FIELD_RESCALE,
+    FIELD_RESOLUTION_M,
+    FIELD_SIZE,
+)
+from bench.maps_report import render_cog, render_raster, render_tiles  # noqa: E402
 
 BIN = Path(sys.executable).parent
 TILES_WRK = HERE / "wrk_tiles.lua"
 
-FIELD_SIZE = 4096
-FIELD_CRS = "EPSG:32633"
-FIELD_ORIGIN = (600_000.0, 5_345_000.0)  # UTM 33N, ≈ 48.2° N (Vienna's latitude)
-FIELD_RESOLUTION_M = 2.0
-FIELD_COLORMAP = "rdylbu_r"  # the UHI prediction layer's colormap
-FIELD_RESCALE = (24.0, 42.0)
-FIELD_LAYER_ID = "bench-field-4096"
 TILE_ZOOMS = (14, 15)
 """Zooms of the tile list: 14 reads the COG's overviews, 15 is near full resolution."""
 
@@ -537,7 +540,6 @@ def run_maps(
     emit: Callable[[str, str], None],
 ) -> None:
     """Every selected map section, each handed to ``emit(name, markdown)`` once measured."""
-    from bench.maps_report import render_cog, render_raster, render_tiles
 
     sections = set(args.sections)
     work = Path(tempfile.mkdtemp(prefix="terraops-bench-maps-"))

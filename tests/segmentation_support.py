@@ -8,7 +8,6 @@ from typing import Any
 import typer
 from typer.testing import CliRunner
 
-from terraops.cli import common
 from terraops.cli import lifecycle as lifecycle_cli
 from terraops.cli import segment as segment_cli
 from terraops.settings import Settings
@@ -34,12 +33,7 @@ def segment_cli_app() -> typer.Typer:
 
 def invoke(settings: Settings, *args: str) -> Any:
     """Run the segmentation/lifecycle CLI on ``settings``' home."""
-    previous = common._settings
-    common._settings = settings
-    try:
-        return CliRunner().invoke(segment_cli_app(), list(args))
-    finally:
-        common._settings = previous
+    return CliRunner().invoke(segment_cli_app(), list(args), obj=settings)
 
 
 def train_tiny(settings: Settings, train_dir: Path, val_dir: Path, *, promote: bool) -> Any:

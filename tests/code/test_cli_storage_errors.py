@@ -14,15 +14,12 @@ from pathlib import Path
 
 import pytest
 import typer
+from typer.testing import CliRunner
 
+from terraops.adapters.storage_errors import storage_error
 from terraops.cli import common
 from terraops.errors import RegistryUnavailableError, StorageError
 from terraops.settings import Settings
-
-
-@pytest.fixture(autouse=True)
-def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(common, "_settings", Settings(home=tmp_path / "home"))
 
 
 def wrapped(inner: BaseException) -> RegistryUnavailableError:
@@ -43,22 +40,39 @@ def wrapped(inner: BaseException) -> RegistryUnavailableError:
     ("code", "words"),
     [(errno.ENOSPC, "the disk is full"), (errno.EROFS, "the file system is read-only")],
 )
-def test_errno_deep_in_the_chain_names_the_file(code: int, words: str) -> None:
-    found = common.storage_error(wrapped(OSError(code, "failed", "/data/home/mlflow.db")))
+def test_errno_deep_in_the_chain_names_the_file(code: int, words: str, tmp_path: Path) -> None:
+    failure = wrapped(OSError(code, "failed", "/data/home/mlflow.db"))
+    found = storage_error(failure, tmp_path / "home")
     assert isinstance(found, StorageError)
     assert found.message == f"cannot write /data/home/mlflow.db: {words}"
     assert common.exit_code_for(found) == 6
 
 
 def test_sqlite_full_is_storage_and_names_the_home(tmp_path: Path) -> None:
-    found = common.storage_error(wrapped(sqlite3.OperationalError("database or disk is full")))
+    failure = wrapped(sqlite3.OperationalError("database or disk is full"))
+    found = storage_error(failure, tmp_path / "home")
     assert isinstance(found, StorageError)
     assert found.message.startswith(f"cannot write {tmp_path / 'home'}: database or disk is full")
 
 
-def test_io_error_on_a_healthy_disk_is_not_called_full() -> None:
+def test_a_command_judges_the_failure_against_its_own_home(tmp_path: Path) -> None:
+    """The home comes from the settings the command was run with, not the environment."""
+    app = typer.Typer()
+
+    @app.command()
+    def write(ctx: typer.Context) -> None:
+        with common.handle_errors(ctx):
+            raise wrapped(sqlite3.OperationalError("database or disk is full"))
+
+    result = CliRunner().invoke(app, [], obj=Settings(home=tmp_path / "elsewhere"))
+    assert result.exit_code == 6
+    assert f"cannot write {tmp_path / 'elsewhere'}" in " ".join(result.output.split())
+
+
+def test_io_error_on_a_healthy_disk_is_not_called_full(tmp_path: Path) -> None:
     """SQLite's "disk I/O error" is only blamed on storage when the home is full/read-only."""
-    assert common.storage_error(wrapped(sqlite3.OperationalError("disk I/O error"))) is None
+    failure = wrapped(sqlite3.OperationalError("disk I/O error"))
+    assert storage_error(failure, tmp_path / "home") is None
 
 
 def test_other_failures_keep_their_own_handling() -> None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from rasterio.transform import Affine
 
+from terraops.adapters.raster_io import read_scene
 from terraops.domain import features as ft
 from terraops.domain.landcover import LandCover, classify_spectral
 from terraops.errors import InvalidInputError
@@ -207,7 +208,7 @@ def geotiff_cell_table(path: Path, cell_size_m: float = 20.0) -> pd.DataFrame:
     """A user's GeoTIFF as it reaches a model: imported as a scene, then the one feature path."""
     scene = path.with_suffix("")
     import_geotiff(path, scene)
-    return build_cell_table(scene, cell_size_m)
+    return build_cell_table(read_scene(scene), cell_size_m)
 
 
 def test_bring_your_own_geotiff_in_utm(tmp_path: Path) -> None:

@@ -219,13 +219,7 @@ def served(settings: Settings, ids: list[str]) -> None:
 
 
 def run_cli(settings: Settings, *args: str) -> Any:
-    import terraops.cli.common as common
-
-    common._settings = settings
-    try:
-        return CliRunner().invoke(cli, list(args))
-    finally:
-        common._settings = None
+    return CliRunner().invoke(cli, list(args), obj=settings)
 
 
 def test_import_csv_joins_by_request_id(settings: Settings, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from terraops.adapters.raster_io import read_manifest
+from terraops.adapters.raster_io import read_scene
 from terraops.errors import ModelNotFoundError
 from terraops.pipelines.scenes.cell_tables import _cache_path, ensure_cell_table
 from terraops.pipelines.scenes.landcover_source import (
@@ -37,13 +37,11 @@ def test_auto_without_a_champion_is_the_spectral_rules(settings: Settings) -> No
 def test_forcing_segmentation_without_a_champion_is_refused_clearly(
     tmp_path: Path, tiny_scenes: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from terraops.cli import common
     from terraops.cli.main import app
 
     monkeypatch.setenv("TERRAOPS_LANDCOVER_SOURCE", "segmentation")
     monkeypatch.setenv("TERRAOPS_HOME", str(tmp_path / "home"))
     settings = Settings()
-    monkeypatch.setattr(common, "_settings", settings)
     with pytest.raises(ModelNotFoundError) as refused:
         resolve_landcover_source(settings)
     message = str(refused.value)
@@ -51,7 +49,8 @@ def test_forcing_segmentation_without_a_champion_is_refused_clearly(
     assert "terraops promote segmentation" in message  # how to fix it
     scene = shutil.copytree(tiny_scenes[0], tmp_path / "scene")
     before = sorted(p.name for p in scene.iterdir())
-    result = CliRunner().invoke(app, ["train", "uhi", "--scenes", str(scene), "--no-progress"])
+    args = ["train", "uhi", "--scenes", str(scene), "--no-progress"]
+    result = CliRunner().invoke(app, args, obj=settings)
     assert result.exit_code == 3, result.output  # not found, as for any missing model
     assert "no champion" in result.output and "TERRAOPS_LANDCOVER_SOURCE" in result.output
     assert sorted(p.name for p in scene.iterdir()) == before  # no cell table cached
@@ -60,19 +59,15 @@ def test_forcing_segmentation_without_a_champion_is_refused_clearly(
 def test_the_cache_key_names_the_source_and_its_model_version(
     settings: Settings, tiny_scenes: list[Path]
 ) -> None:
-    manifest = read_manifest(tiny_scenes[0])
+    scene = read_scene(tiny_scenes[0])
     spectral = resolve_landcover_source(settings, "spectral")
     v1, v2 = (
         LandcoverSource("segmentation", settings=settings, version=v, engine="onnx") for v in (1, 2)
     )
-    names = {
-        _cache_path(tiny_scenes[0], manifest, 20.0, s.cache_suffix).name for s in (spectral, v1, v2)
-    }
+    names = {_cache_path(scene, 20.0, s.cache_suffix).name for s in (spectral, v1, v2)}
     assert len(names) == 3
     # The spectral table keeps the name every earlier release cached it under.
-    assert ensure_cell_table(tiny_scenes[0], 20.0, landcover=spectral) == _cache_path(
-        tiny_scenes[0], manifest, 20.0
-    )
+    assert ensure_cell_table(scene, 20.0, landcover=spectral) == _cache_path(scene, 20.0)
 
 
 def test_a_model_keeps_the_land_cover_it_was_trained_with(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from terraops.adapters.cog import convert_to_cog
 from terraops.adapters.tile_cache import TileCache, TileKey
 from terraops.api.errors import install_error_handlers
 from terraops.api.routes_layers import layers_router
+from terraops.api.routes_stac import stac_router
 from terraops.domain.layers import Layer
 from terraops.settings import Settings
 
@@ -145,6 +146,7 @@ def make_app(settings: Settings, catalogue: LayerCatalogue) -> FastAPI:
     cache = TileCache.from_megabytes(settings.tile_cache_mb)
     app.state.tile_cache = cache
     app.include_router(layers_router(settings, catalogue, cache))
+    app.include_router(stac_router(catalogue))
     return app
 
 

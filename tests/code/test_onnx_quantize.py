@@ -17,14 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from terraops.adapters.onnx_quantize import (
-    INT8_FILE,
-    argmax_agreement,
-    calibration_chips,
-    quantize_bundle,
-)
+from terraops.adapters.onnx_quantize import INT8_FILE, argmax_agreement, quantize_bundle
 from terraops.adapters.segmentation_bundle import META_FILE, BundleMeta, Segmenter, save_bundle
 from terraops.errors import ModelNotFoundError
+from terraops.pipelines.segmentation.int8 import calibration_chips
 from terraops.settings import Settings
 
 ARGMAX_AGREEMENT = 0.95

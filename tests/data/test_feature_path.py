@@ -16,17 +16,18 @@ import pandas as pd
 import pytest
 
 from terraops.adapters import raster_io
-from terraops.domain.features import CELL_FEATURES
+from terraops.domain.features import CELL_FEATURES, reflectance_bands
 from terraops.domain.landcover import LandCover, classify_spectral
 from terraops.domain.mapping import rural_reference
-from terraops.pipelines.scenes.cell_tables import build_cell_table, reflectance_bands
+from terraops.domain.scene_record import Scene
+from terraops.pipelines.scenes.cell_tables import build_cell_table
 
 FEATURES = [*CELL_FEATURES, "reference_temperature"]
 
 
 @pytest.fixture(scope="module")
 def table(tiny_scenes: list[Path]) -> pd.DataFrame:
-    return build_cell_table(tiny_scenes[0])
+    return build_cell_table(raster_io.read_scene(tiny_scenes[0]))
 
 
 def _copy(scene: Path, dest: Path) -> Path:
@@ -38,7 +39,8 @@ def test_features_ignore_the_true_land_cover_and_the_generator_constants(
     tiny_scenes: list[Path], table: pd.DataFrame, tmp_path: Path
 ) -> None:
     tampered = _copy(tiny_scenes[0], tmp_path / "tampered")
-    manifest, layers = raster_io.read_scene_layers(tampered, ["landcover"])
+    manifest = raster_io.read_scene(tampered).to_manifest()
+    layers = raster_io.read_layers(raster_io.read_scene(tampered), ["landcover"])
     rng = np.random.default_rng(0)
     scrambled = rng.integers(1, 7, layers["landcover"].shape).astype(np.uint8)
     _, info = raster_io.read_geotiff(tampered / "landcover.tif")
@@ -50,9 +52,9 @@ def test_features_ignore_the_true_land_cover_and_the_generator_constants(
         nodata=0,
     )
     manifest["physics"]["lst_reference_c"] = -99.0
-    raster_io.write_manifest(tampered, manifest)
+    raster_io.write_manifest(tampered, Scene.from_manifest(manifest, tampered))
 
-    again = build_cell_table(tampered)
+    again = build_cell_table(raster_io.read_scene(tampered))
     pd.testing.assert_frame_equal(again[FEATURES], table[FEATURES])
     # …while the flood targets, made from the true land cover, did change.
     assert not np.allclose(again["flood_depth_p100"], table["flood_depth_p100"])
@@ -71,9 +73,9 @@ def test_an_imported_copy_of_the_imagery_gets_the_same_features(
     for key in ("physics", "generator_version", "seed", "morphology"):
         manifest.pop(key)
     manifest["kind"] = "geotiff"
-    raster_io.write_manifest(imported, manifest)
+    raster_io.write_manifest(imported, Scene.from_manifest(manifest, imported))
 
-    again = build_cell_table(imported)
+    again = build_cell_table(raster_io.read_scene(imported))
     pd.testing.assert_frame_equal(again[FEATURES], table[FEATURES])
     assert "lst" in again and not any(c.startswith("flood_") for c in again)
 
@@ -81,9 +83,10 @@ def test_an_imported_copy_of_the_imagery_gets_the_same_features(
 def test_land_cover_features_are_fractions_of_the_classified_imagery(
     tiny_scenes: list[Path], table: pd.DataFrame
 ) -> None:
-    manifest, layers = raster_io.read_scene_layers(tiny_scenes[0])
-    classes = classify_spectral(**reflectance_bands(manifest, layers))
-    f = round(20.0 / float(manifest["resolution"]))
+    scene = raster_io.read_scene(tiny_scenes[0])
+    layers = raster_io.read_layers(scene)
+    classes = classify_spectral(**reflectance_bands(scene, layers))
+    f = round(20.0 / float(scene.resolution))
     row, col = (int(v) for v in table.loc[len(table) // 2, ["row", "col"]])
     block = classes[row * f : (row + 1) * f, col * f : (col + 1) * f]
     cell = table.iloc[len(table) // 2]
@@ -117,7 +120,7 @@ def test_a_scene_without_thermal_has_an_unknown_reference(
     manifest = json.loads((cold / "scene.json").read_text())
     (cold / "lst.tif").unlink()
     del manifest["layers"]["lst"]
-    raster_io.write_manifest(cold, manifest)
-    again = build_cell_table(cold)
+    raster_io.write_manifest(cold, Scene.from_manifest(manifest, cold))
+    again = build_cell_table(raster_io.read_scene(cold))
     assert again["reference_temperature"].isna().all() and "lst" not in again
     pd.testing.assert_frame_equal(again[list(CELL_FEATURES)], table[list(CELL_FEATURES)])

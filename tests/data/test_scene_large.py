@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from terraops.adapters.raster_io import read_scene
 from terraops.pipelines.scenes.cell_tables import scene_cell_table
 from terraops.pipelines.scenes.generate import generate_scene
 
@@ -14,6 +15,6 @@ from terraops.pipelines.scenes.generate import generate_scene
 def test_full_size_scene(tmp_path: Path) -> None:
     manifest = generate_scene(tmp_path / "big", seed=11, size=1024, morphology="coastal")
     assert (manifest["width"], manifest["height"]) == (1024, 1024)
-    table = scene_cell_table(tmp_path / "big")
+    table = scene_cell_table(read_scene(tmp_path / "big"))
     assert len(table) == (1024 * 2 // 20) ** 2
     assert table["water_fraction"].max() == 1.0  # the sea

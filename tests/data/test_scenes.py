@@ -13,7 +13,7 @@ import rasterio
 from scipy import ndimage
 from typer.testing import CliRunner
 
-from terraops.adapters.raster_io import read_manifest, read_scene_layers
+from terraops.adapters.raster_io import read_layers, read_scene
 from terraops.cli.main import app
 from terraops.domain.features import CELL_FEATURES, CONTEXT_FEATURES, ndbi, ndvi
 from terraops.domain.hydrology import DESIGN_STORMS_MM
@@ -30,7 +30,7 @@ from terraops.pipelines.scenes.generate import generate_scene
 
 @pytest.fixture(scope="module")
 def tables(tiny_scenes: list[Path]) -> list[pd.DataFrame]:
-    return [scene_cell_table(d) for d in tiny_scenes]
+    return [scene_cell_table(read_scene(d)) for d in tiny_scenes]
 
 
 def test_same_seed_gives_byte_identical_files(tiny_scenes: list[Path], tmp_path: Path) -> None:
@@ -44,15 +44,15 @@ def test_same_seed_gives_byte_identical_files(tiny_scenes: list[Path], tmp_path:
 
 
 def test_different_seeds_and_morphologies_give_different_cities(tiny_scenes: list[Path]) -> None:
-    _, dense = read_scene_layers(tiny_scenes[0], ["landcover"])
-    _, sprawl = read_scene_layers(tiny_scenes[1], ["landcover"])
+    dense = read_layers(read_scene(tiny_scenes[0]), ["landcover"])
+    sprawl = read_layers(read_scene(tiny_scenes[1]), ["landcover"])
     assert (dense["landcover"] != sprawl["landcover"]).mean() > 0.3
     building = int(LandCover.BUILDING)
     assert (dense["landcover"] == building).mean() > 2 * (sprawl["landcover"] == building).mean()
 
 
 def test_layers_are_georeferenced_like_the_manifest(tiny_scenes: list[Path]) -> None:
-    manifest = read_manifest(tiny_scenes[0])
+    manifest = read_scene(tiny_scenes[0]).to_manifest()
     assert manifest["crs"].startswith("EPSG:326")
     assert set(manifest["layers"]) >= {
         "red",
@@ -80,7 +80,7 @@ def test_layers_are_georeferenced_like_the_manifest(tiny_scenes: list[Path]) -> 
 
 
 def test_reflectance_is_plausible(tiny_scenes: list[Path]) -> None:
-    _, layers = read_scene_layers(tiny_scenes[1], ["red", "nir", "landcover"])
+    layers = read_layers(read_scene(tiny_scenes[1]), ["red", "nir", "landcover"])
     red = layers["red"] / 1e4
     nir = layers["nir"] / 1e4
     ndvi = (nir - red) / (nir + red)
@@ -92,7 +92,7 @@ def test_reflectance_is_plausible(tiny_scenes: list[Path]) -> None:
 
 def test_river_valley_is_lower_than_its_surroundings(tiny_scenes: list[Path]) -> None:
     for scene in tiny_scenes:
-        _, layers = read_scene_layers(scene, ["dem", "landcover"])
+        layers = read_layers(read_scene(scene), ["dem", "landcover"])
         water = layers["landcover"] == int(LandCover.WATER)
         assert water.any()
         assert np.median(layers["dem"][water]) < np.percentile(layers["dem"][~water], 10)
@@ -160,7 +160,7 @@ def test_river_floods_come_from_large_catchments(tables: list[pd.DataFrame]) -> 
 def test_cell_table_is_cached(tiny_scenes: list[Path], tables: list[pd.DataFrame]) -> None:
     cached = list(tiny_scenes[0].glob("cells_20m_*.parquet"))
     assert len(cached) == 1
-    pd.testing.assert_frame_equal(scene_cell_table(tiny_scenes[0]), tables[0])
+    pd.testing.assert_frame_equal(scene_cell_table(read_scene(tiny_scenes[0])), tables[0])
 
 
 def test_trees_and_water_are_cooler_than_dense_built_cells(
@@ -168,7 +168,7 @@ def test_trees_and_water_are_cooler_than_dense_built_cells(
 ) -> None:
     # Each city has its own background temperature: compare what is above it.
     table = pd.concat(
-        t.assign(lst=t["lst"] - read_manifest(d)["physics"]["lst_reference_c"])
+        t.assign(lst=t["lst"] - read_scene(d).to_manifest()["physics"]["lst_reference_c"])
         for d, t in zip(tiny_scenes, tables, strict=True)
     )
     built = table.query("building_density > 0.5")["lst"].mean()
@@ -201,8 +201,8 @@ def test_flooded_cells_have_low_hand_and_flooding_grows_with_rain(
 
 def test_cell_table_streams_in_bounded_batches_equal_to_the_whole(tiny_scenes: list[Path]) -> None:
     """predict-raster holds one batch of cells at a time; the batches are the same table."""
-    whole = scene_cell_table(tiny_scenes[0])
-    batches = list(iter_cell_table(tiny_scenes[0], batch_rows=500))
+    whole = scene_cell_table(read_scene(tiny_scenes[0]))
+    batches = list(iter_cell_table(read_scene(tiny_scenes[0]), batch_rows=500))
     assert len(batches) > 1 and all(len(b) <= 500 for b in batches)
     pd.testing.assert_frame_equal(pd.concat(batches, ignore_index=True), whole)
 
@@ -322,7 +322,7 @@ def test_nominal_physics_is_the_published_midpoints() -> None:
 def test_manifest_records_the_drawn_coefficients(tiny_scenes: list[Path]) -> None:
     drawn = []
     for scene_dir in tiny_scenes:
-        manifest = read_manifest(scene_dir)
+        manifest = read_scene(scene_dir).to_manifest()
         spec = SceneSpec(
             seed=manifest["seed"],
             size=manifest["width"],
@@ -384,8 +384,8 @@ def test_water_surfaces_sit_at_the_drawn_offset_below_the_reference(
     background temperature as its drawn coefficient says (the cities differ)."""
     offsets = []
     for scene_dir in tiny_scenes:
-        manifest = read_manifest(scene_dir)
-        _, layers = read_scene_layers(scene_dir, ["lst", "landcover"])
+        manifest = read_scene(scene_dir).to_manifest()
+        layers = read_layers(read_scene(scene_dir), ["lst", "landcover"])
         river = ndimage.binary_erosion(layers["landcover"] == int(LandCover.WATER), iterations=2)
         assert river.sum() > 100
         realised = float(np.median(layers["lst"][river])) - manifest["physics"]["lst_reference_c"]
@@ -400,7 +400,7 @@ def test_cli_generates_a_nominal_city(tmp_path: Path) -> None:
     args = ["scene", "generate", "--seed", "1", "--out", str(out), "--size", "64"]
     result = CliRunner().invoke(app, [*args, "--resolution", "4", "--physics", "nominal"])
     assert result.exit_code == 0, result.output
-    manifest = read_manifest(out)
+    manifest = read_scene(out).to_manifest()
     assert manifest["name"] == "dense-s1-64px-4m-nominal"
     assert manifest["physics"]["lst_physics"] == "nominal"
     assert manifest["physics"]["lst_coefficients"]["drawn"] == asdict(LSTPhysics.nominal())

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from terraops.adapters.raster_io import read_scene_layers
+from terraops.adapters.raster_io import read_layers, read_scene
 from terraops.domain.segmentation.classes import (
     N_CLASSES,
     SEGMENTATION_NODATA,
@@ -35,11 +35,12 @@ def test_scene_arrays_are_reflectance_and_true_landcover_labels(
     scenes: list[SceneArrays], tiny_scenes: list[Path]
 ) -> None:
     s = scenes[0]
-    manifest, layers = read_scene_layers(tiny_scenes[0], ["red", "landcover"])
-    assert s.image.shape == (5, manifest["height"], manifest["width"])
+    scene = read_scene(tiny_scenes[0])
+    layers = read_layers(scene, ["red", "landcover"])
+    assert s.image.shape == (5, scene.height, scene.width)
     assert s.image.dtype == np.float32
     assert np.isfinite(s.image).all() and s.image.min() > 0 and s.image.max() <= 1
-    scale = manifest["reflectance"]["scale"]
+    scale = scene.layer("red").scale
     np.testing.assert_allclose(s.image[0], layers["red"] * scale, rtol=1e-6)
     np.testing.assert_array_equal(s.labels, segmentation_from_landcover(layers["landcover"]))
     assert set(np.unique(s.labels)) <= set(range(N_CLASSES))
@@ -51,11 +52,9 @@ def test_nodata_pixels_are_labelled_ignore(tiny_scenes: list[Path], tmp_path: Pa
 
     import rasterio
 
-    from terraops.adapters.raster_io import read_manifest
-
     scene = tmp_path / "scene"
     shutil.copytree(tiny_scenes[0], scene)
-    nodata = read_manifest(scene)["reflectance"]["nodata"]
+    nodata = read_scene(scene).layer("nir").nodata
     with rasterio.open(scene / "nir.tif", "r+") as dst:
         band = dst.read(1)
         band[:4, :6] = nodata

@@ -9,7 +9,6 @@ import pytest
 from typer.testing import CliRunner
 
 from terraops.adapters.registry import ModelRegistry
-from terraops.cli import common
 from terraops.cli.main import app
 from terraops.services import get_service
 from terraops.settings import Settings
@@ -36,15 +35,14 @@ def metric_rows(markdown: str) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("service", ["uhi", "flood"])
 def test_card_numbers_equal_the_run_metrics(
-    service: str, home_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    service: str, home_settings: Settings, tmp_path: Path
 ) -> None:
     registry = ModelRegistry(home_settings)
     version = registry.list_versions(service)[0].version
     info = registry.get_version(service, version)
     out = tmp_path / f"{service}.md"
-    monkeypatch.setattr(common, "_settings", home_settings)
     args = ["card", service, "--version", str(version), "--out", str(out)]
-    result = CliRunner().invoke(app, args)
+    result = CliRunner().invoke(app, args, obj=home_settings)
     assert result.exit_code == 0, result.output
     card = out.read_text()
     rows = metric_rows(card)
@@ -70,10 +68,10 @@ def test_card_numbers_equal_the_run_metrics(
 
 
 def test_card_without_champion_is_a_clear_not_found(
-    home_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    home_settings: Settings, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(common, "_settings", home_settings)
-    result = CliRunner().invoke(app, ["card", "flood", "--out", str(tmp_path / "c.md")])
+    out = tmp_path / "c.md"
+    result = CliRunner().invoke(app, ["card", "flood", "--out", str(out)], obj=home_settings)
     assert result.exit_code == 3
     assert "no champion" in result.output
     assert not (tmp_path / "c.md").exists()

@@ -40,6 +40,7 @@ from distributed import get_task_stream
 
 from dask_support import DaskCluster, dask_cluster
 from serving_support import TrainedHome, report, settings_env
+from terraops.adapters.raster_io import read_scene
 from terraops.adapters.registry import ModelRegistry
 from terraops.pipelines.lifecycle.aliases import promote
 from terraops.pipelines.maps.raster_predict import predict_raster
@@ -93,7 +94,7 @@ def single(pristine: list[Path], tmp_path_factory: pytest.TempPathFactory) -> di
     """The in-process tables every cluster run is compared with, and how long they took."""
     scenes = fresh_copies(pristine, tmp_path_factory.mktemp("single"))
     started = time.perf_counter()
-    tables = [cell_tables.scene_cell_table(scene) for scene in scenes]
+    tables = [cell_tables.scene_cell_table(read_scene(scene)) for scene in scenes]
     return {"tables": tables, "seconds": time.perf_counter() - started}
 
 
@@ -113,9 +114,11 @@ def on_cluster(settings: Settings, cluster: DaskCluster) -> Settings:
 
 def assert_tables_equal(scenes: list[Path], expected: list[pd.DataFrame]) -> None:
     for scene, table in zip(scenes, expected, strict=True):
-        pd.testing.assert_frame_equal(cell_tables.scene_cell_table(scene), table, check_exact=True)
+        pd.testing.assert_frame_equal(
+            cell_tables.scene_cell_table(read_scene(scene)), table, check_exact=True
+        )
         assert [p.name for p in scene.glob("*.parquet")] == [
-            cell_tables.cached_cell_table(scene).name  # type: ignore[union-attr]
+            cell_tables.cached_cell_table(read_scene(scene)).name  # type: ignore[union-attr]
         ], "only the complete cache file carries a .parquet name"
 
 
@@ -134,7 +137,7 @@ def test_cell_tables_are_built_on_the_workers_and_equal_in_process(
     scenes = fresh_copies(pristine, tmp_path)
     with cluster.client() as client, get_task_stream(client=client) as stream:
         started = time.perf_counter()
-        ran = prepare_cell_tables(on_cluster(settings, cluster), scenes)
+        ran = prepare_cell_tables(on_cluster(settings, cluster), [read_scene(s) for s in scenes])
         seconds = time.perf_counter() - started
     assert ran == {"scheduler": cluster.address, "workers": 2, "built": 3}
     tasks = tasks_named(stream, CELL_TABLE_TASK)
@@ -142,7 +145,9 @@ def test_cell_tables_are_built_on_the_workers_and_equal_in_process(
     assert {t["worker"] for t in tasks} == set(cluster.worker_pids())
     assert_tables_equal(scenes, single["tables"])
     # Everything cached now: nothing to send, no connection.
-    assert prepare_cell_tables(on_cluster(settings, cluster), scenes) is None
+    assert (
+        prepare_cell_tables(on_cluster(settings, cluster), [read_scene(s) for s in scenes]) is None
+    )
     report(
         f"dask_cell_tables_3x{SIZE}",
         {"in_process_s": round(single["seconds"], 2), "cluster2_s": round(seconds, 2)},
@@ -211,7 +216,9 @@ def test_a_worker_killed_mid_build_is_replaced_and_the_tables_are_whole(
     scenes = fresh_copies(pristine, tmp_path)
     pids = cluster.worker_pids()
     with cluster.client() as client, ThreadPoolExecutor(1) as pool:
-        job = pool.submit(prepare_cell_tables, on_cluster(settings, cluster), scenes)
+        job = pool.submit(
+            prepare_cell_tables, on_cluster(settings, cluster), [read_scene(s) for s in scenes]
+        )
         victim, key = _first_worker_building(client, job)
         os.kill(pids[victim], signal.SIGKILL)
         ran = job.result(timeout=120)

@@ -16,7 +16,7 @@ from monitoring_support import make_scene
 from typer.testing import CliRunner
 
 from serving_support import TrainedHome, report
-from terraops.cli import common
+from terraops.adapters.raster_io import read_scene
 from terraops.cli.main import app as cli
 from terraops.services import get_service
 from terraops.settings import Settings
@@ -44,7 +44,8 @@ def reference(scenes: dict[str, Path]) -> pd.DataFrame:
 
     uhi = get_service("uhi")
     examples = pd.concat(
-        [scene_examples(uhi, scenes[k], 20.0) for k in ("dense1", "dense3")], ignore_index=True
+        [scene_examples(uhi, read_scene(scenes[k]), 20.0) for k in ("dense1", "dense3")],
+        ignore_index=True,
     )
     return reference_sample(uhi, examples)
 
@@ -53,7 +54,7 @@ def _report(settings: Settings, scene: Path, reference: pd.DataFrame, out: Path)
     from terraops.pipelines.monitoring.drift_report import drift_report, scene_examples
 
     uhi = get_service("uhi")
-    current = scene_examples(uhi, scene, settings.cell_size_m)
+    current = scene_examples(uhi, read_scene(scene), settings.cell_size_m)
     model = {"name": "uhi", "version": 0, "run_id": "test"}
     return drift_report(
         settings, uhi, current, out, source=str(scene), reference=reference, model=model
@@ -102,15 +103,14 @@ def test_drift_scenarios(
 
 
 @pytest.fixture
-def champion_home(home_settings: Settings, trained_home: TrainedHome, monkeypatch: Any) -> Settings:
-    """The trained home (uhi on a dense + a sprawl city) with v1 champion; CLI bound to it."""
+def champion_home(home_settings: Settings, trained_home: TrainedHome) -> Settings:
+    """The trained home (uhi on a dense + a sprawl city) with v1 champion."""
     from terraops.adapters.registry import ModelRegistry
     from terraops.pipelines.lifecycle import aliases as lifecycle
 
     lifecycle.promote(
         home_settings, ModelRegistry(home_settings), "uhi", trained_home.uhi_versions[0]
     )
-    monkeypatch.setattr(common, "_settings", home_settings)
     return home_settings
 
 
@@ -131,6 +131,7 @@ def test_drift_cli_against_the_champions_logged_reference(
             str(out),
             "--json",
         ],
+        obj=champion_home,
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
@@ -141,10 +142,13 @@ def test_drift_cli_against_the_champions_logged_reference(
         cli,
         ["monitor", "drift", "uhi", "--scene", str(scenes["dense7_heatwave"]), "--out", str(out),
          "--fail-on-drift"],
+        obj=champion_home,
     )  # fmt: skip
     assert strict.exit_code == 1
     both = runner.invoke(
-        cli, ["monitor", "drift", "uhi", "--scene", "x", "--from-log", "--out", str(out)]
+        cli,
+        ["monitor", "drift", "uhi", "--scene", "x", "--from-log", "--out", str(out)],
+        obj=champion_home,
     )
     assert both.exit_code == 2 and "exactly one" in both.output
 
@@ -156,7 +160,7 @@ def test_drift_from_the_prediction_log(
     from terraops.pipelines.monitoring.drift_report import scene_examples
 
     uhi = get_service("uhi")
-    rows = scene_examples(uhi, scenes["dense7_heatwave"], 20.0).head(400)
+    rows = scene_examples(uhi, read_scene(scenes["dense7_heatwave"]), 20.0).head(400)
     folder = champion_home.predictions_dir / "uhi"
     folder.mkdir(parents=True)
     with (folder / "2030-01-01-1-0.jsonl").open("w") as fh:
@@ -170,11 +174,11 @@ def test_drift_from_the_prediction_log(
     runner = CliRunner()
     out = tmp_path / "log.html"
     args = ["monitor", "drift", "uhi", "--from-log", "--out", str(out), "--json"]
-    result = runner.invoke(cli, args)
+    result = runner.invoke(cli, args, obj=champion_home)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["current"]["n_rows"] == 400 and summary["dataset_drift"]
-    late = runner.invoke(cli, [*args, "--since", "2031-01-01"])
+    late = runner.invoke(cli, [*args, "--since", "2031-01-01"], obj=champion_home)
     assert late.exit_code == 2 and "too few rows" in late.output
 
 
@@ -203,6 +207,7 @@ def test_drift_map_is_a_valid_cog_in_the_catalogue(
                 str(out),
                 "--json",
             ],
+            obj=champion_home,
         )
         assert result.exit_code == 0, result.output
         maps[key] = json.loads(result.stdout)

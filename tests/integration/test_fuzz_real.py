@@ -48,6 +48,7 @@ from schemathesis.checks import (
 from serving_support import TrainedHome
 from terraops.adapters import raster_io
 from terraops.adapters.catalogue import LayerCatalogue
+from terraops.adapters.raster_io import read_scene
 from terraops.adapters.registry import ModelRegistry
 from terraops.api.app import create_app
 from terraops.errors import TerraopsError
@@ -88,7 +89,9 @@ def real_app(
     registry = ModelRegistry(settings)
     lifecycle.promote(settings, registry, "uhi", trained_home.uhi_versions[0], reason="fuzz")
     lifecycle.promote(settings, registry, "flood", trained_home.flood_versions[0], reason="fuzz")
-    LayerCatalogue(settings.layers_dir).add(scene_imagery_layer(settings, tiny_scenes[0]))
+    LayerCatalogue(settings.layers_dir).add(
+        scene_imagery_layer(settings, read_scene(tiny_scenes[0]))
+    )
     app = create_app(settings)
     with TestClient(app) as client:  # runs the lifespan: the watcher loads both champions
         ready = client.get("/readyz")
@@ -288,8 +291,9 @@ def test_scene_manifest_errors_are_domain_errors(tmp_path: Path, text: str) -> N
     (scene / "a.tif").write_bytes(b"not a tiff")
     (scene / raster_io.MANIFEST_NAME).write_bytes(text.encode("utf-8", "surrogatepass"))
     try:
-        manifest, layers = raster_io.read_scene_layers(scene)
+        record = raster_io.read_scene(scene)
+        layers = raster_io.read_layers(record)
     except TerraopsError as exc:
         assert exc.message, text
         return
-    assert isinstance(manifest, dict) and isinstance(layers, dict)
+    assert isinstance(record.to_manifest(), dict) and isinstance(layers, dict)

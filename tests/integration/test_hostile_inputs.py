@@ -40,6 +40,7 @@ from serving_support import (
     wait_until,
 )
 from terraops.adapters.catalogue import LayerCatalogue
+from terraops.adapters.raster_io import read_scene
 from terraops.adapters.registry import ModelRegistry
 from terraops.pipelines.lifecycle import aliases as lifecycle
 from terraops.pipelines.maps.layer_products import scene_imagery_layer
@@ -74,7 +75,9 @@ def served(
     registry = ModelRegistry(settings)
     lifecycle.promote(settings, registry, "uhi", trained_home.uhi_versions[0], reason="hostile")
     lifecycle.promote(settings, registry, "flood", trained_home.flood_versions[0], reason="hostile")
-    layer = LayerCatalogue(settings.layers_dir).add(scene_imagery_layer(settings, tiny_scenes[0]))
+    layer = LayerCatalogue(settings.layers_dir).add(
+        scene_imagery_layer(settings, read_scene(tiny_scenes[0]))
+    )
     (settings.layers_dir / "passwd.tif").symlink_to("/etc/passwd")
     port = free_port()
     env = settings_env(

@@ -18,6 +18,7 @@ import pytest
 
 from segmentation_support import invoke
 from serving_support import FAST_TRAINING, register_copy_of
+from terraops.adapters.raster_io import read_scene
 from terraops.adapters.registry import ModelRegistry
 from terraops.pipelines.scenes.cell_tables import ensure_cell_table
 from terraops.pipelines.scenes.landcover_source import resolve_landcover_source
@@ -68,7 +69,7 @@ def test_auto_takes_the_champion_and_the_table_records_it(champion: dict[str, An
     settings, scene = champion["settings"], champion["scene"]
     source = resolve_landcover_source(settings)
     assert (source.kind, source.version, source.engine) == ("segmentation", 1, "onnx")
-    cached = ensure_cell_table(scene, 20.0, landcover=source)
+    cached = ensure_cell_table(read_scene(scene), 20.0, landcover=source)
     assert isinstance(cached, Path) and cached.name.endswith("_lcseg-v1.parquet")
     table = _table(cached)
     lineage = table.attrs["landcover"]
@@ -76,7 +77,9 @@ def test_auto_takes_the_champion_and_the_table_records_it(champion: dict[str, An
     assert (lineage["landcover_model"], lineage["landcover_model_version"]) == ("segmentation", 1)
     # Same imagery, other land cover: the spectral indices agree, the land-cover fractions don't.
     spectral = _table(
-        ensure_cell_table(scene, 20.0, landcover=resolve_landcover_source(settings, "spectral"))
+        ensure_cell_table(
+            read_scene(scene), 20.0, landcover=resolve_landcover_source(settings, "spectral")
+        )
     )
     assert spectral.attrs["landcover"]["landcover_source"] == "spectral"
     np.testing.assert_array_equal(table["ndvi"].to_numpy(), spectral["ndvi"].to_numpy())
@@ -86,7 +89,7 @@ def test_auto_takes_the_champion_and_the_table_records_it(champion: dict[str, An
 
 def test_a_new_champion_never_reuses_the_old_versions_tables(champion: dict[str, Any]) -> None:
     settings, scene = champion["settings"], champion["scene"]
-    old = ensure_cell_table(scene, 20.0, landcover=resolve_landcover_source(settings))
+    old = ensure_cell_table(read_scene(scene), 20.0, landcover=resolve_landcover_source(settings))
     assert isinstance(old, Path)
     old_mtime = old.stat().st_mtime_ns
     version = register_copy_of(settings, "segmentation", 1)
@@ -94,7 +97,7 @@ def test_a_new_champion_never_reuses_the_old_versions_tables(champion: dict[str,
     assert promoted.exit_code == 0, promoted.output
     source = resolve_landcover_source(settings)
     assert source.version == version == 2
-    new = ensure_cell_table(scene, 20.0, landcover=source)
+    new = ensure_cell_table(read_scene(scene), 20.0, landcover=source)
     assert isinstance(new, Path) and new != old and new.name.endswith("_lcseg-v2.parquet")
     assert _table(new).attrs["landcover"]["landcover_model_version"] == 2
     assert old.stat().st_mtime_ns == old_mtime  # the v1 table is left as it was
@@ -126,9 +129,9 @@ def test_auto_keeps_the_rules_on_pixels_coarser_than_the_unet_resolves(
     settings = champion["settings"]
     coarse = tmp_path / "coarse"
     generate_scene(coarse, seed=3, size=128, resolution=8.0, morphology="sprawl")
-    auto = build_cell_table(coarse, 40.0, landcover=resolve_landcover_source(settings))
+    auto = build_cell_table(read_scene(coarse), 40.0, landcover=resolve_landcover_source(settings))
     assert auto.attrs["landcover"]["landcover_source"] == "spectral"
     assert "coarser" in auto.attrs["landcover"]["landcover_reason"]
     forced = resolve_landcover_source(settings, "segmentation")
-    table = build_cell_table(coarse, 40.0, landcover=forced)
+    table = build_cell_table(read_scene(coarse), 40.0, landcover=forced)
     assert table.attrs["landcover"]["landcover_source"] == "segmentation"

@@ -18,7 +18,6 @@ from typer.testing import CliRunner
 from serving_support import LEGACY_BODY, TrainedHome, settings_env
 from terraops.adapters.registry import ModelRegistry
 from terraops.api.app import create_app
-from terraops.cli import common
 from terraops.cli.main import app as cli
 from terraops.domain.promotion import CHAMPION, champion_lineage
 from terraops.errors import PromotionRefusedError
@@ -30,13 +29,12 @@ RUNBOOK = Path(__file__).parents[2] / "RUNBOOK_ROLLBACK.md"
 
 
 @pytest.fixture
-def run_cli(home_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Any:
+def run_cli(home_settings: Settings) -> Any:
     """Invoke the CLI in-process with ``home_settings`` (as TERRAOPS_ env would)."""
-    monkeypatch.setattr(common, "_settings", home_settings)
     runner = CliRunner()
 
     def run(*args: str) -> Any:
-        return runner.invoke(cli, list(args))
+        return runner.invoke(cli, list(args), obj=home_settings)
 
     return run
 

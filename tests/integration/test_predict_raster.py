@@ -14,6 +14,7 @@ import rasterio
 from serving_support import TrainedHome, settings_env
 from terraops.adapters.catalogue import LayerCatalogue
 from terraops.adapters.cog import validate_cog
+from terraops.adapters.raster_io import read_scene
 from terraops.adapters.registry import ModelRegistry
 from terraops.pipelines.lifecycle.aliases import promote
 from terraops.pipelines.maps.raster_predict import predict_raster
@@ -48,7 +49,7 @@ def test_uhi_raster_matches_the_models_cell_predictions_and_carries_lineage(
     assert tags["model_run_id"] == result["model"]["run_id"] and tags["scene"] == result["scene"]
 
     # Every cell holds what the model answers for that cell's features (one feature path).
-    table = scene_cell_table(scene, home_settings.cell_size_m)
+    table = scene_cell_table(read_scene(scene), home_settings.cell_size_m)
     from terraops.adapters.model_bundle import load_predictor
 
     predictor = load_predictor(ModelRegistry(home_settings).fetch_model("uhi", version))

@@ -13,8 +13,8 @@ from monitoring_support import make_scene, register_shifted_copy
 from typer.testing import CliRunner
 
 from serving_support import TrainedHome
+from terraops.adapters.raster_io import read_scene
 from terraops.adapters.registry import ModelRegistry
-from terraops.cli import common
 from terraops.cli.main import app as cli
 from terraops.errors import PromotionRefusedError
 from terraops.pipelines.lifecycle import aliases as lifecycle
@@ -24,10 +24,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def run_cli(home_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setattr(common, "_settings", home_settings)
+def run_cli(home_settings: Settings) -> Any:
     runner = CliRunner()
-    return lambda *args: runner.invoke(cli, [str(a) for a in args])
+    return lambda *args: runner.invoke(cli, [str(a) for a in args], obj=home_settings)
 
 
 def test_quality_check_passes_good_data_and_names_what_fails(
@@ -46,7 +45,7 @@ def test_quality_check_passes_good_data_and_names_what_fails(
     assert [r["suite"] for r in results] == ["scene.inputs", "uhi.examples"]
     assert all(r["passed"] for r in results)
 
-    table = scene_examples(get_service("flood"), tiny_scenes[0], 20.0)
+    table = scene_examples(get_service("flood"), read_scene(tiny_scenes[0]), 20.0)
     table.loc[:20, "hand"] = -5.0  # below its physical minimum
     table.loc[:, "slope"] = 3.0  # a fill value: constant over the whole table
     table.loc[:3, "flooded"] = 0.5  # not a 0/1 label
@@ -132,7 +131,7 @@ def test_a_wholly_absent_optional_feature_passes_but_a_half_filled_one_fails(
     from terraops.services import get_service
 
     uhi = get_service("uhi")
-    table = scene_examples(uhi, tiny_scenes[0], 20.0)
+    table = scene_examples(uhi, read_scene(tiny_scenes[0]), 20.0)
     table["elevation"] = np.nan
     assert check_examples(home_settings, uhi, table, source="no DEM", save=False).passed
     table.loc[: len(table) // 2, "elevation"] = 40.0

@@ -14,6 +14,7 @@ import rasterio
 from serving_support import LANDSAT_SAMPLE_CLEAR_BBOX, settings_env
 from terraops.adapters.catalogue import LayerCatalogue
 from terraops.adapters.cog import validate_cog
+from terraops.adapters.raster_io import read_scene
 from terraops.pipelines.maps.raster_predict import predict_raster
 from terraops.pipelines.scenes.cell_tables import scene_cell_table
 from terraops.pipelines.training.train import train_service
@@ -38,7 +39,7 @@ def test_a_landsat_product_imports_trains_predicts_and_lands_on_the_map(
     assert manifest["kind"] == "landsat" and manifest["stats"]["clear_fraction"] > 0.8
 
     # Features from the imagery alone; the target is the product's own LST.
-    table = scene_cell_table(scene, settings.cell_size_m)
+    table = scene_cell_table(read_scene(scene), settings.cell_size_m)
     assert len(table) > 50_000 and table["lst"].between(5, 45).all()
     assert table["reference_temperature"].nunique() == 1
     assert table["tree_cover"].mean() > 0.3  # a forested coastal plain

@@ -23,7 +23,8 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from serving_support import TrainedHome
-from terraops.cli import common, evaluate, training
+from terraops.adapters.raster_io import read_scene
+from terraops.cli import evaluate, training
 from terraops.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -46,9 +47,8 @@ def cli() -> typer.Typer:
     return app
 
 
-def invoke(settings: Settings, monkeypatch: pytest.MonkeyPatch, *args: object) -> Result:
-    monkeypatch.setattr(common, "_settings", settings)
-    return CliRunner().invoke(cli(), [str(a) for a in args])
+def invoke(settings: Settings, *args: object) -> Result:
+    return CliRunner().invoke(cli(), [str(a) for a in args], obj=settings)
 
 
 def said(result: Result) -> str:
@@ -135,7 +135,7 @@ def expected_figures(settings: Settings, scene: Path, version: int) -> dict[str,
     from terraops.adapters.registry import ModelRegistry
     from terraops.pipelines.scenes.cell_tables import scene_cell_table
 
-    cells = scene_cell_table(scene, settings.cell_size_m)
+    cells = scene_cell_table(read_scene(scene), settings.cell_size_m)
     cells = cells[np.isfinite(cells["lst"])]
     predictor = load_predictor(ModelRegistry(settings).fetch_model("uhi", version))
     inputs = cells[predictor.feature_names].to_numpy(np.float64)
@@ -160,7 +160,6 @@ def test_evaluate_real_writes_logs_and_lands_in_the_card(
     trained_home: TrainedHome,
     real_like_scene: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from mlflow.artifacts import download_artifacts
     from mlflow.tracking import MlflowClient
@@ -168,7 +167,7 @@ def test_evaluate_real_writes_logs_and_lands_in_the_card(
     version = own_run_version(home_settings, tmp_path, trained_home.uhi_versions[0])
     started = time.perf_counter()
     args = ["evaluate-real", "uhi", "--scene", real_like_scene, "--version", version, *FAST]
-    result = invoke(home_settings, monkeypatch, *args, "--json")
+    result = invoke(home_settings, *args, "--json")
     assert result.exit_code == 0, result.output
     assert time.perf_counter() - started < 120
     printed = json.loads(result.stdout)
@@ -221,18 +220,17 @@ def test_evaluate_real_writes_logs_and_lands_in_the_card(
     original_run = template.get_model_version("uhi", str(trained_home.uhi_versions[0])).run_id
     assert template.list_artifacts(original_run, "real_data") == []
 
-    check_card(home_settings, monkeypatch, tmp_path, version, payload)
+    check_card(home_settings, tmp_path, version, payload)
 
 
 def check_card(
     settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     version: int,
     payload: dict,
 ) -> None:
     out = tmp_path / "cards" / "uhi.md"
-    result = invoke(settings, monkeypatch, "card", "uhi", "--version", version, "--out", out)
+    result = invoke(settings, "card", "uhi", "--version", version, "--out", out)
     assert result.exit_code == 0, result.output
     card = out.read_text()
     section = card.split("## Real-data evaluation", 1)[1].split("\n## ", 1)[0]
@@ -271,11 +269,10 @@ def test_a_card_without_real_data_has_no_such_section(
     home_settings: Settings,
     trained_home: TrainedHome,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     version = own_run_version(home_settings, tmp_path, trained_home.uhi_versions[0])
     out = tmp_path / "uhi.md"
-    result = invoke(home_settings, monkeypatch, "card", "uhi", "--version", version, "--out", out)
+    result = invoke(home_settings, "card", "uhi", "--version", version, "--out", out)
     assert result.exit_code == 0, result.output
     assert "Real-data evaluation" not in out.read_text()
 
@@ -286,10 +283,10 @@ def nothing_written(settings: Settings) -> bool:
 
 
 def test_a_scene_without_lst_is_refused_clearly(
-    home_settings: Settings, no_lst_scene: Path, monkeypatch: pytest.MonkeyPatch
+    home_settings: Settings, no_lst_scene: Path
 ) -> None:
     args = ["evaluate-real", "uhi", "--scene", no_lst_scene, *FAST]
-    result = invoke(home_settings, monkeypatch, *args)
+    result = invoke(home_settings, *args)
     assert result.exit_code == 2, result.output
     assert "has no 'lst' layer" in said(result) and "thermal band" in said(result)
     assert nothing_written(home_settings)
@@ -305,27 +302,22 @@ def test_unknown_and_classification_services_are_refused(
     message: str,
     home_settings: Settings,
     real_like_scene: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     args = ["evaluate-real", service, "--scene", real_like_scene]
-    result = invoke(home_settings, monkeypatch, *args)
+    result = invoke(home_settings, *args)
     assert result.exit_code == code, result.output
     assert message in said(result)
     assert nothing_written(home_settings)
 
 
-def test_without_a_champion_it_asks_for_one(
-    home_settings: Settings, real_like_scene: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    result = invoke(home_settings, monkeypatch, "evaluate-real", "uhi", "--scene", real_like_scene)
+def test_without_a_champion_it_asks_for_one(home_settings: Settings, real_like_scene: Path) -> None:
+    result = invoke(home_settings, "evaluate-real", "uhi", "--scene", real_like_scene)
     assert result.exit_code == 3, result.output
     assert "uhi has no champion" in said(result)
     assert nothing_written(home_settings)
 
 
-def test_a_missing_scene_folder_is_not_found(
-    home_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    result = invoke(home_settings, monkeypatch, "evaluate-real", "uhi", "--scene", tmp_path / "no")
+def test_a_missing_scene_folder_is_not_found(home_settings: Settings, tmp_path: Path) -> None:
+    result = invoke(home_settings, "evaluate-real", "uhi", "--scene", tmp_path / "no")
     assert result.exit_code == 3, result.output
     assert "no scene at" in said(result)

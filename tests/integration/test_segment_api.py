@@ -23,8 +23,10 @@ from fastapi.testclient import TestClient
 
 from segmentation_support import invoke, train_tiny
 from terraops.api.app import create_app
-from terraops.api.routes_segment import SegmenterHolder
+from terraops.api.model_holder import ChampionWatcher, ModelHolder
+from terraops.api.routes_segment import SegmenterSource, load_segmenter
 from terraops.errors import RegistryUnavailableError
+from terraops.services.segmentation import SEGMENTATION
 from terraops.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -290,11 +292,11 @@ class FlakyRegistry:
     def __init__(self, real: Any) -> None:
         self.real, self.down, self.alias_reads = real, False, 0
 
-    def get_alias(self, name: str, alias: str) -> int | None:
+    def get_aliases(self, name: str) -> dict[str, int]:
         self.alias_reads += 1
         if self.down:
             raise RegistryUnavailableError("registry down (test)")
-        return self.real.get_alias(name, alias)
+        return self.real.get_aliases(name)
 
     def fetch_model(self, name: str, version: int) -> Path:
         return self.real.fetch_model(name, version)
@@ -303,21 +305,32 @@ class FlakyRegistry:
         return self.real.get_version(name, version)
 
 
-def test_holder_caches_the_alias_and_survives_an_outage(home: dict[str, Any]) -> None:
+def _segmenters(registry: FlakyRegistry, cache: Path) -> SegmenterSource:
+    """The segmenter as the app wires it: an on-demand holder of the one watcher."""
+    holder = ModelHolder(SEGMENTATION, loader=load_segmenter)
+    watcher = ChampionWatcher({}, registry, load_segmenter, cache_dir=cache, poll_interval_s=3600)
+    watcher.follow_on_demand(holder)
+    return SegmenterSource(holder, watcher)
+
+
+def test_segmenter_follows_the_watcher_and_survives_an_outage(
+    home: dict[str, Any], tmp_path: Path
+) -> None:
     from terraops.adapters.registry import ModelRegistry
 
     registry = FlakyRegistry(ModelRegistry(home["settings"]))
-    cached = SegmenterHolder(lambda: registry, ttl_s=3600)
-    first, lineage = cached.get("onnx")
-    assert cached.get("onnx")[0] is first and registry.alias_reads == 1  # alias read once
+    segmenters = _segmenters(registry, tmp_path / "cache")
+    segmenters.watcher.poll_once()
+    assert registry.alias_reads == 0  # on demand: nothing asked before the first request
+    first, lineage = segmenters.get("onnx")
+    assert segmenters.get("onnx")[0] is first and registry.alias_reads == 1  # alias read once
     assert lineage["version"] == 1 and lineage["run_id"]
 
-    following = SegmenterHolder(lambda: registry, ttl_s=0)
-    loaded, _ = following.get("onnx")
     registry.down = True
-    assert following.get("onnx")[0] is loaded  # keeps serving the last good champion
+    segmenters.watcher.poll_once()
+    assert segmenters.get("onnx")[0] is first  # keeps serving the last good champion
     with pytest.raises(RegistryUnavailableError):  # → 503: nothing loaded yet
-        SegmenterHolder(lambda: registry, ttl_s=0).get("onnx")
+        _segmenters(registry, tmp_path / "other").get("onnx")
 
 
 def test_champion_change_is_picked_up(home: dict[str, Any]) -> None:
@@ -335,8 +348,11 @@ def test_champion_change_is_picked_up(home: dict[str, Any]) -> None:
         v2 = mlflow.create_model_version("segmentation", original.source, original.run_id).version
         promoted = invoke(settings, "promote", "segmentation", "--version", str(v2), "--force")
         assert promoted.exit_code == 0, promoted.output
-        time.sleep(0.1)
+        deadline = time.monotonic() + 30  # the watcher's next poll (every 0.05 s) fetches v2
         response = _upload(client, tif)
+        while response.headers.get("X-Model-Version") != str(v2) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            response = _upload(client, tif)
         assert response.status_code == 200, response.text
         assert response.headers["X-Model-Version"] == str(v2)
         assert {f["properties"]["model_version"] for f in response.json()["features"]} <= {int(v2)}

@@ -43,7 +43,6 @@ from serving_support import (
 from terraops.adapters.alias_history import AliasHistory
 from terraops.adapters.registry import ModelRegistry
 from terraops.adapters.state_db import PostgresDatabase
-from terraops.cli import common
 from terraops.cli.main import app as cli
 from terraops.domain.promotion import CHAMPION, GateResult, HistoryEntry
 from terraops.errors import ConflictError
@@ -133,10 +132,9 @@ def homes(
     return SharedHomes(stack, host1, host2, int(json.loads(trained.stdout)["version"]))
 
 
-def run_cli(monkeypatch: pytest.MonkeyPatch, settings: Settings, *args: str) -> Any:
+def run_cli(settings: Settings, *args: str) -> Any:
     """The CLI in-process with ``settings`` (as that host's TERRAOPS_ env would build)."""
-    monkeypatch.setattr(common, "_settings", settings)
-    return CliRunner().invoke(cli, list(args))
+    return CliRunner().invoke(cli, list(args), obj=settings)
 
 
 def promotions_to(entries: list[HistoryEntry], versions: set[int]) -> list[HistoryEntry]:
@@ -146,14 +144,12 @@ def promotions_to(entries: list[HistoryEntry], versions: set[int]) -> list[Histo
     )
 
 
-def test_promotion_from_one_host_is_in_the_other_hosts_history(
-    homes: SharedHomes, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_promotion_from_one_host_is_in_the_other_hosts_history(homes: SharedHomes) -> None:
     version = homes.trained
-    promoted = run_cli(monkeypatch, homes.host1, "promote", "uhi", "--challenger")
+    promoted = run_cli(homes.host1, "promote", "uhi", "--challenger")
     assert promoted.exit_code == 0, promoted.output
 
-    shown = run_cli(monkeypatch, homes.host2, "models", "history", "uhi", "--json")
+    shown = run_cli(homes.host2, "models", "history", "uhi", "--json")
     assert shown.exit_code == 0, shown.output
     history = json.loads(shown.stdout)
     assert [(h["action"], h["to_version"], h["actor"], h["status"]) for h in history[:2]] == [
@@ -230,7 +226,7 @@ def test_shared_lock_held_by_one_host_is_busy_for_the_other(homes: SharedHomes) 
 
 
 def test_unreachable_state_db_stops_a_promotion_before_any_write(
-    homes: SharedHomes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    homes: SharedHomes, tmp_path: Path
 ) -> None:
     candidate = register_copy_of(homes.host1, "uhi", homes.trained)
     cluster = homes.stack.cluster
@@ -239,7 +235,7 @@ def test_unreachable_state_db_stops_a_promotion_before_any_write(
     dead = f"postgresql://terraops:secret@127.0.0.1:{free_port()}/terraops"
     host3 = host_settings(homes.stack, tmp_path / "host3", "host-3", state_db_url=dead)
 
-    result = run_cli(monkeypatch, host3, "promote", "uhi", "--version", str(candidate))
+    result = run_cli(host3, "promote", "uhi", "--version", str(candidate))
     assert result.exit_code == 5, result.output
     text = " ".join(result.output.split())
     assert "shared state database" in text and "TERRAOPS_STATE_DB_URL" in text
@@ -247,7 +243,7 @@ def test_unreachable_state_db_stops_a_promotion_before_any_write(
     assert ModelRegistry(homes.host1).get_alias("uhi", CHAMPION) == champion_before
     assert cluster.query("terraops", "SELECT count(*) FROM alias_history") == rows_before
     assert not host3.history_db.exists() and not (host3.home_dir / "lifecycle.lock").exists()
-    history = run_cli(monkeypatch, host3, "models", "history", "uhi")
+    history = run_cli(host3, "models", "history", "uhi")
     assert history.exit_code == 5, history.output
 
 

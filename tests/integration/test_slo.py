@@ -18,8 +18,8 @@ from monitoring_support import register_shifted_copy
 from typer.testing import CliRunner
 
 from serving_support import RunningProcess, TrainedHome, report, wait_until
+from terraops.adapters.raster_io import read_scene
 from terraops.adapters.registry import ModelRegistry
-from terraops.cli import common
 from terraops.cli.main import app as cli
 from terraops.pipelines.lifecycle import aliases as lifecycle
 from terraops.services import get_service
@@ -59,25 +59,23 @@ def add_feedback(settings: Settings, version: int, n: int, error: float, tag: st
 def test_slo_check_judges_the_champion_and_rolls_back_on_breach(
     home_settings: Settings,
     trained_home: TrainedHome,
-    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
     v1, v2 = trained_home.uhi_versions
     registry = ModelRegistry(home_settings)
     lifecycle.promote(home_settings, registry, "uhi", v1)
     lifecycle.promote(home_settings, registry, "uhi", v2)
-    monkeypatch.setattr(common, "_settings", home_settings)
     runner = CliRunner()
     args = ["slo", "check", "uhi", "--window", "10m", "--json"]
 
-    quiet = runner.invoke(cli, args)  # no traffic: nothing to judge, no breach
+    quiet = runner.invoke(cli, args, obj=home_settings)  # no traffic: nothing to judge, no breach
     assert quiet.exit_code == 0, quiet.output
     assert {o["status"] for o in json.loads(quiet.stdout)[0]["objectives"]} == {"no_data"}
 
     write_log(home_settings, "uhi", v2, [200] * 150, latency_ms=0.4)
     write_log(home_settings, "uhi", v1, [500] * 50, latency_ms=0.4)  # an older version's errors
     add_feedback(home_settings, v2, 25, error=0.5, tag="a")
-    healthy = runner.invoke(cli, args)
+    healthy = runner.invoke(cli, args, obj=home_settings)
     assert healthy.exit_code == 0, healthy.output
     objectives = {o["slo"]: o for o in json.loads(healthy.stdout)[0]["objectives"]}
     assert objectives["availability"]["observed"] == 0.0  # v1's 5xx are not v2's
@@ -86,7 +84,7 @@ def test_slo_check_judges_the_champion_and_rolls_back_on_breach(
 
     # truth arrives: v2 is 2.25 K off on average
     add_feedback(home_settings, v2, 25, error=4.0, tag="b")
-    breach = runner.invoke(cli, [*args, "--rollback-on-breach"])
+    breach = runner.invoke(cli, [*args, "--rollback-on-breach"], obj=home_settings)
     assert breach.exit_code == 1
     result = json.loads(breach.stdout)[0]
     assert result["breached"] == ["live_metric"]
@@ -218,7 +216,7 @@ def test_slo_breach_rolls_back_a_serving_champion_end_to_end(
     )
     lifecycle.promote(home_settings, registry, "uhi", bad, reason="deliberately bad release")
     uhi = get_service("uhi")
-    rows = scene_examples(uhi, tiny_scenes[0], 20.0).sample(30, random_state=1)
+    rows = scene_examples(uhi, read_scene(tiny_scenes[0]), 20.0).sample(30, random_state=1)
     bodies = [{f: float(getattr(r, f)) for f in uhi.feature_names} for r in rows.itertuples()]
     with httpx.Client(timeout=10) as client:
 

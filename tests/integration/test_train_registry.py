@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from terraops.adapters.model_bundle import load_predictor
 from terraops.adapters.registry import ModelRegistry
-from terraops.cli import common
 from terraops.cli.main import app
 from terraops.errors import ModelNotFoundError, RegistryUnavailableError
 from terraops.settings import Settings
@@ -25,9 +24,8 @@ FAST = ["--param", "n_estimators=40", "--param", "cv_folds=3"]
 LEGACY = {"ndvi": 0.5, "building_density": 0.7, "water_distance": 1000}
 
 
-def run_cli(settings: Settings, args: list[str], monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setattr(common, "_settings", settings)
-    return CliRunner().invoke(app, args)
+def run_cli(settings: Settings, args: list[str]) -> Any:
+    return CliRunner().invoke(app, args, obj=settings)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +38,7 @@ def cli_trained(
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(cwd)
         scenes = [a for d in tiny_scenes for a in ("--scenes", str(d))]
-        result = run_cli(settings, ["train", "uhi", *scenes, *FAST, "--json"], mp)
+        result = run_cli(settings, ["train", "uhi", *scenes, *FAST, "--json"])
     assert result.exit_code == 0, result.output
     return settings, json.loads(result.stdout), cwd, tiny_scenes
 
@@ -142,11 +140,9 @@ def test_unreachable_registry_fails_fast(tmp_path: Path) -> None:
     assert not (settings.model_cache_dir / "uhi" / "1").exists()
 
 
-def test_unknown_param_exits_2(
-    tiny_scenes: list[Path], settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unknown_param_exits_2(tiny_scenes: list[Path], settings: Settings) -> None:
     args = ["train", "uhi", "--scenes", str(tiny_scenes[0]), "--param", "trees=3"]
-    result = run_cli(settings, args, monkeypatch)
+    result = run_cli(settings, args)
     assert result.exit_code == 2
     assert "unknown parameter 'trees'" in result.output
     assert not settings.home_dir.joinpath("mlflow.db").exists()
@@ -163,10 +159,10 @@ def test_failing_data_is_refused_before_training(
 
     real = train.build_example_table
 
-    def corrupted(*args: Any, **kwargs: Any) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-        examples, manifests = real(*args, **kwargs)
+    def corrupted(*args: Any, **kwargs: Any) -> pd.DataFrame:
+        examples = real(*args, **kwargs)
         examples.loc[:9, "building_density"] = 1.7  # outside [0, 1]
-        return examples, manifests
+        return examples
 
     monkeypatch.setattr(train, "build_example_table", corrupted)
     params = {"n_estimators": 20, "cv_folds": 2}

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from terraops.adapters.raster_io import read_scene
 from terraops.domain import spatial_cv
 from terraops.pipelines.training.cross_validation import Evaluation, evaluate, fit_final_model
 from terraops.pipelines.training.train import resolve_params
@@ -27,7 +28,7 @@ FAST = {"n_estimators": 120, "learning_rate": 0.1}
 def examples_of(service: ServiceDefinition, scenes: list[Path]) -> pd.DataFrame:
     from terraops.pipelines.scenes.cell_tables import scene_cell_table
 
-    tables = [service.build_examples(scene_cell_table(d)) for d in scenes]
+    tables = [service.build_examples(scene_cell_table(read_scene(d))) for d in scenes]
     return pd.concat(tables, ignore_index=True)
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from terraops.adapters import atomic
 from terraops.domain.layers import Layer, is_layer_id
 from terraops.errors import InvalidInputError, NotFoundError
 
@@ -154,16 +154,7 @@ class LayerCatalogue:
             "format": CATALOGUE_FORMAT,
             "layers": [layers[k].to_dict() for k in sorted(layers)],
         }
-        tmp = self.path.with_name(f".{CATALOGUE_NAME}.tmp-{os.getpid()}")
-        try:
-            with tmp.open("w", encoding="utf-8") as handle:
-                json.dump(body, handle, indent=2, sort_keys=True)
-                handle.write("\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            tmp.replace(self.path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic.atomic_write_json(self.path, body, indent=2, sort_keys=True)
 
     def add(self, *new: Layer) -> Layer:
         """Add or replace layers (same id = same product, newer file) in one write.

@@ -16,9 +16,8 @@ raster's size) into a temporary file next to the output, then call
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ import rasterio
 import rasterio.shutil
 from rasterio.errors import RasterioIOError
 
+from terraops.adapters import atomic
 from terraops.errors import InvalidInputError, NotFoundError
 
 COG_BLOCK = 256
@@ -79,8 +79,9 @@ def validate_cog(path: Path) -> list[str]:
     return [] if valid else (errors or ["not a valid COG"])
 
 
-def _temp_sibling(path: Path, suffix: str) -> Path:
-    return path.with_name(f".{path.name}.{suffix}-{os.getpid()}.tif")
+def _temp_sibling(path: Path, label: str) -> Path:
+    """A unique hidden GeoTIFF name next to ``path`` (GDAL picks drivers by suffix)."""
+    return atomic.temp_sibling(path, label=label, suffix=".tif")
 
 
 @contextmanager
@@ -104,6 +105,22 @@ def staged_output(out: Path) -> Iterator[Path]:
         staging.unlink(missing_ok=True)
 
 
+@contextmanager
+def open_staged_geotiff(
+    staging: Path, profile: Mapping[str, Any], *, cache_mb: int | None = None
+) -> Iterator[Any]:
+    """The staged GeoTIFF (from :func:`staged_output`) open for writing, as a rasterio dataset.
+
+    Producers write it window by window, so memory stays flat in the raster's
+    size; ``cache_mb`` caps GDAL's block cache while it is open (its default
+    grows with the machine's memory, not with what a streaming writer needs).
+    """
+    with ExitStack() as stack:
+        if cache_mb is not None:
+            stack.enter_context(rasterio.Env(GDAL_CACHEMAX=cache_mb))
+        yield stack.enter_context(rasterio.open(staging, "w", **profile))
+
+
 def write_cog(src_path: Path, out: Path) -> Path:
     """Copy any GDAL-readable raster to a validated COG at ``out`` (atomic rename).
 
@@ -112,8 +129,7 @@ def write_cog(src_path: Path, out: Path) -> Path:
     out = Path(out).expanduser().absolute()
     with rasterio.open(src_path) as src:
         options = cog_options(src.dtypes[0], src.width, src.height, count=src.count)
-    tmp = _temp_sibling(out, "cog")
-    try:
+    with atomic.atomic_path(out, label="cog", suffix=".tif") as tmp:
         try:
             with rasterio.Env(GDAL_CACHEMAX=COPY_CACHE_MB):
                 rasterio.shutil.copy(src_path, tmp, driver="COG", **options)
@@ -122,9 +138,6 @@ def write_cog(src_path: Path, out: Path) -> Path:
         problems = validate_cog(tmp)
         if problems:
             raise InvalidInputError(f"the COG written for {out} is invalid: {'; '.join(problems)}")
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 
@@ -195,7 +208,7 @@ def write_array_cog(
         "blockysize": block,
     }
     with staged_output(Path(out)) as staging:
-        with rasterio.open(staging, "w", **profile) as dst:
+        with open_staged_geotiff(staging, profile) as dst:
             dst.write(data)
             for band, text in enumerate(descriptions, start=1):
                 dst.set_band_description(band, text)

@@ -48,10 +48,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from terraops.adapters.model_bundle import Predictor, load_predictor
 from terraops.errors import InvalidInputError, RegistryUnavailableError
 
 if TYPE_CHECKING:
-    from terraops.adapters.model_bundle import Predictor
     from terraops.adapters.segmentation_bundle import Segmenter
 
 CONNECT_TIMEOUT_S = 10.0
@@ -235,6 +235,7 @@ def local_model_threads(runner: DaskRunner) -> int | None:
     """
     if runner.cluster is None:
         return None
+    # lazy: the bundle adapter pulls MLflow (tracked_run); only segmenting workers need it
     from terraops.adapters.segmentation_bundle import default_threads
 
     return max(1, default_threads() // max(1, runner.n_workers))
@@ -244,6 +245,7 @@ def local_model_threads(runner: DaskRunner) -> int | None:
 @lru_cache(maxsize=4)
 def _segmenter_for(path: str, engine: str, device: str, threads: int | None) -> Segmenter:
     """The worker process's Segmenter for a bundle folder: loaded once, then reused."""
+    # lazy: the bundle adapter pulls MLflow (tracked_run); only segmenting workers need it
     from terraops.adapters.segmentation_bundle import Segmenter
 
     return Segmenter(Path(path), engine=engine, device=device, threads=threads)  # type: ignore[arg-type]
@@ -277,8 +279,6 @@ def _predictor_for(path: str, version: int, run_id: str) -> Predictor:
     ``version`` and ``run_id`` are part of the key so a model cache folder reused
     for another model can never serve a stale booster.
     """
-    from terraops.adapters.model_bundle import load_predictor
-
     return load_predictor(Path(path))
 
 

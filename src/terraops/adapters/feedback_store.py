@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from terraops.errors import ConflictError, NotFoundError
+from terraops.services import get_service
 
 Task = Literal["regression", "binary"]
 
@@ -279,8 +280,6 @@ class FeedbackStore:
 
     def _task_of(self, service: str) -> Task:
         try:
-            from terraops.services import get_service
-
             return get_service(service).task
         except NotFoundError:
             pass

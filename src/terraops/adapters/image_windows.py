@@ -7,7 +7,7 @@ the bands red, green, blue, NIR, SWIR, NaN where there is no data — with the
 conventions every other reader of the project uses:
 
 - a scene folder: each band's rows go through
-  :func:`terraops.pipelines.scenes.cell_tables.reflectance_bands` itself (the
+  :func:`terraops.domain.features.reflectance_bands` itself (the
   manifest's scale, offset and no-data), the one feature path;
 - a user's GeoTIFF: as :func:`terraops.adapters.raster_io.read_multiband_geotiff`
   reads it — bands found by description (case-insensitive) or ``band_order``,
@@ -31,7 +31,7 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from terraops.adapters import raster_io
-from terraops.domain.features import REFLECTANCE_BANDS
+from terraops.domain.features import REFLECTANCE_BANDS, reflectance_bands
 from terraops.errors import InvalidInputError, NotFoundError
 
 log = logging.getLogger(__name__)
@@ -85,10 +85,10 @@ class SceneSource(ReflectanceSource):
 
     def __init__(self, scene_dir: Path) -> None:
         self.scene_dir = Path(scene_dir)
-        self.manifest = raster_io.read_manifest(self.scene_dir)
-        self.name = str(self.manifest.get("name", self.scene_dir.name))
-        layers = self.manifest.get("layers", {})
-        listed = self.manifest.get("reflectance", {}).get("bands", [])
+        self.scene = raster_io.read_scene(self.scene_dir)
+        self.name = self.scene.name
+        layers = self.scene.layer_files
+        listed = self.scene.reflectance.bands if self.scene.reflectance else ()
         missing = [b for b in REFLECTANCE_BANDS if b not in layers or b not in listed]
         if missing:
             raise InvalidInputError(
@@ -100,11 +100,9 @@ class SceneSource(ReflectanceSource):
         self.grid = Grid(ref.height, ref.width, ref.crs.to_string(), ref.transform)
 
     def read_rows(self, row_off: int, rows: int) -> np.ndarray:
-        from terraops.pipelines.scenes.cell_tables import reflectance_bands
-
         window = Window(0, row_off, self.grid.width, rows)
         raw = {b: f.read(1, window=window) for b, f in self._files.items()}
-        bands = reflectance_bands(self.manifest, raw)
+        bands = reflectance_bands(self.scene, raw)
         return np.stack([bands[b] for b in REFLECTANCE_BANDS]).astype(np.float32)
 
     def close(self) -> None:

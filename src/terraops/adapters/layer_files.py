@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import rasterio
 from rasterio.errors import RasterioIOError
 from rio_tiler.colormap import cmap
@@ -242,8 +243,6 @@ def feature_row(path: str | None, row: int, col: int) -> dict[str, float] | None
     """
     if path is None or not Path(path).is_file():
         return None
-    import pyarrow.parquet as pq
-
     table = pq.read_table(path, filters=[("row", "=", row), ("col", "=", col)])
     if table.num_rows == 0:
         return {}

@@ -21,13 +21,17 @@
 The bundle's ``segmentation.json`` records, under ``onnx.int8``: the file, the
 method, the calibration size and source, and the operator types that were
 actually quantised (read back from the written graph).
+
+Cutting the calibration chips from the training scenes and measuring the
+int8 graph's IoU cost is the training pipeline's part
+(:mod:`terraops.pipelines.segmentation.int8`); :func:`upload_int8` records the result.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -40,10 +44,11 @@ from terraops.adapters.segmentation_bundle import (
     ONNX_FILE,
     ONNX_INPUT,
     BundleMeta,
-    Segmenter,
     locate_bundle,
     read_meta,
 )
+from terraops.adapters.tracked_run import registered_model_id
+from terraops.adapters.tracking import mlflow_client
 from terraops.errors import InvalidInputError, ModelNotFoundError
 
 OP_TYPES = ("Conv", "MaxPool", "Concat", "Resize")
@@ -77,17 +82,6 @@ class ChipReader:
 
     def rewind(self) -> None:  # pragma: no cover - only some calibrators call it
         pass
-
-
-def calibration_chips(
-    scenes: Sequence[Any], n: int = DEFAULT_CALIBRATION_CHIPS, chip: int = 256, seed: int = 0
-) -> np.ndarray:
-    """``n`` random ``chip``² crops of the (training) scenes, as calibration input."""
-    from terraops.pipelines.segmentation.data import random_chips
-
-    side = min(chip, *(min(s.shape) for s in scenes))
-    x, _ = random_chips(scenes, n, side, np.random.default_rng(seed))
-    return x
 
 
 def quantized_op_types(path: Path) -> list[str]:
@@ -201,73 +195,23 @@ def argmax_agreement(p_a: np.ndarray, p_b: np.ndarray) -> float:
     return float((p_a.argmax(axis=1) == p_b.argmax(axis=1)).mean())
 
 
-def building_iou(segmenter: Any, scenes: Sequence[Any], tile: int, overlap: int) -> float:
-    """Pixel IoU of the building class over whole scenes (pooled), predicted as in production."""
-    from terraops.domain.segmentation.classes import SEGMENTATION_NODATA, SegClass
-    from terraops.pipelines.segmentation.window_inference import predict_array
-
-    building = int(SegClass.BUILDING)
-    inter = union = 0
-    for scene in scenes:
-        labels, _ = predict_array(
-            scene.image,
-            segmenter.predict_proba,
-            n_classes=segmenter.n_classes,
-            tile=tile,
-            overlap=overlap,
-        )
-        valid = scene.labels != SEGMENTATION_NODATA
-        pred, true = (labels == building) & valid, (scene.labels == building) & valid
-        inter += int((pred & true).sum())
-        union += int((pred | true).sum())
-    return inter / union if union else float("nan")
-
-
-def int8_iou_cost(bundle: Path, val: Sequence[Any]) -> dict[str, float]:
-    """Building IoU of the fp32 and int8 ONNX graphs on held-out scenes, and the loss in points."""
-    meta = read_meta(bundle)
-    fp32 = building_iou(Segmenter(bundle, engine="onnx"), val, meta.tile, meta.overlap)
-    int8 = building_iou(Segmenter(bundle, engine="onnx-int8"), val, meta.tile, meta.overlap)
-    return {
-        "building_iou_val_onnx": fp32,
-        "building_iou_val_int8": int8,
-        "int8_iou_loss_points": 100.0 * (fp32 - int8),
-    }
-
-
-def quantize_registered_version(
+def upload_int8(
     settings: Any,
-    service: Any,
-    run_id: str,
+    model_name: str,
     version: int,
-    train: Sequence[Any],
-    val: Sequence[Any],
-    *,
-    n_chips: int = DEFAULT_CALIBRATION_CHIPS,
-) -> dict[str, float]:
-    """Registration hook: quantise a just-registered version, measure and record its IoU cost.
+    run_id: str,
+    bundle: Path,
+    metrics: dict[str, float],
+) -> None:
+    """Put a quantised bundle's int8 graph into the registered version; log its IoU cost.
 
-    The version's bundle is fetched (the registry's local cache), quantised with
-    ``n_chips`` chips of the training scenes, and ``model.int8.onnx`` plus the
-    updated ``segmentation.json`` are uploaded into the registered model's
-    ``artifacts/bundle`` (so every later fetch has the int8 graph). Building IoU
-    of fp32 vs int8 ONNX on the held-out scenes is logged to the training run as
-    ``building_iou_val_int8`` and ``int8_iou_loss_points``; returns those metrics.
+    ``model.int8.onnx`` and the updated ``segmentation.json`` go into the registered
+    model's ``artifacts/bundle`` (so every later fetch has the int8 graph); the finite
+    ``metrics`` are logged to the training run ``run_id``.
     """
-    from mlflow import MlflowClient
-
-    from terraops.adapters.registry import ModelRegistry
-
-    registry = ModelRegistry(settings)
-    bundle = locate_bundle(registry.fetch_model(service.name, version))
-    chips = calibration_chips(train, n=n_chips, chip=int(service.tile))
-    names = ", ".join(s.name for s in train)
-    quantize_bundle(bundle, chips, calibration_source=f"training scenes: {names}")
-    metrics = int8_iou_cost(bundle, val)
-    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
-    mv = client.get_model_version(service.name, str(version))
-    source = str(mv.source or "")
-    model_id = mv.model_id or (source.split("/", 1)[1] if source.startswith("models:/") else None)
+    client = mlflow_client(settings)
+    mv = client.get_model_version(model_name, str(version))
+    model_id = registered_model_id(client, mv)
     for name in (INT8_FILE, META_FILE):
         if model_id:  # into the registered model itself
             client.log_model_artifact(model_id, str(bundle / name), "artifacts/bundle")
@@ -276,4 +220,3 @@ def quantize_registered_version(
     for key, value in metrics.items():
         if np.isfinite(value):
             client.log_metric(run_id, key, float(value))
-    return metrics

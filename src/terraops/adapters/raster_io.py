@@ -3,9 +3,11 @@
 * Layers are written as tiled, deflate-compressed GeoTIFFs with a real UTM
   CRS, an affine transform and a no-data value; nothing time-dependent is
   embedded, so the same arrays give byte-identical files.
-* A scene folder (``scene.json`` + one GeoTIFF per layer) is written
-  atomically: into a temporary sibling folder, renamed into place at the end,
-  removed on any error.
+* A scene folder (``scene.json`` + one GeoTIFF per layer) is read through
+  :func:`read_scene`, which validates the manifest once into a
+  :class:`~terraops.domain.scene_record.Scene` that the layer readers then
+  take. It is written atomically: into a temporary sibling folder, renamed
+  into place at the end, removed on any error.
 * Bring-your-own imagery: :func:`read_multiband_geotiff` reads one multiband
   GeoTIFF in any CRS (geographic or rotated grids are warped to UTM), applies
   the scale/offset tags, and turns no-data into NaN.
@@ -15,13 +17,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -31,12 +31,15 @@ from rasterio.enums import Resampling
 from rasterio.transform import Affine
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import calculate_default_transform
+from rasterio.warp import transform as warp_points
 
+from terraops.adapters import atomic
+from terraops.domain.scene_record import MANIFEST_NAME as MANIFEST_NAME  # re-exported
+from terraops.domain.scene_record import Scene
 from terraops.errors import InvalidInputError, NotFoundError
 
 log = logging.getLogger(__name__)
 
-MANIFEST_NAME = "scene.json"
 _BLOCK = 256
 
 
@@ -142,34 +145,24 @@ def atomic_directory(out_dir: Path, *, overwrite: bool = False) -> Iterator[Path
             f"cannot create output folder {parent}: {exc.strerror or exc}",
             hint="choose a writable --out",
         ) from exc
-    tmp = parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    try:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
-    except OSError as exc:
-        raise InvalidInputError(
-            f"cannot write to {parent}: {exc.strerror or exc}", hint="choose a writable --out"
-        ) from exc
-    try:
-        yield tmp
-        old = parent / f".{out_dir.name}.old-{os.getpid()}"
-        if out_dir.exists():
-            out_dir.rename(old)
-        tmp.rename(out_dir)
-        if old.exists():
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with ExitStack() as stack:
+        try:
+            staging = stack.enter_context(atomic.atomic_directory_path(out_dir))
+        except OSError as exc:
+            raise InvalidInputError(
+                f"cannot write to {parent}: {exc.strerror or exc}", hint="choose a writable --out"
+            ) from exc
+        yield staging
 
 
-def write_manifest(scene_dir: Path, manifest: Mapping[str, Any]) -> None:
-    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-    (scene_dir / MANIFEST_NAME).write_text(text, encoding="utf-8")
+def write_manifest(scene_dir: Path, scene: Scene) -> None:
+    """Write ``scene.json`` (sorted keys, so equal scenes give byte-identical files)."""
+    text = json.dumps(scene.to_manifest(), indent=2, sort_keys=True) + "\n"
+    (Path(scene_dir) / MANIFEST_NAME).write_text(text, encoding="utf-8")
 
 
-def read_manifest(scene_dir: Path) -> dict[str, Any]:
+def read_scene(scene_dir: Path) -> Scene:
+    """The scene folder's manifest, read once and validated (:meth:`Scene.from_manifest`)."""
     path = Path(scene_dir) / MANIFEST_NAME
     if not path.is_file():
         raise NotFoundError(
@@ -180,55 +173,26 @@ def read_manifest(scene_dir: Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"{path} is not valid UTF-8 JSON: {exc}") from exc
-    _check_manifest(path, manifest)
-    return cast(dict[str, Any], manifest)
+    return Scene.from_manifest(manifest, Path(scene_dir))
 
 
-def _check_manifest(path: Path, manifest: Any) -> None:
-    """Refuse a manifest whose shape the pipelines would trip over (or that points
-    outside its scene folder), with a message naming the bad part, not a KeyError."""
-    hint = "regenerate the scene (`terraops scene generate` / `terraops scene import`)"
-    if not isinstance(manifest, dict):
-        raise InvalidInputError(f"{path} must hold a JSON object, not {type(manifest).__name__}")
-    layers = manifest.get("layers", {})
-    if not isinstance(layers, dict):
-        raise InvalidInputError(f"{path}: 'layers' must map layer names to files", hint=hint)
-    for name, file in layers.items():
-        relative = Path(file) if isinstance(file, str) else None
-        if relative is None or not file or relative.is_absolute() or ".." in relative.parts:
-            raise InvalidInputError(
-                f"{path}: layer {name[:40]!r} must name a file inside the scene folder, "
-                f"got {str(file)[:80]!r}",
-                hint=hint,
-            )
+def layer_path(scene: Scene, name: str) -> Path:
+    """The file of one of the scene's layers; NotFoundError when the scene has none."""
+    if not scene.has_layer(name):
+        raise NotFoundError(f"scene {scene.folder} has no layer {name!r}")
+    return scene.folder / scene.layer_files[name]
 
 
-def read_scene_layers(
-    scene_dir: Path, names: Sequence[str] | None = None
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Manifest + the named layers (all by default), as stored (no scaling)."""
-    manifest = read_manifest(scene_dir)
-    layers = manifest.get("layers", {})
-    wanted = list(layers) if names is None else list(names)
-    out: dict[str, np.ndarray] = {}
-    for name in wanted:
-        if name not in layers:
-            raise NotFoundError(f"scene {scene_dir} has no layer {name!r}")
-        out[name], _ = read_geotiff(Path(scene_dir) / layers[name])
-    return manifest, out
+def read_layer(scene: Scene, name: str) -> np.ndarray:
+    """One layer of the scene as stored (no scaling)."""
+    array, _ = read_geotiff(layer_path(scene, name))
+    return array
 
 
-def write_parquet_atomic(frame: Any, path: Path, *, row_group_rows: int | None = None) -> None:
-    """Write a DataFrame to parquet via a temporary file + rename.
-
-    ``row_group_rows`` bounds what a streaming reader must hold at once.
-    """
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        frame.to_parquet(tmp, index=False, row_group_size=row_group_rows)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def read_layers(scene: Scene, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """The named layers (all by default) as stored (no scaling)."""
+    wanted = list(scene.layer_files) if names is None else list(names)
+    return {name: read_layer(scene, name) for name in wanted}
 
 
 # --------------------------------------------------------------------------- bring your own
@@ -243,8 +207,6 @@ class MultibandImage:
 
 def utm_for(src: Any) -> CRS:
     """The WGS 84 UTM zone containing the raster's centre."""
-    from rasterio.warp import transform as warp_points
-
     left, bottom, right, top = src.bounds
     lon, lat = warp_points(src.crs, "EPSG:4326", [(left + right) / 2], [(bottom + top) / 2])
     zone = int((lon[0] + 180) // 6) + 1
@@ -336,3 +298,10 @@ def _read_reflectance(
                 warned = True
         bands[name] = data
     return bands
+
+
+def raster_crs_and_bounds(path: Path) -> tuple[str, tuple[float, float, float, float]]:
+    """A raster file's CRS (as a string) and its bounds in that CRS (left, bottom, right, top)."""
+    with rasterio.open(path) as src:
+        left, bottom, right, top = src.bounds
+        return src.crs.to_string(), (left, bottom, right, top)

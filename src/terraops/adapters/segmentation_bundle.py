@@ -37,6 +37,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from terraops.adapters.model_bundle import TERRAOPS_METADATA_KEY
+from terraops.adapters.tracked_run import TrackedRun
 from terraops.errors import InvalidInputError, ModelNotFoundError
 from terraops.extras import SEGMENT, require_extra
 
@@ -128,7 +130,8 @@ def example_chip(side: int = EXAMPLE_SIDE) -> np.ndarray:
     yy, xx = np.mgrid[0:side, 0:side] / side
     base = 0.25 + 0.2 * np.sin(6 * xx) * np.cos(5 * yy)
     chip = base[None] * rng.uniform(0.4, 1.6, (5, 1, 1)) + rng.normal(0, 0.02, (5, side, side))
-    return np.clip(chip, 0.01, 0.5).astype(np.float32)[None]
+    example: np.ndarray = np.clip(chip, 0.01, 0.5).astype(np.float32)[None]
+    return example
 
 
 # --------------------------------------------------------------------------- writing
@@ -136,6 +139,7 @@ def export_onnx(model: Any, path: Path) -> None:
     """Export ``softmax(model(x))`` with dynamic batch, height and width."""
     import torch
 
+    # lazy: torch, from the optional segment extra
     from terraops.models.unet import Probabilities
 
     wrapper = Probabilities(model).eval()
@@ -210,8 +214,8 @@ def pip_requirements() -> list[str]:
     ]
 
 
-def log_bundle(bundle_dir: Path, meta: BundleMeta, *, registered_name: str) -> int:
-    """Log the bundle to the active MLflow run as a ``pyfunc`` model; register a new version.
+def log_bundle(run: TrackedRun, bundle_dir: Path, meta: BundleMeta, *, registered_name: str) -> int:
+    """Log the bundle to ``run`` as a ``pyfunc`` model; register a new version.
 
     The bundle travels as the model's ``artifacts/bundle`` folder; the
     ``pyfunc`` face (:mod:`terraops.models.pyfunc`) takes (N, 5, H, W) float32
@@ -219,12 +223,10 @@ def log_bundle(bundle_dir: Path, meta: BundleMeta, *, registered_name: str) -> i
     explicit (tensor shapes with -1 for dynamic axes) and the requirements are
     pinned: MLflow's inference of either would run the model and guess.
     """
-    import mlflow
-    import mlflow.pyfunc
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
 
-    from terraops.adapters.model_bundle import TERRAOPS_METADATA_KEY
+    # lazy: MLflow's pyfunc, needed only to log a model
     from terraops.models.pyfunc import BUNDLE_ARTIFACT, SegmentationPyfunc
 
     bands, classes = len(meta.bands), len(meta.classes)
@@ -236,15 +238,14 @@ def log_bundle(bundle_dir: Path, meta: BundleMeta, *, registered_name: str) -> i
     # input example was given (the explicit signature makes both moot), and that a
     # pickled python_model may run code: ours pickles a reference to an importable
     # class (terraops.models.pyfunc), no code.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # CLI noise
     pyfunc_log = logging.getLogger("mlflow.pyfunc")
     level = pyfunc_log.level
     pyfunc_log.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            info = mlflow.pyfunc.log_model(
-                name="model",
+            _, version = run.log_pyfunc_model(
+                registered_name,
                 python_model=SegmentationPyfunc(),
                 artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
                 signature=signature,
@@ -253,8 +254,7 @@ def log_bundle(bundle_dir: Path, meta: BundleMeta, *, registered_name: str) -> i
             )
     finally:
         pyfunc_log.setLevel(level)
-    version = mlflow.register_model(info.model_uri, registered_name)
-    return int(version.version)
+    return version
 
 
 # --------------------------------------------------------------------------- reading
@@ -348,6 +348,7 @@ class Segmenter:
     def _load_torch(self) -> Any:
         import torch
 
+        # lazy: torch, from the optional segment extra
         from terraops.models.unet import Probabilities, UNet, UNetConfig
 
         model = UNet(UNetConfig.from_dict(self.meta.architecture))

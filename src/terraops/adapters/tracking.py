@@ -1,8 +1,11 @@
 """MLflow tracking plumbing: where runs go, and how a service model is logged.
 
-Two rules this module enforces so no caller has to remember them:
-- the tracking URI is always the one from ``Settings`` (SQLite under the home
-  by default), and a local store's experiments get an artifact location under
+The rules this module enforces so no caller has to remember them:
+- every call goes through an explicit ``MlflowClient`` built from ``Settings``
+  (:func:`mlflow_client`; SQLite under the home by default) with the run id
+  passed explicitly (:class:`TrackedRun`): MLflow's global tracking URI and
+  "active run" are never used, so two stores can be used from two threads of
+  one process; a local store's experiments get an artifact location under
   ``settings.artifact_root`` — never ``./mlruns`` in the working directory;
 - a model is logged with an explicit signature, input example and pip
   requirements (MLflow's requirement inference takes seconds and guesses);
@@ -22,17 +25,20 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from terraops.adapters.model_bundle import TERRAOPS_METADATA_KEY
+from terraops.adapters.tracked_run import TrackedRun
 from terraops.errors import RegistryUnavailableError
 from terraops.services.base import ServiceDefinition
 from terraops.settings import Settings
 
-MODEL_ARTIFACT = "model"
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
 #: Tag naming the process that owns a run, ``host:pid``.
 OWNER_TAG = "terraops.owner"
 #: Tag set on a run closed because its process died (says who closed it and why).
@@ -50,30 +56,35 @@ def _is_local_store(settings: Settings) -> bool:
     return uri.startswith(("sqlite:", "file:", "/")) or "://" not in uri
 
 
-def configure(settings: Settings, service: str) -> str:
-    """Point MLflow at the settings' store and return the service's experiment id."""
-    import mlflow
+def mlflow_client(settings: Settings) -> MlflowClient:
+    """A client of the settings' tracking store and model registry (the same URI)."""
+    from mlflow.tracking import MlflowClient
 
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+
+def _unavailable(settings: Settings, exc: BaseException) -> RegistryUnavailableError:
+    return RegistryUnavailableError(
+        f"MLflow tracking store {settings.tracking_uri} unavailable: {exc}".splitlines()[0],
+        hint="check TERRAOPS_MLFLOW_TRACKING_URI",
+    )
+
+
+def ensure_experiment(settings: Settings, service: str) -> str:
+    """The id of the service's experiment in the settings' store (created if missing)."""
     settings.ensure_home()
-    # With a tracking server MLflow prints "View run at <url>" on stdout when a run
-    # ends, which would corrupt the CLI's machine-readable output (`--json`).
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.tracking_uri)
+    client = mlflow_client(settings)
     name = experiment_name(settings, service)
     try:
-        existing = mlflow.get_experiment_by_name(name)
+        existing = client.get_experiment_by_name(name)
         if existing is not None:
             return str(existing.experiment_id)
         location = None
         if _is_local_store(settings):
             location = (settings.artifact_root / name).as_uri()
-        return str(mlflow.create_experiment(name, artifact_location=location))
+        return str(client.create_experiment(name, artifact_location=location))
     except Exception as exc:
-        raise RegistryUnavailableError(
-            f"MLflow tracking store {settings.tracking_uri} unavailable: {exc}".splitlines()[0],
-            hint="check TERRAOPS_MLFLOW_TRACKING_URI",
-        ) from exc
+        raise _unavailable(settings, exc) from exc
 
 
 def _process_alive(pid: int) -> bool:
@@ -95,10 +106,9 @@ def close_abandoned_runs(settings: Settings, experiment_id: str) -> list[str]:
     that no longer exists are touched — a live training elsewhere is left alone.
     """
     from mlflow.entities import LoggedModelStatus
-    from mlflow.tracking import MlflowClient
 
     host = socket.gethostname()
-    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    client = mlflow_client(settings)
     closed: list[str] = []
     try:
         running = client.search_runs([experiment_id], "attributes.status = 'RUNNING'")
@@ -118,23 +128,38 @@ def close_abandoned_runs(settings: Settings, experiment_id: str) -> list[str]:
             log.warning("closed run %s as KILLED: %s", run.info.run_id, why)
             closed.append(run.info.run_id)
     except Exception as exc:
-        raise RegistryUnavailableError(
-            f"MLflow tracking store {settings.tracking_uri} unavailable: {exc}".splitlines()[0],
-            hint="check TERRAOPS_MLFLOW_TRACKING_URI",
-        ) from exc
+        raise _unavailable(settings, exc) from exc
     return closed
 
 
 @contextmanager
-def owned_run(settings: Settings, experiment_id: str, run_name: str) -> Iterator[Any]:
-    """``mlflow.start_run`` that first closes runs abandoned by dead processes and tags
-    the new run with its owner (``host:pid``), so the next training can close it in turn."""
-    import mlflow
+def owned_run(settings: Settings, experiment_id: str, run_name: str) -> Iterator[TrackedRun]:
+    """A new run, ended ``FINISHED`` (``FAILED`` on an error) when the block ends.
+
+    Like ``mlflow.start_run`` (same context tags), but the run is not made
+    MLflow's process-wide "active run": the block logs through the yielded
+    :class:`TrackedRun`. Runs abandoned by dead processes are closed first, and
+    the new run is tagged with its owner (``host:pid``) so the next training
+    can close it in turn.
+    """
+    from mlflow.entities import RunStatus
+    from mlflow.tracking.context import registry as context_registry
 
     close_abandoned_runs(settings, experiment_id)
+    client = mlflow_client(settings)
     owner = {OWNER_TAG: f"{socket.gethostname()}:{os.getpid()}"}
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=owner) as run:
+    tags = context_registry.resolve_tags({**owner, "mlflow.runName": run_name})
+    try:
+        created = client.create_run(experiment_id, tags=tags, run_name=run_name)
+    except Exception as exc:
+        raise _unavailable(settings, exc) from exc
+    run = TrackedRun(client, created.info.run_id, experiment_id, settings.tracking_uri)
+    status = RunStatus.FAILED
+    try:
         yield run
+        status = RunStatus.FINISHED
+    finally:
+        client.set_terminated(run.run_id, status=RunStatus.to_string(status))
 
 
 def pip_requirements() -> list[str]:
@@ -163,23 +188,21 @@ def input_example(service: ServiceDefinition) -> pd.DataFrame:
 
 
 def log_service_model(
-    booster: Any, service: ServiceDefinition, metadata: dict[str, Any]
+    run: TrackedRun, booster: Any, service: ServiceDefinition, metadata: dict[str, Any]
 ) -> tuple[str, int]:
-    """Log the model to the active run, register a new version; return (model_uri, version).
+    """Log the model to ``run``, register a new version; return (model_uri, version).
 
     Logged as the terraops pyfunc (:mod:`terraops.adapters.pyfunc_model`) with the
     booster as its artifact, so MLflow tooling predicts what the API predicts.
     """
-    import mlflow
-    import mlflow.pyfunc
-
+    # lazy: MLflow's pyfunc, needed only to log a model
     from terraops.adapters.pyfunc_model import ServiceModel
 
     with tempfile.TemporaryDirectory() as tmp:
         booster_path = Path(tmp) / "model.lgb"
         booster.save_model(str(booster_path))
-        info = mlflow.pyfunc.log_model(
-            name=MODEL_ARTIFACT,
+        return run.log_pyfunc_model(
+            service.name,
             python_model=ServiceModel(),
             artifacts={"booster": str(booster_path)},
             model_config=metadata,
@@ -188,28 +211,12 @@ def log_service_model(
             pip_requirements=pip_requirements(),
             metadata={TERRAOPS_METADATA_KEY: metadata},
         )
-    version = mlflow.register_model(info.model_uri, service.name)
-    return info.model_uri, int(version.version)
-
-
-def log_json(payload: dict[str, Any], artifact_file: str) -> None:
-    import mlflow
-
-    mlflow.log_dict(payload, artifact_file)
-
-
-def log_files(files: list[Path], artifact_path: str) -> None:
-    import mlflow
-
-    for f in files:
-        mlflow.log_artifact(str(f), artifact_path)
 
 
 def _download_run_artifact(settings: Settings, run_id: str, artifact: str, tmp: str) -> Path:
     """Download one artifact (file or folder) of a run into ``tmp``; map failures."""
     from mlflow.artifacts import download_artifacts
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         return Path(
             download_artifacts(
@@ -263,12 +270,8 @@ def log_folder_to_run(settings: Settings, run_id: str, local_dir: Path, artifact
     Results computed after training (a real-scene evaluation) belong to the
     run whose model they judge, so the card that reads the run shows them.
     """
-    from mlflow.tracking import MlflowClient
-
     try:
-        MlflowClient(tracking_uri=settings.tracking_uri).log_artifacts(
-            run_id, str(local_dir), artifact_path
-        )
+        mlflow_client(settings).log_artifacts(run_id, str(local_dir), artifact_path)
     except Exception as exc:
         raise RegistryUnavailableError(
             f"cannot log {artifact_path} to run {run_id}: {exc}".splitlines()[0],
@@ -280,12 +283,8 @@ def download_run_folder(
     settings: Settings, run_id: str, artifact_path: str, dest: Path
 ) -> list[Path]:
     """Copy a run's ``artifact_path/*`` files into ``dest``; [] when the run has none."""
-    from mlflow.tracking import MlflowClient
-
     try:
-        listed = MlflowClient(tracking_uri=settings.tracking_uri).list_artifacts(
-            run_id, artifact_path
-        )
+        listed = mlflow_client(settings).list_artifacts(run_id, artifact_path)
     except Exception as exc:
         raise RegistryUnavailableError(
             f"cannot list {artifact_path} of run {run_id}: {exc}".splitlines()[0]

@@ -16,15 +16,16 @@ finds the complete file or none; :meth:`abort` removes the temporary file.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import shapely
+from pyproj import Transformer
 from shapely.geometry import mapping
 
+from terraops.adapters import atomic
 from terraops.domain.segmentation.vectorise import PolygonRecord
 from terraops.errors import InvalidInputError
 
@@ -43,8 +44,9 @@ class VectorWriter(Protocol):
 
 
 def _temporary(path: Path) -> Path:
+    """The streaming writer's unique hidden sibling (same suffix: GDAL reads it by name)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
+    return atomic.temp_sibling(path, suffix=path.suffix)
 
 
 class WGS84Features:
@@ -55,8 +57,6 @@ class WGS84Features:
     """
 
     def __init__(self, crs: str) -> None:
-        from pyproj import Transformer
-
         self._forward = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform
         self.collected: list[dict[str, Any]] = []
 
@@ -97,10 +97,11 @@ class GeoJSONWriter:
 
     def close(self) -> Path:
         self._file.write("\n]}\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
         self._file.close()
-        self._tmp.replace(self.path)
+        try:
+            atomic.commit(self._tmp, self.path)
+        finally:
+            self._tmp.unlink(missing_ok=True)
         return self.path
 
     def abort(self) -> None:
@@ -127,19 +128,24 @@ class FrameWriter:
             geometry=[r.geometry for r in self._records],
             crs=self.crs,
         )
-        tmp = _temporary(self.path)
-        try:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic.atomic_path(self.path, suffix=self.path.suffix) as tmp:
             if self.fmt == "gpkg":
                 frame.to_file(tmp, driver="GPKG", layer="footprints")
             else:
                 frame.to_parquet(tmp, index=False)
-            tmp.replace(self.path)
-        finally:
-            tmp.unlink(missing_ok=True)
         return self.path
 
     def abort(self) -> None:
         self._records = []
+
+
+def read_vector_file(path: Path) -> Any:
+    """A GeoDataFrame from GeoParquet (by the ``.parquet`` suffix) or any file GDAL reads."""
+    import geopandas as gpd
+
+    path = Path(path)
+    return gpd.read_parquet(path) if path.suffix == ".parquet" else gpd.read_file(path)
 
 
 def open_writer(path: Path, fmt: str, crs: str) -> VectorWriter:

@@ -26,10 +26,17 @@ from terraops import __version__
 from terraops.adapters.catalogue import LayerCatalogue
 from terraops.adapters.feedback_store import FeedbackStore
 from terraops.adapters.prediction_log import PredictionLog
+from terraops.adapters.process_env import PROCESS_ENV_DEFAULTS
 from terraops.adapters.tile_cache import TileCache
 from terraops.api.errors import install_error_handlers
 from terraops.api.limits import BodyLimitMiddleware, self_limited_paths
-from terraops.api.model_holder import ChampionWatcher, Loader, ModelHolder, ServingRegistry
+from terraops.api.model_holder import (
+    ChampionWatcher,
+    LazyRegistry,
+    Loader,
+    ModelHolder,
+    ServingRegistry,
+)
 from terraops.api.observability import (
     FeedbackCollector,
     ObservabilityMiddleware,
@@ -44,9 +51,11 @@ from terraops.api.routes_layers import layers_router
 from terraops.api.routes_ops import ops_router
 from terraops.api.routes_pages import install_pages
 from terraops.api.routes_predict import predict_router, unknown_service_router
-from terraops.api.routes_segment import segment_router
+from terraops.api.routes_segment import SegmenterSource, load_segmenter, segment_router
+from terraops.api.routes_stac import stac_router
 from terraops.api.routes_titiler import install_titiler
 from terraops.services import all_services
+from terraops.services.segmentation import SEGMENTATION
 from terraops.settings import Settings
 
 # Per-instance JSON is ~40 bytes per feature; this leaves generous room while
@@ -70,6 +79,7 @@ def served_services(settings: Settings) -> list[str]:
 
 
 def _default_registry(settings: Settings, timeout_s: float | None) -> Any:
+    # lazy: MLflow (~1.4 s), only when no registry is passed in
     from terraops.adapters.registry import ModelRegistry
 
     return ModelRegistry(settings, timeout_s=timeout_s)
@@ -87,23 +97,29 @@ def create_app(
 
     By default each configured service gets a holder kept on the registry's
     champion by a :class:`ChampionWatcher`. Tests pass prebuilt ``holders`` with
-    ``watch=False`` (no registry at all), or a fake ``registry``/``loader``.
+    ``watch=False`` (the registry is then asked only about the segmenter, on the
+    first ``POST /v1/segment``), or a fake ``registry``/``loader``.
     """
+    for name, value in PROCESS_ENV_DEFAULTS.items():  # once per process, before any MLflow call
+        os.environ.setdefault(name, value)
     definitions = all_services()
     if holders is None:
         holders = {name: ModelHolder(definitions[name]) for name in served_services(settings)}
-    watcher: ChampionWatcher | None = None
-    if watch:
-        from terraops.pipelines.lifecycle.aliases import load_and_verify
+    # lazy: imports MLflow, which must first see the environment defaults set above
+    from terraops.pipelines.lifecycle.aliases import load_and_verify
 
-        poll_registry = registry or _default_registry(settings, settings.registry_timeout_s)
-        watcher = ChampionWatcher(
-            holders,
-            poll_registry,
-            loader or load_and_verify,
-            cache_dir=settings.model_cache_dir,
-            poll_interval_s=settings.poll_interval_s,
-        )
+    # One watcher follows every champion this process serves: the services' holders
+    # (unless the caller keeps them itself: watch=False) and the segmenter, on demand.
+    watcher = ChampionWatcher(
+        holders if watch else {},
+        registry or LazyRegistry(lambda: _default_registry(settings, settings.registry_timeout_s)),
+        loader or load_and_verify,
+        cache_dir=settings.model_cache_dir,
+        poll_interval_s=settings.poll_interval_s,
+    )
+    segmenter = ModelHolder(SEGMENTATION, loader=load_segmenter)
+    watcher.follow_on_demand(segmenter)
+    services_watcher = watcher if watch else None
 
     @cache
     def lifecycle_registry() -> Any:
@@ -128,8 +144,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if watcher is not None:
-            await run_in_threadpool(watcher.start)
+        await run_in_threadpool(watcher.start)
         if prediction_log is not None:
             prediction_log.start()
         folding = asyncio.create_task(metrics.fold_periodically())
@@ -139,8 +154,7 @@ def create_app(
             folding.cancel()
             if prediction_log is not None:
                 await run_in_threadpool(prediction_log.stop)
-            if watcher is not None:
-                await run_in_threadpool(watcher.stop)
+            await run_in_threadpool(watcher.stop)
 
     app = FastAPIOffline(
         title="terraops",
@@ -168,7 +182,7 @@ def create_app(
                 holder, feedback_store, prediction_log, settings.prediction_log_retention_days
             )
         )
-    app.include_router(ops_router(holders, watcher, prediction_log))
+    app.include_router(ops_router(holders, services_watcher, prediction_log))
     app.include_router(
         metrics_router(
             metrics,
@@ -176,13 +190,14 @@ def create_app(
         )
     )
     app.include_router(unknown_service_router(sorted(holders)))
-    app.include_router(admin_router(settings, holders, watcher, lifecycle_registry))
-    segment = segment_router(settings)  # POST /v1/segment (GeoTIFF → GeoJSON)
+    app.include_router(admin_router(settings, holders, services_watcher, lifecycle_registry))
+    segment = segment_router(settings, SegmenterSource(segmenter, watcher))  # GeoTIFF → GeoJSON
     app.include_router(segment)
     # Map layers by catalogue id only (tiles, points, downloads, STAC); see routes_layers.
     app.state.layer_catalogue = LayerCatalogue(settings.layers_dir)
     app.state.tile_cache = TileCache.from_megabytes(settings.tile_cache_mb)
     app.include_router(layers_router(settings, app.state.layer_catalogue, app.state.tile_cache))
+    app.include_router(stac_router(app.state.layer_catalogue))
     install_titiler(app, app.state.layer_catalogue)
 
     @cache

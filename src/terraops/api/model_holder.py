@@ -1,5 +1,11 @@
 """The champion each server process serves, swapped without dropping a request.
 
+One mechanism for every served model, tabular predictors and the segmenter
+alike: a :class:`ModelHolder` per service, kept on the registry's champion by
+one :class:`ChampionWatcher`. What a holder holds is whatever its loader makes
+of the fetched model folder (a verified LightGBM predictor, or the segmenter's
+bundle whose engines load on first use).
+
 A :class:`ModelHolder` holds one immutable :class:`LoadedModel` per service.
 A request reads ``holder.current`` once and uses that object for everything
 (prediction, version in the body and headers), so a swap — one reference
@@ -12,20 +18,29 @@ swapping it in. When the registry is unreachable it keeps serving the last good
 model, and at start-up it falls back to the last champion recorded in the local
 model cache (one small pointer file per service), so a registry outage neither
 stops a running server nor prevents a restart.
+
+A holder can also be followed *on demand* (:meth:`ChampionWatcher.follow_on_demand`):
+the registry is not asked about it until its first request
+(:meth:`ChampionWatcher.ensure`), which loads the champion at once when none
+is loaded; from then on the background poll follows it like the others. The
+segmenter is followed so: a server that never segments never downloads it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Generic, Literal, Protocol
 
+from typing_extensions import TypeVar
+
+from terraops.adapters import atomic
 from terraops.domain.promotion import CHALLENGER, CHAMPION
 from terraops.errors import RegistryUnavailableError
 from terraops.services.base import ServiceDefinition
@@ -42,8 +57,45 @@ class ServingRegistry(Protocol):
 
     def fetch_model(self, service: str, version: int) -> Path: ...
 
+    def get_version(self, service: str, version: int) -> Any:
+        """The version's record (its ``run_id`` names the segmenter's lineage)."""
+        ...
 
-Loader = Callable[[Path, ServiceDefinition], Any]
+
+class LazyRegistry:
+    """A :class:`ServingRegistry` built on its first call.
+
+    Why: building the MLflow client costs seconds of imports, and an app whose
+    only followed model is on demand must not pay them until it is asked.
+    """
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._registry = cache(make)
+
+    def get_aliases(self, service: str) -> dict[str, int]:
+        result: dict[str, int] = self._registry().get_aliases(service)
+        return result
+
+    def fetch_model(self, service: str, version: int) -> Path:
+        return Path(self._registry().fetch_model(service, version))
+
+    def get_version(self, service: str, version: int) -> Any:
+        return self._registry().get_version(service, version)
+
+
+class Named(Protocol):
+    """What a holder needs of the thing it serves: the registered model's name."""
+
+    @property
+    def name(self) -> str: ...
+
+
+#: The definition a holder serves: a tabular service by default, or segmentation.
+DefinitionT = TypeVar("DefinitionT", bound=Named, default=ServiceDefinition)
+
+Loader = Callable[[Path, Any], Any]
+"""Makes the served object from a fetched model folder and the holder's definition;
+raises when the version must not be served (the watcher keeps the last good one)."""
 
 
 @dataclass(frozen=True)
@@ -72,11 +124,16 @@ class LoadedModel:
         }
 
 
-class ModelHolder:
-    """The current champion of one service; ``current`` is swapped by reference."""
+class ModelHolder(Generic[DefinitionT]):
+    """The current champion of one service; ``current`` is swapped by reference.
 
-    def __init__(self, definition: ServiceDefinition) -> None:
+    ``loader`` overrides the watcher's for this holder (the segmenter's bundle
+    is not a tabular predictor).
+    """
+
+    def __init__(self, definition: DefinitionT, loader: Loader | None = None) -> None:
         self.definition = definition
+        self.loader = loader
         self.current: LoadedModel | None = None
         self.aliases: dict[str, int | None] = {}
         self.last_error: str | None = None
@@ -94,14 +151,14 @@ class ChampionWatcher:
 
     def __init__(
         self,
-        holders: dict[str, ModelHolder],
+        holders: dict[str, ModelHolder[Any]],
         registry: ServingRegistry,
         loader: Loader,
         *,
         cache_dir: Path,
         poll_interval_s: float,
     ) -> None:
-        self.holders = holders
+        self.holders = dict(holders)  # on-demand holders join this copy, not the caller's
         self.registry = registry
         self.loader = loader
         self.cache_dir = cache_dir
@@ -111,16 +168,43 @@ class ChampionWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._bad_versions: dict[str, int] = {}
+        self._not_asked_yet: set[str] = set()
+
+    # ----- on-demand holders ------------------------------------------------------
+    def follow_on_demand(self, holder: ModelHolder[Any]) -> None:
+        """Follow ``holder`` too, from its first :meth:`ensure` on (call before :meth:`start`)."""
+        service = holder.definition.name
+        self.holders[service] = holder
+        self._not_asked_yet.add(service)
+
+    def ensure(self, service: str) -> LoadedModel | None:
+        """The model ``service`` serves now; loads the champion at once when none is loaded.
+
+        Blocking (call it off the event loop). Starts the background following of
+        an on-demand holder. With nothing loaded, a registry outage raises
+        :class:`~terraops.errors.RegistryUnavailableError` (the caller's 503).
+        """
+        self._not_asked_yet.discard(service)
+        current = self.holders[service].current
+        if current is not None:
+            return current
+        return self.refresh(service, strict=True)
 
     # ----- one service ----------------------------------------------------------
-    def refresh(self, service: str) -> LoadedModel | None:
-        """Follow the registry's champion for ``service`` now (blocking; thread-safe)."""
+    def refresh(self, service: str, *, strict: bool = False) -> LoadedModel | None:
+        """Follow the registry's champion for ``service`` now (blocking; thread-safe).
+
+        ``strict``: an unreachable registry raises when nothing is loaded
+        (otherwise the last good model, or ``None``, is returned).
+        """
         holder = self.holders[service]
         with self._refresh_lock:
             try:
                 snapshot = self.registry.get_aliases(service)
             except RegistryUnavailableError as exc:
                 self._mark_unreachable(exc)
+                if strict and holder.current is None:
+                    raise
                 return holder.current
             self.registry_status = "ok"
             holder.aliases = {a: snapshot.get(a) for a in (CHAMPION, CHALLENGER)}
@@ -130,15 +214,19 @@ class ChampionWatcher:
                 return current
             if self._bad_versions.get(service) == version:
                 return current  # already failed to load; wait for the alias to move
-            return self._load_from_registry(holder, version)
+            return self._load_from_registry(holder, version, strict)
 
-    def _load_from_registry(self, holder: ModelHolder, version: int) -> LoadedModel | None:
+    def _load_from_registry(
+        self, holder: ModelHolder[Any], version: int, strict: bool
+    ) -> LoadedModel | None:
         service = holder.definition.name
         try:
             path = self.registry.fetch_model(service, version)
-            predictor = self.loader(path, holder.definition)
+            predictor = (holder.loader or self.loader)(path, holder.definition)
         except RegistryUnavailableError as exc:
             self._mark_unreachable(exc)
+            if strict and holder.current is None:
+                raise
             return holder.current
         except Exception as exc:  # a bad artifact must never take the server down
             self._bad_versions[service] = version
@@ -152,9 +240,7 @@ class ChampionWatcher:
         log.info("%s: now serving v%s", service, version)
         return model
 
-    def _make(
-        self, definition: ServiceDefinition, version: int, predictor: Any, source: Any
-    ) -> LoadedModel:
+    def _make(self, definition: Named, version: int, predictor: Any, source: Any) -> LoadedModel:
         return LoadedModel(
             service=definition.name,
             name=definition.name,  # the registered model is named after its service
@@ -176,19 +262,15 @@ class ChampionWatcher:
 
     def _write_pointer(self, service: str, version: int, path: Path) -> None:
         """Atomically remember the last champion this host loaded (for cold starts)."""
-        pointer = self._pointer_path(service)
-        pointer.parent.mkdir(parents=True, exist_ok=True)
-        tmp = pointer.with_name(f".champion.{os.getpid()}.{threading.get_ident()}.tmp")
         payload = {"version": version, "path": str(path), "saved_at": datetime.now(UTC).isoformat()}
-        tmp.write_text(json.dumps(payload))
-        os.replace(tmp, pointer)
+        atomic.atomic_write_text(self._pointer_path(service), json.dumps(payload), parents=True)
 
     def load_from_cache(self, service: str) -> LoadedModel | None:
         """Serve the last champion this host loaded, without the registry."""
         holder = self.holders[service]
         try:
             pointer = json.loads(self._pointer_path(service).read_text())
-            predictor = self.loader(Path(pointer["path"]), holder.definition)
+            predictor = (holder.loader or self.loader)(Path(pointer["path"]), holder.definition)
         except FileNotFoundError:
             return None
         except Exception as exc:
@@ -202,7 +284,9 @@ class ChampionWatcher:
 
     # ----- all services, in the background ---------------------------------------
     def poll_once(self) -> None:
-        for service, holder in self.holders.items():
+        for service, holder in list(self.holders.items()):
+            if service in self._not_asked_yet:
+                continue
             self.refresh(service)
             if holder.current is None and self.registry_status == "unreachable":
                 self.load_from_cache(service)

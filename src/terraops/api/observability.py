@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Response
+from starlette.concurrency import run_in_threadpool
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -386,7 +387,6 @@ def measured_routes(services: Iterable[str]) -> dict[str, tuple[str, str]]:
 def metrics_router(metrics: ServingMetrics, extra: Callable[[], Iterable[Any]]) -> APIRouter:
     """``GET /metrics``: Prometheus text exposition of every worker's figures."""
     from prometheus_client import CONTENT_TYPE_LATEST
-    from starlette.concurrency import run_in_threadpool
 
     router = APIRouter(tags=["operations"])
 

@@ -384,18 +384,22 @@ def _add_file_routes(router: APIRouter, catalogue: LayerCatalogue, max_age: int)
         return FileResponse(layer.path, media_type="application/geo+json", headers=headers)
 
 
-def layers_router(settings: Settings, catalogue: LayerCatalogue, cache: TileCache) -> APIRouter:
-    """Catalogue, tiles, points, downloads and STAC — all by layer id, all query-guarded."""
-    from terraops.api.routes_stac import add_stac_routes
-
-    router = APIRouter(
+def guarded_router() -> APIRouter:
+    """A router whose every route refuses undeclared query parameters (layers, STAC)."""
+    return APIRouter(
         tags=["layers"], dependencies=[Depends(refuse_undeclared_query)], responses=LAYER_ERRORS
     )
+
+
+def layers_router(settings: Settings, catalogue: LayerCatalogue, cache: TileCache) -> APIRouter:
+    """Catalogue, tiles, points and downloads — all by layer id, all query-guarded.
+
+    The STAC documents of the same layers are :func:`terraops.api.routes_stac.stac_router`.
+    """
+    router = guarded_router()
     _add_catalogue_routes(router, catalogue)
     _add_tile_route(router, catalogue, cache, settings.tile_max_age_s)
     _add_point_route(router, catalogue)
     _add_file_routes(router, catalogue, settings.tile_max_age_s)
-    add_stac_routes(router, catalogue)
     add_catch_all(router, "/layers", "layer resource")
-    add_catch_all(router, "/stac", "STAC document")
     return router

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+import xstatic.pkg.leaflet
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
@@ -56,8 +57,6 @@ VIEWS: dict[str, str] = {"heat": "Heat", "flood": "Flood"}
 
 def leaflet_dir() -> Path:
     """Leaflet's files as installed by the ``xstatic-leaflet`` package."""
-    import xstatic.pkg.leaflet
-
     return Path(xstatic.pkg.leaflet.BASE_DIR)
 
 

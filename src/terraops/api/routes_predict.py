@@ -1,7 +1,8 @@
 """``POST /v1/{service}/predict`` and ``/predict/batch``, generated per service.
 
 One code path for every service: the request model comes from the service
-definition and the endpoints are built by :func:`predict_router`.
+definition and the endpoints are built by :class:`PredictRoutes` (the
+holder, batch limit and prediction log injected; :func:`predict_router`).
 
 Two ways through each route, one behaviour. The *fast path* (a
 :class:`FastPredictRoute` handler in front of FastAPI's) parses the JSON body
@@ -29,6 +30,7 @@ also tells the middleware which version answered and how many rows (metrics).
 import json
 import time
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -48,6 +50,7 @@ from terraops.api.schemas import (
     features_model,
 )
 from terraops.errors import ModelNotReadyError, ServiceNotFoundError
+from terraops.services.base import ServiceDefinition
 
 # Batches above this size run the model in the thread pool so that a big batch
 # does not stall the event loop for the point requests queued behind it.
@@ -145,37 +148,96 @@ def _is_json(scope: MutableMapping[str, Any]) -> bool:
     return False
 
 
-def predict_router(
-    holder: ModelHolder, max_batch_size: int, prediction_log: PredictionLog | None = None
-) -> APIRouter:
-    """The prediction endpoints of one service (logged when ``prediction_log`` is given)."""
-    definition = holder.definition
-    features = features_model(definition)
-    batch = batch_model(definition, features, max_batch_size)
-    unit = definition.prediction_unit
-    router = APIRouter(prefix=f"/v1/{definition.name}", tags=[definition.name])
-    prepared: list[Prepared | None] = [None]  # for the last model seen (one slot)
+def _endpoint(
+    handler: Callable[[Any], Awaitable[Response]], payload_model: type
+) -> Callable[..., Awaitable[Response]]:
+    """``handler`` as a FastAPI endpoint whose JSON body is ``payload_model``.
 
-    def prepare(model: LoadedModel) -> Prepared:
-        ready = prepared[0]
+    The request models are generated per service, so the annotation FastAPI
+    reads (body schema, validation, OpenAPI) is set here, not written in code.
+    """
+
+    async def endpoint(payload: Any) -> Response:
+        return await handler(payload)
+
+    endpoint.__annotations__ = {"payload": payload_model, "return": Response}
+    return endpoint
+
+
+@dataclass(eq=False)
+class PredictRoutes:
+    """The prediction endpoints of one service, from the dependencies they use.
+
+    ``holder`` gives the model (read once per request), ``prediction_log`` (when
+    given) records every request; :meth:`router` builds the two routes, each
+    with its fast path (:meth:`fast_predict`, :meth:`fast_predict_batch`) in
+    front of its documented path (:meth:`predict`, :meth:`predict_batch`).
+    """
+
+    holder: ModelHolder
+    max_batch_size: int
+    prediction_log: PredictionLog | None = None
+    #: Encodings of the last model seen (one slot, replaced when the model is swapped).
+    _prepared: Prepared | None = field(default=None, init=False, repr=False)
+
+    @property
+    def definition(self) -> ServiceDefinition:
+        return self.holder.definition
+
+    def router(self) -> APIRouter:
+        definition = self.definition
+        features = features_model(definition)
+        batch = batch_model(definition, features, self.max_batch_size)
+        router = APIRouter(prefix=f"/v1/{definition.name}", tags=[definition.name])
+        router.add_api_route(
+            "/predict",
+            _endpoint(self.predict, features),
+            methods=["POST"],
+            response_model=PredictionResponse,
+            responses=ERROR_RESPONSES,
+            summary=f"{definition.title}: predict one location",
+            description=f"{definition.description} Returns {definition.prediction_unit}.",
+            route_class_override=_route_class(self.fast_predict),
+        )
+        router.add_api_route(
+            "/predict/batch",
+            _endpoint(self.predict_batch, batch),
+            methods=["POST"],
+            response_model=BatchPredictionResponse,
+            responses=ERROR_RESPONSES,
+            summary=f"{definition.title}: predict up to {self.max_batch_size} locations",
+            description=(
+                f"`instances`: 1 to {self.max_batch_size} objects, each with the fields of "
+                f"`POST /v1/{definition.name}/predict`. Predictions come back in the same order. "
+                "A bad value is refused with 422 naming its row and field, e.g. "
+                f"`instances[3].{definition.feature_names[0]}`; nothing is predicted for any "
+                "row then."
+            ),
+            route_class_override=_route_class(self.fast_predict_batch),
+        )
+        return router
+
+    # ----- shared ------------------------------------------------------------------------
+    def prepare(self, model: LoadedModel) -> Prepared:
+        ready = self._prepared
         if ready is None or ready.model is not model:
             try:
                 inputs: FastInputs | None = FastInputs(
-                    definition, model.feature_names, max_batch_size
+                    self.definition, model.feature_names, self.max_batch_size
                 )
             except ValueError:  # the model needs an input requests cannot give
                 inputs = None
-            ready = prepared[0] = Prepared(model, inputs, unit)
+            ready = self._prepared = Prepared(model, inputs, self.definition.prediction_unit)
         return ready
 
     def log(
-        ctx: RequestContext, model: LoadedModel, rows: Any, values: Any, started: float
+        self, ctx: RequestContext, model: LoadedModel, rows: Any, values: Any, started: float
     ) -> None:
         ctx.version = model.version
         ctx.rows = len(values)
-        if prediction_log is not None:
+        if self.prediction_log is not None:
             latency_ms = (time.perf_counter() - started) * 1e3
-            prediction_log.record(
+            self.prediction_log.record(
                 ctx.request_id,
                 model.service,
                 model.version,
@@ -186,25 +248,34 @@ def predict_router(
             )
 
     def log_failure(
-        ctx: RequestContext, exc: Exception, model: LoadedModel | None, rows: Any, started: float
+        self,
+        ctx: RequestContext,
+        exc: Exception,
+        model: LoadedModel | None,
+        rows: Any,
+        started: float,
     ) -> None:
         """A request that passed validation but got no prediction (503/500)."""
-        if prediction_log is None:
+        if self.prediction_log is None:
             return
         status = 503 if isinstance(exc, ModelNotReadyError) else 500
-        names = model.feature_names if model is not None else definition.feature_names
+        names = model.feature_names if model is not None else self.definition.feature_names
         version = model.version if model is not None else None
         latency_ms = (time.perf_counter() - started) * 1e3
-        prediction_log.record(
-            ctx.request_id, definition.name, version, names, rows, None, latency_ms, status
+        self.prediction_log.record(
+            ctx.request_id, self.definition.name, version, names, rows, None, latency_ms, status
         )
 
-    async def parsed_body(request: Request) -> tuple[LoadedModel, Prepared, Any] | None:
+    def _names(self, model: LoadedModel | None) -> tuple[str, ...]:
+        """The feature order of ``model`` (of the service when none is loaded), for the log."""
+        return model.feature_names if model is not None else tuple(self.definition.feature_names)
+
+    async def parsed_body(self, request: Request) -> tuple[LoadedModel, Prepared, Any] | None:
         """The model, its prepared encodings and the parsed JSON body, or ``None`` (decline)."""
-        model = holder.current
+        model = self.holder.current
         if model is None or not _is_json(request.scope):
             return None  # 503 and non-JSON bodies: the documented path words them
-        ready = prepare(model)
+        ready = self.prepare(model)
         if ready.inputs is None:
             return None
         body = await request.body()  # a body over the size limit raises its 413 here
@@ -216,9 +287,9 @@ def predict_router(
             return None
 
     # ----- one location ----------------------------------------------------------------
-    async def fast_predict(request: Request) -> Response | None:
+    async def fast_predict(self, request: Request) -> Response | None:
         started = time.perf_counter()
-        parsed = await parsed_body(request)
+        parsed = await self.parsed_body(request)
         if parsed is None:
             return None
         model, ready, data = parsed
@@ -230,41 +301,42 @@ def predict_router(
         try:
             value = ready.predict_row(row)
         except Exception as exc:
-            log_failure(ctx, exc, model, [row], started)
+            self.log_failure(ctx, exc, model, [row], started)
             raise
-        log(ctx, model, [row], [value], started)
+        self.log(ctx, model, [row], [value], started)
         number = float.__repr__(value) if value - value == 0.0 else json.dumps(value)
         body = b"".join((ready.point_head, number.encode("ascii"), ready.tail))
         return PreEncodedJSON(body, ready.raw_headers)
 
-    async def predict(payload: features) -> Response:  # type: ignore[valid-type]
+    async def predict(self, payload: Any) -> Response:
         started = time.perf_counter()
         ctx = request_context()
-        model = holder.current
+        model = self.holder.current
         values = vars(payload)
         try:
             if model is None:
-                raise _not_ready(holder)
+                raise _not_ready(self.holder)
             row = [values[n] for n in model.feature_names]
             value = float(model.predictor.predict(np.array([row], dtype=np.float64))[0])
         except Exception as exc:
-            names = model.feature_names if model is not None else tuple(definition.feature_names)
-            log_failure(ctx, exc, model, [[values[n] for n in names]], started)
+            self.log_failure(ctx, exc, model, [[values[n] for n in self._names(model)]], started)
             raise
-        log(ctx, model, [row], [value], started)
+        self.log(ctx, model, [row], [value], started)
+        unit = self.definition.prediction_unit
         return _json({"prediction": value, "unit": unit, "model": model.ref}, model)
 
     # ----- many locations ----------------------------------------------------------------
-    async def run_batch(model: LoadedModel, rows: np.ndarray) -> list[float]:
+    async def run_batch(self, model: LoadedModel, rows: np.ndarray) -> list[float]:
         if len(rows) > THREADPOOL_BATCH_ROWS:
             values = await run_in_threadpool(model.predictor.predict, rows)
         else:
             values = model.predictor.predict(rows)
-        return np.asarray(values, dtype=np.float64).tolist()
+        predictions: list[float] = np.asarray(values, dtype=np.float64).tolist()
+        return predictions
 
-    async def fast_predict_batch(request: Request) -> Response | None:
+    async def fast_predict_batch(self, request: Request) -> Response | None:
         started = time.perf_counter()
-        parsed = await parsed_body(request)
+        parsed = await self.parsed_body(request)
         if parsed is None:
             return None
         model, ready, data = parsed
@@ -274,64 +346,45 @@ def predict_router(
             return None
         ctx = request_context()
         try:
-            predictions = await run_batch(model, rows)
+            predictions = await self.run_batch(model, rows)
         except Exception as exc:
-            log_failure(ctx, exc, model, rows, started)
+            self.log_failure(ctx, exc, model, rows, started)
             raise
-        log(ctx, model, rows, predictions, started)
+        self.log(ctx, model, rows, predictions, started)
         encoded = finite_json_floats(predictions)
         if encoded is None:  # a non-finite output: written exactly as json.dumps would
+            unit = self.definition.prediction_unit
             return _json({"predictions": predictions, "unit": unit, "model": model.ref}, model)
         body = b"".join((ready.batch_head, encoded.encode("ascii"), ready.tail))
         return PreEncodedJSON(body, ready.raw_headers)
 
-    async def predict_batch(payload: batch) -> Response:  # type: ignore[valid-type]
+    async def predict_batch(self, payload: Any) -> Response:
         started = time.perf_counter()
         ctx = request_context()
-        model = holder.current
-        instances = payload.instances  # type: ignore[attr-defined]
+        model = self.holder.current
+        instances = payload.instances
         try:
             if model is None:
-                raise _not_ready(holder)
+                raise _not_ready(self.holder)
             names = model.feature_names
             given = [[item.__dict__[n] for n in names] for item in instances]
             rows = np.array(given, dtype=np.float64)  # None (not given) becomes NaN
-            predictions = await run_batch(model, rows)
+            predictions = await self.run_batch(model, rows)
         except Exception as exc:
-            names = model.feature_names if model is not None else tuple(definition.feature_names)
-            log_failure(
-                ctx, exc, model, [[i.__dict__[n] for n in names] for i in instances], started
-            )
+            names = self._names(model)
+            given_rows = [[i.__dict__[n] for n in names] for i in instances]
+            self.log_failure(ctx, exc, model, given_rows, started)
             raise
-        log(ctx, model, given, predictions, started)
+        self.log(ctx, model, given, predictions, started)
+        unit = self.definition.prediction_unit
         return _json({"predictions": predictions, "unit": unit, "model": model.ref}, model)
 
-    router.add_api_route(
-        "/predict",
-        predict,
-        methods=["POST"],
-        response_model=PredictionResponse,
-        responses=ERROR_RESPONSES,
-        summary=f"{definition.title}: predict one location",
-        description=f"{definition.description} Returns {definition.prediction_unit}.",
-        route_class_override=_route_class(fast_predict),
-    )
-    router.add_api_route(
-        "/predict/batch",
-        predict_batch,
-        methods=["POST"],
-        response_model=BatchPredictionResponse,
-        responses=ERROR_RESPONSES,
-        summary=f"{definition.title}: predict up to {max_batch_size} locations",
-        description=(
-            f"`instances`: 1 to {max_batch_size} objects, each with the fields of "
-            f"`POST /v1/{definition.name}/predict`. Predictions come back in the same order. "
-            "A bad value is refused with 422 naming its row and field, e.g. "
-            f"`instances[3].{definition.feature_names[0]}`; nothing is predicted for any row then."
-        ),
-        route_class_override=_route_class(fast_predict_batch),
-    )
-    return router
+
+def predict_router(
+    holder: ModelHolder, max_batch_size: int, prediction_log: PredictionLog | None = None
+) -> APIRouter:
+    """The prediction endpoints of one service (logged when ``prediction_log`` is given)."""
+    return PredictRoutes(holder, max_batch_size, prediction_log).router()
 
 
 def unknown_service_router(known: list[str]) -> APIRouter:

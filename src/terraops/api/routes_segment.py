@@ -17,38 +17,43 @@ Nothing is written to the layer catalogue: an upload is a question, not a
 layer; every file the request needs lives in a temporary folder removed when
 it ends.
 
-The segmenter is loaded once per worker and kept by :class:`SegmenterHolder`,
-which follows the registry's ``champion`` alias (re-read at most every
-``poll_interval_s``; on every request while there is none) and reloads when
-it moves. A registry outage keeps the loaded champion in service.
+The segmenter follows the registry's ``champion`` alias like the tabular
+models: a :class:`~terraops.api.model_holder.ModelHolder` kept on it by the
+server's :class:`~terraops.api.model_holder.ChampionWatcher` (polled every
+``poll_interval_s`` once the route was first used; asked on every request
+while no champion is loaded), swapped by reference so a request uses one
+version throughout. A registry outage keeps the loaded champion in service.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 import threading
-import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import rasterio
 from fastapi import APIRouter, Query, Request, Response
 from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
+from terraops.adapters import raster_files
+from terraops.adapters.image_windows import GeoTiffSource
+from terraops.adapters.segmentation_bundle import Segmenter, locate_bundle
+from terraops.adapters.vector_files import WGS84Features
+from terraops.api.model_holder import ChampionWatcher, ModelHolder
 from terraops.api.schemas import ErrorResponse
-from terraops.domain.promotion import CHAMPION
 from terraops.errors import (
     InvalidInputError,
     ModelNotReadyError,
     PayloadTooLargeError,
-    RegistryUnavailableError,
     UnsupportedMediaError,
 )
 from terraops.extras import SEGMENT, require_extra
+from terraops.pipelines.segmentation.vectors import StripVectoriser
+from terraops.pipelines.segmentation.window_inference import iter_label_rows
 from terraops.services.segmentation import SEGMENTATION, SegmentationService
 from terraops.settings import Settings
 
@@ -99,79 +104,71 @@ UPLOAD_SCHEMA = {
 }
 
 
-class SegmenterHolder:
-    """The champion segmenter of this worker, one loaded engine per version.
+class SegmenterVersion:
+    """One registered segmentation version as this worker serves it.
 
-    ``get(engine)`` reads the registry's champion alias (at most every
-    ``ttl_s`` once one is known), drops the loaded segmenters when the alias
-    has moved, and loads the requested engine on first use. Thread-safe; call
-    it off the event loop (it may hit the registry and load a model).
+    What the :class:`~terraops.api.model_holder.ChampionWatcher` swaps in for
+    the segmentation holder: the fetched bundle, whose engines (ONNX Runtime,
+    PyTorch) are loaded on first use, one per engine, so a server without the
+    ``segment`` extra still starts and one that only uses ONNX never loads
+    PyTorch. Its ``feature_names`` are the bands it reads. Thread-safe.
     """
 
-    def __init__(
-        self,
-        registry_factory: Callable[[], Any],
-        *,
-        ttl_s: float,
-        service: SegmentationService = SEGMENTATION,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._registry_factory = registry_factory
-        self._registry: Any = None
-        self.ttl_s = ttl_s
+    def __init__(self, path: Path, service: SegmentationService) -> None:
+        self.bundle_dir = locate_bundle(path)  # a folder without a bundle is not served
         self.service = service
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._checked_at = -math.inf
-        self.version: int | None = None
+        self.feature_names = service.bands
         self.run_id = ""
-        self._loaded: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._engines: dict[str, Segmenter] = {}
 
-    def _champion(self) -> int | None:
-        if self._registry is None:
-            self._registry = self._registry_factory()
-        version = self._registry.get_alias(self.service.name, CHAMPION)
-        return None if version is None else int(version)
+    def engine(self, engine: Engine) -> Segmenter:
+        """The segmenter for ``engine``, loaded on the first request that asks for it."""
+        with self._lock:
+            segmenter = self._engines.get(engine)
+            if segmenter is None:
+                segmenter = Segmenter(self.bundle_dir, engine=engine, device="auto")
+                self._engines[engine] = segmenter
+            return segmenter
+
+
+def load_segmenter(path: Path, service: SegmentationService) -> SegmenterVersion:
+    """The segmentation holder's loader (see :class:`~terraops.api.model_holder.Loader`)."""
+    return SegmenterVersion(path, service)
+
+
+@dataclass(frozen=True)
+class SegmenterSource:
+    """The segmenter a request uses, from the holder the watcher keeps on the champion."""
+
+    holder: ModelHolder[SegmentationService]
+    watcher: ChampionWatcher
 
     def get(self, engine: Engine) -> tuple[Any, dict[str, Any]]:
-        """The segmenter for ``engine`` and its lineage (``name``, ``version``, ...)."""
-        from terraops.adapters.segmentation_bundle import Segmenter
+        """The champion's segmenter for ``engine`` and its lineage; blocking (off the loop).
 
-        with self._lock:
-            now = self._clock()
-            if self.version is None or now - self._checked_at >= self.ttl_s:
-                try:
-                    version = self._champion()
-                except RegistryUnavailableError:
-                    if self.version is None:
-                        raise
-                    version = self.version  # keep serving the last good champion
-                self._checked_at = now
-                if version != self.version:
-                    self._loaded.clear()
-                    self.version, self.run_id = version, ""
-            if self.version is None:
-                name = self.service.name
-                raise ModelNotReadyError(
-                    f"no champion for {name!r} yet",
-                    hint=f"train one (terraops segment train ...) and promote it: "
-                    f"terraops promote {name} --version N",
-                )
-            segmenter = self._loaded.get(engine)
-            if segmenter is None:
-                name, version = self.service.name, self.version
-                path = self._registry.fetch_model(name, version)
-                if not self.run_id:
-                    self.run_id = self._registry.get_version(name, version).run_id
-                segmenter = Segmenter(path, engine=engine, device="auto")
-                self._loaded[engine] = segmenter
-            lineage = {
-                "name": self.service.name,
-                "version": self.version,
-                "alias": CHAMPION,
-                "run_id": self.run_id,
-            }
-            return segmenter, lineage
+        With no champion loaded the registry is asked at once (each request
+        until there is one); an outage then raises ``RegistryUnavailableError``.
+        """
+        name = self.holder.definition.name
+        model = self.holder.current or self.watcher.ensure(name)
+        if model is None:
+            raise ModelNotReadyError(
+                f"no champion for {name!r} yet",
+                hint=f"train one (terraops segment train ...) and promote it: "
+                f"terraops promote {name} --version N",
+            )
+        served: SegmenterVersion = model.predictor
+        segmenter = served.engine(engine)
+        if not served.run_id:
+            served.run_id = self.watcher.registry.get_version(name, model.version).run_id
+        lineage = {
+            "name": name,
+            "version": model.version,
+            "alias": model.alias,
+            "run_id": served.run_id,
+        }
+        return segmenter, lineage
 
 
 def _headers(lineage: dict[str, Any], engine: str) -> dict[str, str]:
@@ -264,42 +261,18 @@ async def read_upload(
     return path, filename, band_order
 
 
-#: Leading bytes of formats people upload by mistake (named in the 415 message).
-FILE_SIGNATURES = {
-    b"\x89PNG": "PNG",
-    b"\xff\xd8\xff": "JPEG",
-    b"GIF8": "GIF",
-    b"PK\x03\x04": "ZIP",
-    b"%PDF": "PDF",
-    b"<VRTDataset": "GDAL VRT",
-}
-
-
-def _sniff_format(path: Path) -> str | None:
-    """The format a non-GeoTIFF upload looks like, from its first bytes (never parsed)."""
-    with path.open("rb") as f:
-        head = f.read(16).lstrip()
-    return next((kind for magic, kind in FILE_SIGNATURES.items() if head.startswith(magic)), None)
-
-
 def _open_image(path: Path, name: str, band_order: list[str] | None) -> Any:
     """The upload as a reflectance source, with messages about *the upload*, not a temp path."""
-    from terraops.adapters.image_windows import GeoTiffSource
-
-    # Only GDAL's GTiff driver may parse an upload: with auto-detection a VRT (an XML
-    # file that can point at other files or URLs) would be opened and followed.
-    try:
-        with rasterio.open(path, driver="GTiff"):
-            pass
-    except rasterio.errors.RasterioIOError as exc:
-        kind = _sniff_format(path)
+    failure = raster_files.geotiff_open_error(path)  # the GTiff driver only: never a VRT
+    if failure is not None:
+        kind = raster_files.sniff_format(path)
         raise UnsupportedMediaError(
             f"{name!r} is a {kind} file, not a GeoTIFF"
             if kind
             else f"{name!r} is not a readable GeoTIFF",
             hint="upload a GeoTIFF (.tif) with a CRS and the bands red, green, blue, nir, "
             "swir; convert other formats with gdal_translate -of GTiff in out.tif",
-        ) from exc
+        ) from failure
     try:
         return GeoTiffSource(path, band_order)
     except InvalidInputError as exc:
@@ -324,10 +297,6 @@ def segment_upload(
     The file is checked (GeoTIFF, CRS, bands, pixels) *before* ``model()`` is
     asked for the segmenter, so a bad upload gets its 4xx even with no champion.
     """
-    from terraops.adapters.vector_files import WGS84Features
-    from terraops.pipelines.segmentation.vectors import StripVectoriser
-    from terraops.pipelines.segmentation.window_inference import iter_label_rows
-
     with _open_image(path, name, band_order) as source:
         grid = source.grid
         pixels = grid.width * grid.height
@@ -371,17 +340,8 @@ def segment_upload(
     return collection, lineage
 
 
-def segment_router(settings: Settings, holder: SegmenterHolder | None = None) -> APIRouter:
-    """``POST /v1/segment`` for this server's settings (registry, limits)."""
-    if holder is None:
-
-        def registry() -> Any:
-            from terraops.adapters.registry import ModelRegistry
-
-            return ModelRegistry(settings, timeout_s=settings.registry_timeout_s)
-
-        holder = SegmenterHolder(registry, ttl_s=settings.poll_interval_s)
-    segmenters = holder
+def segment_router(settings: Settings, segmenters: SegmenterSource) -> APIRouter:
+    """``POST /v1/segment`` for this server's settings (limits) and champion segmenter."""
     limit_mb = settings.segment_max_upload_mb
     router = APIRouter(tags=["segmentation"])
 
@@ -433,4 +393,11 @@ def segment_router(settings: Settings, holder: SegmenterHolder | None = None) ->
     return router
 
 
-__all__ = ["SegmenterHolder", "read_upload", "segment_router", "segment_upload"]
+__all__ = [
+    "SegmenterSource",
+    "SegmenterVersion",
+    "load_segmenter",
+    "read_upload",
+    "segment_router",
+    "segment_upload",
+]

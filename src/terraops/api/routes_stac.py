@@ -21,7 +21,13 @@ from starlette.concurrency import run_in_threadpool
 from terraops import __version__
 from terraops.adapters import layer_files
 from terraops.adapters.catalogue import LayerCatalogue
-from terraops.api.routes_layers import base_url, layer_links, public_lineage
+from terraops.api.routes_layers import (
+    add_catch_all,
+    base_url,
+    guarded_router,
+    layer_links,
+    public_lineage,
+)
 from terraops.domain.layers import Layer
 
 CATALOG_ID = "terraops"
@@ -128,7 +134,7 @@ def build_item(
 
 
 def add_stac_routes(router: APIRouter, catalogue: LayerCatalogue) -> None:
-    """``/stac/catalog.json`` and ``/stac/items/{id}.json`` on the layers router (same guards)."""
+    """``/stac/catalog.json`` and ``/stac/items/{id}.json`` on ``router`` (a guarded router)."""
 
     @router.get("/stac/catalog.json", summary="STAC root catalog of the map layers", tags=["stac"])
     def stac_catalog(request: Request) -> JSONResponse:
@@ -149,4 +155,12 @@ def add_stac_routes(router: APIRouter, catalogue: LayerCatalogue) -> None:
         )
 
 
-__all__ = ["add_stac_routes", "build_catalog", "build_item"]
+def stac_router(catalogue: LayerCatalogue) -> APIRouter:
+    """The STAC documents of the catalogue's layers, behind the layers routes' guards."""
+    router = guarded_router()
+    add_stac_routes(router, catalogue)
+    add_catch_all(router, "/stac", "STAC document")
+    return router
+
+
+__all__ = ["add_stac_routes", "build_catalog", "build_item", "stac_router"]

@@ -39,29 +39,36 @@ EXIT_CODES: dict[type[errors.TerraopsError], int] = {
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_settings: Settings | None = None
 
+def settings_from(ctx: typer.Context) -> Settings:
+    """This run's settings, kept on the root of the Click context.
 
-def get_settings() -> Settings:
-    """The process's settings, built once from the environment."""
-    global _settings
-    if _settings is None:
-        _settings = Settings()
-    return _settings
+    The ``terraops`` entry point builds them once from the environment; a caller that
+    invokes the commands itself passes its own (``CliRunner().invoke(app, args,
+    obj=settings)``). When neither did (a sub-app run on its own, or an environment
+    the entry point could not read), they are built here, on first use, so a bad
+    ``TERRAOPS_`` value fails in the command that needs it, as it always has.
+    """
+    root = ctx.find_root()
+    if root.obj is None:
+        root.obj = Settings()
+    if not isinstance(root.obj, Settings):
+        raise TypeError(f"the CLI context holds {type(root.obj).__name__}, not Settings")
+    return root.obj
 
 
 def exit_code_for(exc: errors.TerraopsError) -> int:
     return errors.lookup_by_error_class(EXIT_CODES, exc, 1)
 
 
-def storage_error(exc: BaseException) -> errors.StorageError | None:
-    """The ``StorageError`` behind ``exc`` (a full or read-only disk), judged against
-    this home (see :func:`terraops.adapters.storage_errors.storage_error`)."""
+def _home_of_this_run(ctx: typer.Context | None) -> Path:
+    """The home a failure is judged against: that of the command's settings (those
+    of the environment for a command that reads no settings)."""
     try:
-        home = get_settings().home_dir
+        settings = settings_from(ctx) if ctx is not None else Settings()
+        return settings.home_dir
     except Exception:  # the settings are what failed: judge the working folder instead
-        home = Path.cwd()
-    return storage_errors.storage_error(exc, home)
+        return Path.cwd()
 
 
 def _print_error(exc: errors.TerraopsError) -> None:
@@ -76,15 +83,20 @@ def _print_error(exc: errors.TerraopsError) -> None:
 
 
 @contextmanager
-def handle_errors() -> Iterator[None]:
+def handle_errors(ctx: typer.Context | None = None) -> Iterator[None]:
     """Print a domain error (or a full / read-only disk) as one clear message and exit
-    with its code; anything else is a bug and keeps its traceback."""
+    with its code; anything else is a bug and keeps its traceback.
+
+    ``ctx``: the command's context, whose settings' home a full disk is judged against.
+    """
     try:
         yield
     except (typer.Exit, typer.Abort):  # a command's own exit, already decided
         raise
     except Exception as exc:
-        reported: errors.TerraopsError | None = storage_error(exc)
+        reported: errors.TerraopsError | None = storage_errors.storage_error(
+            exc, _home_of_this_run(ctx)
+        )
         if reported is None and isinstance(exc, errors.TerraopsError):
             reported = exc
         if reported is None:

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from terraops.cli.common import console, get_settings, handle_errors, out, print_json
+from terraops.cli.common import console, handle_errors, out, print_json, settings_from
 
 
 def _num(value: Any, spec: str = ".3f") -> str:
@@ -44,6 +44,7 @@ def summary_table(payload: dict[str, Any]) -> Table:
 def register(app: typer.Typer) -> None:
     @app.command("evaluate-real")
     def evaluate_real(
+        ctx: typer.Context,
         service: str = typer.Argument(..., help="Regression service (uhi)."),
         scene: Path = typer.Option(
             ..., "--scene", help="Imported scene folder with the target layer (e.g. lst)."
@@ -67,8 +68,8 @@ def register(app: typer.Typer) -> None:
         from terraops.pipelines.training.train import parse_param_pairs
         from terraops.services import get_service
 
-        with handle_errors():
-            settings = get_settings()
+        with handle_errors(ctx):
+            settings = settings_from(ctx)
             result = run(
                 settings,
                 get_service(service),

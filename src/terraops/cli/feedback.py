@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
-from terraops.cli.common import console, get_settings, handle_errors, out, print_json
+from terraops.cli.common import console, handle_errors, out, print_json, settings_from
 
 feedback_app = typer.Typer(
     help="Ground truth for served predictions, and the live error it gives.",
@@ -17,6 +18,7 @@ feedback_app = typer.Typer(
 
 @feedback_app.command("import")
 def import_file(
+    ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="CSV or JSON lines (.csv, .jsonl).")],
     service: Annotated[
         str | None,
@@ -36,8 +38,8 @@ def import_file(
     """
     from terraops.pipelines.monitoring.feedback import import_feedback
 
-    with handle_errors():
-        settings = get_settings()
+    with handle_errors(ctx):
+        settings = settings_from(ctx)
         entries = _validated_entries(file, service)
         summary = import_feedback(
             settings, entries, source=f"import:{file.name}", path=file, version=version
@@ -52,6 +54,7 @@ def import_file(
 
 @feedback_app.command("error")
 def live_error(
+    ctx: typer.Context,
     service: Annotated[str, typer.Argument(help="uhi, flood, ...")],
     since: Annotated[
         str | None, typer.Option(help="Feedback received at or after (ISO 8601).")
@@ -66,13 +69,13 @@ def live_error(
     from terraops.errors import InvalidInputError
     from terraops.services import get_service
 
-    with handle_errors():
+    with handle_errors(ctx):
         get_service(service)
         try:
             moment = datetime.fromisoformat(since) if since else None
         except ValueError:
             raise InvalidInputError(f"--since: {since!r} is not an ISO 8601 time") from None
-        figures = FeedbackStore(get_settings().feedback_db).live_error(service, moment, version)
+        figures = FeedbackStore(settings_from(ctx).feedback_db).live_error(service, moment, version)
     if as_json:
         print_json(figures)
     else:
@@ -90,8 +93,6 @@ def _error_line(service: str, figures: dict[str, Any]) -> str:
 
 def _validated_entries(file: Path, default_service: str | None) -> list[Any]:
     """Parse and validate every row like the API does; report all bad lines at once."""
-    from pydantic import ValidationError
-
     from terraops.api.errors import describe_validation_error
     from terraops.api.routes_feedback import entry_from_body, feedback_model
     from terraops.api.schemas import features_model

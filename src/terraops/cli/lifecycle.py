@@ -7,11 +7,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from terraops.cli.common import console, get_settings, handle_errors, out, print_json
-from terraops.errors import InvalidInputError, ModelNotFoundError
+from terraops.cli.common import console, handle_errors, out, print_json, settings_from
+from terraops.domain.promotion import CHALLENGER
+from terraops.errors import InvalidInputError
+from terraops.pipelines.lifecycle.resolve import resolve_version_number
 
 if TYPE_CHECKING:
     from terraops.domain.promotion import HistoryEntry
+    from terraops.settings import Settings
 
 models_app = typer.Typer(help="Registered model versions and their alias history.")
 
@@ -20,10 +23,10 @@ ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why (kept in th
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
-def _registry() -> Any:
+def _registry(settings: Settings) -> Any:
     from terraops.adapters.registry import ModelRegistry
 
-    return ModelRegistry(get_settings())
+    return ModelRegistry(settings)
 
 
 def _describe(entry: HistoryEntry) -> str:
@@ -33,6 +36,7 @@ def _describe(entry: HistoryEntry) -> str:
 
 
 def promote(
+    ctx: typer.Context,
     service: ServiceArg,
     version: Annotated[
         int | None, typer.Option("--version", "-v", min=1, help="Version to promote.")
@@ -48,11 +52,11 @@ def promote(
     """Make VERSION (or the current challenger) the champion of SERVICE if it passes the gates."""
     from terraops.pipelines.lifecycle import aliases as lifecycle
 
-    with handle_errors():
-        registry = _registry()
+    with handle_errors(ctx):
+        registry = _registry(settings_from(ctx))
         version = _version_to_promote(registry, service, version, challenger)
         outcome = lifecycle.promote(
-            get_settings(), registry, service, version, reason=reason, force=force
+            settings_from(ctx), registry, service, version, reason=reason, force=force
         )
     for overridden in outcome.decision.overridden:
         console.print(f"[yellow]forced past:[/] {overridden}")
@@ -65,17 +69,12 @@ def _version_to_promote(registry: Any, service: str, version: int | None, challe
             "give exactly one of --version N and --challenger",
             hint="`terraops models list SERVICE` shows versions and aliases",
         )
-    if version is not None:
-        return version
-    found = registry.get_alias(service, "challenger")
-    if found is None:
-        raise ModelNotFoundError(
-            f"{service} has no challenger", hint=f"train one: `terraops train {service} ...`"
-        )
-    return int(found)
+    hint = f"train one: `terraops train {service} ...`"
+    return resolve_version_number(registry, service, version, CHALLENGER, hint=hint)
 
 
 def rollback(
+    ctx: typer.Context,
     service: ServiceArg,
     to: Annotated[
         int | None, typer.Option("--to", min=1, help="A former champion (default: previous).")
@@ -85,19 +84,20 @@ def rollback(
     """Restore the previous champion of SERVICE (from the alias history)."""
     from terraops.pipelines.lifecycle import aliases as lifecycle
 
-    with handle_errors():
-        entry = lifecycle.rollback(get_settings(), _registry(), service, to, reason=reason)
+    with handle_errors(ctx):
+        settings = settings_from(ctx)
+        entry = lifecycle.rollback(settings, _registry(settings), service, to, reason=reason)
     console.print(f"[green]rolled back[/] {_describe(entry)}")
 
 
 @models_app.command("list")
-def list_models(service: ServiceArg, as_json: JsonOpt = False) -> None:
+def list_models(ctx: typer.Context, service: ServiceArg, as_json: JsonOpt = False) -> None:
     """Registered versions of SERVICE with aliases, primary metric and data quality."""
     from terraops.pipelines.lifecycle.aliases import model_service
 
-    with handle_errors():
+    with handle_errors(ctx):
         definition = model_service(service)
-        registry = _registry()
+        registry = _registry(settings_from(ctx))
         versions = registry.list_versions(service)
     rows = [
         {
@@ -129,12 +129,12 @@ def list_models(service: ServiceArg, as_json: JsonOpt = False) -> None:
 
 
 @models_app.command("history")
-def show_history(service: ServiceArg, as_json: JsonOpt = False) -> None:
+def show_history(ctx: typer.Context, service: ServiceArg, as_json: JsonOpt = False) -> None:
     """Alias history of SERVICE, newest first: who, when, from, to, why."""
     from terraops.pipelines.lifecycle import aliases as lifecycle
 
-    with handle_errors():
-        entries = lifecycle.history(get_settings(), service)
+    with handle_errors(ctx):
+        entries = lifecycle.history(settings_from(ctx), service)
     if as_json:
         print_json([e.as_dict() for e in entries])
         return

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 
 import typer
+from pydantic import ValidationError
+
+from terraops.adapters.process_env import PROCESS_ENV_DEFAULTS
+from terraops.settings import Settings
 
 app = typer.Typer(
     name="terraops",
@@ -13,6 +19,24 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+# Process-wide library switches (MLflow's progress bars and run links, GX analytics),
+# set once here: library code never writes the environment other threads read.
+for _name, _value in PROCESS_ENV_DEFAULTS.items():
+    os.environ.setdefault(_name, _value)
+
+
+@app.callback()
+def build_settings(ctx: typer.Context) -> None:
+    """Build this run's settings once, here at the entry point, for the commands to
+    read through their context (``settings_from(ctx)``); settings a caller passed in
+    (``obj=``) are kept."""
+    if ctx.obj is None:
+        # An unreadable TERRAOPS_ value is left for the command that needs the settings
+        # to report, as it always has: --help and commands that need none still work.
+        with contextlib.suppress(ValidationError):
+            ctx.obj = Settings()
+
 
 # Each module exposes ``register(app)``; a module that is not there yet is skipped
 # so that the CLI keeps working while capabilities arrive one issue at a time.

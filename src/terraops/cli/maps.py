@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from terraops.cli.common import console, get_settings, handle_errors, out, print_json
+from terraops.cli.common import console, handle_errors, out, print_json, settings_from
 from terraops.errors import InvalidInputError
 
 
@@ -26,6 +26,7 @@ def _float_params(pairs: list[str]) -> dict[str, float]:
 
 
 def predict_raster(
+    ctx: typer.Context,
     service: str = typer.Argument(..., help="Service (uhi, flood)."),
     scene: Path = typer.Option(..., "--scene", help="Scene folder (scene.json + layers)."),
     out_path: Path | None = typer.Option(
@@ -41,9 +42,9 @@ def predict_raster(
     from terraops.pipelines.maps.raster_predict import predict_raster as run
     from terraops.services import get_service
 
-    with handle_errors():
+    with handle_errors(ctx):
         result = run(
-            get_settings(),
+            settings_from(ctx),
             get_service(service),
             scene,
             out=out_path,
@@ -88,13 +89,14 @@ def cog_convert(
 
 
 def layers_list(
+    ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print the catalogue as JSON."),
 ) -> None:
     """The layer catalogue: every layer with its kind, unit, style and lineage."""
     from terraops.adapters.catalogue import LayerCatalogue
 
-    with handle_errors():
-        statuses = LayerCatalogue(get_settings().layers_dir).statuses()
+    with handle_errors(ctx):
+        statuses = LayerCatalogue(settings_from(ctx).layers_dir).statuses()
     if as_json:
         print_json({"layers": [s.to_dict() for s in statuses]})
         return
@@ -119,25 +121,28 @@ def layers_list(
         )
 
 
-def layers_remove(layer: str = typer.Argument(..., help="Layer id.")) -> None:
+def layers_remove(ctx: typer.Context, layer: str = typer.Argument(..., help="Layer id.")) -> None:
     """Remove a layer from the catalogue (its files are left where they are)."""
     from terraops.adapters.catalogue import LayerCatalogue
 
-    with handle_errors():
-        removed = LayerCatalogue(get_settings().layers_dir).remove(layer)
+    with handle_errors(ctx):
+        removed = LayerCatalogue(settings_from(ctx).layers_dir).remove(layer)
     console.print(f"removed layer {removed.id} (file kept: {removed.path})")
 
 
 def layers_add_scene(
+    ctx: typer.Context,
     scene: Path = typer.Argument(..., help="Scene folder."),
 ) -> None:
     """Add a scene's true-colour imagery to the catalogue (as a COG)."""
     from terraops.adapters.catalogue import LayerCatalogue
+    from terraops.adapters.raster_io import read_scene
     from terraops.pipelines.maps.layer_products import scene_imagery_layer
 
-    with handle_errors():
-        settings = get_settings()
-        layer = LayerCatalogue(settings.layers_dir).add(scene_imagery_layer(settings, scene))
+    with handle_errors(ctx):
+        settings = settings_from(ctx)
+        imagery = scene_imagery_layer(settings, read_scene(scene))
+        layer = LayerCatalogue(settings.layers_dir).add(imagery)
     console.print(f"layer [cyan]{layer.id}[/] → {layer.path}")
 
 

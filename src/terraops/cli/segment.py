@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from terraops.cli.common import console, get_settings, handle_errors, out, print_json
+from terraops.cli.common import console, handle_errors, out, print_json, settings_from
 from terraops.extras import SEGMENT, require_extra
 
 segment_app = typer.Typer(
@@ -32,6 +32,7 @@ def _metrics_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
 
 @segment_app.command("train")
 def train(
+    ctx: typer.Context,
     scenes: list[Path] = typer.Option(
         ..., "--scenes", help="Training scene folder(s): --scenes A B C (or repeat --scenes)."
     ),
@@ -52,13 +53,13 @@ def train(
     from terraops.pipelines.training.train import parse_param_pairs
     from terraops.services.segmentation import SEGMENTATION
 
-    with handle_errors():
+    with handle_errors(ctx):
         require_extra(SEGMENT)
         params: dict[str, object] = dict(parse_param_pairs(param))
         if epochs is not None:
             params["epochs"] = epochs
         result = train_segmentation(
-            get_settings(),
+            settings_from(ctx),
             SEGMENTATION,
             [*scenes, *(more_scenes or [])],
             val_scenes,
@@ -95,6 +96,7 @@ def train(
 
 @segment_app.command("predict")
 def predict(
+    ctx: typer.Context,
     image: Path | None = typer.Option(None, "--image", help="Multiband GeoTIFF."),
     scene: Path | None = typer.Option(None, "--scene", help="Scene folder (scene.json + bands)."),
     out_mask: Path | None = typer.Option(
@@ -133,8 +135,8 @@ def predict(
     """Segment a scene or GeoTIFF → mask COG + polygons, registered as map layers."""
     from terraops.pipelines.segmentation.scene_predict import segment_image
 
-    settings = get_settings()
-    with handle_errors():
+    settings = settings_from(ctx)
+    with handle_errors(ctx):
         require_extra(SEGMENT)
         result = segment_image(
             settings,
@@ -209,6 +211,7 @@ def evaluate(
 
 @segment_app.command("evaluate-real")
 def evaluate_real(
+    ctx: typer.Context,
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs (default 40)."),
     param: list[str] = typer.Option([], "--param", help="Override: name=value; repeatable."),
     sample_dir: Path | None = typer.Option(
@@ -224,12 +227,12 @@ def evaluate_real(
     from terraops.pipelines.segmentation.real_sample import evaluate_real, model_card_markdown
     from terraops.pipelines.training.train import parse_param_pairs
 
-    with handle_errors():
+    with handle_errors(ctx):
         require_extra(SEGMENT)
         params: dict[str, object] = dict(parse_param_pairs(param))
         if epochs is not None:
             params["epochs"] = epochs
-        report = evaluate_real(get_settings(), sample_dir=sample_dir, params=params)
+        report = evaluate_real(settings_from(ctx), sample_dir=sample_dir, params=params)
         if card is not None:
             card.parent.mkdir(parents=True, exist_ok=True)
             card.write_text(model_card_markdown(report), encoding="utf-8")
@@ -247,16 +250,19 @@ def evaluate_real(
 
 @segment_app.command("card")
 def card(
+    ctx: typer.Context,
     out_path: Path = typer.Option(
         Path("docs/model_cards/segmentation.md"), "--out", help="Markdown file to write."
     ),
     version: int | None = typer.Option(None, "--version", help="Default: the champion."),
 ) -> None:
     """Write the model card of the segmentation champion (every figure read from MLflow)."""
-    from terraops.pipelines.segmentation.card import write_segmentation_card
+    from terraops.pipelines.lifecycle.cards import write_model_card
+    from terraops.services.segmentation import SEGMENTATION
 
-    with handle_errors():
-        path, written = write_segmentation_card(get_settings(), out_path, version=version)
+    with handle_errors(ctx):
+        settings = settings_from(ctx)
+        path, written = write_model_card(settings, SEGMENTATION, out_path, version=version)
     out.print(f"segmentation version {written}: model card → {path}")
 
 

@@ -7,10 +7,11 @@ from typing import Annotated
 
 import typer
 
-from terraops.cli.common import console, get_settings
+from terraops.cli.common import console, settings_from
 
 
 def serve(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to bind (0.0.0.0 for all).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
@@ -30,7 +31,7 @@ def serve(
     from terraops.api.app import configure_process_for_serving, served_services
     from terraops.api.observability import MULTIPROC_ENV, prepare_multiprocess_dir
 
-    settings = get_settings()
+    settings = settings_from(ctx)
     configure_process_for_serving(settings)  # inherited by the worker processes
     # Before prometheus-client is imported anywhere: it picks its mode at import.
     metrics_dir = os.environ.get(MULTIPROC_ENV) or str(

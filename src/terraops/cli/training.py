@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from terraops.cli.common import console, get_settings, handle_errors, out, print_json
+from terraops.cli.common import console, handle_errors, out, print_json, settings_from
 
 if TYPE_CHECKING:
     from terraops.pipelines.training.train import TrainResult
@@ -41,6 +41,7 @@ def _summary_table(result: TrainResult, primary: str) -> Table:
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train(
+        ctx: typer.Context,
         service: str = typer.Argument(..., help="Service to train (uhi, flood)."),
         scenes: list[Path] = typer.Option(
             ..., "--scenes", help="Scene folder(s): --scenes A B C (or repeat --scenes)."
@@ -57,8 +58,8 @@ def register(app: typer.Typer) -> None:
         from terraops.pipelines.training.train import parse_param_pairs, train_service
         from terraops.services import get_service
 
-        with handle_errors():
-            settings = get_settings()
+        with handle_errors(ctx):
+            settings = settings_from(ctx)
             definition = get_service(service)
             result = train_service(
                 settings,
@@ -95,18 +96,19 @@ def register(app: typer.Typer) -> None:
 
     @app.command("card")
     def card(
-        service: str = typer.Argument(..., help="Service (uhi, flood)."),
+        ctx: typer.Context,
+        service: str = typer.Argument(..., help="Service (uhi, flood, segmentation)."),
         out_path: Path | None = typer.Option(
             None, "--out", help="Output file (default docs/model_cards/<service>.md)."
         ),
         version: int | None = typer.Option(None, "--version", help="Version (default champion)."),
     ) -> None:
         """Write the Markdown model card of the champion (or --version) from the registry."""
+        from terraops.pipelines.lifecycle.aliases import model_service
         from terraops.pipelines.lifecycle.cards import write_model_card
-        from terraops.services import get_service
 
-        with handle_errors():
-            settings = get_settings()
+        with handle_errors(ctx):
+            settings = settings_from(ctx)
             target = out_path or Path("docs/model_cards") / f"{service}.md"
-            path, used = write_model_card(settings, get_service(service), target, version=version)
+            path, used = write_model_card(settings, model_service(service), target, version=version)
         console.print(f"model card for {service} v{used} written to {path}")

@@ -170,7 +170,8 @@ def score(method: str, reference: np.ndarray, current: np.ndarray) -> float:
 
 def _finite(values: pd.Series | np.ndarray) -> np.ndarray:
     array = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64)
-    return array[np.isfinite(array)]
+    finite: np.ndarray = array[np.isfinite(array)]
+    return finite
 
 
 def feature_drift(

@@ -26,6 +26,8 @@ from terraops.domain.landcover import (
     LandCover,
     curve_number_map,
 )
+from terraops.domain.scene_record import ReflectanceEncoding, Scene
+from terraops.errors import InvalidInputError
 
 FEATURES_VERSION = "6"
 """Bumped whenever the same layers would give different cell features (cache key)."""
@@ -77,14 +79,42 @@ FLOOD_FRACTION_MIN_DEPTH_M = 0.1
 _EPS = 1e-9
 
 
+def reflectance_bands(scene: Scene, layers: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The stored bands as reflectance (0–1, float64) with NaN for no-data.
+
+    A scene stores its bands as numbers (often integer DNs) plus the
+    manifest's ``reflectance`` scale, offset and no-data value; every reader —
+    the cell table, the segmentation trainer, a window reader — converts them
+    here, so that they all see the same reflectance.
+    """
+    encoding = scene.reflectance or ReflectanceEncoding(REFLECTANCE_BANDS, 1.0, 0.0, None)
+    missing = [b for b in REFLECTANCE_BANDS if b not in encoding.bands or b not in layers]
+    if missing:
+        raise InvalidInputError(
+            f"scene {scene.name} lacks reflectance bands {missing}",
+            hint="features need red, green, blue, nir and swir; re-import the scene",
+        )
+    scale, offset, nodata = float(encoding.scale), float(encoding.offset), encoding.nodata
+    return {
+        b: np.where(
+            layers[b] == nodata if nodata is not None else False,
+            np.nan,
+            layers[b].astype(np.float64) * scale + offset,
+        )
+        for b in REFLECTANCE_BANDS
+    }
+
+
 def ndvi(red: np.ndarray, nir: np.ndarray) -> np.ndarray:
     """Normalised difference vegetation index (Rouse et al. 1974), in [−1, 1]."""
-    return (nir - red) / (nir + red + _EPS)
+    index: np.ndarray = (nir - red) / (nir + red + _EPS)
+    return index
 
 
 def ndbi(swir: np.ndarray, nir: np.ndarray) -> np.ndarray:
     """Normalised difference built-up index (Zha, Gao & Ni 2003), in [−1, 1]."""
-    return (swir - nir) / (swir + nir + _EPS)
+    index: np.ndarray = (swir - nir) / (swir + nir + _EPS)
+    return index
 
 
 def broadband_albedo(bands: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -139,8 +169,6 @@ def cell_grid(shape: tuple[int, int], resolution: float, cell_size_m: float) -> 
     factor = max(1, round(cell_size_m / resolution))
     rows, cols = shape[0] // factor, shape[1] // factor
     if rows == 0 or cols == 0:
-        from terraops.errors import InvalidInputError
-
         raise InvalidInputError(
             f"raster of {shape[0]}×{shape[1]} px is smaller than one {cell_size_m:g} m cell",
             hint="use a smaller cell size",
@@ -150,11 +178,13 @@ def cell_grid(shape: tuple[int, int], resolution: float, cell_size_m: float) -> 
 
 def cell_mean(grid: CellGrid, pixels: np.ndarray) -> np.ndarray:
     """Mean of each cell (float64)."""
-    return grid.blocks(pixels.astype(np.float64)).mean(axis=(1, 3))
+    means: np.ndarray = grid.blocks(pixels.astype(np.float64)).mean(axis=(1, 3))
+    return means
 
 
 def cell_max(grid: CellGrid, pixels: np.ndarray) -> np.ndarray:
-    return grid.blocks(pixels.astype(np.float64)).max(axis=(1, 3))
+    maxima: np.ndarray = grid.blocks(pixels.astype(np.float64)).max(axis=(1, 3))
+    return maxima
 
 
 def cell_centre_value(grid: CellGrid, pixels: np.ndarray) -> np.ndarray:
@@ -174,7 +204,8 @@ def distance_to(mask: np.ndarray, resolution: float) -> np.ndarray:
 def slope_degrees(dem: np.ndarray, resolution: float) -> np.ndarray:
     """Terrain slope (degrees) by central differences (Horn-like, edges one-sided)."""
     gy, gx = np.gradient(dem.astype(np.float64), resolution)
-    return np.degrees(np.arctan(np.hypot(gx, gy)))
+    degrees: np.ndarray = np.degrees(np.arctan(np.hypot(gx, gy)))
+    return degrees
 
 
 def valid_pixels(bands: Mapping[str, np.ndarray], landcover: np.ndarray | None) -> np.ndarray:

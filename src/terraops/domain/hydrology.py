@@ -188,7 +188,8 @@ class TerrainAnalysis:
     @property
     def fill_depth(self) -> np.ndarray:
         """How much depression filling raised each cell (m, ≥ 0)."""
-        return np.nan_to_num(self.filled - self.dem)
+        raised: np.ndarray = np.nan_to_num(self.filled - self.dem)
+        return raised
 
 
 def analyse_terrain(
@@ -266,7 +267,8 @@ def channel_stage(peak_m3s: np.ndarray, base_m3s: np.ndarray) -> np.ndarray:
     the flood stage is d(Q_base + Q_peak) − d(Q_base).
     """
     a, b = RATING_COEFFICIENT, RATING_EXPONENT
-    return a * (np.power(base_m3s + peak_m3s, b) - np.power(base_m3s, b))
+    rise: np.ndarray = a * (np.power(base_m3s + peak_m3s, b) - np.power(base_m3s, b))
+    return rise
 
 
 @dataclass(frozen=True)
@@ -299,7 +301,8 @@ class FloodModel:
         at_drain = stage[self.terrain.drain_index]
         # Outlets that are not channels (tiny edge basins) get no flood stage.
         at_drain[~self.terrain.is_drainage.ravel()[self.terrain.drain_index]] = 0.0
-        return at_drain.reshape(self.terrain.filled.shape)
+        grid: np.ndarray = at_drain.reshape(self.terrain.filled.shape)
+        return grid
 
     def pond_grid(self, rainfall_mm: float) -> tuple[np.ndarray, np.ndarray]:
         """Pluvial ponding depth (m) and "depression full" flag on the hydrology grid.
@@ -342,12 +345,14 @@ class FloodModel:
         full = upsample_bilinear(full_c, self.factor, self.fine_shape)
         depth = pond + full * fluvial
         depth[self.permanent_water | ~np.isfinite(self.fine_dem)] = 0.0
-        return depth.astype(np.float32)
+        flood_depth: np.ndarray = depth.astype(np.float32)
+        return flood_depth
 
     @property
     def hand(self) -> np.ndarray:
         """HAND on the pixel grid (m, ≥ 0)."""
-        return np.maximum(self.fine_dem - self.drain_surface, 0.0)
+        height: np.ndarray = np.maximum(self.fine_dem - self.drain_surface, 0.0)
+        return height
 
     @property
     def upstream_km2(self) -> np.ndarray:
@@ -489,4 +494,5 @@ def upsample_bilinear(grid: np.ndarray, factor: int, shape: tuple[int, int]) -> 
     g = np.nan_to_num(grid.astype(np.float64))
     top = g[r0][:, c0] * (1 - fc) + g[r0][:, c1] * fc
     bottom = g[r1][:, c0] * (1 - fc) + g[r1][:, c1] * fc
-    return top * (1 - fr) + bottom * fr
+    resampled: np.ndarray = top * (1 - fr) + bottom * fr
+    return resampled

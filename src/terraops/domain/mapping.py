@@ -14,6 +14,7 @@ import numpy as np
 from rasterio import features as rio_features
 from rasterio.transform import Affine
 from scipy import ndimage
+from shapely import set_precision
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
@@ -141,8 +142,6 @@ def feature_collection(
     Every feature carries the shared ``properties`` (lineage, unit, threshold)
     plus its own area and the mean/max of ``value_name`` inside it.
     """
-    from shapely import set_precision
-
     features = []
     for rank, polygon in enumerate(polygons, start=1):
         geometry = set_precision(to_wgs84(polygon.geometry), 10.0**-decimals)

@@ -10,17 +10,28 @@ array ``(N, 5, H, W)`` of reflectance, output class probabilities
 ``(N, C, H, W)``, computed by ONNX Runtime on CPU.
 
 The class lives in an importable module so MLflow pickles it by reference
-(its name), not by value (its code).
+(its name), not by value (its code). It runs the graph with ONNX Runtime
+itself rather than through the bundle adapter, so that model code never
+imports the adapters (which import it to log it); the chips are prepared as
+:class:`terraops.adapters.segmentation_bundle.Segmenter` prepares them (no
+data → the band's normalisation offset), which a test checks.
 """
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from mlflow.pyfunc import PythonModel
 
 BUNDLE_ARTIFACT = "bundle"
+"""The model artifact that holds the terraops bundle folder."""
+BUNDLE_META_FILE = "segmentation.json"
+BUNDLE_ONNX_FILE = "model.onnx"
+"""The bundle's fp32 graph: input ``reflectance`` (N, 5, H, W), output ``probabilities``."""
 
 
 class SegmentationPyfunc(PythonModel):
@@ -32,12 +43,19 @@ class SegmentationPyfunc(PythonModel):
     _skip_type_hint_validation = True
 
     def load_context(self, context: Any) -> None:
-        from pathlib import Path
+        import onnxruntime as ort  # the optional segment extra, needed only to predict
 
-        from terraops.adapters.segmentation_bundle import Segmenter
-
-        self._segmenter = Segmenter.from_dir(
-            Path(context.artifacts[BUNDLE_ARTIFACT]), engine="onnx"
+        bundle = Path(context.artifacts[BUNDLE_ARTIFACT])
+        meta = json.loads((bundle / BUNDLE_META_FILE).read_text(encoding="utf-8"))
+        offset = np.asarray(meta["normalisation"]["offset"], np.float32)
+        self._fill = offset[None, :, None, None]
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(1, len(os.sched_getaffinity(0)))
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(
+            str(bundle / BUNDLE_ONNX_FILE), options, providers=["CPUExecutionProvider"]
         )
 
     # Untyped on purpose: at logging time MLflow tries to turn predict()'s hints
@@ -45,4 +63,7 @@ class SegmentationPyfunc(PythonModel):
     def predict(self, context, model_input, params=None):
         if isinstance(model_input, dict):  # a named-tensor request: its only tensor
             (model_input,) = model_input.values()
-        return self._segmenter.predict_proba(np.asarray(model_input, dtype=np.float32))
+        chips = np.asarray(model_input, dtype=np.float32)
+        chips = np.ascontiguousarray(np.where(np.isfinite(chips), chips, self._fill), np.float32)
+        (probabilities,) = self._session.run(None, {self._session.get_inputs()[0].name: chips})
+        return np.asarray(probabilities, dtype=np.float32)

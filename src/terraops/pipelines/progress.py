@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from rich.console import Console
+
 
 class status_line:
     """Rich status line on stderr while a pipeline works (no-op when off).
@@ -20,8 +22,6 @@ class status_line:
     def __enter__(self) -> Callable[[str], None]:
         if not self.enabled:
             return lambda _msg: None
-        from rich.console import Console
-
         self._status = Console(stderr=True).status(self.title)
         self._status.__enter__()
         return lambda msg: self._status.update(f"{self.title}: {msg}")

@@ -8,6 +8,7 @@ from terraops.services.base import ServiceDefinition
 
 def all_services() -> dict[str, ServiceDefinition]:
     """Every known service, by name. Adding a service is adding its module here."""
+    # lazy: the service modules import LightGBM (~1.4 s); listing names must not
     from terraops.services.flood import FLOOD
     from terraops.services.uhi import UHI
 

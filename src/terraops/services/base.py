@@ -143,6 +143,9 @@ class ServiceDefinition:
     intended_use: str = ""
     out_of_scope: tuple[str, ...] = ()
     limitations: tuple[str, ...] = ()
+    model_card: str = "tabular"
+    """Which sections the one card builder renders for this service (``terraops card``):
+    the tabular ones (metrics per CV scheme, features, live error, real scenes)."""
 
     @property
     def feature_names(self) -> list[str]:

@@ -36,6 +36,7 @@ BUILDING_IOU = "building_iou_val"
 
 def make_unet(params: Mapping[str, Any]) -> Any:
     """The model factory: a U-Net from architecture parameters (imports torch on call)."""
+    # lazy: torch, from the optional segment extra
     from terraops.models.unet import build_unet
 
     return build_unet(dict(params))
@@ -90,6 +91,9 @@ class SegmentationService:
     out_of_scope: tuple[str, ...] = ()
     limitations: tuple[str, ...] = ()
     foreground: tuple[int, ...] = field(default=(1, 2, 3))
+    model_card: str = "segmentation"
+    """Which sections the one card builder renders (``terraops card segmentation``):
+    per-class held-out scores, learning curve, inference engines, real-data report."""
 
     @property
     def n_classes(self) -> int:

@@ -64,7 +64,8 @@ def dos1_haze(toa: np.ndarray) -> float:
 
 def normalized_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
-        return (a - b) / (a + b)
+        index: np.ndarray = (a - b) / (a + b)
+    return index
 
 
 def emissivity_ndvi_threshold(ndvi: np.ndarray, red: np.ndarray, ndwi: np.ndarray) -> np.ndarray:
@@ -87,4 +88,5 @@ def emissivity_ndvi_threshold(ndvi: np.ndarray, red: np.ndarray, ndwi: np.ndarra
 
 def land_surface_temperature(bt_k: np.ndarray, emissivity: np.ndarray) -> np.ndarray:
     """LST (K) = BT / (1 + (λ·BT/ρ₂)·ln ε) — single-channel emissivity correction."""
-    return bt_k / (1.0 + (B10_WAVELENGTH_UM * bt_k / RHO2_UM_K) * np.log(emissivity))
+    lst: np.ndarray = bt_k / (1.0 + (B10_WAVELENGTH_UM * bt_k / RHO2_UM_K) * np.log(emissivity))
+    return lst

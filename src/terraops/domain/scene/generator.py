@@ -54,7 +54,8 @@ class GeneratedScene:
 def to_scaled_reflectance(reflectance: np.ndarray) -> np.ndarray:
     """Reflectance (0–1) → uint16 × 10 000, never 0 (0 is no-data)."""
     scaled = np.round(np.clip(reflectance, 0.0, 6.5) * REFLECTANCE_SCALE)
-    return np.maximum(scaled, 1).astype(np.uint16)
+    stored: np.ndarray = np.maximum(scaled, 1).astype(np.uint16)
+    return stored
 
 
 STREAMS: tuple[str, ...] = ("georef", "terrain", "layout", "imagery", "lst", "physics")

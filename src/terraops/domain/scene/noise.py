@@ -19,7 +19,8 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale_px: flo
     coarse = ndimage.gaussian_filter(rng.standard_normal((ch, cw)), scale_px / step, mode="wrap")
     coarse = (coarse - coarse.mean()) / (coarse.std() + 1e-12)
     if step == 1.0:
-        return coarse[: shape[0], : shape[1]]
+        field: np.ndarray = coarse[: shape[0], : shape[1]]
+        return field
     rr = np.arange(shape[0]) / step + 1.0
     cc = np.arange(shape[1]) / step + 1.0
     r0 = rr.astype(int)
@@ -28,7 +29,8 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale_px: flo
     fc = (cc - c0)[None, :]
     top = coarse[r0][:, c0] * (1 - fc) + coarse[r0][:, c0 + 1] * fc
     bottom = coarse[r0 + 1][:, c0] * (1 - fc) + coarse[r0 + 1][:, c0 + 1] * fc
-    return top * (1 - fr) + bottom * fr
+    smooth: np.ndarray = top * (1 - fr) + bottom * fr
+    return smooth
 
 
 def fractal_noise(

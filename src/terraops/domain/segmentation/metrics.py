@@ -134,7 +134,8 @@ def _valid(geoms: Sequence[BaseGeometry]) -> np.ndarray:
     arr = np.asarray(list(geoms), dtype=object)
     if arr.size == 0:
         return arr
-    return shapely.make_valid(arr)
+    valid: np.ndarray = shapely.make_valid(arr)
+    return valid
 
 
 def object_f1(

@@ -143,7 +143,8 @@ def taper(length: int, overlap: int) -> np.ndarray:
         return w
     i = np.arange(length, dtype=np.float64)
     rise = np.sin(0.5 * math.pi * np.minimum((i + 0.5) / overlap, 1.0)) ** 2
-    return np.minimum(rise, rise[::-1])
+    ramp: np.ndarray = np.minimum(rise, rise[::-1])
+    return ramp
 
 
 def blend_weights(tile: int, overlap: int) -> np.ndarray:

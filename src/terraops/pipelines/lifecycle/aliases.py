@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from filelock import FileLock, Timeout
 
+from terraops.adapters import model_bundle
 from terraops.adapters.alias_history import AliasHistory
 from terraops.adapters.state_db import PostgresDatabase
 from terraops.domain.promotion import (
@@ -50,6 +51,8 @@ from terraops.errors import (
     PromotionRefusedError,
     RegistryUnavailableError,
 )
+from terraops.pipelines.lifecycle import evalset
+from terraops.pipelines.lifecycle.evalset import evaluation_metric
 from terraops.services import get_service
 from terraops.services.base import ServiceDefinition
 from terraops.services.segmentation import SEGMENTATION, SegmentationService
@@ -262,13 +265,12 @@ def load_and_verify(path: Path, definition: ModelService) -> Any:
     must agree (:func:`terraops.adapters.segmentation_bundle.load_and_verify`).
     """
     if isinstance(definition, SegmentationService):
+        # ONNX Runtime and torch (the optional segment extra), only for that service
         from terraops.adapters.segmentation_bundle import load_and_verify as verify_bundle
 
         return verify_bundle(path)
-    from terraops.adapters.model_bundle import load_predictor
-
     try:
-        predictor = load_predictor(path)
+        predictor = model_bundle.load_predictor(path)
         unknown = [n for n in predictor.feature_names if n not in definition.feature_names]
         if unknown:
             raise ValueError(f"model expects features the service lacks: {unknown}")
@@ -305,8 +307,6 @@ EvaluationSet = tuple[Any, dict[str, Any]]  # (table, info) of pipelines.evalset
 def _evaluation_set(settings: Settings, definition: ModelService) -> EvaluationSet | None:
     if not isinstance(definition, ServiceDefinition):
         return None  # shared evaluation sets are feature tables (tabular services only)
-    from terraops.pipelines.lifecycle import evalset
-
     return evalset.load_current(settings, definition.name)
 
 
@@ -316,8 +316,6 @@ def _scored(
     """Metrics of a loaded model on the shared evaluation set (None, None without one)."""
     if evaluation is None or predictor is None or not isinstance(definition, ServiceDefinition):
         return None, None
-    from terraops.pipelines.lifecycle import evalset
-
     table, info = evaluation
     return evalset.score(definition, predictor, table), evalset.label(info)
 
@@ -379,8 +377,6 @@ def _champion_facts(
 
 
 def gate_policy(settings: Settings, definition: ModelService) -> GatePolicy:
-    from terraops.pipelines.lifecycle.evalset import evaluation_metric
-
     return GatePolicy(
         primary_metric=definition.primary_metric,
         higher_is_better=definition.primary_metric_higher_is_better,
@@ -524,6 +520,7 @@ def history(
     journal = open_history(settings)
     try:
         if registry is None:
+            # registry: MLflow's client, only when the caller brings none
             from terraops.adapters.registry import ModelRegistry
 
             registry = ModelRegistry(settings, timeout_s=settings.registry_timeout_s)

@@ -4,14 +4,27 @@ Every number in a card is read from the registered version's training run —
 metrics, data fingerprint, scene manifests, aliases — so a card can never
 drift from the model it describes; the prose comes from the service
 definition. Regenerate with ``terraops card SERVICE`` after each promotion.
+
+:func:`write_model_card` is the one builder of every service's card (UHI,
+flood, segmentation): it finds the version and reads its record; the
+sections specific to a kind of service come from the :class:`CardRecipe`
+its definition names (tabular here, segmentation in
+:mod:`terraops.pipelines.segmentation.card`).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from terraops.errors import ModelNotFoundError
+from terraops.adapters.feedback_store import FeedbackStore
+from terraops.adapters.registry import ModelRegistry
+from terraops.adapters.tracking import download_run_folder, download_run_json, download_run_plots
+from terraops.pipelines.lifecycle.aliases import ModelService
+from terraops.pipelines.lifecycle.card_run import CardRecipe, CardRun
+from terraops.pipelines.lifecycle.resolve import DEFAULT_HINT, resolve_version
+from terraops.pipelines.segmentation.card import SEGMENTATION_CARD
 from terraops.services.base import ServiceDefinition
 from terraops.settings import Settings
 
@@ -357,45 +370,49 @@ def render_model_card(
     return "\n".join(lines)
 
 
-def write_model_card(
-    settings: Settings, service: ServiceDefinition, out_path: Path, *, version: int | None = None
-) -> tuple[Path, int]:
-    """Render the champion's (or ``version``'s) card to ``out_path``; return (path, version)."""
-    from terraops.adapters.registry import ModelRegistry
-    from terraops.adapters.tracking import download_run_json, download_run_plots
-
-    registry = ModelRegistry(settings)
-    if version is None:
-        version = registry.get_alias(service.name, "champion")
-        if version is None:
-            raise ModelNotFoundError(
-                f"{service.name} has no champion", hint="promote a version or pass --version N"
-            )
-    info = registry.get_version(service.name, version)
-    fingerprint = download_run_json(settings, info.run_id, "data_fingerprint.json")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    plot_dir = out_path.with_name(f"{out_path.stem}-plots")
+def tabular_card_markdown(run: CardRun) -> str:
+    """The card of a tabular service's ``run``: plots, live error and real-scene reports."""
+    settings, info, service = run.settings, run.info, run.service
+    plot_dir = run.beside("plots")
     plots = [
         f"{plot_dir.name}/{p.name}" for p in download_run_plots(settings, info.run_id, plot_dir)
     ]
     live = None
     if settings.feedback_db.is_file():
-        from terraops.adapters.feedback_store import FeedbackStore
+        live = FeedbackStore(settings.feedback_db).live_error(service.name, version=info.version)
+    real = _real_reports(settings, info.run_id, run.beside("real"))
+    return render_model_card(service, info, run.fingerprint, plots, live, real)
 
-        live = FeedbackStore(settings.feedback_db).live_error(service.name, version=version)
-    real = _real_reports(settings, info.run_id, out_path.with_name(f"{out_path.stem}-real"))
-    out_path.write_text(render_model_card(service, info, fingerprint, plots, live, real))
-    return out_path, version
+
+TABULAR_CARD = CardRecipe(tabular_card_markdown, no_champion_hint=DEFAULT_HINT)
+
+#: The card sections of each kind of service, by the name its definition declares (``model_card``).
+CARD_RECIPES: dict[str, CardRecipe] = {"tabular": TABULAR_CARD, "segmentation": SEGMENTATION_CARD}
+
+
+def write_model_card(
+    settings: Settings, service: ModelService, out_path: Path, *, version: int | None = None
+) -> tuple[Path, int]:
+    """Render the champion's (or ``version``'s) card to ``out_path``; return (path, version).
+
+    The one builder of every service's card: the version and its data
+    fingerprint are read here, the sections come from the recipe the service
+    declares (``service.model_card``).
+    """
+    recipe = CARD_RECIPES[service.model_card]
+    registry = ModelRegistry(settings)
+    info = resolve_version(registry, service.name, version, hint=recipe.no_champion_hint)
+    fingerprint = download_run_json(settings, info.run_id, "data_fingerprint.json")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    run = CardRun(settings, service, info, fingerprint, out_path)
+    out_path.write_text(recipe.markdown(run))
+    return out_path, info.version
 
 
 def _real_reports(
     settings: Settings, run_id: str, dest: Path
 ) -> list[tuple[dict[str, Any], str | None]]:
     """The run's ``real_data/*.json`` reports, each with its plot copied beside the card."""
-    import json
-
-    from terraops.adapters.tracking import download_run_folder
-
     if dest.is_dir():
         for old in dest.iterdir():
             if old.is_file():

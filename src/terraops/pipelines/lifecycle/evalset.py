@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from terraops.adapters import atomic, tables
 from terraops.errors import InvalidInputError
+from terraops.pipelines.monitoring.quality import check_examples, refuse_unless_passed
 from terraops.services.base import ID_COLUMNS, ServiceDefinition
 from terraops.settings import Settings
 
@@ -48,15 +49,16 @@ def build(
     settings: Settings, service: ServiceDefinition, scene_dirs: Sequence[Path]
 ) -> dict[str, Any]:
     """Make a new version of the service's evaluation set from held-out scenes."""
-    from terraops.pipelines.monitoring.drift_report import scene_examples
-    from terraops.pipelines.monitoring.quality import check_examples, refuse_unless_passed
+    # drift reports and cell tables: MLflow and the land-cover model, only when building
+    from terraops.pipelines.monitoring.drift_report import read_scene_folder, scene_examples
     from terraops.pipelines.scenes.distributed import prepare_cell_tables
 
     if not scene_dirs:
         raise InvalidInputError("no scenes given", hint="pass --scenes DIR (held-out cities)")
-    prepare_cell_tables(settings, [Path(d) for d in scene_dirs])  # on Dask, if set
+    scenes = [read_scene_folder(Path(d)) for d in scene_dirs]
+    prepare_cell_tables(settings, scenes)  # on Dask, if set
     examples = pd.concat(
-        [scene_examples(service, Path(d), settings.cell_size_m) for d in scene_dirs],
+        [scene_examples(service, scene, settings.cell_size_m) for scene in scenes],
         ignore_index=True,
     )
     result = check_examples(settings, service, examples, source="evaluation set")
@@ -68,13 +70,10 @@ def build(
     table = table.reset_index(drop=True)
     digest = fingerprint(table)
     root = folder(settings, service.name)
-    root.mkdir(parents=True, exist_ok=True)
     previous = current_info(settings, service.name)
     version = int(previous["version"]) + 1 if previous else 1
     path = root / f"v{version}-{digest[:12]}.parquet"
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    table.to_parquet(tmp, index=False)
-    tmp.replace(path)
+    tables.write_parquet_atomic(table, path, parents=True)
     info = {
         "service": service.name,
         "version": version,
@@ -85,10 +84,7 @@ def build(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "metric": evaluation_metric(service),
     }
-    current = root / CURRENT
-    tmp_json = current.with_name(f".{CURRENT}.tmp-{os.getpid()}")
-    tmp_json.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    tmp_json.replace(current)
+    atomic.atomic_write_json(root / CURRENT, info, indent=2)
     return info
 
 
@@ -109,7 +105,7 @@ def load_current(settings: Settings, service: str) -> tuple[pd.DataFrame, dict[s
     info = current_info(settings, service)
     if info is None:
         return None
-    table = pd.read_parquet(folder(settings, service) / str(info["path"]))
+    table = tables.read_parquet_table(folder(settings, service) / str(info["path"]))
     if fingerprint(table) != info["sha256"]:
         raise InvalidInputError(
             f"evaluation set {label(info)} does not match its fingerprint",

@@ -18,16 +18,11 @@ from typing import Any
 import numpy as np
 from rasterio.transform import Affine
 
-from terraops.adapters import cog
+from terraops.adapters import atomic, cog
 from terraops.adapters.catalogue import file_fingerprint
 from terraops.domain.layers import Layer, layer_id
 from terraops.domain.mapping import area_polygons, feature_collection
-from terraops.pipelines.maps.layer_products import (
-    raster_layer,
-    wgs84_bounds,
-    wgs84_transformer,
-    write_json_atomic,
-)
+from terraops.pipelines.maps.layer_products import raster_layer, wgs84_bounds, wgs84_transformer
 from terraops.services.base import MapSpec, RasterStyle, ServiceDefinition
 
 
@@ -169,7 +164,7 @@ def _areas(
         collection = feature_collection(
             polygons, to_wgs84=to_wgs84, properties=properties, value_name="value"
         )
-        write_json_atomic(path, collection)
+        atomic.atomic_write_json(path, collection, indent=None, separators=(",", ":"), parents=True)
         layers.append(
             Layer(
                 id=lid,

@@ -29,7 +29,6 @@ the same values as without a cluster.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -43,10 +42,11 @@ import numpy as np
 import pandas as pd
 from rasterio.transform import Affine
 
-from terraops.adapters import dask_runner, raster_io
+from terraops.adapters import dask_runner, raster_io, tables
 from terraops.adapters.catalogue import LayerCatalogue
 from terraops.domain import features
 from terraops.domain.layers import layer_id
+from terraops.domain.scene_record import Scene
 from terraops.errors import InvalidInputError, ModelNotFoundError
 from terraops.pipelines.maps.layer_products import (
     scene_imagery_layer,
@@ -85,19 +85,16 @@ def choose_model(
     settings: Settings, definition: ServiceDefinition, version: int | None
 ) -> ModelChoice:
     """The champion (or ``version``), fetched and verified like a server loads it."""
+    # registry and lifecycle: MLflow's client, only when a model is chosen
     from terraops.adapters.registry import ModelRegistry
     from terraops.pipelines.lifecycle.aliases import load_verified_predictor
+    from terraops.pipelines.lifecycle.resolve import resolve_version
 
     registry = ModelRegistry(settings)
     name = definition.name
-    if version is None:
-        version = registry.get_alias(name, "champion")
-        if version is None:
-            raise ModelNotFoundError(
-                f"{name} has no champion",
-                hint=f"promote one (terraops promote {name} --challenger) or pass --version N",
-            )
-    info = registry.get_version(name, version)
+    hint = f"promote one (terraops promote {name} --challenger) or pass --version N"
+    info = resolve_version(registry, name, version, hint=hint)
+    version = info.version
     try:
         _, predictor = load_verified_predictor(registry, definition, version)
     except ValueError as exc:
@@ -202,21 +199,18 @@ def _blocks_with_predictions(
 
 
 def _stream_predictions(
-    scene_dir: Path,
+    scene: Scene,
     settings: Settings,
     definition: ServiceDefinition,
     model: ModelChoice,
     params: Mapping[str, float],
     shape: tuple[int, int],
-    cells_out: Path,
+    cells_out: tables.ParquetRows,
     *,
     landcover: LandcoverSource,
     predict_blocks: PredictBlocks,
 ) -> _Grids:
     """One pass over the cell table: predict, fill the grids, write the cells parquet."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     assert definition.map is not None
     names = list(model.predictor.feature_names)
     wanted = {n for d in definition.map.derived for n in d.inputs}
@@ -226,32 +220,22 @@ def _stream_predictions(
         [],
         [],
     )
-    writer: Any = None
-    try:
-        blocks = (
-            (batch, _model_inputs(batch, names, params, definition.name))
-            for batch in iter_cell_table(scene_dir, settings.cell_size_m, landcover=landcover)
-        )
-        for batch, inputs, values in _blocks_with_predictions(blocks, predict_blocks):
-            rows, cols = batch["row"].to_numpy(), batch["col"].to_numpy()
-            grids.prediction[rows, cols] = values
-            for n in wanted:
-                grids.inputs[n][rows, cols] = batch[n].to_numpy()
-            cells = pa.Table.from_pandas(
-                pd.concat([batch[["row", "col"]].reset_index(drop=True), inputs], axis=1),
-                preserve_index=False,
+    blocks = (
+        (batch, _model_inputs(batch, names, params, definition.name))
+        for batch in iter_cell_table(scene, settings.cell_size_m, landcover=landcover)
+    )
+    for batch, inputs, values in _blocks_with_predictions(blocks, predict_blocks):
+        rows, cols = batch["row"].to_numpy(), batch["col"].to_numpy()
+        grids.prediction[rows, cols] = values
+        for n in wanted:
+            grids.inputs[n][rows, cols] = batch[n].to_numpy()
+        cells_out.write(pd.concat([batch[["row", "col"]].reset_index(drop=True), inputs], axis=1))
+        examples = _evaluation_rows(definition, batch, params)
+        if examples is not None and len(examples):
+            grids.truth.append(examples[definition.target].to_numpy(float))
+            grids.predicted.append(
+                grids.prediction[examples["row"].to_numpy(), examples["col"].to_numpy()]
             )
-            writer = writer or pq.ParquetWriter(cells_out, cells.schema)
-            writer.write_table(cells)
-            examples = _evaluation_rows(definition, batch, params)
-            if examples is not None and len(examples):
-                grids.truth.append(examples[definition.target].to_numpy(float))
-                grids.predicted.append(
-                    grids.prediction[examples["row"].to_numpy(), examples["col"].to_numpy()]
-                )
-    finally:
-        if writer is not None:
-            writer.close()
     return grids
 
 
@@ -270,8 +254,7 @@ def predict_raster(
         raise InvalidInputError(f"service {definition.name!r} declares no map products")
     started = time.perf_counter()
     checked = check_params(definition, params or {})
-    scene_dir = Path(scene_dir)
-    manifest = raster_io.read_manifest(scene_dir)
+    scene = raster_io.read_scene(Path(scene_dir))
     with status_line(progress, f"predict-raster {definition.name}") as say, ExitStack() as stack:
         say("loading the model")
         model = choose_model(settings, definition, version)
@@ -280,51 +263,41 @@ def predict_raster(
         predict_blocks = _in_process(model)
         if runner is not None:
             say(f"building the cell table on {runner.address}")
-            build_cell_tables(runner, [scene_dir], settings.cell_size_m, landcover)
+            build_cell_tables(runner, [scene], settings.cell_size_m, landcover)
             predict_blocks = dask_runner.cell_predictor(
                 runner, model.predictor, model.version, model.run_id
             )
-        grid = features.cell_grid(
-            (int(manifest["height"]), int(manifest["width"])),
-            float(manifest["resolution"]),
-            settings.cell_size_m,
-        )
-        t = manifest["transform"]
-        transform = Affine(grid.cell_size, 0.0, float(t[2]), 0.0, -grid.cell_size, float(t[5]))
+        grid = features.cell_grid(scene.shape, float(scene.resolution), settings.cell_size_m)
+        x0, y0 = scene.origin
+        transform = Affine(grid.cell_size, 0.0, x0, 0.0, -grid.cell_size, y0)
         spec = definition.map
-        scene = str(manifest["name"])
-        base = layer_id(definition.name, spec.key, *param_suffix(spec, checked), scene)
+        base = layer_id(definition.name, spec.key, *param_suffix(spec, checked), scene.name)
         out = Path(out) if out else settings.layers_dir / f"{base}.tif"
         ctx = PredictionContext(
             definition,
             spec,
             model.lineage,
-            scene,
-            scene_dir.resolve(),
+            scene.name,
+            scene.folder.resolve(),
             checked,
-            str(manifest["crs"]),
+            scene.crs,
             transform,
             datetime.now(UTC).isoformat(timespec="seconds"),
         )
         say("predicting every cell")
         cells_path = out.with_name(f"{out.stem}.cells.parquet")
-        staged_cells = cells_path.with_name(f".{cells_path.name}.tmp-{os.getpid()}")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        try:
+        with tables.atomic_parquet_rows(cells_path, parents=True) as cells_out:
             grids = _stream_predictions(
-                scene_dir,
+                scene,
                 settings,
                 definition,
                 model,
                 checked,
                 (grid.rows, grid.cols),
-                staged_cells,
+                cells_out,
                 landcover=landcover,
                 predict_blocks=predict_blocks,
             )
-            staged_cells.replace(cells_path)
-        finally:
-            staged_cells.unlink(missing_ok=True)
         evaluation = _evaluate(definition, grids)
         cluster = runner.info() if runner is not None else None
         stack.close()  # the cluster's work is done: release it before writing
@@ -333,15 +306,15 @@ def predict_raster(
             ctx, base, out, grids.prediction, grids.inputs, cells_path, evaluation
         )
         say("registering layers")
-        layers.append(scene_imagery_layer(settings, scene_dir))
+        layers.append(scene_imagery_layer(settings, scene))
         catalogue = LayerCatalogue(settings.layers_dir)
         catalogue.add(*layers)
     seconds = time.perf_counter() - started
-    pixels = int(manifest["width"]) * int(manifest["height"])
+    pixels = scene.width * scene.height
     return {
         **({"dask": cluster} if cluster is not None else {}),
         "service": definition.name,
-        "scene": scene,
+        "scene": scene.name,
         "model": {**model.lineage, "alias": model.alias},
         "params": checked,
         "out": str(out),

@@ -25,10 +25,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from rasterio.transform import Affine
 
+from terraops.adapters import atomic, cog, raster_io, tables
+from terraops.adapters.catalogue import LayerCatalogue
+from terraops.adapters.prediction_log import read_predictions
+from terraops.adapters.tracked_run import TrackedRun
 from terraops.domain import drift
+from terraops.domain import features as feature_math
 from terraops.domain.drift import DriftPolicy, FeatureRule
-from terraops.errors import InvalidInputError, ModelNotFoundError, NotFoundError
+from terraops.domain.layers import layer_id
+from terraops.domain.scene_record import MANIFEST_NAME, Scene
+from terraops.errors import InvalidInputError, NotFoundError, RegistryUnavailableError
+from terraops.pipelines.lifecycle.resolve import resolve_version
+from terraops.pipelines.maps.layer_products import now_iso, raster_layer
+from terraops.pipelines.scenes.cell_tables import scene_cell_table
 from terraops.pipelines.scenes.landcover_source import LandcoverSource, landcover_of_version
 from terraops.services.base import ServiceDefinition
 from terraops.settings import Settings
@@ -74,15 +85,13 @@ def reference_sample(service: ServiceDefinition, examples: pd.DataFrame) -> pd.D
     return drift.sample_rows(examples.loc[:, columns], REFERENCE_MAX_ROWS, seed=0)
 
 
-def log_reference(service: ServiceDefinition, examples: pd.DataFrame) -> int:
-    """Log the reference sample to the active MLflow run; returns its row count."""
-    import mlflow
-
+def log_reference(run: TrackedRun, service: ServiceDefinition, examples: pd.DataFrame) -> int:
+    """Log the reference sample to the training ``run``; returns its row count."""
     sample = reference_sample(service, examples)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
-        sample.to_parquet(path, index=False)
-        mlflow.log_artifact(str(path), str(Path(REFERENCE_ARTIFACT).parent))
+        tables.write_parquet(sample, path)
+        run.log_artifact(path, str(Path(REFERENCE_ARTIFACT).parent))
     return len(sample)
 
 
@@ -90,19 +99,19 @@ def champion_reference(
     settings: Settings, service: ServiceDefinition, version: int | None = None
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The reference sample of the champion (or ``version``) and its lineage."""
+    # tracking and registry: MLflow's client, only when a reference is read
     from terraops.adapters import tracking
     from terraops.adapters.registry import ModelRegistry
-    from terraops.errors import RegistryUnavailableError
 
     registry = ModelRegistry(settings)
-    if version is None:
-        version = registry.get_alias(service.name, "champion")
-        if version is None:
-            raise ModelNotFoundError(
-                f"{service.name} has no champion to compare against",
-                hint=f"promote one, or pass --version N (terraops models list {service.name})",
-            )
-    info = registry.get_version(service.name, version)
+    info = resolve_version(
+        registry,
+        service.name,
+        version,
+        purpose="to compare against",
+        hint=f"promote one, or pass --version N (terraops models list {service.name})",
+    )
+    version = info.version
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = tracking.download_run_file(
@@ -113,7 +122,7 @@ def champion_reference(
                 f"{service.name} v{version} (run {info.run_id}) has no training reference",
                 hint="versions trained before drift monitoring have none: retrain to get one",
             ) from exc
-        reference = pd.read_parquet(path)
+        reference = tables.read_parquet_table(path)
     lineage = {"name": service.name, "version": version, "run_id": info.run_id}
     return reference, lineage
 
@@ -121,9 +130,20 @@ def champion_reference(
 # ----- current data ----------------------------------------------------------------
 
 
+def read_scene_folder(scene_dir: Path) -> Scene:
+    """The scene at ``scene_dir``, read once for the monitoring commands to pass down.
+
+    A folder without a manifest is named as "not a scene folder": monitoring
+    is often pointed at the wrong folder, and that is what the user needs to hear.
+    """
+    if not (Path(scene_dir) / MANIFEST_NAME).is_file():
+        raise NotFoundError(f"{scene_dir} is not a scene folder (no scene.json)")
+    return raster_io.read_scene(Path(scene_dir))
+
+
 def scene_examples(
     service: ServiceDefinition,
-    scene_dir: Path,
+    scene: Scene,
     cell_size_m: float,
     landcover: LandcoverSource | None = None,
 ) -> pd.DataFrame:
@@ -132,35 +152,14 @@ def scene_examples(
     ``landcover``: the source the compared model was trained with
     (:func:`~terraops.pipelines.scenes.landcover_source.landcover_of_version`); default the rules.
     """
-    from terraops.pipelines.scenes.cell_tables import scene_cell_table
-
-    if not (Path(scene_dir) / "scene.json").is_file():
-        raise NotFoundError(f"{scene_dir} is not a scene folder (no scene.json)")
-    cells = scene_cell_table(Path(scene_dir), cell_size_m, landcover=landcover)
+    cells = scene_cell_table(scene, cell_size_m, landcover=landcover)
     return service.build_examples(cells)
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    """A feature table from parquet or CSV."""
-    path = Path(path)
-    if not path.is_file():
-        raise NotFoundError(f"data file not found: {path}")
-    try:
-        if path.suffix.lower() in {".parquet", ".pq"}:
-            return pd.read_parquet(path)
-        if path.suffix.lower() in {".csv", ".txt"}:
-            return pd.read_csv(path)
-    except Exception as exc:
-        raise InvalidInputError(f"cannot read {path}: {exc}".splitlines()[0]) from exc
-    raise InvalidInputError(f"unsupported data file {path.name}", hint="give .parquet or .csv")
 
 
 def log_features(
     settings: Settings, service: ServiceDefinition, since: datetime | None
 ) -> pd.DataFrame:
     """The inputs of every logged prediction of ``service`` since ``since`` (NaN = not sent)."""
-    from terraops.adapters.prediction_log import read_predictions
-
     rows = [
         record.get("features") or record.get("inputs") or {}
         for record in read_predictions(settings.predictions_dir, service.name, since=since)
@@ -253,10 +252,8 @@ def _evidently_report(
             Dataset.from_pandas(current.loc[:, columns], data_definition=definition),
             Dataset.from_pandas(reference.loc[:, columns], data_definition=definition),
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    snapshot.save_html(str(tmp))
-    tmp.replace(out)
+    with atomic.atomic_path(out, parents=True) as staging:
+        snapshot.save_html(str(staging))
     scores: dict[str, float] = {}
     for metric in snapshot.dict().get("metrics", []):
         config = metric.get("config", {})
@@ -318,7 +315,7 @@ def drift_report(
         "report_html": str(out.absolute()),
     }
     json_path = out.with_suffix(".json")
-    json_path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    atomic.atomic_write_json(json_path, payload, indent=2, default=str)
     payload["report_json"] = str(json_path.absolute())
     return payload
 
@@ -342,27 +339,16 @@ def drift_map(
     :func:`terraops.domain.drift.tile_drift_scores`), so the map lines up with
     the prediction layers of the same scene.
     """
-    from rasterio.transform import Affine
-
-    from terraops.adapters import cog, raster_io
-    from terraops.adapters.catalogue import LayerCatalogue
-    from terraops.domain import features as feature_math
-    from terraops.domain.layers import layer_id
-    from terraops.pipelines.maps.layer_products import now_iso, raster_layer
-
     if tile_cells < 2:
         raise InvalidInputError("a drift tile needs at least 2 × 2 cells")
-    scene_dir = Path(scene_dir)
+    scene_record = read_scene_folder(Path(scene_dir))
     landcover = landcover_of_version(settings, service.name, version)
-    examples = scene_examples(service, scene_dir, settings.cell_size_m, landcover)
-    manifest = raster_io.read_manifest(scene_dir)
+    examples = scene_examples(service, scene_record, settings.cell_size_m, landcover)
     reference, model = champion_reference(settings, service, version)
     assert model is not None
     policy = policy_for(service)
     grid = feature_math.cell_grid(
-        (int(manifest["height"]), int(manifest["width"])),
-        float(manifest["resolution"]),
-        settings.cell_size_m,
+        scene_record.shape, float(scene_record.resolution), settings.cell_size_m
     )
     tiles, flags = drift.tile_drift_scores(
         reference,
@@ -374,10 +360,10 @@ def drift_map(
     )
     cells = np.kron(tiles, np.ones((tile_cells, tile_cells), dtype=np.float32))
     cells = cells[: grid.rows, : grid.cols].astype(np.float32)
-    t = manifest["transform"]
-    cell = grid.factor * float(manifest["resolution"])
-    transform = Affine(cell, 0.0, float(t[2]), 0.0, -cell, float(t[5]))
-    scene = str(manifest["name"])
+    x0, y0 = scene_record.origin
+    cell = grid.factor * float(scene_record.resolution)
+    transform = Affine(cell, 0.0, x0, 0.0, -cell, y0)
+    scene = scene_record.name
     lid = layer_id(service.name, "drift", scene)
     out = Path(out) if out else settings.layers_dir / f"{lid}.tif"
     created = now_iso()
@@ -386,7 +372,7 @@ def drift_map(
     cog.write_array_cog(
         cells,
         out,
-        crs=str(manifest["crs"]),
+        crs=scene_record.crs,
         transform=transform,
         nodata=float("nan"),
         tags={
@@ -426,7 +412,7 @@ def drift_map(
         lineage={
             "model": model,
             "scene": scene,
-            "scene_dir": str(scene_dir.resolve()),
+            "scene_dir": str(scene_record.folder.resolve()),
             "tile_cells": tile_cells,
         },
         stats=stats,

@@ -325,18 +325,19 @@ def _logged(
 
 def _registry_predictor(settings: Settings) -> Any:
     def load(service: str, version: int | None) -> tuple[int, Any]:
+        # registry and lifecycle: MLflow's client, only when a model must be scored
         from terraops.adapters.registry import ModelRegistry
-        from terraops.errors import ModelNotFoundError
         from terraops.pipelines.lifecycle.aliases import load_verified_predictor
+        from terraops.pipelines.lifecycle.resolve import resolve_version_number
 
         registry = ModelRegistry(settings)
-        if version is None:
-            version = registry.get_alias(service, "champion")
-            if version is None:
-                raise ModelNotFoundError(
-                    f"{service} has no champion to score feature rows with",
-                    hint="promote a version, or pass --version N",
-                )
+        version = resolve_version_number(
+            registry,
+            service,
+            version,
+            purpose="to score feature rows with",
+            hint="promote a version, or pass --version N",
+        )
         _, predictor = load_verified_predictor(registry, get_service(service), version)
         return version, predictor
 

@@ -23,7 +23,6 @@ its JSON under ``TERRAOPS_HOME/reports/quality/``.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,7 +32,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from terraops.errors import InvalidInputError, NotFoundError
+from terraops.adapters import atomic, raster_files
+from terraops.adapters.tables import read_feature_table
+from terraops.domain.scene_record import Scene
+from terraops.errors import InvalidInputError
 from terraops.services.base import ServiceDefinition
 from terraops.settings import Settings
 
@@ -257,33 +259,22 @@ def scene_expectations() -> list[Expectation]:
     ]
 
 
-def scene_facts(scene_dir: Path, *, max_side: int = 1024) -> pd.DataFrame:
+def scene_facts(scene: Scene, *, max_side: int = 1024) -> pd.DataFrame:
     """One row per raster layer of a scene: CRS, pixel size, no-data share, value quantiles.
 
     Values come from a decimated read (at most ``max_side`` pixels a side), so
     memory stays flat in the scene's size.
     """
-    import rasterio
-    from rasterio.enums import Resampling
-
-    from terraops.adapters import raster_io
-
-    scene_dir = Path(scene_dir)
-    if not (scene_dir / "scene.json").is_file():
-        raise NotFoundError(f"{scene_dir} is not a scene folder (no scene.json)")
-    manifest = raster_io.read_manifest(scene_dir)
-    bands = set(manifest.get("reflectance", {}).get("bands", []))
-    scale = float(manifest.get("reflectance", {}).get("scale", 1.0))
+    bands = set(scene.reflectance.bands) if scene.reflectance else set()
+    scale = float(scene.reflectance.scale) if scene.reflectance else 1.0
     rows = []
-    for name, file in manifest.get("layers", {}).items():
+    for name, file in scene.layer_files.items():
         if name not in bands and name != "dem":
             continue  # targets and labels are not inputs
-        with rasterio.open(scene_dir / file) as src:
-            crs = src.crs
-            shape = (min(max_side, src.height), min(max_side, src.width))
-            data = src.read(1, out_shape=shape, resampling=Resampling.nearest).astype(np.float64)
-            nodata = src.nodata
-            resolution = float(abs(src.transform.a))
+        band = raster_files.read_first_band(scene.folder / file, max_side=max_side)
+        crs, nodata = band.crs, band.nodata
+        data = band.data.astype(np.float64)
+        resolution = float(abs(band.transform.a))
         invalid = ~np.isfinite(data) | (data == nodata if nodata is not None else False)
         valid = data[~invalid]
         row: dict[str, Any] = {
@@ -291,9 +282,7 @@ def scene_facts(scene_dir: Path, *, max_side: int = 1024) -> pd.DataFrame:
             "crs_projected": bool(crs is not None and crs.is_projected),
             "crs_unit": (crs.linear_units if crs is not None else "none") or "none",
             "resolution_m": resolution,
-            "resolution_matches_manifest": bool(
-                np.isclose(resolution, float(manifest.get("resolution", resolution)))
-            ),
+            "resolution_matches_manifest": bool(np.isclose(resolution, float(scene.resolution))),
             "nodata_share": float(invalid.mean()),
             "reflectance_p001": np.nan,
             "reflectance_p999": np.nan,
@@ -331,7 +320,6 @@ def validate(table: pd.DataFrame, expectations: Sequence[Expectation], suite: st
     """Run a suite on a DataFrame in an ephemeral GE context (nothing written)."""
     import logging
 
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -387,8 +375,8 @@ def check_examples(
     return _saved(settings, result, source, service.name) if save else result
 
 
-def check_scene(settings: Settings, scene_dir: Path, *, save: bool = True) -> QualityResult:
-    facts = scene_facts(scene_dir)
+def check_scene(settings: Settings, scene: Scene, *, save: bool = True) -> QualityResult:
+    facts = scene_facts(scene)
     result = validate(facts, scene_expectations(), "scene.inputs")
     result = QualityResult(
         result.suite,
@@ -397,22 +385,24 @@ def check_scene(settings: Settings, scene_dir: Path, *, save: bool = True) -> Qu
         result.n_rows,
         extra={"layers": facts.to_dict(orient="records")},
     )
-    return _saved(settings, result, str(scene_dir), "scene") if save else result
+    return _saved(settings, result, str(scene.folder), "scene") if save else result
 
 
 def check_data(settings: Settings, service: ServiceDefinition, data: Path) -> list[QualityResult]:
     """``terraops quality check``: a scene folder (scene suite + service suite on its
     cell table) or a feature table (service suite; the target is checked when present)."""
-    from terraops.pipelines.monitoring.drift_report import read_table, scene_examples
+    # drift_report: MLflow and the land-cover model behind it, only for scene folders
+    from terraops.pipelines.monitoring.drift_report import read_scene_folder, scene_examples
 
     data = Path(data)
     if data.is_dir():
-        scene = check_scene(settings, data)
+        scene_record = read_scene_folder(data)
+        scene = check_scene(settings, scene_record)
         if not scene.passed:
             return [scene]  # features of a broken scene would only repeat the failure
-        examples = scene_examples(service, data, settings.cell_size_m)
+        examples = scene_examples(service, scene_record, settings.cell_size_m)
         return [scene, check_examples(settings, service, examples, source=str(data))]
-    table = read_table(data)
+    table = read_feature_table(data)
     return [
         check_examples(
             settings, service, table, source=str(data), target=service.target in table.columns
@@ -445,13 +435,11 @@ class DataQualityError(InvalidInputError):
 
 def _saved(settings: Settings, result: QualityResult, source: str, name: str) -> QualityResult:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    folder = settings.reports_dir / "quality"
-    folder.mkdir(parents=True, exist_ok=True)
-    base = folder / f"{name}-{stamp}"
+    base = settings.reports_dir / "quality" / f"{name}-{stamp}"
     md = base.with_suffix(".md")
     payload = {**result.as_dict(), "source": source, "created_at": stamp, "report": str(md)}
-    base.with_suffix(".json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    md.write_text(render_markdown(result, source), encoding="utf-8")
+    atomic.atomic_write_json(base.with_suffix(".json"), payload, default=str, parents=True)
+    atomic.atomic_write_text(md, render_markdown(result, source))
     return QualityResult(
         result.suite, result.passed, result.results, result.n_rows, md, result.extra
     )

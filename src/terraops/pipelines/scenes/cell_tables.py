@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from terraops.adapters import raster_io
+from terraops.adapters import raster_io, tables
 from terraops.domain import features
 from terraops.domain.hydrology import DESIGN_STORMS_MM, RiverInflow, build_flood_model
 from terraops.domain.mapping import rural_reference
+from terraops.domain.scene_record import Scene
 from terraops.errors import InvalidInputError
 from terraops.pipelines.scenes.landcover_source import SPECTRAL, LandcoverSource
 
@@ -37,59 +38,54 @@ CELL_TABLE_ROW_GROUP = 16_384
 """Rows per parquet row group of a cached cell table: what a streaming reader holds."""
 
 
-def _cache_path(
-    scene_dir: Path, manifest: Mapping[str, Any], cell_size_m: float, suffix: str = ""
-) -> Path:
+def _cache_path(scene: Scene, cell_size_m: float, suffix: str = "") -> Path:
     """Cache file name: changes with the cell size, the scene's generator and the features.
 
     ``suffix`` names the land-cover source (``LandcoverSource.cache_suffix``: empty
     for the spectral rules, the model version for a segmentation model).
     """
-    version = manifest.get("generator_version", manifest.get("kind", "imported"))
+    version = scene.cache_version
     name = f"cells_{cell_size_m:g}m_g{version}_f{features.FEATURES_VERSION}{suffix}.parquet"
-    return scene_dir / name
+    return scene.folder / name
 
 
-def cached_cell_table(scene_dir: Path, cell_size_m: float = 20.0, suffix: str = "") -> Path | None:
+def cached_cell_table(scene: Scene, cell_size_m: float = 20.0, suffix: str = "") -> Path | None:
     """The scene's cached cell table when it is already built, else None (builds nothing).
 
     What a scheduler asks first, so that only missing tables become work
     (:mod:`terraops.pipelines.scenes.distributed`); ``suffix`` as in :func:`_cache_path`.
     """
-    scene_dir = Path(scene_dir)
-    cache = _cache_path(scene_dir, raster_io.read_manifest(scene_dir), cell_size_m, suffix)
+    cache = _cache_path(scene, cell_size_m, suffix)
     return cache if cache.is_file() else None
 
 
 def scene_cell_table(
-    scene_dir: Path, cell_size_m: float = 20.0, *, landcover: LandcoverSource | None = None
+    scene: Scene, cell_size_m: float = 20.0, *, landcover: LandcoverSource | None = None
 ) -> pd.DataFrame:
     """One row per complete cell: ids, features and the targets the scene has.
 
     Cached inside the scene folder; a read-only scene folder simply is not cached.
     """
-    cached = ensure_cell_table(scene_dir, cell_size_m, landcover=landcover)
-    return pd.read_parquet(cached) if isinstance(cached, Path) else cached
+    cached = ensure_cell_table(scene, cell_size_m, landcover=landcover)
+    return tables.read_parquet_table(cached) if isinstance(cached, Path) else cached
 
 
 def ensure_cell_table(
-    scene_dir: Path, cell_size_m: float = 20.0, *, landcover: LandcoverSource | None = None
+    scene: Scene, cell_size_m: float = 20.0, *, landcover: LandcoverSource | None = None
 ) -> Path | pd.DataFrame:
     """The cached cell table's parquet path, built first if needed.
 
     Returns the table itself only when it cannot be cached (read-only scene).
     """
-    scene_dir = Path(scene_dir)
     if not (cell_size_m > 0 and np.isfinite(cell_size_m)):
         raise InvalidInputError(f"cell size must be > 0 m, got {cell_size_m}")
-    manifest = raster_io.read_manifest(scene_dir)
     landcover = landcover or SPECTRAL
-    cache = _cache_path(scene_dir, manifest, cell_size_m, landcover.cache_suffix)
+    cache = _cache_path(scene, cell_size_m, landcover.cache_suffix)
     if cache.is_file():
         return cache
-    table = build_cell_table(scene_dir, cell_size_m, landcover=landcover)
+    table = build_cell_table(scene, cell_size_m, landcover=landcover)
     try:
-        raster_io.write_parquet_atomic(table, cache, row_group_rows=CELL_TABLE_ROW_GROUP)
+        tables.write_parquet_atomic(table, cache, row_group_rows=CELL_TABLE_ROW_GROUP)
     except OSError as exc:
         log.warning("could not cache cell table at %s: %s", cache, exc)
         return table
@@ -97,7 +93,7 @@ def ensure_cell_table(
 
 
 def iter_cell_table(
-    scene_dir: Path,
+    scene: Scene,
     cell_size_m: float = 20.0,
     *,
     batch_rows: int = CELL_TABLE_ROW_GROUP,
@@ -108,51 +104,22 @@ def iter_cell_table(
     The same table training uses (same cache, same feature code); a consumer
     that maps cells to pixels never needs the whole table at once.
     """
-    import pyarrow.parquet as pq
-
-    cached = ensure_cell_table(scene_dir, cell_size_m, landcover=landcover)
+    cached = ensure_cell_table(scene, cell_size_m, landcover=landcover)
     if isinstance(cached, pd.DataFrame):
         for start in range(0, len(cached), batch_rows):
             yield cached.iloc[start : start + batch_rows]
         return
-    parquet = pq.ParquetFile(cached)
-    for batch in parquet.iter_batches(batch_size=batch_rows):
-        yield batch.to_pandas()
+    yield from tables.iter_parquet_batches(cached, batch_rows)
 
 
 # --------------------------------------------------------------------------- building
-def reflectance_bands(
-    manifest: Mapping[str, Any], layers: Mapping[str, np.ndarray]
-) -> dict[str, np.ndarray]:
-    """The stored bands as reflectance (0–1, float64) with NaN for no-data."""
-    info = manifest.get("reflectance", {})
-    names = info.get("bands", list(features.REFLECTANCE_BANDS))
-    missing = [b for b in features.REFLECTANCE_BANDS if b not in names or b not in layers]
-    if missing:
-        raise InvalidInputError(
-            f"scene {manifest.get('name', '?')} lacks reflectance bands {missing}",
-            hint="features need red, green, blue, nir and swir; re-import the scene",
-        )
-    scale = float(info.get("scale", 1.0))
-    offset = float(info.get("offset", 0.0))
-    nodata = info.get("nodata")
-    return {
-        b: np.where(
-            layers[b] == nodata if nodata is not None else False,
-            np.nan,
-            layers[b].astype(np.float64) * scale + offset,
-        )
-        for b in features.REFLECTANCE_BANDS
-    }
-
-
-def river_inflow(manifest: Mapping[str, Any]) -> RiverInflow | None:
+def river_inflow(scene: Scene) -> RiverInflow | None:
     """The river entering the scene from outside, when the scene states one.
 
     It is hydrology a city knows (the upstream catchment's area and land cover,
     from a regional DEM and land-cover map), not something the imagery shows.
     """
-    info = manifest.get("physics", {}).get("river_inflow") or manifest.get("river_inflow")
+    info = scene.river_inflow()
     return RiverInflow(**info) if info else None
 
 
@@ -170,7 +137,7 @@ def terrain_from(flood: Any) -> features.TerrainLayers:
 
 
 def build_cell_table(
-    scene_dir: Path, cell_size_m: float = 20.0, *, landcover: LandcoverSource | None = None
+    scene: Scene, cell_size_m: float = 20.0, *, landcover: LandcoverSource | None = None
 ) -> pd.DataFrame:
     """Features (from imagery and DEM only) and the scene's targets, one row per cell.
 
@@ -181,12 +148,12 @@ def build_cell_table(
     version made it is kept in ``table.attrs["landcover"]`` (stored in the
     cached parquet's metadata too).
     """
-    manifest, layers = raster_io.read_scene_layers(scene_dir)
-    resolution = float(manifest["resolution"])
+    layers = raster_io.read_layers(scene)
+    resolution = float(scene.resolution)
     landcover = (landcover or SPECTRAL).for_resolution(resolution)
-    bands = reflectance_bands(manifest, layers)
+    bands = features.reflectance_bands(scene, layers)
     observed_landcover = landcover.classify(bands)
-    inflow = river_inflow(manifest)
+    inflow = river_inflow(scene)
     dem = layers["dem"].astype(np.float64) if "dem" in layers else None
     terrain = None
     if dem is not None:
@@ -198,10 +165,10 @@ def build_cell_table(
         landcover=observed_landcover,
         resolution=resolution,
         cell_size_m=cell_size_m,
-        origin=(float(manifest["transform"][2]), float(manifest["transform"][5])),
+        origin=scene.origin,
         terrain=terrain,
     )
-    table.insert(0, "scene", str(manifest["name"]))
+    table.insert(0, "scene", scene.name)
     lst = features.cell_mean(grid, layers["lst"])[keep] if "lst" in layers else None
     table["reference_temperature"] = observed_reference_temperature(table, lst)
     if lst is not None:

@@ -13,7 +13,7 @@ when first read.
 Assumption: the workers see the scene folders at the same paths as the
 driver (one machine, or shared storage). A worker writes its table into the
 scene folder through a temporary file and a rename
-(:func:`terraops.adapters.raster_io.write_parquet_atomic`), so a worker
+(:func:`terraops.adapters.tables.write_parquet_atomic`), so a worker
 killed mid-write never leaves a half-written parquet under the cache name;
 the scheduler then runs the task again on another worker. The driver checks
 that every table it waited for is really there before going on.
@@ -24,11 +24,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from terraops.adapters import dask_runner
+from terraops.domain.scene_record import Scene
 from terraops.errors import InvalidInputError
 from terraops.pipelines.scenes.cell_tables import cached_cell_table, ensure_cell_table
 from terraops.pipelines.scenes.landcover_source import LandcoverSource
@@ -41,39 +43,42 @@ CELL_TABLE_TASK = "cell-table"
 
 
 def build_on_worker(
-    cell_size_m: float, landcover: LandcoverSource | None, scene_dir: str
+    cell_size_m: float, landcover: LandcoverSource | None, scene: Scene
 ) -> str | None:
     """Build (or find) one scene's cached table on a worker: its path, None if not cacheable."""
-    cached = ensure_cell_table(Path(scene_dir), cell_size_m, landcover=landcover)
+    cached = ensure_cell_table(scene, cell_size_m, landcover=landcover)
     return str(cached) if isinstance(cached, Path) else None
 
 
 def build_cell_tables(
     runner: dask_runner.DaskRunner,
-    scene_dirs: Sequence[Path],
+    scenes: Sequence[Scene],
     cell_size_m: float,
     landcover: LandcoverSource | None = None,
-) -> list[Path]:
-    """Build the missing tables of ``scene_dirs`` on the cluster; the scenes it built.
+) -> list[Scene]:
+    """Build the missing tables of ``scenes`` on the cluster; the scenes it built.
 
     Scenes already cached are not sent. All tasks are submitted at once (one
     per scene, the scheduler spreads them over the workers); a scene's error
     (not a scene, bad bands) is raised here with its own message.
     """
-    missing = missing_cell_tables(scene_dirs, cell_size_m, landcover)
+    missing = missing_cell_tables(scenes, cell_size_m, landcover)
     if not missing:
         return []
     # LandcoverSource pickles without a loaded model (__getstate__): each worker loads it.
     fn = partial(build_on_worker, cell_size_m, landcover)
-    paths = [str(Path(d).resolve()) for d in missing]
+    # Workers see the folders at the driver's paths: send each scene with its absolute folder.
+    sent = [replace(scene, folder=scene.folder.resolve()) for scene in missing]
     started = time.perf_counter()
-    results = list(runner.map_batches(fn, paths, max_in_flight=len(paths), name=CELL_TABLE_TASK))
+    results = list(runner.map_batches(fn, sent, max_in_flight=len(sent), name=CELL_TABLE_TASK))
     for scene, result in zip(missing, results, strict=True):
         if result is None:
-            log.warning("%s is read-only: its cell table is built in-process when read", scene)
+            log.warning(
+                "%s is read-only: its cell table is built in-process when read", scene.folder
+            )
         elif not Path(result).is_file():
             raise InvalidInputError(
-                f"a Dask worker built the cell table of {scene} at {result}, "
+                f"a Dask worker built the cell table of {scene.folder} at {result}, "
                 "but this process cannot see that file",
                 hint="the workers must share the scene folders with this machine "
                 "(same paths); or drop TERRAOPS_DASK_SCHEDULER to build in-process",
@@ -88,25 +93,25 @@ def build_cell_tables(
 
 
 def missing_cell_tables(
-    scene_dirs: Sequence[Path], cell_size_m: float, landcover: LandcoverSource | None = None
-) -> list[Path]:
-    """The distinct scenes of ``scene_dirs`` whose table is not cached yet, in order."""
+    scenes: Sequence[Scene], cell_size_m: float, landcover: LandcoverSource | None = None
+) -> list[Scene]:
+    """The distinct scenes of ``scenes`` whose table is not cached yet, in order."""
     suffix = landcover.cache_suffix if landcover is not None else ""
     seen: set[Path] = set()
-    missing: list[Path] = []
-    for scene in scene_dirs:
-        resolved = Path(scene).resolve()
+    missing: list[Scene] = []
+    for scene in scenes:
+        resolved = scene.folder.resolve()
         if resolved in seen:
             continue
         seen.add(resolved)
-        if cached_cell_table(resolved, cell_size_m, suffix=suffix) is None:
-            missing.append(Path(scene))
+        if cached_cell_table(scene, cell_size_m, suffix=suffix) is None:
+            missing.append(scene)
     return missing
 
 
 def prepare_cell_tables(
     settings: Settings,
-    scene_dirs: Sequence[Path],
+    scenes: Sequence[Scene],
     cell_size_m: float | None = None,
     landcover: LandcoverSource | None = None,
 ) -> dict[str, Any] | None:
@@ -119,10 +124,10 @@ def prepare_cell_tables(
     address = settings.dask_scheduler
     if address is None or not dask_runner.wants_cluster(address):
         return None
-    if not missing_cell_tables(scene_dirs, cell_size, landcover):
+    if not missing_cell_tables(scenes, cell_size, landcover):
         return None
     with dask_runner.connect(address) as runner:
-        built = build_cell_tables(runner, scene_dirs, cell_size, landcover)
+        built = build_cell_tables(runner, scenes, cell_size, landcover)
         return {**runner.info(), "built": len(built)}
 
 

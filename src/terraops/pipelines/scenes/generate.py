@@ -23,6 +23,7 @@ from terraops.domain.scene.generator import (
 )
 from terraops.domain.scene.spec import GENERATOR_VERSION, SceneSpec
 from terraops.domain.scene.spectra import BANDS
+from terraops.domain.scene_record import Scene
 from terraops.pipelines.progress import status_line
 
 LAYER_UNITS: dict[str, str] = {
@@ -126,6 +127,6 @@ def generate_scene(
         scene = generate(spec, progress=say)
         say("writing GeoTIFFs")
         _write_layers(tmp, scene)
-        manifest = build_manifest(scene)
-        raster_io.write_manifest(tmp, manifest)
-    return manifest
+        record = Scene.from_manifest(build_manifest(scene), Path(out_dir))
+        raster_io.write_manifest(tmp, record)
+    return record.to_manifest()

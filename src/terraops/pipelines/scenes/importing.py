@@ -30,6 +30,7 @@ from terraops.domain.landsat.product import CORRECTIONS, derive_layers
 from terraops.domain.landsat.radiometry import KELVIN
 from terraops.domain.scene.generator import REFLECTANCE_NODATA, REFLECTANCE_SCALE
 from terraops.domain.scene.spectra import BANDS
+from terraops.domain.scene_record import Scene
 from terraops.errors import InvalidInputError
 from terraops.pipelines.progress import status_line
 
@@ -149,7 +150,7 @@ def _write_scene(
                 offset=0.0 if reflectance else None,
                 tags={"terraops_layer": name, "unit": manifest["units"][name]},
             )
-        raster_io.write_manifest(tmp, manifest)
+        raster_io.write_manifest(tmp, Scene.from_manifest(manifest, Path(out_dir)))
 
 
 def _scene_layers(

@@ -37,6 +37,7 @@ import numpy as np
 from terraops.domain.landcover import classify_spectral
 from terraops.domain.segmentation.classes import landcover_from_segmentation
 from terraops.errors import InvalidInputError, ModelNotFoundError
+from terraops.pipelines.segmentation.window_inference import predict_array
 
 if TYPE_CHECKING:
     from terraops.adapters.segmentation_bundle import Segmenter
@@ -137,8 +138,6 @@ class LandcoverSource:
                 f"the segmentation model needs bands {missing} the scene lacks",
                 hint="re-import the scene with them, or set TERRAOPS_LANDCOVER_SOURCE=spectral",
             )
-        from terraops.pipelines.segmentation.window_inference import predict_array
-
         image = np.stack([bands[b] for b in segmenter.meta.bands]).astype(np.float32)
         labels, _scores = predict_array(
             image,
@@ -152,6 +151,7 @@ class LandcoverSource:
 
     def _load(self) -> Segmenter:
         if self._segmenter is None:
+            # lazy: loads the bundle adapter and MLflow, only once a model must classify
             from terraops.pipelines.segmentation.scene_predict import load_segmenter
 
             assert self._settings is not None and self.version is not None
@@ -202,6 +202,7 @@ def resolve_landcover_source(settings: Settings, choice: str | None = None) -> L
                 hint="pip install -e '.[segment]', or set TERRAOPS_LANDCOVER_SOURCE=spectral",
             )
         return LandcoverSource("spectral", reason="auto: no onnxruntime/torch installed")
+    # lazy: MLflow (~1.4 s), only when the registry must be asked
     from terraops.adapters.registry import ModelRegistry
 
     version = ModelRegistry(settings).get_alias(SEGMENTATION_MODEL, ALIAS)
@@ -259,6 +260,7 @@ def landcover_of_version(
     With no champion the rules are returned: the caller's own lookup of the
     champion raises the clear "no champion" error.
     """
+    # lazy: MLflow (~1.4 s), only when the registry must be asked
     from terraops.adapters.registry import ModelRegistry
 
     registry = ModelRegistry(settings)

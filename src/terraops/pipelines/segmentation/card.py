@@ -1,6 +1,8 @@
 """The segmentation model card: every figure read from the MLflow run of a registered version.
 
-Same rule as the tabular cards (:mod:`terraops.pipelines.lifecycle.cards`): nothing is
+The segmentation sections of the one card builder
+(:func:`terraops.pipelines.lifecycle.cards.write_model_card`, which finds the
+version and reads its record), under the same rule as the tabular cards: nothing is
 typed in by hand. The version's run gives the architecture, the training
 knobs, the held-out scores per class, the object F1, the ONNX/PyTorch
 agreement and the INT8 cost; its ``history.json`` gives the learning curve
@@ -15,9 +17,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from terraops.errors import ModelNotFoundError
-from terraops.services.segmentation import SEGMENTATION, SegmentationService
-from terraops.settings import Settings
+from terraops.pipelines.lifecycle.card_run import CardRecipe, CardRun
+from terraops.pipelines.segmentation.real_sample import model_card_markdown, output_dir
+from terraops.services.segmentation import SegmentationService
 
 ARCH_KEYS = ("depth", "base_width", "upsampling", "indices", "n_parameters")
 TRAINING_KEYS = (
@@ -95,7 +97,7 @@ def _engines_lines(metrics: dict[str, float]) -> list[str]:
 def _curve_plot(history: list[dict[str, float]], path: Path) -> Path | None:
     if not history:
         return None
-    from terraops.adapters.plots import learning_curve
+    from terraops.adapters.plots import learning_curve  # matplotlib: ~1 s to import, figures only
 
     epochs = [int(r["epoch"]) for r in history]
 
@@ -185,36 +187,27 @@ def render_segmentation_card(
     return "\n".join(lines)
 
 
-def write_segmentation_card(
-    settings: Settings,
-    out_path: Path,
-    *,
-    version: int | None = None,
-    service: SegmentationService = SEGMENTATION,
-) -> tuple[Path, int]:
-    """Render the champion's (or ``version``'s) card to ``out_path``; return (path, version)."""
-    from terraops.adapters.registry import ModelRegistry
-    from terraops.adapters.tracking import download_run_json
-    from terraops.pipelines.segmentation.real_sample import model_card_markdown, output_dir
+def segmentation_card_markdown(run: CardRun) -> str:
+    """The segmentation card of ``run``: learning curve beside it, this home's real-data report."""
+    from terraops.adapters.tracking import download_run_json  # MLflow's client, on this path only
 
-    registry = ModelRegistry(settings)
-    if version is None:
-        version = registry.get_alias(service.name, "champion")
-        if version is None:
-            raise ModelNotFoundError(
-                f"{service.name} has no champion",
-                hint="promote one (terraops promote segmentation --challenger) or pass --version",
-            )
-    info = registry.get_version(service.name, version)
-    fingerprint = download_run_json(settings, info.run_id, "data_fingerprint.json")
+    settings, info = run.settings, run.info
     history = download_run_json(settings, info.run_id, "history.json").get("epochs", [])
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    plot_path = out_path.with_name(f"{out_path.stem}-plots") / "learning_curve.png"
+    plot_path = run.beside("plots") / "learning_curve.png"
     written = _curve_plot(history, plot_path)
     plot = f"{plot_path.parent.name}/{plot_path.name}" if written else None
     report_file = output_dir(settings) / "report.json"
     real = None
     if report_file.is_file():
         real = model_card_markdown(json.loads(report_file.read_text(encoding="utf-8")))
-    out_path.write_text(render_segmentation_card(service, info, fingerprint, plot, real))
-    return out_path, version
+    return render_segmentation_card(run.service, info, run.fingerprint, plot, real)
+
+
+#: The segmentation sections of the one card builder (``terraops card segmentation``).
+SEGMENTATION_CARD = CardRecipe(
+    segmentation_card_markdown,
+    no_champion_hint="promote one (terraops promote segmentation --challenger) or pass --version",
+)
+
+
+__all__ = ["SEGMENTATION_CARD", "render_segmentation_card", "segmentation_card_markdown"]

@@ -1,7 +1,7 @@
 """Training data of the segmentation service: scenes → arrays → chips, checks, fingerprint.
 
 The image is read exactly as every other feature path reads a scene:
-:func:`terraops.pipelines.scenes.cell_tables.reflectance_bands` turns the stored
+:func:`terraops.domain.features.reflectance_bands` turns the stored
 bands into reflectance (0–1, NaN = no data). The label is the scene's *true*
 land cover mapped to segmentation classes
 (:func:`~terraops.domain.segmentation.classes.segmentation_from_landcover`):
@@ -28,14 +28,14 @@ import numpy as np
 from rasterio.transform import Affine
 
 from terraops.adapters import raster_io
-from terraops.domain.features import REFLECTANCE_BANDS
+from terraops.domain.features import REFLECTANCE_BANDS, reflectance_bands
+from terraops.domain.scene_record import Scene
 from terraops.domain.segmentation.classes import (
     N_CLASSES,
     SEGMENTATION_NODATA,
     segmentation_from_landcover,
 )
 from terraops.errors import InvalidInputError
-from terraops.pipelines.scenes.cell_tables import reflectance_bands
 
 MIN_VALID_SHARE = 0.99
 """A training scene must have data in every band on at least this share of its pixels."""
@@ -50,7 +50,7 @@ class SceneArrays:
     labels: np.ndarray
     transform: Affine
     crs: str
-    manifest: dict[str, Any]
+    scene: Scene
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -59,25 +59,24 @@ class SceneArrays:
 
 def load_scene(scene_dir: Path) -> SceneArrays:
     """Reflectance bands and segmentation labels of a scene folder that has land cover."""
-    manifest = raster_io.read_manifest(Path(scene_dir))
-    if "landcover" not in manifest.get("layers", {}):
+    scene = raster_io.read_scene(Path(scene_dir))
+    if not scene.has_layer("landcover"):
         raise InvalidInputError(
-            f"scene {manifest.get('name', scene_dir)} has no land-cover layer to learn from",
+            f"scene {scene.name} has no land-cover layer to learn from",
             hint="train on synthetic scenes (terraops scene generate) or scenes with labels",
         )
-    _, layers = raster_io.read_scene_layers(Path(scene_dir), [*REFLECTANCE_BANDS, "landcover"])
-    bands = reflectance_bands(manifest, layers)
+    layers = raster_io.read_layers(scene, [*REFLECTANCE_BANDS, "landcover"])
+    bands = reflectance_bands(scene, layers)
     image = np.stack([bands[b] for b in REFLECTANCE_BANDS]).astype(np.float32)
     labels = segmentation_from_landcover(layers["landcover"])
     labels[~np.isfinite(image).all(axis=0)] = SEGMENTATION_NODATA
-    t = manifest["transform"]
     return SceneArrays(
-        name=str(manifest["name"]),
+        name=scene.name,
         image=image,
         labels=labels,
-        transform=Affine(*t[:6]),
-        crs=str(manifest["crs"]),
-        manifest=manifest,
+        transform=scene.affine,
+        crs=scene.crs,
+        scene=scene,
     )
 
 
@@ -142,7 +141,7 @@ def fingerprint(scenes: Sequence[SceneArrays], roles: Sequence[str]) -> dict[str
     for s, role in zip(scenes, roles, strict=True):
         pixels = hashlib.sha256(s.image.tobytes() + s.labels.tobytes()).hexdigest()
         manifest = hashlib.sha256(
-            json.dumps(s.manifest, sort_keys=True, default=str).encode()
+            json.dumps(s.scene.to_manifest(), sort_keys=True, default=str).encode()
         ).hexdigest()
         entries.append(
             {

@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
 from rasterio import features as rio_features
 from rasterio.crs import CRS
 from rasterio.transform import Affine, from_origin
 
+from terraops.adapters import raster_files, vector_files
 from terraops.domain.segmentation.classes import SEGMENTATION_NODATA, SegClass
 from terraops.domain.segmentation.metrics import (
     SPACENET_IOU_THRESHOLD,
@@ -73,17 +73,16 @@ class MaskInput:
 
 def read_mask(path: Path) -> MaskInput:
     """A class-code mask: one integer band with a CRS."""
-    with rasterio.open(path) as src:
-        if src.count != 1 or not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
-            raise InvalidInputError(
-                f"{path} is not a class mask ({src.count} band(s) of {src.dtypes[0]})",
-                hint="give a single-band integer GeoTIFF of class codes (255 = no data)",
-            )
-        if src.crs is None:
-            raise InvalidInputError(f"{path} has no CRS", hint="assign one with gdal_edit.py")
-        labels = src.read(1)
-        nodata = src.nodata
-        grid = GridSpec(src.crs, src.transform, src.height, src.width)
+    band = raster_files.read_first_band(path)
+    if band.count != 1 or not np.issubdtype(np.dtype(band.dtype), np.integer):
+        raise InvalidInputError(
+            f"{path} is not a class mask ({band.count} band(s) of {band.dtype})",
+            hint="give a single-band integer GeoTIFF of class codes (255 = no data)",
+        )
+    if band.crs is None:
+        raise InvalidInputError(f"{path} has no CRS", hint="assign one with gdal_edit.py")
+    labels, nodata = band.data, band.nodata
+    grid = GridSpec(band.crs, band.transform, *labels.shape)
     if nodata is not None and nodata != SEGMENTATION_NODATA:
         labels = np.where(labels == nodata, SEGMENTATION_NODATA, labels)
     return MaskInput(Path(path), labels.astype(np.uint8), grid)
@@ -91,10 +90,8 @@ def read_mask(path: Path) -> MaskInput:
 
 def read_vector(path: Path, default_class: str | None) -> Any:
     """Polygons with a ``class_id`` column (from ``class_id``, ``class`` or the default)."""
-    import geopandas as gpd
-
     try:
-        frame = gpd.read_parquet(path) if path.suffix == ".parquet" else gpd.read_file(path)
+        frame = vector_files.read_vector_file(path)
     except Exception as exc:
         raise InvalidInputError(f"{path} is not a readable vector file: {exc}") from exc
     if frame.crs is None:

@@ -35,11 +35,8 @@ card snippet is generated from the JSON (:func:`model_card_markdown`).
 
 from __future__ import annotations
 
-import json
-import os
 import platform
 import time
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -47,6 +44,8 @@ from typing import Any
 import numpy as np
 from rasterio.transform import Affine
 
+from terraops.adapters import atomic, raster_files, vector_files
+from terraops.adapters.samples import SOLARIS_SAMPLE, fetch_sample
 from terraops.domain.segmentation.metrics import (
     SPACENET_IOU_THRESHOLD,
     mask_instances,
@@ -54,6 +53,8 @@ from terraops.domain.segmentation.metrics import (
     pixel_metrics,
 )
 from terraops.errors import InvalidInputError
+from terraops.pipelines.segmentation.data import augment
+from terraops.pipelines.segmentation.window_inference import predict_array
 from terraops.settings import Settings
 
 IMAGE_FILE = "sample_geotiff.tif"
@@ -85,34 +86,26 @@ def output_dir(settings: Settings) -> Path:
 # ----------------------------------------------------------------------------- data
 def load_sample(folder: Path) -> dict[str, Any]:
     """Image (H, W) float32 DN with NaN no-data, labels (H, W) uint8, grid, footprints."""
-    import geopandas as gpd
-    import rasterio
-    import rasterio.errors
-
     folder = Path(folder)
     for name in (IMAGE_FILE, MASK_FILE, LABELS_FILE):
         if not (folder / name).is_file():
             raise InvalidInputError(
                 f"{folder} has no {name}", hint="run `terraops samples fetch --sample solaris`"
             )
-    with rasterio.open(folder / IMAGE_FILE) as src:
-        if src.count != 1:
-            raise InvalidInputError(f"{IMAGE_FILE} has {src.count} bands, expected 1")
-        raw = src.read(1)
-        nodata = src.nodata
-        transform, crs = src.transform, src.crs
-    with warnings.catch_warnings():
-        # The mask has no georeferencing of its own; it is on the image's pixel grid.
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        with rasterio.open(folder / MASK_FILE) as src:
-            mask = src.read(1)
+    picture = raster_files.read_first_band(folder / IMAGE_FILE)
+    if picture.count != 1:
+        raise InvalidInputError(f"{IMAGE_FILE} has {picture.count} bands, expected 1")
+    raw, nodata = picture.data, picture.nodata
+    transform, crs = picture.transform, picture.crs
+    # The mask has no georeferencing of its own; it is on the image's pixel grid.
+    mask = raster_files.read_first_band(folder / MASK_FILE, georeferenced=False).data
     if mask.shape != raw.shape:
         raise InvalidInputError(f"mask {mask.shape} and image {raw.shape} differ in shape")
     image = raw.astype(np.float32)
     if nodata is not None:
         image[raw == nodata] = np.nan
     labels = (mask > 0).astype(np.uint8)
-    footprints = gpd.read_file(folder / LABELS_FILE)
+    footprints = vector_files.read_vector_file(folder / LABELS_FILE)
     return {
         "image": image,
         "labels": labels,
@@ -142,7 +135,7 @@ def build_model(params: Mapping[str, Any]) -> Any:
     """The factory's U-Net, two classes, with a one-channel input block (see module doc)."""
     from torch import nn
 
-    from terraops.models.unet import ConvBlock, build_unet
+    from terraops.models.unet import ConvBlock, build_unet  # torch: the optional segment extra
 
     model = build_unet(
         {
@@ -161,8 +154,7 @@ def train(x: np.ndarray, y: np.ndarray, params: Mapping[str, Any]) -> tuple[Any,
     """Train on the (1, H, W) standardised image ``x`` and labels ``y`` (left region)."""
     import torch
 
-    from terraops.pipelines.segmentation.data import augment
-    from terraops.pipelines.segmentation.train import segmentation_loss
+    from terraops.pipelines.segmentation.train import segmentation_loss  # torch: segment extra
 
     seed = int(params["seed"])
     torch.manual_seed(seed)
@@ -204,8 +196,6 @@ def train(x: np.ndarray, y: np.ndarray, params: Mapping[str, Any]) -> tuple[Any,
 def predict(model: Any, x: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
     """Blended sliding-window labels of a (1, H, W) standardised image."""
     import torch
-
-    from terraops.pipelines.segmentation.window_inference import predict_array
 
     def proba(chips: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -276,8 +266,6 @@ def evaluate_real(
 ) -> dict[str, Any]:
     """Train on the left two thirds, score on the right third, write report + PNG."""
     import torch
-
-    from terraops.adapters.samples import SOLARIS_SAMPLE, fetch_sample
 
     p = {**DEFAULTS, **dict(params or {})}
     unknown = set(p) - set(DEFAULTS)
@@ -387,16 +375,6 @@ def evaluate_real(
 
 
 # ----------------------------------------------------------------------------- outputs
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def preview_png(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> bytes:
     """Three panels: the image (2–98 % stretch), the true buildings, and the prediction
     coloured by outcome (hit red, false alarm orange, miss blue)."""
@@ -430,9 +408,8 @@ def preview_png(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> bytes
 def write_outputs(
     folder: Path, report: Mapping[str, Any], image: np.ndarray, truth: np.ndarray, pred: np.ndarray
 ) -> None:
-    _atomic_bytes(folder / "preview.png", preview_png(image, truth, pred))
-    text = json.dumps(report, indent=2, sort_keys=True) + "\n"
-    _atomic_bytes(folder / "report.json", text.encode("utf-8"))
+    atomic.atomic_write_bytes(folder / "preview.png", preview_png(image, truth, pred), parents=True)
+    atomic.atomic_write_json(folder / "report.json", report, indent=2, sort_keys=True, parents=True)
 
 
 def model_card_markdown(report: Mapping[str, Any]) -> str:

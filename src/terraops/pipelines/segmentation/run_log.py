@@ -60,17 +60,16 @@ def log_training_run(
     fingerprint: Mapping[str, Any],
 ) -> tuple[str, int]:
     """Log one run and register its bundle; returns (run id, registered version)."""
-    import mlflow
-
+    # MLflow and torch (the optional segment extra), only when a run is logged
     from terraops.adapters import tracking
     from terraops.adapters.segmentation_bundle import BundleMeta, log_bundle, save_bundle
     from terraops.models.unet import UNetConfig
 
     config = UNetConfig.from_dict({**arch, "n_classes": service.n_classes})
     scenes = fingerprint["scenes"]
-    experiment_id = tracking.configure(settings, service.name)
+    experiment_id = tracking.ensure_experiment(settings, service.name)
     with tracking.owned_run(settings, experiment_id, f"{service.name}-train") as run:
-        mlflow.set_tags(
+        run.set_tags(
             {
                 "terraops.service": service.name,
                 "terraops.data_fingerprint": fingerprint["sha256"],
@@ -80,23 +79,21 @@ def log_training_run(
                 "terraops.device": str(params.get("device", "")),
             }
         )
-        mlflow.log_params(dict(params))
+        run.log_params(dict(params))
         for record in history:
             step = int(record["epoch"])
-            mlflow.log_metrics(_finite({k: v for k, v in record.items() if k != "epoch"}), step)
-        mlflow.log_metrics(_finite(metrics))
-        tracking.log_json(dict(quality), "data_quality.json")
-        tracking.log_json(dict(fingerprint), "data_fingerprint.json")
-        tracking.log_json({"epochs": [dict(r) for r in history]}, "history.json")
+            run.log_metrics(_finite({k: v for k, v in record.items() if k != "epoch"}), step)
+        run.log_metrics(_finite(metrics))
+        run.log_dict(dict(quality), "data_quality.json")
+        run.log_dict(dict(fingerprint), "data_fingerprint.json")
+        run.log_dict({"epochs": [dict(r) for r in history]}, "history.json")
         meta = BundleMeta.for_model(
-            service, config, {"run_id": run.info.run_id, "metrics": _finite(metrics)}
+            service, config, {"run_id": run.run_id, "metrics": _finite(metrics)}
         )
-        tracking.log_json(input_schema(service, meta.to_dict()), "feature_schema.json")
+        run.log_dict(input_schema(service, meta.to_dict()), "feature_schema.json")
         with tempfile.TemporaryDirectory() as tmp:
             bundle = Path(tmp) / "bundle"
             written = save_bundle(bundle, model, meta)
-            mlflow.log_metric(
-                "onnx_max_abs_prob_diff", written.onnx["max_abs_prob_diff_on_example"]
-            )
-            version = log_bundle(bundle, written, registered_name=service.name)
-    return run.info.run_id, version
+            run.log_metric("onnx_max_abs_prob_diff", written.onnx["max_abs_prob_diff_on_example"])
+            version = log_bundle(run, bundle, written, registered_name=service.name)
+    return run.run_id, version

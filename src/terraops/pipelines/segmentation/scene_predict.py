@@ -27,24 +27,26 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
 from rasterio.windows import Window
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from terraops.adapters import cog, dask_runner
+from terraops.adapters import cog, dask_runner, raster_io
 from terraops.adapters.catalogue import LayerCatalogue, file_fingerprint
 from terraops.adapters.image_windows import Grid, ReflectanceSource, open_reflectance
 from terraops.adapters.segmentation_bundle import Segmenter
 from terraops.adapters.vector_files import VECTOR_FORMATS, GeoJSONWriter, Writers, open_writer
 from terraops.domain.layers import Layer, layer_id
 from terraops.domain.segmentation.classes import SEGMENTATION_NODATA
-from terraops.errors import InvalidInputError, ModelNotFoundError
-from terraops.pipelines.maps.layer_products import now_iso, raster_layer
+from terraops.errors import InvalidInputError
+from terraops.pipelines.lifecycle.resolve import resolve_version
+from terraops.pipelines.maps.layer_products import now_iso, raster_layer, scene_imagery_layer
 from terraops.pipelines.segmentation.vectors import StripVectoriser
 from terraops.pipelines.segmentation.window_inference import (
     PredictBatches,
@@ -89,18 +91,15 @@ def load_segmenter(
         segmenter = Segmenter(Path(bundle), **kwargs)
         run_id = str(segmenter.meta.training.get("run_id", ""))
         return segmenter, ModelRef(service.name, None, run_id, None, str(Path(bundle).resolve()))
-    from terraops.adapters.registry import ModelRegistry
+    from terraops.adapters.registry import ModelRegistry  # MLflow's client, without --bundle only
 
     registry = ModelRegistry(settings)
-    if version is None:
-        version = registry.get_alias(service.name, alias)
-        if version is None:
-            raise ModelNotFoundError(
-                f"{service.name} has no {alias}",
-                hint=f"train one (terraops segment train ...), promote it (terraops promote "
-                f"{service.name} --challenger), or pass --version N",
-            )
-    info = registry.get_version(service.name, version)
+    hint = (
+        f"train one (terraops segment train ...), promote it (terraops promote "
+        f"{service.name} --challenger), or pass --version N"
+    )
+    info = resolve_version(registry, service.name, version, alias, hint=hint)
+    version = info.version
     segmenter = Segmenter(registry.fetch_model(service.name, version), **kwargs)
     chosen = alias if alias in info.aliases else None
     return segmenter, ModelRef(service.name, version, info.run_id, chosen, "registry")
@@ -136,13 +135,8 @@ def _mask_profile(grid: Grid) -> dict[str, Any]:
 
 
 def _progress(enabled: bool, total: int) -> tuple[Any, Any]:
-    from contextlib import nullcontext
-
     if not enabled:
         return nullcontext(), lambda _n: None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     bar = Progress(
         TextColumn("segmenting"),
         BarColumn(),
@@ -177,8 +171,7 @@ def stream_mask(
     )
     with (
         bar,
-        rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB),
-        rasterio.open(staging, "w", **_mask_profile(grid)) as dst,
+        cog.open_staged_geotiff(staging, _mask_profile(grid), cache_mb=GDAL_CACHE_MB) as dst,
     ):
         dst.write_colormap(
             1, {**{k: v for k, v in service.colours.items()}, SEGMENTATION_NODATA: (0, 0, 0, 0)}
@@ -404,9 +397,7 @@ def _layers(
     )
     layers = [mask_layer, vector_layer]
     if scene is not None:
-        from terraops.pipelines.maps.layer_products import scene_imagery_layer
-
-        layers.insert(0, scene_imagery_layer(settings, scene))
+        layers.insert(0, scene_imagery_layer(settings, raster_io.read_scene(scene)))
     return layers
 
 

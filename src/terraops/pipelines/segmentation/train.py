@@ -30,16 +30,20 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from terraops.adapters.segmentation_bundle import gpu_autocast
+from terraops.adapters.segmentation_bundle import gpu_autocast, resolve_device
 from terraops.domain.segmentation.classes import SEGMENTATION_NODATA, SegClass
 from terraops.domain.segmentation.metrics import mask_instances, mean_iou, object_f1, pixel_metrics
 from terraops.errors import InvalidInputError
+from terraops.pipelines.monitoring.quality import DataQualityError
 from terraops.pipelines.segmentation.data import (
     SceneArrays,
     augment,
@@ -50,6 +54,8 @@ from terraops.pipelines.segmentation.data import (
     load_scene,
     random_chips,
 )
+from terraops.pipelines.segmentation.int8 import quantize_registered_version
+from terraops.pipelines.segmentation.run_log import log_training_run
 from terraops.pipelines.segmentation.window_inference import predict_array
 from terraops.pipelines.training.params import coerce_param
 from terraops.services.segmentation import SegmentationService
@@ -87,7 +93,7 @@ def resolve_params(
             raise InvalidInputError(f"{name} must be at least 1, got {training[name]}")
     if not training["learning_rate"] > 0:
         raise InvalidInputError("learning_rate must be > 0")
-    from terraops.models.unet import UNetConfig
+    from terraops.models.unet import UNetConfig  # torch: the optional segment extra
 
     UNetConfig.from_dict({**arch, "n_classes": service.n_classes})  # validates
     return arch, training
@@ -256,13 +262,8 @@ def _split(scene_dirs: Sequence[Path], val_dirs: Sequence[Path]) -> tuple[list[P
 
 def _progress(enabled: bool, total: int) -> tuple[Any, Advance, Callable[[str], None]]:
     """A rich bar over training steps: (context, advance(step label), say(epoch summary))."""
-    from contextlib import nullcontext
-
     if not enabled:
         return nullcontext(), lambda _label: None, lambda _text: None
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     console = Console(stderr=True)
     bar = Progress(
         TextColumn("{task.description:<30}"),
@@ -283,8 +284,6 @@ def _refuse_unless_passed(quality: Mapping[str, Any]) -> None:
     """Raise ``DataQualityError`` (exit 2) naming each failed check."""
     if quality["passed"]:
         return
-    from terraops.pipelines.monitoring.quality import DataQualityError
-
     raise DataQualityError(
         "segmentation training data failed its checks",
         reasons=[
@@ -314,8 +313,8 @@ def train_segmentation(
     progress: bool = True,
 ) -> SegTrainResult:
     """Train, validate, log, register a version of ``segmentation``; make it ``challenger``."""
+    # MLflow's client and torch (the optional segment extra), only when training
     from terraops.adapters.registry import ModelRegistry
-    from terraops.adapters.segmentation_bundle import resolve_device
     from terraops.models.unet import count_parameters
     from terraops.pipelines.lifecycle.aliases import assign_alias
 
@@ -357,8 +356,6 @@ def train_segmentation(
         **{"n_parameters": count_parameters(model), "n_train_scenes": len(train)},
         "n_val_scenes": len(val),
     }
-    from terraops.pipelines.segmentation.run_log import log_training_run
-
     run_id, version = log_training_run(
         settings,
         service,
@@ -371,8 +368,6 @@ def train_segmentation(
         fingerprint([*train, *val], ["train"] * len(train) + ["val"] * len(val)),
     )
     # INT8 (static, per-channel) graph calibrated on training chips; its IoU cost on val.
-    from terraops.adapters.onnx_quantize import quantize_registered_version
-
     metrics.update(quantize_registered_version(settings, service, run_id, version, train, val))
     assign_alias(
         settings,

@@ -41,6 +41,7 @@ from terraops.domain.segmentation.windows import (
     Window,
     crop_to_window,
     pad_chip,
+    plan_windows,
 )
 
 ReadRows = Callable[[int, int], np.ndarray]
@@ -153,6 +154,4 @@ def predict_array(
 
 def windows_count(height: int, width: int, tile: int, overlap: int) -> int:
     """How many windows cover the image (for progress bars)."""
-    from terraops.domain.segmentation.windows import plan_windows
-
     return len(plan_windows(height, width, tile, overlap))

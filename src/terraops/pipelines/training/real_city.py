@@ -37,9 +37,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from terraops.adapters import atomic
+from terraops.adapters.raster_io import read_scene
 from terraops.domain import real_eval
+from terraops.domain.scene_record import Scene
 from terraops.errors import InvalidInputError
 from terraops.pipelines.progress import status_line
+from terraops.pipelines.scenes.cell_tables import scene_cell_table
 from terraops.pipelines.scenes.landcover_source import LandcoverSource, landcover_of_model
 from terraops.pipelines.training.cross_validation import evaluate
 from terraops.services.base import ServiceDefinition
@@ -104,43 +108,35 @@ def _no_target(service: ServiceDefinition, scene: str) -> InvalidInputError:
     )
 
 
-def check_scene(service: ServiceDefinition, scene_dir: Path) -> dict[str, Any]:
-    """The scene's manifest, refused before any registry call when it cannot be scored
-    (no scene there, or no observed target layer)."""
-    from terraops.adapters.raster_io import read_manifest
-
-    manifest = read_manifest(scene_dir)
-    if service.target not in manifest.get("layers", {}):
-        raise _no_target(service, str(manifest.get("name", scene_dir)))
-    return manifest
+def check_scene(service: ServiceDefinition, scene: Scene) -> None:
+    """Refuse the scene before any registry call when it cannot be scored
+    (no observed target layer)."""
+    if not scene.has_layer(service.target):
+        raise _no_target(service, scene.name)
 
 
 def scene_examples(
     service: ServiceDefinition,
-    scene_dir: Path,
+    scene: Scene,
     cell_size_m: float,
     landcover: LandcoverSource | None = None,
-) -> tuple[dict[str, Any], pd.DataFrame]:
-    """The scene's manifest and its examples with a finite target and NDVI
+) -> pd.DataFrame:
+    """The scene's examples with a finite target and NDVI
     (land cover from ``landcover``, the scored model's own source; default the rules)."""
-    from terraops.adapters.raster_io import read_manifest
-    from terraops.pipelines.scenes.cell_tables import scene_cell_table
-
-    manifest = read_manifest(scene_dir)
-    cells = scene_cell_table(scene_dir, cell_size_m, landcover=landcover)
+    cells = scene_cell_table(scene, cell_size_m, landcover=landcover)
     if service.target not in cells.columns:
-        raise _no_target(service, str(manifest.get("name", scene_dir)))
+        raise _no_target(service, scene.name)
     examples = service.build_examples(cells)
     finite = np.isfinite(examples[service.target].to_numpy(np.float64))
     finite &= np.isfinite(examples["ndvi"].to_numpy(np.float64))
     examples = examples[finite].reset_index(drop=True)
     if len(examples) < MIN_CELLS:
         raise InvalidInputError(
-            f"scene {manifest.get('name', scene_dir)} has {len(examples)} cells with an "
+            f"scene {scene.name} has {len(examples)} cells with an "
             f"observed {service.target}; at least {MIN_CELLS} are needed",
             hint="import a larger or clearer area (fewer clouds), or use a smaller --cell-size",
         )
-    return manifest, examples
+    return examples
 
 
 def model_inputs(names: list[str], table: pd.DataFrame, hidden: tuple[str, ...] = ()) -> np.ndarray:
@@ -230,23 +226,21 @@ def score_scene(service: ServiceDefinition, examples: pd.DataFrame, predictor: A
     )
 
 
-def scene_info(
-    manifest: Mapping[str, Any], scene_dir: Path, examples: pd.DataFrame, cell_size_m: float
-) -> dict[str, Any]:
+def scene_info(scene: Scene, examples: pd.DataFrame, cell_size_m: float) -> dict[str, Any]:
     """What identifies the scene: name, kind, Landsat product id and acquisition, size."""
-    source = manifest.get("source") or {}
-    kind = manifest.get("kind") or ("synthetic" if "generator_version" in manifest else None)
+    source = scene.source or {}
+    kind = scene.kind or ("synthetic" if scene.generator_version is not None else None)
     reference = examples[REFERENCE_FEATURE].to_numpy(np.float64)
     return {
-        "name": str(manifest.get("name", Path(scene_dir).name)),
+        "name": scene.name,
         "kind": kind,
         "product_id": source.get("product_id"),
         "acquired": source.get("acquired"),
         "sensor": source.get("sensor"),
-        "path": str(Path(scene_dir).resolve()),
-        "crs": manifest.get("crs"),
-        "resolution_m": manifest.get("resolution"),
-        "cell_size_m": effective_cell_size(manifest, cell_size_m),
+        "path": str(scene.folder.resolve()),
+        "crs": scene.crs,
+        "resolution_m": scene.resolution,
+        "cell_size_m": effective_cell_size(scene, cell_size_m),
         "requested_cell_size_m": cell_size_m,
         "n_cells": len(examples),
         "reference_temperature": float(np.nanmedian(reference))
@@ -255,10 +249,10 @@ def scene_info(
     }
 
 
-def effective_cell_size(manifest: Mapping[str, Any], cell_size_m: float) -> float:
+def effective_cell_size(scene: Scene, cell_size_m: float) -> float:
     """Cells are whole pixels (:func:`terraops.domain.features.cell_grid`): 20 m asked on
     30 m Landsat pixels gives 30 m cells, and the report says so."""
-    resolution = float(manifest.get("resolution") or cell_size_m)
+    resolution = float(scene.resolution)
     return resolution * max(1, round(cell_size_m / resolution))
 
 
@@ -338,6 +332,7 @@ def evaluate_real(
     ``block_size_m``/``buffer_m`` default to :data:`LOCAL_BLOCK_SIZE_M` and
     :data:`LOCAL_BUFFER_M`; ``params`` override the local model's parameters.
     """
+    # map and training pipelines (Dask, MLflow behind them), only for the local model
     from terraops.pipelines.maps.raster_predict import choose_model
     from terraops.pipelines.training.train import resolve_params
 
@@ -353,19 +348,20 @@ def evaluate_real(
     )
     cell_size = float(cell_size_m or settings.cell_size_m)
     with status_line(progress, f"real-data evaluation of {service.name}") as say:
-        check_scene(service, Path(scene_dir))
+        scene = read_scene(Path(scene_dir))
+        check_scene(service, scene)
         say("registered model")
         choice = choose_model(settings, service, version)
         say("cell table")
         landcover = landcover_of_model(settings, choice.params)
-        manifest, examples = scene_examples(service, Path(scene_dir), cell_size, landcover)
+        examples = scene_examples(service, scene, cell_size, landcover)
         scores = score_scene(service, examples, choice.predictor)
         local, _ = local_spatial_cv(service, examples, model_params, training, say)
-    scene = scene_info(manifest, Path(scene_dir), examples, cell_size)
-    payload = build_payload(service, scene, choice.lineage | {"alias": choice.alias}, scores, local)
+    info = scene_info(scene, examples, cell_size)
+    payload = build_payload(service, info, choice.lineage | {"alias": choice.alias}, scores, local)
     payload["duration_s"] = round(time.perf_counter() - started, 2)
-    stem = safe_name(scene["name"])
-    json_path = result_path(settings, service.name, choice.version, scene["name"])
+    stem = safe_name(info["name"])
+    json_path = result_path(settings, service.name, choice.version, info["name"])
     plot_path = json_path.with_suffix(".png")
     write_outputs(payload, scores, json_path, plot_path)
     if log_to_run and choice.run_id:
@@ -377,25 +373,14 @@ def write_outputs(
     payload: dict[str, Any], scores: SceneScores, json_path: Path, plot_path: Path
 ) -> None:
     """JSON and plot, each written to a temporary sibling and renamed into place."""
-    import json
-    import os
-
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    for path, write in (
-        (plot_path, lambda tmp: scatter_plot(payload, scores, tmp)),
-        (json_path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2) + "\n")),
-    ):
-        tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-        try:
-            write(tmp)
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
+    with atomic.atomic_path(plot_path, suffix=plot_path.suffix, parents=True) as staging:
+        scatter_plot(payload, scores, staging)
+    atomic.atomic_write_json(json_path, payload, indent=2, parents=True)
 
 
 def log_outputs(settings: Settings, run_id: str, stem: str, json_path: Path, plot: Path) -> None:
     """Log ``real_data/<scene>.json`` and ``.png`` to the model version's run."""
-    from terraops.adapters import tracking
+    from terraops.adapters import tracking  # MLflow's client, only when outputs are logged
 
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copyfile(json_path, Path(tmp) / f"{stem}.json")

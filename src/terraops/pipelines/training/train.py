@@ -25,16 +25,24 @@ import json
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from terraops.adapters.raster_io import read_scene
+from terraops.adapters.tracked_run import TrackedRun
 from terraops.domain import spatial_cv
 from terraops.domain.metrics import reliability_curve
+from terraops.domain.scene_record import Scene
 from terraops.errors import InvalidInputError
+from terraops.pipelines.monitoring.quality import check_examples, refuse_unless_passed
+from terraops.pipelines.scenes.cell_tables import scene_cell_table
 from terraops.pipelines.scenes.distributed import prepare_cell_tables
 from terraops.pipelines.scenes.landcover_source import LandcoverSource, resolve_landcover_source
 from terraops.pipelines.training.cross_validation import (
@@ -105,36 +113,37 @@ def resolve_params(
 
 
 # ----- data -----------------------------------------------------------------
+def read_scenes(scene_dirs: Sequence[Path]) -> list[Scene]:
+    """Every training scene's manifest, read once here and passed down."""
+    if not scene_dirs:
+        raise InvalidInputError("no scenes given", hint="pass --scenes DIR (one or more)")
+    return [read_scene(Path(d)) for d in scene_dirs]
+
+
 def build_example_table(
     service: ServiceDefinition,
-    scene_dirs: Sequence[Path],
+    scenes: Sequence[Scene],
     cell_size_m: float,
     landcover: LandcoverSource | None = None,
-) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """The service's examples from every scene, and the scenes' manifests.
+) -> pd.DataFrame:
+    """The service's examples from every scene.
 
     ``landcover``: where the features' land cover comes from (default spectral rules).
     """
-    from terraops.adapters.raster_io import read_manifest
-    from terraops.pipelines.scenes.cell_tables import scene_cell_table
-
-    if not scene_dirs:
-        raise InvalidInputError("no scenes given", hint="pass --scenes DIR (one or more)")
-    manifests = [read_manifest(Path(d)) for d in scene_dirs]
     cells = pd.concat(
-        [scene_cell_table(Path(d), cell_size_m, landcover=landcover) for d in scene_dirs],
+        [scene_cell_table(scene, cell_size_m, landcover=landcover) for scene in scenes],
         ignore_index=True,
     )
-    return service.build_examples(cells), manifests
+    return service.build_examples(cells)
 
 
-def data_fingerprint(examples: pd.DataFrame, manifests: list[dict[str, Any]]) -> dict[str, Any]:
+def data_fingerprint(examples: pd.DataFrame, scene_records: Sequence[Scene]) -> dict[str, Any]:
     """sha256 of the example table's values and of each scene manifest."""
     table_hash = hashlib.sha256(
         pd.util.hash_pandas_object(examples, index=False).to_numpy().tobytes()
     ).hexdigest()
     scenes: list[dict[str, Any]] = []
-    for m in manifests:
+    for m in (scene.to_manifest() for scene in scene_records):
         text = json.dumps(m, sort_keys=True, default=str)
         scenes.append(
             {
@@ -186,7 +195,7 @@ def _plots(
     model: Any,
     out: Path,
 ) -> list[Path]:
-    from terraops.adapters import plots
+    from terraops.adapters import plots  # matplotlib: ~1 s to import, figures only
 
     observed = examples[service.target].to_numpy(dtype=np.float64)
     predicted = evaluation.spatial_prediction
@@ -237,13 +246,8 @@ def _plots(
 
 def _progress(enabled: bool, total: int) -> tuple[Any, Advance]:
     """A rich progress bar on stderr (or a no-op) and the callback that advances it."""
-    from contextlib import nullcontext
-
     if not enabled:
         return nullcontext(), lambda _label: None
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     progress = Progress(
         TextColumn("{task.description:<28}"),
         BarColumn(),
@@ -278,6 +282,7 @@ def train_service(
     bounded sample of its training features (``reference/reference.parquet``),
     the reference drift reports compare against.
     """
+    # MLflow's client (tracking, registry, aliases), only when a model is trained
     from terraops.adapters import tracking
     from terraops.adapters.registry import ModelRegistry
     from terraops.pipelines.lifecycle.aliases import assign_alias
@@ -290,11 +295,12 @@ def train_service(
     bar, advance = _progress(progress, total)
     with bar:
         landcover = resolve_landcover_source(settings)
-        prepare_cell_tables(settings, scene_dirs, cell_size, landcover)  # on Dask, if set
-        examples, manifests = build_example_table(service, scene_dirs, cell_size, landcover)
+        scenes = read_scenes(scene_dirs)
+        prepare_cell_tables(settings, scenes, cell_size, landcover)  # on Dask, if set
+        examples = build_example_table(service, scenes, cell_size, landcover)
         quality = _quality_gate(settings, service, examples, scene_dirs)
         examples = examples[examples[service.target].notna()].reset_index(drop=True)
-        fingerprint = data_fingerprint(examples, manifests)
+        fingerprint = data_fingerprint(examples, scenes)
         advance("example table")
         evaluation = evaluate(service, examples, model_params, training, advance)
         model = fit_final_model(service, examples, model_params, training)
@@ -306,11 +312,11 @@ def train_service(
             ),
         }
         advance("final model")
-        experiment_id = tracking.configure(settings, service.name)
+        experiment_id = tracking.ensure_experiment(settings, service.name)
         with tracking.owned_run(settings, experiment_id, f"{service.name}-train") as run:
-            run_id = run.info.run_id
+            run_id = run.run_id
             version = _log_run(
-                settings,
+                run,
                 service,
                 examples,
                 evaluation,
@@ -326,7 +332,6 @@ def train_service(
                 },
                 quality,
                 fingerprint,
-                run_id,
             )
         advance("logged to MLflow")
     registry = ModelRegistry(settings)
@@ -351,8 +356,6 @@ def _quality_gate(
     scene_dirs: Sequence[Path],
 ) -> dict[str, Any]:
     """Run the service's data-quality suite; raise ``DataQualityError`` if it fails."""
-    from terraops.pipelines.monitoring.quality import check_examples, refuse_unless_passed
-
     source = ", ".join(str(d) for d in scene_dirs)
     result = check_examples(settings, service, examples, source=source)
     refuse_unless_passed([result], f"training data of {service.name} ({source})")
@@ -360,7 +363,7 @@ def _quality_gate(
 
 
 def _log_run(
-    settings: Settings,
+    run: TrackedRun,
     service: ServiceDefinition,
     examples: pd.DataFrame,
     evaluation: Evaluation,
@@ -369,15 +372,14 @@ def _log_run(
     params: dict[str, Any],
     quality: dict[str, Any],
     fingerprint: dict[str, Any],
-    run_id: str,
 ) -> int:
     """Everything a run records; returns the registered version."""
-    import mlflow
-
+    # MLflow's client and the drift reference's writer, only when a run is logged
     from terraops.adapters import tracking
+    from terraops.pipelines.monitoring.drift_report import log_reference
 
     scenes = [str(s.get("name")) for s in fingerprint["scenes"]]
-    mlflow.set_tags(
+    run.set_tags(
         {
             "terraops.service": service.name,
             "terraops.data_fingerprint": fingerprint["sha256"],
@@ -385,16 +387,14 @@ def _log_run(
             "terraops.scenes": ",".join(scenes),
         }
     )
-    mlflow.log_params(params)
-    mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
-    tracking.log_json(quality, "data_quality.json")
-    tracking.log_json(fingerprint, "data_fingerprint.json")
-    tracking.log_json(feature_schema(service), "feature_schema.json")
-    from terraops.pipelines.monitoring.drift_report import log_reference
-
-    mlflow.set_tag("terraops.reference_rows", str(log_reference(service, examples)))
+    run.log_params(params)
+    run.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+    run.log_dict(quality, "data_quality.json")
+    run.log_dict(fingerprint, "data_fingerprint.json")
+    run.log_dict(feature_schema(service), "feature_schema.json")
+    run.set_tag("terraops.reference_rows", str(log_reference(run, service, examples)))
     with tempfile.TemporaryDirectory() as tmp:
-        tracking.log_files(_plots(service, examples, evaluation, model, Path(tmp)), "plots")
+        run.log_artifacts(_plots(service, examples, evaluation, model, Path(tmp)), "plots")
     meta = {
         "service": service.name,
         "task": service.task,
@@ -402,10 +402,10 @@ def _log_run(
         "required_features": service.required_features,
         "target": service.target,
         "prediction_unit": service.prediction_unit,
-        "run_id": run_id,
+        "run_id": run.run_id,
         "data_fingerprint": fingerprint["sha256"],
     }
     if service.baseline is not None:
         meta["baseline"] = {"feature": model.baseline, "default": model.default}
-    _, version = tracking.log_service_model(model.booster_, service, meta)
+    _, version = tracking.log_service_model(run, model.booster_, service, meta)
     return version
