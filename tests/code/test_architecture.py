@@ -90,6 +90,8 @@ class ImportSite:
     target: str
     in_function: bool
     commented: bool
+    type_only: bool = False
+    """Under ``if TYPE_CHECKING:``: never executed, so it makes nothing heavy."""
 
     def __str__(self) -> str:
         where = "function-level" if self.in_function else "module-level"
@@ -130,12 +132,24 @@ def _targets(module: str, path: Path, node: ast.Import | ast.ImportFrom) -> list
     return [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
 
 
-def _walk(node: ast.AST, in_function: bool) -> Iterator[tuple[ast.Import | ast.ImportFrom, bool]]:
+def _is_type_checking_block(node: ast.AST) -> bool:
+    """``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``): imports for annotations only."""
+    if not isinstance(node, ast.If):
+        return False
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _walk(
+    node: ast.AST, in_function: bool, type_only: bool = False
+) -> Iterator[tuple[ast.Import | ast.ImportFrom, bool, bool]]:
     for child in ast.iter_child_nodes(node):
         if isinstance(child, ast.Import | ast.ImportFrom):
-            yield child, in_function
+            yield child, in_function, type_only
         inner = in_function or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
-        yield from _walk(child, inner)
+        yield from _walk(child, inner, type_only or _is_type_checking_block(child))
 
 
 def _has_comment(lines: list[str], lineno: int) -> bool:
@@ -154,10 +168,12 @@ def import_sites() -> tuple[ImportSite, ...]:
     for module, path in modules().items():
         text = path.read_text(encoding="utf-8")
         lines = text.splitlines()
-        for node, in_function in _walk(ast.parse(text), False):
+        for node, in_function, type_only in _walk(ast.parse(text), False):
             for target in _targets(module, path, node):
                 commented = _has_comment(lines, node.lineno)
-                sites.append(ImportSite(module, path, node.lineno, target, in_function, commented))
+                sites.append(
+                    ImportSite(module, path, node.lineno, target, in_function, commented, type_only)
+                )
     return tuple(sites)
 
 
@@ -182,7 +198,7 @@ def heavy_modules() -> frozenset[str]:
     eager: dict[str, set[str]] = {m: set() for m in modules()}
     heavy = set()
     for site in import_sites():
-        if site.in_function:
+        if site.in_function or site.type_only:
             continue
         if internal(site) and site.target in eager:
             eager[site.module].add(site.target)

@@ -89,7 +89,6 @@ def no_lst_scene(real_like_scene: Path, tmp_path_factory: pytest.TempPathFactory
 
 def own_run_version(settings: Settings, tmp: Path, source: int) -> int:
     """Register uhi ``source``'s model again, on a copy of its run stored under ``tmp``."""
-    import mlflow
     from mlflow.artifacts import download_artifacts
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
@@ -113,9 +112,6 @@ def own_run_version(settings: Settings, tmp: Path, source: int) -> int:
     )
     client.log_artifacts(run_id, local)
     client.set_terminated(run_id)
-    # MLflow resolves a ``models:/`` source through the *global* tracking URI, which
-    # another test may have pointed elsewhere.
-    mlflow.set_tracking_uri(settings.tracking_uri)
     return int(client.create_model_version("uhi", original.source, run_id=run_id).version)
 
 

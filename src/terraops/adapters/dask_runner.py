@@ -44,15 +44,13 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from terraops.adapters.model_bundle import Predictor, load_predictor
+from terraops.adapters.segmentation_bundle import Segmenter, default_threads
 from terraops.errors import InvalidInputError, RegistryUnavailableError
-
-if TYPE_CHECKING:
-    from terraops.adapters.segmentation_bundle import Segmenter
 
 CONNECT_TIMEOUT_S = 10.0
 """How long to wait for the scheduler (and for its first worker)."""
@@ -235,9 +233,6 @@ def local_model_threads(runner: DaskRunner) -> int | None:
     """
     if runner.cluster is None:
         return None
-    # lazy: the bundle adapter pulls MLflow (tracked_run); only segmenting workers need it
-    from terraops.adapters.segmentation_bundle import default_threads
-
     return max(1, default_threads() // max(1, runner.n_workers))
 
 
@@ -245,9 +240,6 @@ def local_model_threads(runner: DaskRunner) -> int | None:
 @lru_cache(maxsize=4)
 def _segmenter_for(path: str, engine: str, device: str, threads: int | None) -> Segmenter:
     """The worker process's Segmenter for a bundle folder: loaded once, then reused."""
-    # lazy: the bundle adapter pulls MLflow (tracked_run); only segmenting workers need it
-    from terraops.adapters.segmentation_bundle import Segmenter
-
     return Segmenter(Path(path), engine=engine, device=device, threads=threads)  # type: ignore[arg-type]
 
 

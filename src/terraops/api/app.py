@@ -27,6 +27,7 @@ from terraops.adapters.catalogue import LayerCatalogue
 from terraops.adapters.feedback_store import FeedbackStore
 from terraops.adapters.prediction_log import PredictionLog
 from terraops.adapters.process_env import PROCESS_ENV_DEFAULTS
+from terraops.adapters.registry import ModelRegistry
 from terraops.adapters.tile_cache import TileCache
 from terraops.api.errors import install_error_handlers
 from terraops.api.limits import BodyLimitMiddleware, self_limited_paths
@@ -54,6 +55,7 @@ from terraops.api.routes_predict import predict_router, unknown_service_router
 from terraops.api.routes_segment import SegmenterSource, load_segmenter, segment_router
 from terraops.api.routes_stac import stac_router
 from terraops.api.routes_titiler import install_titiler
+from terraops.pipelines.lifecycle.aliases import load_and_verify
 from terraops.services import all_services
 from terraops.services.segmentation import SEGMENTATION
 from terraops.settings import Settings
@@ -78,10 +80,8 @@ def served_services(settings: Settings) -> list[str]:
     return [name for name in dict.fromkeys(settings.services) if name in known]
 
 
-def _default_registry(settings: Settings, timeout_s: float | None) -> Any:
-    # lazy: MLflow (~1.4 s), only when no registry is passed in
-    from terraops.adapters.registry import ModelRegistry
-
+def _default_registry(settings: Settings, timeout_s: float | None) -> ModelRegistry:
+    """MLflow's registry, built only when no registry is passed in (it loads MLflow)."""
     return ModelRegistry(settings, timeout_s=timeout_s)
 
 
@@ -105,9 +105,6 @@ def create_app(
     definitions = all_services()
     if holders is None:
         holders = {name: ModelHolder(definitions[name]) for name in served_services(settings)}
-    # lazy: imports MLflow, which must first see the environment defaults set above
-    from terraops.pipelines.lifecycle.aliases import load_and_verify
-
     # One watcher follows every champion this process serves: the services' holders
     # (unless the caller keeps them itself: watch=False) and the segmenter, on demand.
     watcher = ChampionWatcher(

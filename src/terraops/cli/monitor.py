@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from terraops.adapters.atomic import atomic_write_text
 from terraops.cli.common import console, handle_errors, out, print_json, settings_from
 from terraops.errors import InvalidInputError
 
@@ -252,8 +253,7 @@ def slo_rules(
     if out_path is None:
         out.print(text, end="", markup=False, highlight=False)
         return
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(text, encoding="utf-8")
+    atomic_write_text(out_path, text, parents=True)
     console.print(f"rules written to {out_path} (check: promtool check rules {out_path})")
 
 

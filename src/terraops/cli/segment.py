@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from terraops.adapters.atomic import atomic_write_text
 from terraops.cli.common import console, handle_errors, out, print_json, settings_from
 from terraops.extras import SEGMENT, require_extra
 
@@ -234,8 +235,7 @@ def evaluate_real(
             params["epochs"] = epochs
         report = evaluate_real(settings_from(ctx), sample_dir=sample_dir, params=params)
         if card is not None:
-            card.parent.mkdir(parents=True, exist_ok=True)
-            card.write_text(model_card_markdown(report), encoding="utf-8")
+            atomic_write_text(card, model_card_markdown(report), parents=True)
     if as_json:
         print_json(report)
         return

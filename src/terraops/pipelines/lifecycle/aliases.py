@@ -21,13 +21,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from filelock import FileLock, Timeout
 
-from terraops.adapters import model_bundle
+from terraops.adapters import model_bundle, segmentation_bundle
 from terraops.adapters.alias_history import AliasHistory
+from terraops.adapters.registry import ModelRegistry
 from terraops.adapters.state_db import PostgresDatabase
 from terraops.domain.promotion import (
     CHALLENGER,
@@ -57,9 +58,6 @@ from terraops.services import get_service
 from terraops.services.base import ServiceDefinition
 from terraops.services.segmentation import SEGMENTATION, SegmentationService
 from terraops.settings import Settings
-
-if TYPE_CHECKING:
-    from terraops.adapters.registry import ModelRegistry
 
 ModelService = ServiceDefinition | SegmentationService
 """What the lifecycle needs of a service: its name, primary metric, SLO target and
@@ -265,10 +263,7 @@ def load_and_verify(path: Path, definition: ModelService) -> Any:
     must agree (:func:`terraops.adapters.segmentation_bundle.load_and_verify`).
     """
     if isinstance(definition, SegmentationService):
-        # ONNX Runtime and torch (the optional segment extra), only for that service
-        from terraops.adapters.segmentation_bundle import load_and_verify as verify_bundle
-
-        return verify_bundle(path)
+        return segmentation_bundle.load_and_verify(path)
     try:
         predictor = model_bundle.load_predictor(path)
         unknown = [n for n in predictor.feature_names if n not in definition.feature_names]
@@ -520,9 +515,6 @@ def history(
     journal = open_history(settings)
     try:
         if registry is None:
-            # registry: MLflow's client, only when the caller brings none
-            from terraops.adapters.registry import ModelRegistry
-
             registry = ModelRegistry(settings, timeout_s=settings.registry_timeout_s)
         with lifecycle_lock(settings, timeout=2.0):
             reconcile(settings, registry, journal, service)

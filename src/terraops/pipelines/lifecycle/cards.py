@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from terraops.adapters import atomic
 from terraops.adapters.feedback_store import FeedbackStore
 from terraops.adapters.registry import ModelRegistry
 from terraops.adapters.tracking import download_run_folder, download_run_json, download_run_plots
@@ -403,9 +404,9 @@ def write_model_card(
     registry = ModelRegistry(settings)
     info = resolve_version(registry, service.name, version, hint=recipe.no_champion_hint)
     fingerprint = download_run_json(settings, info.run_id, "data_fingerprint.json")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.parent.mkdir(parents=True, exist_ok=True)  # the card's figures are written first
     run = CardRun(settings, service, info, fingerprint, out_path)
-    out_path.write_text(recipe.markdown(run))
+    atomic.atomic_write_text(out_path, recipe.markdown(run))
     return out_path, info.version
 
 

@@ -23,7 +23,9 @@ import pandas as pd
 
 from terraops.adapters import atomic, tables
 from terraops.errors import InvalidInputError
+from terraops.pipelines.monitoring.drift_report import read_scene_folder, scene_examples
 from terraops.pipelines.monitoring.quality import check_examples, refuse_unless_passed
+from terraops.pipelines.scenes.distributed import prepare_cell_tables
 from terraops.services.base import ID_COLUMNS, ServiceDefinition
 from terraops.settings import Settings
 
@@ -49,10 +51,6 @@ def build(
     settings: Settings, service: ServiceDefinition, scene_dirs: Sequence[Path]
 ) -> dict[str, Any]:
     """Make a new version of the service's evaluation set from held-out scenes."""
-    # drift reports and cell tables: MLflow and the land-cover model, only when building
-    from terraops.pipelines.monitoring.drift_report import read_scene_folder, scene_examples
-    from terraops.pipelines.scenes.distributed import prepare_cell_tables
-
     if not scene_dirs:
         raise InvalidInputError("no scenes given", hint="pass --scenes DIR (held-out cities)")
     scenes = [read_scene_folder(Path(d)) for d in scene_dirs]

@@ -44,10 +44,13 @@ from rasterio.transform import Affine
 
 from terraops.adapters import dask_runner, raster_io, tables
 from terraops.adapters.catalogue import LayerCatalogue
+from terraops.adapters.registry import ModelRegistry
 from terraops.domain import features
 from terraops.domain.layers import layer_id
 from terraops.domain.scene_record import Scene
 from terraops.errors import InvalidInputError, ModelNotFoundError
+from terraops.pipelines.lifecycle.aliases import load_verified_predictor
+from terraops.pipelines.lifecycle.resolve import resolve_version
 from terraops.pipelines.maps.layer_products import (
     scene_imagery_layer,
 )
@@ -85,11 +88,6 @@ def choose_model(
     settings: Settings, definition: ServiceDefinition, version: int | None
 ) -> ModelChoice:
     """The champion (or ``version``), fetched and verified like a server loads it."""
-    # registry and lifecycle: MLflow's client, only when a model is chosen
-    from terraops.adapters.registry import ModelRegistry
-    from terraops.pipelines.lifecycle.aliases import load_verified_predictor
-    from terraops.pipelines.lifecycle.resolve import resolve_version
-
     registry = ModelRegistry(settings)
     name = definition.name
     hint = f"promote one (terraops promote {name} --challenger) or pass --version N"

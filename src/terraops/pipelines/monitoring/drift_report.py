@@ -27,9 +27,10 @@ import numpy as np
 import pandas as pd
 from rasterio.transform import Affine
 
-from terraops.adapters import atomic, cog, raster_io, tables
+from terraops.adapters import atomic, cog, raster_io, tables, tracking
 from terraops.adapters.catalogue import LayerCatalogue
 from terraops.adapters.prediction_log import read_predictions
+from terraops.adapters.registry import ModelRegistry
 from terraops.adapters.tracked_run import TrackedRun
 from terraops.domain import drift
 from terraops.domain import features as feature_math
@@ -99,10 +100,6 @@ def champion_reference(
     settings: Settings, service: ServiceDefinition, version: int | None = None
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The reference sample of the champion (or ``version``) and its lineage."""
-    # tracking and registry: MLflow's client, only when a reference is read
-    from terraops.adapters import tracking
-    from terraops.adapters.registry import ModelRegistry
-
     registry = ModelRegistry(settings)
     info = resolve_version(
         registry,

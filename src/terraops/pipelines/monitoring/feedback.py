@@ -30,7 +30,10 @@ import numpy as np
 
 from terraops.adapters.feedback_store import FeedbackRow, FeedbackStore
 from terraops.adapters.prediction_log import read_predictions
+from terraops.adapters.registry import ModelRegistry
 from terraops.errors import InvalidInputError
+from terraops.pipelines.lifecycle.aliases import load_verified_predictor
+from terraops.pipelines.lifecycle.resolve import resolve_version_number
 from terraops.services import get_service
 from terraops.services.base import ServiceDefinition
 from terraops.settings import Settings
@@ -325,11 +328,6 @@ def _logged(
 
 def _registry_predictor(settings: Settings) -> Any:
     def load(service: str, version: int | None) -> tuple[int, Any]:
-        # registry and lifecycle: MLflow's client, only when a model must be scored
-        from terraops.adapters.registry import ModelRegistry
-        from terraops.pipelines.lifecycle.aliases import load_verified_predictor
-        from terraops.pipelines.lifecycle.resolve import resolve_version_number
-
         registry = ModelRegistry(settings)
         version = resolve_version_number(
             registry,

@@ -36,6 +36,7 @@ from terraops.adapters import atomic, raster_files
 from terraops.adapters.tables import read_feature_table
 from terraops.domain.scene_record import Scene
 from terraops.errors import InvalidInputError
+from terraops.pipelines.monitoring.drift_report import read_scene_folder, scene_examples
 from terraops.services.base import ServiceDefinition
 from terraops.settings import Settings
 
@@ -391,9 +392,6 @@ def check_scene(settings: Settings, scene: Scene, *, save: bool = True) -> Quali
 def check_data(settings: Settings, service: ServiceDefinition, data: Path) -> list[QualityResult]:
     """``terraops quality check``: a scene folder (scene suite + service suite on its
     cell table) or a feature table (service suite; the target is checked when present)."""
-    # drift_report: MLflow and the land-cover model behind it, only for scene folders
-    from terraops.pipelines.monitoring.drift_report import read_scene_folder, scene_examples
-
     data = Path(data)
     if data.is_dir():
         scene_record = read_scene_folder(data)

@@ -41,7 +41,9 @@ import yaml
 from terraops.adapters import atomic
 from terraops.adapters.feedback_store import FeedbackStore
 from terraops.adapters.prediction_log import read_predictions
+from terraops.adapters.registry import ModelRegistry
 from terraops.errors import InvalidInputError, NothingToRollBackError, TerraopsError
+from terraops.pipelines.lifecycle import aliases
 from terraops.services import get_service
 from terraops.services.base import ServiceDefinition
 from terraops.settings import Settings
@@ -213,8 +215,6 @@ def check_service(
 
 
 def _champion(settings: Settings, service: str, errors: list[str]) -> int | None:
-    from terraops.adapters.registry import ModelRegistry  # MLflow's client, only on this path
-
     try:
         registry = ModelRegistry(settings, timeout_s=settings.registry_timeout_s)
         return registry.get_alias(service, "champion")
@@ -254,13 +254,9 @@ def check(
 
 
 def _rollback(settings: Settings, report: ServiceReport) -> dict[str, Any]:
-    # registry and lifecycle: MLflow's client, only when a breach rolls back
-    from terraops.adapters.registry import ModelRegistry
-    from terraops.pipelines.lifecycle.aliases import rollback
-
     reason = breach_reason(report)
     try:
-        entry = rollback(settings, ModelRegistry(settings), report.service, reason=reason)
+        entry = aliases.rollback(settings, ModelRegistry(settings), report.service, reason=reason)
     except NothingToRollBackError as exc:
         return {"done": False, "reason": reason, "error": exc.message}
     except TerraopsError as exc:

@@ -34,9 +34,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from terraops.adapters.registry import ModelRegistry
 from terraops.domain.landcover import classify_spectral
 from terraops.domain.segmentation.classes import landcover_from_segmentation
 from terraops.errors import InvalidInputError, ModelNotFoundError
+from terraops.pipelines.segmentation.scene_predict import load_segmenter
 from terraops.pipelines.segmentation.window_inference import predict_array
 
 if TYPE_CHECKING:
@@ -151,9 +153,6 @@ class LandcoverSource:
 
     def _load(self) -> Segmenter:
         if self._segmenter is None:
-            # lazy: loads the bundle adapter and MLflow, only once a model must classify
-            from terraops.pipelines.segmentation.scene_predict import load_segmenter
-
             assert self._settings is not None and self.version is not None
             engine: Any = self.engine
             self._segmenter, model = load_segmenter(
@@ -202,9 +201,6 @@ def resolve_landcover_source(settings: Settings, choice: str | None = None) -> L
                 hint="pip install -e '.[segment]', or set TERRAOPS_LANDCOVER_SOURCE=spectral",
             )
         return LandcoverSource("spectral", reason="auto: no onnxruntime/torch installed")
-    # lazy: MLflow (~1.4 s), only when the registry must be asked
-    from terraops.adapters.registry import ModelRegistry
-
     version = ModelRegistry(settings).get_alias(SEGMENTATION_MODEL, ALIAS)
     if version is None:
         if choice == "segmentation":
@@ -260,9 +256,6 @@ def landcover_of_version(
     With no champion the rules are returned: the caller's own lookup of the
     champion raises the clear "no champion" error.
     """
-    # lazy: MLflow (~1.4 s), only when the registry must be asked
-    from terraops.adapters.registry import ModelRegistry
-
     registry = ModelRegistry(settings)
     if version is None:
         version = registry.get_alias(name, ALIAS)

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from terraops.adapters.tracking import download_run_json
 from terraops.pipelines.lifecycle.card_run import CardRecipe, CardRun
 from terraops.pipelines.segmentation.real_sample import model_card_markdown, output_dir
 from terraops.services.segmentation import SegmentationService
@@ -189,8 +190,6 @@ def render_segmentation_card(
 
 def segmentation_card_markdown(run: CardRun) -> str:
     """The segmentation card of ``run``: learning curve beside it, this home's real-data report."""
-    from terraops.adapters.tracking import download_run_json  # MLflow's client, on this path only
-
     settings, info = run.settings, run.info
     history = download_run_json(settings, info.run_id, "history.json").get("epochs", [])
     plot_path = run.beside("plots") / "learning_curve.png"

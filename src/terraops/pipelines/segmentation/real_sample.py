@@ -54,6 +54,7 @@ from terraops.domain.segmentation.metrics import (
 )
 from terraops.errors import InvalidInputError
 from terraops.pipelines.segmentation.data import augment
+from terraops.pipelines.segmentation.train import segmentation_loss
 from terraops.pipelines.segmentation.window_inference import predict_array
 from terraops.settings import Settings
 
@@ -153,8 +154,6 @@ def build_model(params: Mapping[str, Any]) -> Any:
 def train(x: np.ndarray, y: np.ndarray, params: Mapping[str, Any]) -> tuple[Any, list[float]]:
     """Train on the (1, H, W) standardised image ``x`` and labels ``y`` (left region)."""
     import torch
-
-    from terraops.pipelines.segmentation.train import segmentation_loss  # torch: segment extra
 
     seed = int(params["seed"])
     torch.manual_seed(seed)

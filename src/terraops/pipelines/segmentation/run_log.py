@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from terraops.adapters import tracking
+from terraops.adapters.segmentation_bundle import BundleMeta, log_bundle, save_bundle
 from terraops.services.segmentation import SegmentationService
 from terraops.settings import Settings
 
@@ -60,9 +62,7 @@ def log_training_run(
     fingerprint: Mapping[str, Any],
 ) -> tuple[str, int]:
     """Log one run and register its bundle; returns (run id, registered version)."""
-    # MLflow and torch (the optional segment extra), only when a run is logged
-    from terraops.adapters import tracking
-    from terraops.adapters.segmentation_bundle import BundleMeta, log_bundle, save_bundle
+    # torch (the optional segment extra), only when a run is logged
     from terraops.models.unet import UNetConfig
 
     config = UNetConfig.from_dict({**arch, "n_classes": service.n_classes})

@@ -40,6 +40,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from terraops.adapters import cog, dask_runner, raster_io
 from terraops.adapters.catalogue import LayerCatalogue, file_fingerprint
 from terraops.adapters.image_windows import Grid, ReflectanceSource, open_reflectance
+from terraops.adapters.registry import ModelRegistry
 from terraops.adapters.segmentation_bundle import Segmenter
 from terraops.adapters.vector_files import VECTOR_FORMATS, GeoJSONWriter, Writers, open_writer
 from terraops.domain.layers import Layer, layer_id
@@ -91,8 +92,6 @@ def load_segmenter(
         segmenter = Segmenter(Path(bundle), **kwargs)
         run_id = str(segmenter.meta.training.get("run_id", ""))
         return segmenter, ModelRef(service.name, None, run_id, None, str(Path(bundle).resolve()))
-    from terraops.adapters.registry import ModelRegistry  # MLflow's client, without --bundle only
-
     registry = ModelRegistry(settings)
     hint = (
         f"train one (terraops segment train ...), promote it (terraops promote "

@@ -39,10 +39,12 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from terraops.adapters.registry import ModelRegistry
 from terraops.adapters.segmentation_bundle import gpu_autocast, resolve_device
 from terraops.domain.segmentation.classes import SEGMENTATION_NODATA, SegClass
 from terraops.domain.segmentation.metrics import mask_instances, mean_iou, object_f1, pixel_metrics
 from terraops.errors import InvalidInputError
+from terraops.pipelines.lifecycle.aliases import assign_alias
 from terraops.pipelines.monitoring.quality import DataQualityError
 from terraops.pipelines.segmentation.data import (
     SceneArrays,
@@ -313,10 +315,8 @@ def train_segmentation(
     progress: bool = True,
 ) -> SegTrainResult:
     """Train, validate, log, register a version of ``segmentation``; make it ``challenger``."""
-    # MLflow's client and torch (the optional segment extra), only when training
-    from terraops.adapters.registry import ModelRegistry
+    # torch (the optional segment extra), only when training
     from terraops.models.unet import count_parameters
-    from terraops.pipelines.lifecycle.aliases import assign_alias
 
     started = time.perf_counter()
     arch, training = resolve_params(service, params)

@@ -37,11 +37,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from terraops.adapters import atomic
+from terraops.adapters import atomic, tracking
 from terraops.adapters.raster_io import read_scene
 from terraops.domain import real_eval
 from terraops.domain.scene_record import Scene
 from terraops.errors import InvalidInputError
+from terraops.pipelines.maps.raster_predict import choose_model
 from terraops.pipelines.progress import status_line
 from terraops.pipelines.scenes.cell_tables import scene_cell_table
 from terraops.pipelines.scenes.landcover_source import LandcoverSource, landcover_of_model
@@ -332,8 +333,7 @@ def evaluate_real(
     ``block_size_m``/``buffer_m`` default to :data:`LOCAL_BLOCK_SIZE_M` and
     :data:`LOCAL_BUFFER_M`; ``params`` override the local model's parameters.
     """
-    # map and training pipelines (Dask, MLflow behind them), only for the local model
-    from terraops.pipelines.maps.raster_predict import choose_model
+    # training pipeline: SciPy's statistics (~0.4 s) behind it, only for the local model
     from terraops.pipelines.training.train import resolve_params
 
     started = time.perf_counter()
@@ -380,8 +380,6 @@ def write_outputs(
 
 def log_outputs(settings: Settings, run_id: str, stem: str, json_path: Path, plot: Path) -> None:
     """Log ``real_data/<scene>.json`` and ``.png`` to the model version's run."""
-    from terraops.adapters import tracking  # MLflow's client, only when outputs are logged
-
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copyfile(json_path, Path(tmp) / f"{stem}.json")
         shutil.copyfile(plot, Path(tmp) / f"{stem}.png")

@@ -35,12 +35,16 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from terraops.adapters import tracking
 from terraops.adapters.raster_io import read_scene
+from terraops.adapters.registry import ModelRegistry
 from terraops.adapters.tracked_run import TrackedRun
 from terraops.domain import spatial_cv
 from terraops.domain.metrics import reliability_curve
 from terraops.domain.scene_record import Scene
 from terraops.errors import InvalidInputError
+from terraops.pipelines.lifecycle.aliases import assign_alias
+from terraops.pipelines.monitoring.drift_report import log_reference
 from terraops.pipelines.monitoring.quality import check_examples, refuse_unless_passed
 from terraops.pipelines.scenes.cell_tables import scene_cell_table
 from terraops.pipelines.scenes.distributed import prepare_cell_tables
@@ -282,11 +286,6 @@ def train_service(
     bounded sample of its training features (``reference/reference.parquet``),
     the reference drift reports compare against.
     """
-    # MLflow's client (tracking, registry, aliases), only when a model is trained
-    from terraops.adapters import tracking
-    from terraops.adapters.registry import ModelRegistry
-    from terraops.pipelines.lifecycle.aliases import assign_alias
-
     started = time.perf_counter()
     model_params, training = resolve_params(service, params)
     cell_size = float(cell_size_m or settings.cell_size_m)
@@ -374,10 +373,6 @@ def _log_run(
     fingerprint: dict[str, Any],
 ) -> int:
     """Everything a run records; returns the registered version."""
-    # MLflow's client and the drift reference's writer, only when a run is logged
-    from terraops.adapters import tracking
-    from terraops.pipelines.monitoring.drift_report import log_reference
-
     scenes = [str(s.get("name")) for s in fingerprint["scenes"]]
     run.set_tags(
         {
