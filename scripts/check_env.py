@@ -59,6 +59,11 @@ PROGRAMS: dict[str, tuple[tuple[str, ...], str, str]] = {
         "metrics tests (tests/integration/test_prometheus.py) fail",
     ),
     "promtool": (("/usr/bin/promtool",), "prometheus", "promtool SLO rule tests are skipped"),
+    "alertmanager": (
+        ("/usr/bin/prometheus-alertmanager",),
+        "prometheus-alertmanager",
+        "alert delivery test (tests/integration/test_alerting.py) is skipped",
+    ),
     "postgres": (
         ("/usr/lib/postgresql/*/bin/postgres",),
         "postgresql",

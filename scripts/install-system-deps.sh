@@ -8,15 +8,17 @@ set -euo pipefail
 
 # In this order: package, a file (glob) that proves it is installed, and what a
 # machine without it loses in the test suite.
-PACKAGES=(chromium prometheus postgresql)
+PACKAGES=(chromium prometheus prometheus-alertmanager postgresql)
 declare -A PROOF=(
   [chromium]=/usr/bin/chromium
   [prometheus]=/usr/bin/prometheus
+  [prometheus-alertmanager]=/usr/bin/prometheus-alertmanager
   [postgresql]='/usr/lib/postgresql/*/bin/postgres'
 )
 declare -A LOSS=(
   [chromium]="browser tests (tests/e2e, marker e2e) fail"
-  [prometheus]="metrics tests (tests/integration/test_prometheus.py) fail; promtool SLO rule tests are skipped"
+  [prometheus]="metrics tests (tests/integration/test_prometheus.py) fail; promtool SLO rule tests and the alert delivery test are skipped"
+  [prometheus-alertmanager]="alert delivery test (tests/integration/test_alerting.py) is skipped"
   [postgresql]="scale-out tests (tests/integration/test_shared_registry.py) are skipped"
 )
 
@@ -42,7 +44,7 @@ if [ "$(id -u)" -ne 0 ]; then
     {
       echo "system-deps: not root and no passwordless sudo, so these Debian packages are NOT installed:"
       for pkg in "${missing[@]}"; do
-        printf '  %-11s -> %s\n' "$pkg" "${LOSS[$pkg]}"
+        printf '  %-23s -> %s\n' "$pkg" "${LOSS[$pkg]}"
       done
       echo "  install them as root: apt-get install -y --no-install-recommends ${missing[*]}"
       echo "  (Python packages are not affected; \`make check-env\` lists what is missing)"

@@ -93,6 +93,18 @@ class AdminDisabledError(TerraopsError):
     """No admin token is configured, so admin endpoints are off."""
 
 
+class FeedbackDisabledError(AdminDisabledError):
+    """Neither a feedback token nor an admin token is configured, so feedback is refused."""
+
+
+class RateLimitedError(TerraopsError):
+    """A client sent more requests than its rate allows; it may retry after a delay."""
+
+    def __init__(self, message: str, *, retry_after_s: float, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after_s = retry_after_s
+
+
 def lookup_by_error_class(
     table: Mapping[type[TerraopsError], T], exc: TerraopsError, default: T
 ) -> T:

@@ -41,6 +41,29 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token for /v1/admin; unset means admin API disabled."
     )
+    feedback_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for POST /v1/{service}/feedback (it moves the live error, "
+        "which can roll a model back); unset: the admin token; neither set: feedback is refused.",
+    )
+    feedback_rate_per_min: float = Field(
+        default=120.0,
+        gt=0,
+        description="Feedback requests one client (IP address) may send per minute; "
+        "a burst of as many is allowed, then 429 with Retry-After.",
+    )
+    max_header_kb: float = Field(
+        default=16.0,
+        gt=0,
+        description="Largest request head (request line + headers, KiB) `terraops serve` "
+        "accepts; beyond it the answer is 431 and the connection is closed.",
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Time a client has to send a request's headers (from its first byte, or "
+        "from connecting) before `terraops serve` closes the connection (slow-loris guard).",
+    )
     max_batch_size: int = Field(default=10_000, ge=1, description="Largest batch accepted.")
     max_body_mb: float | None = Field(
         default=None,
@@ -82,6 +105,18 @@ class Settings(BaseSettings):
     slo_window: str = Field(default="1h", description="Window of the scheduled SLO check.")
     slo_rollback_on_breach: bool = Field(
         default=False, description="The scheduled SLO check rolls a breaching champion back."
+    )
+    drift_check_interval_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="`terraops serve` checks the prediction log for drift this often "
+        "(one thread per server, state under home/reports/drift); unset = off.",
+    )
+    drift_window: str = Field(
+        default="24h",
+        pattern=r"^[0-9]+(\.[0-9]+)?[smhd]$",
+        description="Inputs of the scheduled drift check: predictions logged in this window "
+        "(30m, 6h, 1d).",
     )
     cell_size_m: float = Field(default=20.0, gt=0, description="Feature grid cell size (m).")
     landcover_source: Literal["auto", "spectral", "segmentation"] = Field(

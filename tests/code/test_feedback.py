@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from terraops.adapters.feedback_store import FeedbackRow, FeedbackStore
@@ -21,6 +22,7 @@ from terraops.services import get_service
 from terraops.settings import Settings
 
 LEGACY = {"ndvi": 0.5, "building_density": 0.7, "water_distance": 1000}
+FEEDBACK_TOKEN = "feedback-test-token"
 FLOOD = {f.name: f.example for f in get_service("flood").features if f.required}
 
 
@@ -52,8 +54,9 @@ def holder(service: str, version: int, value: float) -> ModelHolder:
 @pytest.fixture
 def client(settings: Settings) -> Any:
     holders = {"uhi": holder("uhi", 4, 31.5), "flood": holder("flood", 2, 0.8)}
-    app = create_app(settings, holders=holders, watch=False)
-    with TestClient(app) as c:
+    secured = settings.model_copy(update={"feedback_token": SecretStr(FEEDBACK_TOKEN)})
+    app = create_app(secured, holders=holders, watch=False)
+    with TestClient(app, headers={"Authorization": f"Bearer {FEEDBACK_TOKEN}"}) as c:
         c.app_state = app.state  # type: ignore[attr-defined]
         yield c
 

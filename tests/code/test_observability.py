@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
 from terraops.api.app import create_app
 from terraops.api.model_holder import LoadedModel, ModelHolder
@@ -52,8 +53,9 @@ def value(figures: dict[Any, float], name: str, **labels: str) -> float:
 def test_metrics_count_requests_by_version_status_and_swaps(settings: Settings) -> None:
     holder = ModelHolder(get_service("uhi"))
     holder.swap(loaded(1))
-    app = create_app(settings, holders={"uhi": holder}, watch=False)
-    with TestClient(app) as client:
+    secured = settings.model_copy(update={"feedback_token": SecretStr("t")})
+    app = create_app(secured, holders={"uhi": holder}, watch=False)
+    with TestClient(app, headers={"Authorization": "Bearer t"}) as client:
         for _ in range(3):
             assert client.post("/v1/uhi/predict", json=LEGACY).status_code == 200
         assert client.post("/v1/uhi/predict", json={"ndvi": 9}).status_code == 422

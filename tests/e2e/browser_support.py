@@ -1,4 +1,4 @@
-"""Shared by the browser tests and their fixtures: Chromium, the token, the page recorder."""
+"""Shared by the browser tests: Chromium, the token, the page recorder, the server."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from serving_support import RunningProcess
+from terraops.settings import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -51,3 +54,13 @@ def guard(watch: PageWatch) -> Callable[[Any], None]:
         route.abort()
 
     return handle
+
+
+def serve(start_server: Callable[..., RunningProcess], settings: Settings) -> RunningProcess:
+    """``terraops serve`` (one worker) with the tests' admin token."""
+    return start_server(settings, workers=1, TERRAOPS_ADMIN_TOKEN=ADMIN_TOKEN)
+
+
+def assert_offline_and_clean(watch: PageWatch, *allowed: str) -> None:
+    assert watch.foreign_requests == [], f"requests left 127.0.0.1: {watch.foreign_requests}"
+    assert watch.errors_except(*allowed) == [], f"console errors: {watch.console_errors}"

@@ -1,10 +1,9 @@
-"""The map and the operator dashboard in a real browser (Chromium via Playwright).
+"""The map in a real browser (Chromium via Playwright); the dashboard is in test_dashboard_browser.
 
 Against a real ``terraops serve`` on a home with trained models and catalogue
 layers made by ``predict_raster``: tiles load and are not blank, vectors draw,
 a click reads the layers and asks the live API, nothing leaves 127.0.0.1, the
-console stays clean — and the dashboard's rollback button really moves the
-champion back. The screenshots in the README are taken here.
+console stays clean. The map screenshots in the README are taken here.
 """
 
 from __future__ import annotations
@@ -14,28 +13,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
-from browser_support import ADMIN_TOKEN, PageWatch
+from browser_support import PageWatch, assert_offline_and_clean, serve
 from PIL import Image
 
-from serving_support import LEGACY_BODY, RunningProcess, TrainedHome, wait_until
+from serving_support import RunningProcess, TrainedHome
 from terraops.adapters.catalogue import LayerCatalogue
 from terraops.domain.layers import Layer
-from terraops.services import get_service
 from terraops.settings import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 
 OpenPage = Callable[[], tuple[Any, PageWatch]]
-#: What Chromium logs for a fetch the admin API refuses on purpose in a test.
-REFUSED = ("status of 401", "status of 409")
 TILE_WAIT_MS = 30_000
-
-
-def serve(start_server: Callable[..., RunningProcess], settings: Settings) -> RunningProcess:
-    return start_server(settings, workers=1, TERRAOPS_ADMIN_TOKEN=ADMIN_TOKEN)
 
 
 REAL_SCENE = "LC80200392015216LGN00"
@@ -119,11 +110,6 @@ def point_inside(page: Any, selector: str) -> tuple[float, float]:
     )
     assert found, f"no clickable point inside {selector}"
     return float(found[0]), float(found[1])
-
-
-def assert_offline_and_clean(watch: PageWatch, *allowed: str) -> None:
-    assert watch.foreign_requests == [], f"requests left 127.0.0.1: {watch.foreign_requests}"
-    assert watch.errors_except(*allowed) == [], f"console errors: {watch.console_errors}"
 
 
 # ----- the map ------------------------------------------------------------------------
@@ -276,105 +262,3 @@ def test_map_without_layers_says_so_without_errors(
     page.wait_for_load_state("networkidle")
     assert watch.tile_responses == []
     assert_offline_and_clean(watch)
-
-
-# ----- the dashboard ---------------------------------------------------------------------
-
-
-def _traffic(url: str) -> None:
-    """Some requests for the dashboard's traffic table (and two refused ones)."""
-    with httpx.Client(base_url=url, timeout=10) as client:
-        for _ in range(60):
-            assert client.post("/v1/uhi/predict", json=LEGACY_BODY).status_code == 200
-        for _ in range(2):
-            assert (
-                client.post("/v1/uhi/predict", json={**LEGACY_BODY, "ndvi": 3}).status_code == 422
-            )
-        body = {"instances": [LEGACY_BODY] * 50}
-        assert client.post("/v1/uhi/predict/batch", json=body).status_code == 200
-        flood = {f.name: f.example for f in get_service("flood").features if f.required}
-        for _ in range(20):
-            assert client.post("/v1/flood/predict", json=flood).status_code == 200
-
-
-def _served_uhi_version(url: str) -> int:
-    response = httpx.post(f"{url}/v1/uhi/predict", json=LEGACY_BODY, timeout=10)
-    assert response.status_code == 200
-    assert response.headers["X-Model-Version"] == str(response.json()["model"]["version"])
-    return int(response.json()["model"]["version"])
-
-
-def test_dashboard_rollback_button_moves_the_champion_back(
-    map_settings: Settings,
-    mapped_home: TrainedHome,
-    start_server: Callable[..., RunningProcess],
-    open_page: OpenPage,
-    screenshots: Path,
-) -> None:
-    first, second = mapped_home.uhi_versions
-    server = serve(start_server, map_settings)
-    assert _served_uhi_version(server.url) == second
-    _traffic(server.url)
-    html = httpx.get(f"{server.url}/", timeout=10).text
-    assert ADMIN_TOKEN not in html
-
-    page, watch = open_page()
-    page.goto(f"{server.url}/")
-    uhi = page.locator("#service-uhi")
-    champion = uhi.locator("[data-testid=champion-version]")
-    champion.wait_for(timeout=15_000)
-    assert champion.inner_text() == f"v{second}"
-    assert "MAE · spatial CV" in uhi.locator("[data-role=champion]").inner_text()
-    assert "v" in uhi.locator("[data-testid=challenger-uhi]").inner_text()
-    # The server's own count (good, refused and batch requests) is what the page shows.
-    figures = httpx.get(f"{server.url}/v1/stats", timeout=10).json()["services"]["uhi"]
-    total = figures["predict"]["total"] + figures["batch"]["total"]
-    assert figures["predict"]["errors_4xx_total"] == 2 and total >= 63
-    page.wait_for_function(
-        "(n) => document.querySelector('#service-uhi [data-field=stats]')"
-        ".innerText.includes(n + ' requests since start')",
-        arg=total,
-    )
-    assert "pid" in uhi.locator("[data-field=stats-scope]").inner_text()
-
-    # A wrong token: the admin API's refusal is shown, nothing moves.
-    page.fill("#admin-token", "not-the-token")
-    page.click("#token-form button[type=submit]")
-    uhi.locator("[data-action=rollback]").click()
-    result = uhi.locator("[data-field=result]")
-    page.wait_for_function(
-        "() => /401/.test(document.querySelector('#service-uhi [data-field=result]').innerText)"
-    )
-    assert "missing or wrong admin token" in result.inner_text()
-    assert _served_uhi_version(server.url) == second
-
-    # The right token; flood has no earlier champion: 409 with the API's message.
-    page.fill("#admin-token", ADMIN_TOKEN)
-    page.click("#token-form button[type=submit]")
-    assert page.locator("#admin-token").input_value() == ""  # not kept in the form
-    flood = page.locator("#service-flood")
-    flood.locator("[data-action=rollback]").click()
-    page.wait_for_function(
-        "() => /409/.test(document.querySelector('#service-flood [data-field=result]').innerText)"
-    )
-    assert "no earlier champion" in flood.locator("[data-field=result]").inner_text()
-
-    # One click: uhi goes back to the previous champion, and the API serves it.
-    page.fill("#admin-reason", "v2 runs hot in the old town")
-    uhi.locator("[data-action=rollback]").click()
-    page.wait_for_function(
-        "(v) => document.querySelector('#service-uhi [data-testid=champion-version]')"
-        ".innerText === 'v' + v",
-        arg=first,
-        timeout=15_000,
-    )
-    assert f"v{second} → v{first}" in result.inner_text()
-    wait_until(lambda: _served_uhi_version(server.url) == first, 10, "API serves the rollback")
-    history = uhi.locator("[data-field=history]")
-    history.locator("tr.is-rollback").first.wait_for(timeout=10_000)
-    assert "v2 runs hot in the old town" in history.inner_text()
-    assert ADMIN_TOKEN not in page.content()
-
-    page.wait_for_timeout(3500)  # one stats refresh after the rollback
-    page.screenshot(path=str(screenshots / "dashboard.png"), full_page=True)
-    assert_offline_and_clean(watch, *REFUSED)

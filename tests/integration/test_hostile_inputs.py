@@ -9,6 +9,10 @@ points at ``/etc/passwd``. Requests that need exact bytes on the wire (raw
 Every test checks the answer (a 4xx whose JSON body says what was wrong) and,
 through the autouse ``state_unchanged`` fixture, that the registry aliases, the
 alias history and the files of the layer store are exactly as before.
+
+The catalogue continues in ``test_hostile_limits.py`` (its own server, with small
+limits): oversized and slow request headers, feedback without its token or over its
+rate, and model-cache debris of killed processes.
 """
 
 from __future__ import annotations

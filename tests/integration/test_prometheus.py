@@ -9,9 +9,7 @@ carried, and the live MAE against the errors of the feedback sent.
 
 from __future__ import annotations
 
-import shutil
 import statistics
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -19,74 +17,19 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_support import by_label, eventually, query, start_prometheus
 
-from serving_support import LEGACY_BODY, RunningProcess, TrainedHome, free_port, wait_until
+from serving_support import LEGACY_BODY, RunningProcess, TrainedHome, wait_until
 from terraops.adapters.registry import ModelRegistry
 from terraops.pipelines.lifecycle import aliases as lifecycle
 from terraops.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
-
 
 def fresh_post(url: str, path: str, body: Any, **headers: str) -> httpx.Response:
     """One request on its own connection, so the kernel spreads them over the workers."""
     return httpx.post(f"{url}{path}", json=body, headers=headers, timeout=10)
-
-
-def start_prometheus(
-    start_process: Callable[..., RunningProcess], target: str, tmp_path: Path
-) -> RunningProcess:
-    if not Path(PROMETHEUS).exists():
-        pytest.fail("Debian's prometheus is missing: run scripts/install-system-deps.sh")
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n"
-        "scrape_configs:\n  - job_name: terraops\n    static_configs:\n"
-        f"      - targets: ['{target}']\n"
-    )
-    port = free_port()
-    args = [
-        PROMETHEUS,
-        f"--config.file={config}",
-        f"--storage.tsdb.path={tmp_path / 'prometheus-data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--storage.tsdb.retention.time=1h",
-        "--log.level=warn",
-    ]
-    server = start_process(args, {"PATH": "/usr/bin:/bin"}, f"http://127.0.0.1:{port}", "prom")
-    wait_until(
-        lambda: httpx.get(f"{server.url}/-/ready", timeout=2).status_code == 200,
-        60,
-        "prometheus ready",
-        server,
-    )
-    return server
-
-
-def query(prometheus: RunningProcess, promql: str) -> list[dict[str, Any]]:
-    answer = httpx.get(f"{prometheus.url}/api/v1/query", params={"query": promql}, timeout=5)
-    answer.raise_for_status()
-    body = answer.json()
-    assert body["status"] == "success", body
-    return list(body["data"]["result"])
-
-
-def by_label(result: list[dict[str, Any]], label: str) -> dict[str, float]:
-    return {r["metric"].get(label, ""): float(r["value"][1]) for r in result}
-
-
-def eventually(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
-    """Prometheus scrapes every second: poll until its figures catch up."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        ok, last = check()
-        if ok:
-            return last
-        time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}; last seen: {last}")
 
 
 def test_prometheus_reads_request_counts_per_version_and_live_mae(
@@ -100,7 +43,7 @@ def test_prometheus_reads_request_counts_per_version_and_live_mae(
     registry = ModelRegistry(home_settings)
     lifecycle.promote(home_settings, registry, "uhi", v1, reason="prometheus test")
     lifecycle.promote(home_settings, registry, "flood", trained_home.flood_versions[0])
-    server = start_server(home_settings, workers=2)
+    server = start_server(home_settings, workers=2, TERRAOPS_FEEDBACK_TOKEN="prometheus-fb")
     target = server.url.removeprefix("http://")
     prometheus = start_prometheus(start_process, target, tmp_path)
     eventually(
@@ -123,6 +66,7 @@ def test_prometheus_reads_request_counts_per_version_and_live_mae(
                     server.url,
                     "/v1/uhi/feedback",
                     {"request_id": answer.headers["X-Request-Id"], "observed": observed},
+                    Authorization="Bearer prometheus-fb",
                 )
                 assert fb.status_code == 201, fb.text
                 feedback_errors.setdefault(version, []).append(

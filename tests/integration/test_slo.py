@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,6 +23,7 @@ from terraops.adapters.raster_io import read_scene
 from terraops.adapters.registry import ModelRegistry
 from terraops.cli.main import app as cli
 from terraops.pipelines.lifecycle import aliases as lifecycle
+from terraops.pipelines.monitoring.slo import MIN_FEEDBACK
 from terraops.services import get_service
 from terraops.settings import Settings
 
@@ -88,6 +90,7 @@ def test_slo_check_judges_the_champion_and_rolls_back_on_breach(
     assert breach.exit_code == 1
     result = json.loads(breach.stdout)[0]
     assert result["breached"] == ["live_metric"]
+    assert result["decision"] == "rollback" and "model quality" in result["reason"]
     assert result["rollback"]["done"] and result["rollback"]["to_version"] == v1
     assert registry.get_alias("uhi", "champion") == v1
     latest = lifecycle.history(home_settings, "uhi")[0]
@@ -99,6 +102,180 @@ def test_slo_check_judges_the_champion_and_rolls_back_on_breach(
 
     card, _ = write_model_card(home_settings, get_service("uhi"), tmp_path / "card.md", version=v2)
     assert "## Live performance" in card.read_text() and "MISSED" in card.read_text()
+
+
+def serve_log(
+    settings: Settings, version: int, n: int, latency_ms: float, failed_share: float = 0.0
+) -> None:
+    """``n`` point requests of uhi ``version`` as the server logs them (the prediction-log
+    adapter), with the handler latency it would have measured; the first ``failed_share``
+    of them answered 500 (the model raised)."""
+    from terraops.adapters.prediction_log import PredictionLog
+
+    names = tuple(get_service("uhi").feature_names)
+    log = PredictionLog(settings.predictions_dir)
+    failed = round(n * failed_share)
+    for i in range(n):
+        row, ok = [[0.5] * len(names)], i >= failed
+        log.record(
+            f"v{version}-{i}-{latency_ms:g}", "uhi", version, names, row,
+            [31.0] if ok else None, latency_ms, 200 if ok else 500,
+        )  # fmt: skip
+    log.flush()
+
+
+def check_and_roll_back(settings: Settings) -> dict[str, Any]:
+    result = CliRunner().invoke(
+        cli,
+        ["slo", "check", "uhi", "--window", "10m", "--json", "--rollback-on-breach"],
+        obj=settings,
+    )
+    assert result.exit_code == 1, result.output  # a breach, whatever the decision
+    report: dict[str, Any] = json.loads(result.stdout)[0]
+    return report
+
+
+@pytest.fixture
+def released(home_settings: Settings, trained_home: TrainedHome) -> tuple[int, int]:
+    """uhi v1 was champion, v2 replaced it: (previous, champion)."""
+    v1, v2 = trained_home.uhi_versions
+    registry = ModelRegistry(home_settings)
+    lifecycle.promote(home_settings, registry, "uhi", v1, reason="first release")
+    lifecycle.promote(home_settings, registry, "uhi", v2, reason="second release")
+    return v1, v2
+
+
+# (slo breached, champion's and previous version's latency ms and 5xx share in the same window)
+HOST_LATENCY = ("latency_p95", (4.0, 0.0), (4.0, 0.0))  # the host is slow: both versions slow
+HOST_ERRORS = ("availability", (0.4, 0.03), (0.4, 0.03))  # the host fails: both versions 3 % 5xx
+
+
+@pytest.mark.parametrize(
+    ("breached", "champion", "previous"),
+    [HOST_LATENCY, HOST_ERRORS],
+    ids=["latency-breach-both-versions-slow", "availability-breach-both-versions-failing"],
+)
+def test_a_serving_breach_the_host_causes_alerts_and_keeps_the_champion(
+    home_settings: Settings,
+    released: tuple[int, int],
+    breached: str,
+    champion: tuple[float, float],
+    previous: tuple[float, float],
+) -> None:
+    v1, v2 = released
+    serve_log(home_settings, v1, 150, *previous)
+    serve_log(home_settings, v2, 150, *champion)
+
+    result = check_and_roll_back(home_settings)
+
+    assert result["breached"] == [breached]
+    assert result["decision"] == "alert-only" and result["rollback"] is None
+    assert f"v{v1}" in result["reason"] and "the host, not the release" in result["reason"]
+    assert ModelRegistry(home_settings).get_alias("uhi", "champion") == v2
+    assert lifecycle.history(home_settings, "uhi")[0].action == "promote"
+    saved = json.loads((home_settings.reports_dir / "slo" / "last.json").read_text())
+    assert saved["services"][0]["decision"] == "alert-only"
+
+
+@pytest.mark.parametrize(
+    ("breached", "champion", "previous"),
+    [
+        ("latency_p95", (4.0, 0.0), (0.4, 0.0)),  # only the new version is slow
+        ("availability", (0.4, 0.03), (0.4, 0.0)),  # only the new version raises
+    ],
+    ids=["latency-breach-only-new-version-slow", "availability-breach-only-new-version-failing"],
+)
+def test_a_serving_breach_the_new_version_causes_rolls_back(
+    home_settings: Settings,
+    released: tuple[int, int],
+    breached: str,
+    champion: tuple[float, float],
+    previous: tuple[float, float],
+) -> None:
+    v1, v2 = released
+    serve_log(home_settings, v1, 150, *previous)
+    serve_log(home_settings, v2, 150, *champion)
+
+    result = check_and_roll_back(home_settings)
+
+    assert result["breached"] == [breached]
+    assert result["decision"] == "rollback" and "the new version is the cause" in result["reason"]
+    assert result["rollback"]["done"] and result["rollback"]["to_version"] == v1
+    assert ModelRegistry(home_settings).get_alias("uhi", "champion") == v1
+    entry = lifecycle.history(home_settings, "uhi")[0]
+    assert (entry.action, entry.from_version, entry.to_version) == ("rollback", v2, v1)
+    assert f"{breached}: " in (entry.reason or "") and "new version is the cause" in (
+        entry.reason or ""
+    )
+
+
+def test_a_latency_breach_without_the_previous_version_in_the_window_only_alerts(
+    home_settings: Settings, released: tuple[int, int]
+) -> None:
+    """The promotion is older than the window: nothing shows the release is the cause."""
+    v1, v2 = released
+    serve_log(home_settings, v1, 20, 0.4)  # too few requests to judge v1
+    serve_log(home_settings, v2, 150, 4.0)
+
+    result = check_and_roll_back(home_settings)
+
+    assert result["decision"] == "alert-only" and "served 20 requests" in result["reason"]
+    assert ModelRegistry(home_settings).get_alias("uhi", "champion") == v2
+
+
+def test_a_quality_breach_with_enough_truth_rolls_back_even_on_a_slow_host(
+    home_settings: Settings, released: tuple[int, int]
+) -> None:
+    v1, v2 = released
+    serve_log(home_settings, v1, 150, 4.0)
+    serve_log(home_settings, v2, 150, 4.0)  # the host is slow too: not why it rolls back
+    add_feedback(home_settings, v2, MIN_FEEDBACK - 1, error=4.0, tag="few")
+    few = CliRunner().invoke(
+        cli, ["slo", "check", "uhi", "--window", "10m", "--json"], obj=home_settings
+    )
+    assert json.loads(few.stdout)[0]["decision"] == "alert-only"  # 19 truths: no_data, no blame
+
+    add_feedback(home_settings, v2, 1, error=4.0, tag="enough")
+    result = check_and_roll_back(home_settings)
+
+    assert set(result["breached"]) == {"latency_p95", "live_metric"}
+    assert result["decision"] == "rollback" and "model quality" in result["reason"]
+    assert result["rollback"]["done"] and result["rollback"]["to_version"] == v1
+    assert ModelRegistry(home_settings).get_alias("uhi", "champion") == v1
+
+
+def test_critical_drift_of_the_champions_traffic_rolls_back(
+    home_settings: Settings, released: tuple[int, int], tiny_scenes: list[Path]
+) -> None:
+    """A day far hotter than the training days reaches the champion: the drift check
+    (the server's scheduled one) finds critical drift, and the SLO check rolls back."""
+    import pandas as pd
+
+    from terraops.adapters.prediction_log import PredictionLog
+    from terraops.pipelines.monitoring.drift_report import scene_examples
+    from terraops.pipelines.monitoring.drift_schedule import check_drift_from_log
+
+    v1, v2 = released
+    uhi = get_service("uhi")
+    cities = [
+        scene_examples(uhi, read_scene(s), 20.0).sample(100, random_state=1) for s in tiny_scenes
+    ]
+    rows = pd.concat(cities)  # both training cities: only the day's background moved
+    rows["reference_temperature"] += 15.0  # beyond the training days' range by > 3 K
+    names = tuple(uhi.feature_names)
+    log = PredictionLog(home_settings.predictions_dir)
+    for i, row in enumerate(rows[list(names)].itertuples(index=False)):
+        log.record(f"hot-{i}", "uhi", v2, names, [list(row)], [35.0], 0.4)
+    log.flush()
+    state = check_drift_from_log(home_settings, uhi, "1h")
+    assert state["critical"] and "reference_temperature" in state["critical_features"]
+
+    result = check_and_roll_back(home_settings)
+
+    assert result["breached"] == ["drift"]
+    assert result["decision"] == "rollback" and "model quality breached (drift)" in result["reason"]
+    assert ModelRegistry(home_settings).get_alias("uhi", "champion") == v1
+    assert "critical drift" in (lifecycle.history(home_settings, "uhi")[0].reason or "")
 
 
 @pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (apt-get install prometheus)")
@@ -172,7 +349,8 @@ tests:
           - exp_labels: {severity: page, service: uhi, slo: availability}
             exp_annotations:
               summary: 'uhi: 5xx error budget (0.001) burning fast'
-              runbook: RUNBOOK_ROLLBACK.md#slo-breach
+              description: 'uhi answers 1.967% of prediction requests with 5xx; at this rate the budget of 0.001 is gone in about two days.'
+              runbook_url: docs/runbooks/errors.md
       - alertname: TerraopsErrorBudgetBurnFast
         eval_time: 70m
         exp_alerts: []  # 10 minutes of errors: the 5 m window burns, the 1 h window not yet
@@ -182,14 +360,16 @@ tests:
           - exp_labels: {severity: page, service: uhi, slo: live_metric}
             exp_annotations:
               summary: 'uhi: live error misses the target 1 (ground truth of the last hour)'
-              runbook: RUNBOOK_ROLLBACK.md#slo-breach
+              description: 'uhi: live error 3 on the ground truth received in the last hour (target <= 1).'
+              runbook_url: docs/runbooks/model-quality.md
       - alertname: TerraopsLatencyP95High
         eval_time: 2h
         exp_alerts:
           - exp_labels: {severity: ticket, service: uhi, slo: latency_p95}
             exp_annotations:
               summary: 'uhi: p95 point-predict latency above 1.5 ms'
-              runbook: RUNBOOK_ROLLBACK.md#slo-breach
+              description: 'uhi: p95 of point predictions is 4.875ms over the last 5 minutes and hour (objective 1.5 ms).'
+              runbook_url: docs/runbooks/latency.md
 """
 
 
@@ -213,6 +393,7 @@ def test_slo_breach_rolls_back_a_serving_champion_end_to_end(
         TERRAOPS_SLO_CHECK_INTERVAL_S="1",
         TERRAOPS_SLO_WINDOW="10m",
         TERRAOPS_SLO_ROLLBACK_ON_BREACH="true",
+        TERRAOPS_FEEDBACK_TOKEN="slo-feedback",
     )
     lifecycle.promote(home_settings, registry, "uhi", bad, reason="deliberately bad release")
     uhi = get_service("uhi")
@@ -237,6 +418,7 @@ def test_slo_breach_rolls_back_a_serving_champion_end_to_end(
             sent = client.post(
                 f"{server.url}/v1/uhi/feedback",
                 json={"request_id": request_id, "observed": float(truth)},
+                headers={"Authorization": "Bearer slo-feedback"},
             )
             assert sent.status_code in (200, 201), sent.text
         t_sent = time.monotonic()
@@ -249,6 +431,8 @@ def test_slo_breach_rolls_back_a_serving_champion_end_to_end(
     entry = lifecycle.history(home_settings, "uhi")[0]
     assert (entry.action, entry.from_version, entry.to_version) == ("rollback", bad, v1)
     assert "live_metric: live mae" in (entry.reason or "") and entry.actor == "tester"
+    logged = server.log.read_text()  # the schedule's log line states the decision and why
+    assert "uhi: SLO breach over 10m" in logged and "decision rollback: model quality" in logged
     timeline = {
         "feedback_posted_s": round(t_sent - t_feedback, 2),
         "breach_to_rollback_committed_s": round(t_rolled - t_sent, 2),

@@ -45,9 +45,10 @@ from terraops.api.observability import (
     measured_routes,
     metrics_router,
 )
+from terraops.api.ops_metrics import OperationsCollector
 from terraops.api.request_stats import RequestStats
 from terraops.api.routes_admin import admin_router
-from terraops.api.routes_feedback import feedback_router
+from terraops.api.routes_feedback import feedback_guards, feedback_router
 from terraops.api.routes_layers import layers_router
 from terraops.api.routes_ops import ops_router
 from terraops.api.routes_pages import install_pages
@@ -173,17 +174,27 @@ def create_app(
     # Prediction routes first: routes are matched in order, and they are the hot path.
     for holder in holders.values():
         app.include_router(predict_router(holder, settings.max_batch_size, prediction_log))
+    guards = feedback_guards(settings)  # token + per-client rate, shared by every service
     for holder in holders.values():
         app.include_router(
             feedback_router(
-                holder, feedback_store, prediction_log, settings.prediction_log_retention_days
+                holder,
+                feedback_store,
+                prediction_log,
+                settings.prediction_log_retention_days,
+                guards=guards,
             )
         )
     app.include_router(ops_router(holders, services_watcher, prediction_log))
+    # Drift, registry contact, free disk, data-quality refusals (read at each scrape).
+    operations = OperationsCollector(settings, holders, lambda: watcher.registry_status)
     app.include_router(
         metrics_router(
             metrics,
-            lambda: [FeedbackCollector(feedback_store, holders, settings.live_error_window_h)],
+            lambda: [
+                FeedbackCollector(feedback_store, holders, settings.live_error_window_h),
+                operations,
+            ],
         )
     )
     app.include_router(unknown_service_router(sorted(holders)))

@@ -9,6 +9,7 @@ service definition, so they can never disagree with the schema.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
@@ -37,6 +38,7 @@ HTTP_STATUS: dict[type[errors.TerraopsError], int] = {
     errors.StorageError: 507,
     errors.AuthError: 401,
     errors.AdminDisabledError: 403,
+    errors.RateLimitedError: 429,
 }
 
 
@@ -55,6 +57,8 @@ def domain_error_response(exc: errors.TerraopsError) -> JSONResponse:
     if isinstance(exc, errors.PromotionRefusedError):
         body["reasons"] = exc.reasons
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, errors.AuthError) else None
+    if isinstance(exc, errors.RateLimitedError):
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
     return JSONResponse(body, status_code=status_for(exc), headers=headers)
 
 

@@ -30,7 +30,9 @@ labelled correctly.
 
 Live error (``terraops_live_error``) and feedback counts are read from the
 feedback store at scrape time: SQLite is the one source of truth for every
-worker, so nothing has to be kept in step across processes.
+worker, so nothing has to be kept in step across processes; the on-call gauges
+(drift, registry contact, free disk, data-quality refusals) are read the same
+way, by :class:`terraops.api.ops_metrics.OperationsCollector`.
 """
 
 from __future__ import annotations

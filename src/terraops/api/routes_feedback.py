@@ -14,12 +14,16 @@ intervals before the answer is ``404``.
 # No ``from __future__ import annotations``: FastAPI must see the generated models.
 
 import asyncio
+import hmac
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
+from fastapi.params import Depends as Dependency
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.concurrency import run_in_threadpool
 
@@ -27,18 +31,68 @@ from terraops.adapters.feedback_store import FeedbackStore
 from terraops.adapters.prediction_log import PredictionLog, find_prediction
 from terraops.api.model_holder import ModelHolder
 from terraops.api.observability import REQUEST_ID_PATTERN, request_context
+from terraops.api.rate_limit import rate_limit
 from terraops.api.schemas import ErrorResponse, features_model
-from terraops.errors import InvalidInputError, ModelNotReadyError, NotFoundError
+from terraops.errors import (
+    AuthError,
+    FeedbackDisabledError,
+    InvalidInputError,
+    ModelNotReadyError,
+    NotFoundError,
+)
 from terraops.pipelines.monitoring.feedback import FeedbackEntry, check_observed, row_from_record
 from terraops.pipelines.monitoring.feedback import score_features as score
 from terraops.services.base import ServiceDefinition
+from terraops.settings import Settings
+
+_bearer = HTTPBearer(
+    auto_error=False, description="TERRAOPS_FEEDBACK_TOKEN (default: TERRAOPS_ADMIN_TOKEN)"
+)
 
 FEEDBACK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Missing or wrong bearer token"},
+    403: {"model": ErrorResponse, "description": "Feedback disabled (no token configured)"},
     404: {"model": ErrorResponse, "description": "No prediction with this request id"},
     409: {"model": ErrorResponse, "description": "This prediction already has feedback"},
     422: {"model": ErrorResponse, "description": "Invalid feedback"},
+    429: {"model": ErrorResponse, "description": "Too many feedback requests (Retry-After)"},
     503: {"model": ErrorResponse, "description": "No champion to score features with"},
 }
+
+
+def feedback_guards(settings: Settings) -> list[Dependency]:
+    """What every feedback request passes, in order: the client's rate, then the token.
+
+    Feedback moves the live error, and a live error beyond its target can roll
+    the champion back — so it is never open: the token is
+    ``TERRAOPS_FEEDBACK_TOKEN``, else ``TERRAOPS_ADMIN_TOKEN``; with neither set
+    feedback is refused (403). The rate limit comes first so that guessing the
+    token is rate-limited too. One list for every service: they share the budget.
+    """
+    secret = settings.feedback_token or settings.admin_token
+    expected = secret.get_secret_value().encode() if secret is not None else b""
+
+    async def require_feedback_token(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        if not expected:
+            raise FeedbackDisabledError(
+                "feedback is disabled: no token is configured",
+                hint="start the server with TERRAOPS_FEEDBACK_TOKEN=<secret> (or "
+                "TERRAOPS_ADMIN_TOKEN) and send 'Authorization: Bearer <secret>'",
+            )
+        given = credentials.credentials.encode() if credentials is not None else b""
+        if not hmac.compare_digest(given, expected):
+            raise AuthError(
+                "missing or wrong feedback token",
+                hint="send 'Authorization: Bearer <token>' with TERRAOPS_FEEDBACK_TOKEN "
+                "(or TERRAOPS_ADMIN_TOKEN when no feedback token is set)",
+            )
+
+    limited = rate_limit(
+        settings.feedback_rate_per_min, "feedback", "TERRAOPS_FEEDBACK_RATE_PER_MIN"
+    )
+    return [Depends(limited), Depends(require_feedback_token)]
 
 
 def feedback_model(definition: ServiceDefinition, features: type[BaseModel]) -> type[BaseModel]:
@@ -90,7 +144,11 @@ def feedback_router(
     store: FeedbackStore,
     prediction_log: PredictionLog | None,
     retention_days: float,
+    *,
+    guards: Sequence[Dependency],
 ) -> APIRouter:
+    """The feedback routes of one service; ``guards`` (see :func:`feedback_guards`)
+    protect ``POST /feedback``."""
     definition = holder.definition
     body_model = feedback_model(definition, features_model(definition))
     router = APIRouter(prefix=f"/v1/{definition.name}", tags=[definition.name])
@@ -157,10 +215,13 @@ def feedback_router(
         methods=["POST"],
         status_code=201,
         responses=FEEDBACK_RESPONSES,
+        dependencies=list(guards),
         summary=f"{definition.title}: report what was observed for a prediction",
         description="Give `request_id` (the `X-Request-Id` of the prediction; `index` for a "
         "row of a batch) or `features`, plus `observed`. Stored durably; counted in the "
-        "live error (MAE for regression, Brier/F1 for yes/no services) at once.",
+        "live error (MAE for regression, Brier/F1 for yes/no services) at once. Needs "
+        "`Authorization: Bearer <TERRAOPS_FEEDBACK_TOKEN>` (default: the admin token); "
+        "each client may send `TERRAOPS_FEEDBACK_RATE_PER_MIN` a minute.",
     )
     router.add_api_route(
         "/live-error",
@@ -171,4 +232,4 @@ def feedback_router(
     return router
 
 
-__all__ = ["entry_from_body", "feedback_model", "feedback_router"]
+__all__ = ["entry_from_body", "feedback_guards", "feedback_model", "feedback_router"]

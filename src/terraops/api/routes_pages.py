@@ -4,9 +4,10 @@ Server-rendered Jinja2 templates plus plain JavaScript from our own package
 and Leaflet from the installed ``xstatic-leaflet`` package: no build step, no
 CDN, nothing fetched from outside the server (the pages' Content-Security-Policy
 says so to the browser too). The pages read the same JSON API every client
-uses (``/layers``, ``/v1/{service}/predict``, ``/v1/admin/...``), plus two small
-read-only endpoints defined here for the dashboard: the registry's versions
-of a service with their metrics, and this process's request figures.
+uses (``/layers``, ``/v1/{service}/predict``, ``/v1/admin/...``), plus small
+read-only endpoints for the dashboard: the registry's versions of a service
+with their metrics, this process's request figures, and the SLO status
+(``/v1/ops/slo``, from :mod:`terraops.api.routes_ops`).
 
 The admin token is never rendered into a page: the operator types it, the
 dashboard keeps it in the tab's ``sessionStorage`` and sends it as a bearer
@@ -28,6 +29,7 @@ from fastapi.templating import Jinja2Templates
 from terraops import __version__
 from terraops.api.model_holder import ModelHolder
 from terraops.api.request_stats import RequestStats
+from terraops.api.routes_ops import slo_status_router
 from terraops.errors import ServiceNotFoundError
 from terraops.settings import Settings
 
@@ -68,6 +70,16 @@ def _metric_summary(metrics: dict[str, float], primary: str) -> dict[str, float]
     }
 
 
+def challenger_version(aliases: dict[str, int]) -> int | None:
+    """The challenger, if there is one: a challenger equal to the champion is not one.
+
+    Training aliases each new version ``challenger`` and promotion moves
+    ``champion`` without clearing it, so after a promotion both name one version.
+    """
+    challenger = aliases.get("challenger")
+    return None if challenger is None or challenger == aliases.get("champion") else challenger
+
+
 def service_versions(holder: ModelHolder, registry: Any, service: str) -> dict[str, Any]:
     """The registry's versions of ``service`` with aliases and headline metrics."""
     definition = holder.definition
@@ -92,6 +104,7 @@ def service_versions(holder: ModelHolder, registry: Any, service: str) -> dict[s
     loaded = holder.current
     return {
         "service": service,
+        "challenger": challenger_version(aliases),
         "title": definition.title,
         "unit": definition.prediction_unit,
         "primary_metric": definition.primary_metric,
@@ -203,10 +216,12 @@ def install_pages(
     app.mount(LEAFLET_URL, StaticFiles(directory=leaflet_dir()), name="leaflet")
     app.mount(STATIC_URL, StaticFiles(directory=STATIC_DIR), name="terraops-static")
     app.include_router(dashboard_api_router(holders, registry_factory, stats))
+    app.include_router(slo_status_router(settings, holders))
     app.include_router(pages_router(settings, holders))
 
 
 __all__ = [
+    "challenger_version",
     "dashboard_api_router",
     "install_pages",
     "leaflet_dir",

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from terraops.adapters.atomic import atomic_write_text
 from terraops.cli.common import console, handle_errors, out, print_json, settings_from
@@ -194,11 +195,17 @@ def slo_check(
     window: Annotated[str, typer.Option("--window", help="e.g. 15m, 1h, 1d.")] = "1h",
     rollback_on_breach: Annotated[
         bool,
-        typer.Option("--rollback-on-breach", help="Roll a breaching champion back (recorded)."),
+        typer.Option(
+            "--rollback-on-breach",
+            help="Roll the champion back on a model-quality breach, or a latency/5xx breach "
+            "it causes (recorded); a breach the host causes only alerts.",
+        ),
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check SLO.md's objectives from the prediction log and feedback; exit 1 on breach."""
+    """Check SLO.md's objectives from the prediction log, feedback and the last drift check;
+    exit 1 on breach. Only a model-quality breach, or a latency/5xx breach the new version
+    is shown to cause, rolls back (the report says which and why)."""
     from terraops.pipelines.monitoring import slo
     from terraops.services import get_service
 
@@ -214,18 +221,27 @@ def slo_check(
     if as_json:
         print_json([r.as_dict() for r in reports])
     else:
-        _print_slo(reports)
+        _print_slo(reports, rollback_on_breach)
     if any(r.breached for r in reports):
         raise typer.Exit(1)
 
 
-def _print_slo(reports: list[Any]) -> None:
+def _print_slo(reports: list[Any], rollback_on_breach: bool) -> None:
     colours = {"ok": "green", "breach": "red", "no_data": "yellow"}
     for report in reports:
         version = f"v{report.version}" if report.version is not None else "(no champion)"
         console.print(f"[bold]{report.service}[/] {version}")
         for o in report.objectives:
             console.print(f"  [{colours[o.status]}]{o.status:8}[/] {o.objective}: {o.detail}")
+        if report.decision is not None:
+            decided = report.decision.decision
+            console.print(
+                f"  decision [{'red' if decided == 'rollback' else 'yellow'}]{decided}[/]: "
+                f"{escape(report.decision.reason)}",
+                highlight=False,
+            )
+            if decided == "rollback" and report.rollback is None and not rollback_on_breach:
+                console.print("  [dim](not applied: run with --rollback-on-breach)[/]")
         if report.rollback:
             done = report.rollback.get("done")
             console.print(

@@ -1,7 +1,7 @@
-/* terraops operator dashboard: champion/challenger, traffic, history, rollback.
+/* terraops operator dashboard: champion/challenger, on-call state, traffic, history, rollback.
  *
- * Read-only data comes from /v1/models, /v1/models/{service}/versions and
- * /v1/stats. Promote, rollback and the alias history go to the admin API with
+ * Read-only data comes from /v1/models, /v1/models/{service}/versions,
+ * /v1/ops/slo (SLOs, error budget, live error, drift) and /v1/stats. Promote, rollback and the alias history go to the admin API with
  * the token the operator typed; the token lives in this tab's sessionStorage
  * only — the server never writes it into the page.
  */
@@ -73,6 +73,12 @@
 
   function modelBox(box, role, row, body) {
     const heading = el("h3", {}, role === "champion" ? "Champion" : "Challenger");
+    if (!row && role === "challenger") {
+      fill(box, heading, el("p", { className: "model-version muted", dataset: { testid: "no-challenger" } }, "no challenger"),
+        el("p", { className: "muted small" }, "Every trained version has been promoted or set aside; ",
+          el("code", {}, "terraops train"), " registers the next challenger."));
+      return;
+    }
     if (!row) {
       fill(box, heading, el("p", { className: "muted" }, "none"));
       return;
@@ -131,14 +137,15 @@
     const byVersion = {};
     body.versions.forEach(function (v) { byVersion[v.version] = v; });
     const champion = byVersion[body.aliases.champion];
-    const challenger = byVersion[body.aliases.challenger];
+    // The server says whether there is a challenger: one equal to the champion is none.
+    const challenger = body.challenger ? byVersion[body.challenger] : undefined;
     modelBox(card.querySelector('[data-role="champion"]'), "champion", champion, body);
     modelBox(card.querySelector('[data-role="challenger"]'), "challenger", challenger, body);
     fill(field(card, "versions"), versionsTable(body));
     const promote = card.querySelector('[data-action="promote"]');
     promote.textContent = challenger ? "Promote challenger v" + challenger.version : "Promote challenger";
-    promote.disabled = !challenger || (champion && champion.version === challenger.version);
-    promote.title = promote.disabled ? "no challenger different from the champion" : "";
+    promote.disabled = !challenger;
+    promote.title = promote.disabled ? "no challenger to promote" : "";
   }
 
   async function refreshServing() {
@@ -152,6 +159,141 @@
       pill.textContent = loaded ? "serving v" + loaded.version : "no model loaded";
       pill.className = "pill " + (loaded ? "pill-ok" : "pill-bad");
       pill.dataset.version = loaded ? String(loaded.version) : "";
+    });
+  }
+
+  // ----- on call: SLOs, error budget, live error, drift ------------------------------
+
+  const SLO_LABELS = { availability: "Availability", latency_p95: "Latency p95", live_metric: "Live error", drift: "Drift" };
+  const DECISIONS = { rollback: "rolls back", "alert-only": "alerts only" };
+  const VERDICTS = { ok: ["ok", "pill-ok"], breach: ["breached", "pill-bad"], no_data: ["no data", ""] };
+
+  function percent(share, digits) {
+    return (share * 100).toFixed(digits) + "\u00a0%";
+  }
+
+  function relation(o) {
+    return o.objective.indexOf(">=") >= 0 ? "≥ " : "≤ ";
+  }
+
+  function sloFigure(o, value) {
+    if (value === null || value === undefined) return "–";
+    if (o.slo === "drift") return value ? "critical" : "none critical";
+    if (o.slo === "availability") return percent(value, value && value < 0.01 ? 3 : 2) + " 5xx";
+    if (o.slo === "latency_p95") return value.toFixed(value >= 10 ? 1 : 2) + " ms";
+    return T.formatMetric(value);
+  }
+
+  function verdictPill(status) {
+    const v = VERDICTS[status] || [status, ""];
+    return el("span", { className: "pill " + v[1] }, v[0]);
+  }
+
+  function sloRow(o) {
+    const budget = o.budget;
+    const left = budget ? budget.left : null;
+    const burning = budget && budget.burn_rate >= 1;
+    return el(
+      "tr",
+      { dataset: { slo: o.slo }, title: o.detail },
+      el("th", { scope: "row" }, SLO_LABELS[o.slo] || o.slo),
+      el("td", { className: "num" }, o.slo === "drift" ? "none critical" : relation(o) + sloFigure(o, o.target)),
+      el("td", { className: "num", dataset: { testid: "slo-current" } }, sloFigure(o, o.observed)),
+      el("td", { className: "num" }, String(o.n)),
+      el("td", { className: "num" + (left !== null && left < 0.25 ? " bad-text" : "") },
+        budget ? percent(left, 0) : o.status !== "no_data" ? "target only" : "–"),
+      el("td", { className: "num" + (burning ? " bad-text" : "") }, budget ? budget.burn_rate.toFixed(2) + "×" : "–"),
+      el("td", {}, verdictPill(o.status))
+    );
+  }
+
+  function sloTable(status) {
+    const head = el("thead", {}, el("tr", {}, ["objective", "target", "now", "events", "budget left", "burn rate", "status"].map(function (h, i) {
+      return el("th", { scope: "col", className: i > 0 && i < 6 ? "num" : "" }, h);
+    })));
+    return el("table", { className: "table slo" }, head, el("tbody", {}, status.objectives.map(sloRow)));
+  }
+
+  function sloVerdict(status) {
+    if (status.breach) return ["SLO breached", "pill-bad"];
+    const judged = status.objectives.filter(function (o) { return o.status !== "no_data"; });
+    return judged.length ? ["SLOs met", "pill-ok"] : ["not enough data", ""];
+  }
+
+  function liveErrorBox(live, objective) {
+    if (!live) return el("p", { className: "muted" }, "No live metric for this service.");
+    if (live.value === null) {
+      return [el("p", { className: "muted" }, "Not enough ground truth yet."),
+        el("p", { className: "muted small" }, objective ? objective.detail : live.n + " samples")];
+    }
+    return [
+      el("p", { className: "oncall-figure" },
+        el("span", { className: "big", dataset: { testid: "live-error-value" } }, T.formatMetric(live.value)),
+        " ", el("span", { className: "muted" }, (STEM_LABELS[live.metric] || live.metric) + " on feedback"), " ",
+        verdictPill(live.status)),
+      el("p", { className: "muted small" }, "over " + live.n + " samples · target " + relation(objective) + T.formatMetric(live.target)),
+    ];
+  }
+
+  function driftBox(drift) {
+    if (!drift) {
+      return [el("p", { className: "muted" }, "No drift check yet."),
+        el("p", { className: "muted small" }, "Drift is checked on the prediction log when the server's drift schedule is on, or by ", el("code", {}, "terraops drift"), ".")];
+    }
+    const when = drift.checked_at ? "checked " + T.timeAgo(drift.checked_at) : "";
+    if (drift.status !== "checked") {
+      return [el("p", { className: "muted" }, "No verdict from the last drift check."),
+        el("p", { className: "muted small" }, (drift.error || (drift.n_rows || 0) + " logged rows to test") + (when ? " · " + when : ""))];
+    }
+    const state = drift.critical ? ["critical drift", "pill-bad"] : drift.drifted ? ["drifted", "pill-warn"] : ["no drift", "pill-ok"];
+    const features = drift.critical_features || [];
+    return [
+      el("p", { className: "oncall-figure" },
+        el("span", { className: "big" }, drift.drifted_share === null ? "–" : percent(drift.drifted_share, 0)),
+        " ", el("span", { className: "muted" }, "of features drifted"), " ",
+        el("span", { className: "pill " + state[1] }, state[0])),
+      el("p", { className: "muted small", dataset: { testid: "drift-facts" } }, "critical features: " + (features.length ? features.join(", ") : "none") +
+        " · " + (drift.n_rows || 0) + " rows" + (drift.window ? " of the last " + drift.window : "") + (when ? " · " + when : "")),
+    ];
+  }
+
+  function reportLinks(service, status) {
+    const links = [el("a", { href: "/v1/ops/slo" }, "SLO status (JSON)")];
+    if (status.drift && status.drift.report_url) {
+      links.push(" · ", el("a", { href: status.drift.report_url, target: "_blank", rel: "noopener", dataset: { testid: "drift-report-link" } }, "latest drift report"));
+    }
+    links.push(" · ", el("a", { href: "/metrics" }, "Prometheus metrics"));
+    return ["Reports: ", links];
+  }
+
+  async function refreshSlo() {
+    const result = await T.fetchJSON("/v1/ops/slo");
+    if (!result.ok) {
+      cards.forEach(function (card) {
+        fill(field(card, "slo"), el("p", { className: "bad-text" }, "SLO status: " + T.errorText(result)));
+      });
+      return;
+    }
+    const body = result.body;
+    cards.forEach(function (card) {
+      const status = body.services[card.dataset.service];
+      if (!status) return;
+      const verdict = sloVerdict(status);
+      const pill = field(card, "slo-verdict");
+      pill.textContent = verdict[0];
+      pill.className = "pill " + verdict[1];
+      field(card, "slo-scope").textContent = "(last " + body.window + (status.version ? ", v" + status.version : "") +
+        ", checked " + body.checked_at.slice(11, 19) + " UTC)";
+      const live = status.objectives.find(function (o) { return o.slo === "live_metric"; });
+      const notes = (status.errors || []).map(function (e) { return el("p", { className: "warn-text small" }, e); });
+      if (status.policy) {
+        notes.push(el("p", { className: "small " + (status.policy.decision === "rollback" ? "bad-text" : "warn-text"), dataset: { testid: "slo-policy" } },
+          "On this breach the SLO check " + (DECISIONS[status.policy.decision] || status.policy.decision) + ": " + status.policy.reason));
+      }
+      fill(field(card, "slo"), sloTable(status), notes);
+      fill(field(card, "live-error"), liveErrorBox(status.live_error, live));
+      fill(field(card, "drift"), driftBox(status.drift));
+      fill(field(card, "reports"), reportLinks(card.dataset.service, status));
     });
   }
 
@@ -262,7 +404,7 @@
     const payload = { reason: reason };
     if (action === "promote") {
       const body = versionsBy[service];
-      payload.version = body && body.aliases.challenger;
+      payload.version = body && body.challenger;
     }
     const buttons = card.querySelectorAll("[data-action]");
     buttons.forEach(function (b) { b.setAttribute("aria-busy", "true"); });
@@ -314,5 +456,6 @@
   every(3, refreshStats);
   every(5, refreshServing);
   every(10, function () { cards.forEach(refreshVersions); });
+  every(15, refreshSlo);
   every(15, function () { cards.forEach(refreshHistory); });
 })();
