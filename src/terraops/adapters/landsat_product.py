@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,20 +26,22 @@ import rasterio
 from rasterio import windows
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
-from rasterio.errors import CRSError, RasterioIOError
+from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioIOError
 from rasterio.transform import Affine
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
+from terraops.domain.landsat.grid import grid_from_mtl
 from terraops.domain.landsat.mtl import (
     REFLECTIVE_BANDS,
+    Mtl,
     ProductMetadata,
     file_suffixes,
     parse_mtl,
     product_metadata,
     thermal_source,
 )
-from terraops.domain.landsat.product import ProductPixels
+from terraops.domain.landsat.product import NO_CLOUD_MASK, ProductPixels
 from terraops.errors import InvalidInputError, NotFoundError
 
 REQUIRED_ROLES: tuple[str, ...] = (*(f"B{n}" for n in REFLECTIVE_BANDS), "QA")
@@ -80,6 +83,8 @@ class LandsatProduct:
     files: dict[str, Path]  # role ("B4", "QA", "B10", "ST_B10") → file
     grid: Grid
     thermal: str  # "st" (Level-2 ST_B10) | "b10" (computed from band 10)
+    grid_from_mtl: str | None = None  # how the grid was read when the bands carry none
+    notes: tuple[str, ...] = ()  # what the user should know (no cloud mask, ...)
 
 
 def file_sha256(path: Path) -> str:
@@ -137,13 +142,23 @@ def _find_file(listing: Sequence[Path], role: str, mtl_name: str | None) -> Path
     return candidates[0] if candidates else None
 
 
+def _open_quietly(path: Path) -> Any:
+    """Open a raster; a band file without georeferencing is expected (the MTL has the grid)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        return rasterio.open(path)
+
+
 def _check_grids(files: dict[str, Path]) -> Grid:
-    """All band files readable, integer DN, and on one grid (shape, transform, CRS)."""
+    """All band files readable, integer DN, and on one grid (shape, transform, CRS).
+
+    The grid's CRS is None when no band file is georeferenced (then every one
+    must lack it: a mix means files from different sources)."""
     grid: Grid | None = None
     reference = ""
     for role, path in files.items():
         try:
-            with rasterio.open(path) as src:
+            with _open_quietly(path) as src:
                 this = Grid(src.crs, src.transform, src.width, src.height)
                 dtype = src.dtypes[0]
         except RasterioIOError as exc:
@@ -155,8 +170,6 @@ def _check_grids(files: dict[str, Path]) -> Grid:
             raise InvalidInputError(
                 f"{role} file {path.name} holds {dtype} values, not Landsat digital numbers"
             )
-        if this.crs is None:
-            raise InvalidInputError(f"{role} file {path.name} has no CRS", hint=_INCOMPLETE_HINT)
         if grid is None:
             grid, reference = this, f"{role} ({path.name})"
         elif (
@@ -175,6 +188,21 @@ def _check_grids(files: dict[str, Path]) -> Grid:
     return grid
 
 
+def _grid_or_mtl(grid: Grid, mtl: Mtl, files: dict[str, Path]) -> tuple[Grid, str | None]:
+    """The band files' grid, or the MTL's when they carry no georeferencing at all."""
+    if grid.crs is not None:
+        return grid, None
+    if not grid.transform.is_identity:
+        names = ", ".join(path.name for path in files.values())
+        raise InvalidInputError(
+            f"the band files ({names}) have a geotransform but no CRS",
+            hint="assign the product's CRS with gdal_edit.py -a_srs EPSG:326xx",
+        )
+    from_mtl = grid_from_mtl(mtl, width=grid.width, height=grid.height)
+    found = Grid(CRS.from_epsg(from_mtl.epsg), Affine(*from_mtl.transform), grid.width, grid.height)
+    return found, from_mtl.describe()
+
+
 def open_product(folder: Path) -> LandsatProduct:
     """Find, parse and check a Landsat 8/9 product folder (reads no pixels)."""
     folder = Path(folder)
@@ -183,11 +211,19 @@ def open_product(folder: Path) -> LandsatProduct:
         text = mtl_path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise InvalidInputError(f"cannot read {mtl_path}: {exc.strerror or exc}") from exc
-    meta = product_metadata(parse_mtl(text))
+    mtl = parse_mtl(text)
+    meta = product_metadata(mtl)
     listing = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     roles = (*REQUIRED_ROLES, "B10", "ST_B10")
     found = {role: _find_file(listing, role, meta.file_names.get(role)) for role in roles}
-    missing = [role for role in REQUIRED_ROLES if found[role] is None]
+    # A Level-2 product without QA_PIXEL (cropped teaching products) is imported
+    # without a cloud mask, and says so; a Level-1 one is an incomplete download.
+    qa_optional = meta.reflectance_level == "surface"
+    missing = [
+        role
+        for role in REQUIRED_ROLES
+        if found[role] is None and not (role == "QA" and qa_optional)
+    ]
     if found["B10"] is None and found["ST_B10"] is None:
         missing.append("B10 (or Level-2 ST_B10)")
     if missing:
@@ -203,8 +239,9 @@ def open_product(folder: Path) -> LandsatProduct:
         files.pop("ST_B10", None)
     elif meta.thermal is None:  # band 10 is only read for the cloud test's BT
         files.pop("B10", None)
-    grid = _check_grids(files)
-    return LandsatProduct(folder, mtl_path, meta, files, grid, thermal)
+    grid, from_mtl = _grid_or_mtl(_check_grids(files), mtl, files)
+    notes = () if "QA" in files else (NO_CLOUD_MASK,)
+    return LandsatProduct(folder, mtl_path, meta, files, grid, thermal, from_mtl, notes)
 
 
 # --------------------------------------------------------------------------- windows
@@ -246,7 +283,7 @@ def window_grid(grid: Grid, window: Window) -> Grid:
 
 def _read(path: Path, window: Window | None) -> np.ndarray:
     try:
-        with rasterio.open(path) as src:
+        with _open_quietly(path) as src:
             return np.asarray(src.read(1, window=window))
     except RasterioIOError as exc:
         raise InvalidInputError(f"cannot read {path.name}: {exc}", hint=_INCOMPLETE_HINT) from exc
@@ -258,7 +295,8 @@ def read_pixels(product: LandsatProduct, window: Window | None) -> ProductPixels
     reflective = {n: _read(files[f"B{n}"], window) for n in REFLECTIVE_BANDS}
     thermal = _read(files["B10"], window) if "B10" in files else None
     st = _read(files["ST_B10"], window) if product.thermal == "st" else None
-    return ProductPixels(reflective, _read(files["QA"], window), thermal, st)
+    qa = _read(files["QA"], window) if "QA" in files else None
+    return ProductPixels(reflective, qa, thermal, st)
 
 
 # --------------------------------------------------------------------------- side layers

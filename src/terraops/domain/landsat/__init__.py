@@ -31,6 +31,7 @@ The package's modules, each imported on its own (this file re-exports
 nothing): ``mtl`` (MTL parsing, product metadata, which files and thermal
 source a product offers), ``radiometry`` (reflectance, DOS1, brightness
 temperature, emissivity, LST), ``clouds`` (QA decoding, Fmask potential and
-cold cloud, dilation) and ``product`` (a product window's pixels → the
+cold cloud, dilation), ``grid`` (the grid an MTL describes, for band files
+without georeferencing) and ``product`` (a product window's pixels → the
 derived layers and the manifest record).
 """

@@ -66,7 +66,7 @@ class ProductPixels:
     """Digital numbers of one window of a product, all on the same grid."""
 
     reflective: Mapping[int, np.ndarray]  # OLI band number → DN
-    qa: np.ndarray
+    qa: np.ndarray | None  # None: the product has no QA band (no cloud mask)
     thermal: np.ndarray | None = None  # band-10 DN
     surface_temperature: np.ndarray | None = None  # Level-2 ST_B10 DN
 
@@ -80,6 +80,10 @@ class DerivedLayers:
 
 
 CORRECTIONS = ("dos1", "none")
+NO_CLOUD_MASK = (
+    "no cloud mask: the product has no QA band, so only no-data pixels are masked "
+    "(the spectral cloud tests back up the QA band, they do not replace it)"
+)
 
 
 def _reflectance(
@@ -224,6 +228,23 @@ def _cloud_tests(
     return {"potential_cloud": pcp, "cold_cloud": cold_cloud(bt_c, clear_land, water) & ~fill}
 
 
+def _cloud_record(meta: ProductMetadata, *, brightness: str) -> dict[str, Any]:
+    """How the cloud mask was made, for the manifest."""
+    return {
+        "qa": {"scheme": meta.qa_scheme, "decoding": QA_DECODING[meta.qa_scheme]},
+        "cloud_test": {
+            "method": "Fmask potential cloud pixels (Zhu & Woodcock 2012, RSE 118:83-94, eqs. 1-4)",
+            "test": f"swir2 > {FMASK_SWIR2_MIN} & BT < {FMASK_BT_MAX_C} C & NDVI < "
+            f"{FMASK_NDVI_MAX} & NDSI < {FMASK_NDSI_MAX} & whiteness < {FMASK_WHITENESS_MAX} "
+            f"& blue - 0.5*red - {FMASK_HOT_OFFSET} > 0 & nir/swir1 > {FMASK_NIR_SWIR1_MIN}",
+            "on": "TOA reflectance" if meta.reflectance_level == "toa" else "surface reflectance",
+            "cold_cloud": f"land BT < {COLD_CLOUD_PERCENTILE}th percentile of clear-land BT - "
+            f"{COLD_CLOUD_MARGIN_K} K (after Fmask's temperature probability, eqs. 8-9)",
+            "brightness_temperature": brightness,
+        },
+    }
+
+
 def derive_layers(
     pixels: ProductPixels,
     meta: ProductMetadata,
@@ -244,13 +265,20 @@ def derive_layers(
         )
     if meta.reflectance_level == "surface":
         correction = "none"
-    qa = decode_qa(pixels.qa, meta.qa_scheme)
-    fill = qa.fill | np.logical_or.reduce([pixels.reflective[n] == 0 for n in REFLECTIVE_BANDS])
+    fill = np.logical_or.reduce([pixels.reflective[n] == 0 for n in REFLECTIVE_BANDS])
+    if pixels.surface_temperature is not None:
+        fill |= pixels.surface_temperature == 0  # ST_B10's fill value
+    qa = decode_qa(pixels.qa, meta.qa_scheme) if pixels.qa is not None else None
+    if qa is not None:
+        fill |= qa.fill
     tested, stored, record = _reflectance(pixels, meta, fill, correction)
     lst_k, bt_k, thermal_record = _lst(pixels, meta, stored, thermal)
     fill = fill | ~np.isfinite(lst_k)
-    tests = _cloud_tests(qa, tested, bt_k - KELVIN, fill)
-    masked, fractions = _mask(qa, tests, fill, dilation_px)
+    if qa is not None:
+        tests = _cloud_tests(qa, tested, bt_k - KELVIN, fill)
+        masked, fractions = _mask(qa, tests, fill, dilation_px)
+    else:
+        masked, fractions = fill, {"fill": _fraction(fill)}
     nan = np.float32(np.nan)
     reflectance = {name: stored[n] for name, n in OLI_BANDS.items()}
     for band in reflectance.values():  # in place: a full scene is 60 Mpx per band
@@ -258,17 +286,13 @@ def derive_layers(
     lst_c = (lst_k - np.float32(KELVIN)).astype(np.float32)
     lst_c[masked] = nan
     record.update(thermal_record)
-    record["qa"] = {"scheme": meta.qa_scheme, "decoding": QA_DECODING[meta.qa_scheme]}
-    record["cloud_test"] = {
-        "method": "Fmask potential cloud pixels (Zhu & Woodcock 2012, RSE 118:83-94, eqs. 1-4)",
-        "test": f"swir2 > {FMASK_SWIR2_MIN} & BT < {FMASK_BT_MAX_C} C & NDVI < {FMASK_NDVI_MAX} "
-        f"& NDSI < {FMASK_NDSI_MAX} & whiteness < {FMASK_WHITENESS_MAX} "
-        f"& blue - 0.5*red - {FMASK_HOT_OFFSET} > 0 & nir/swir1 > {FMASK_NIR_SWIR1_MIN}",
-        "on": "TOA reflectance" if meta.reflectance_level == "toa" else "surface reflectance",
-        "cold_cloud": f"land BT < {COLD_CLOUD_PERCENTILE}th percentile of clear-land BT - "
-        f"{COLD_CLOUD_MARGIN_K} K (after Fmask's temperature probability, eqs. 8-9)",
-        "brightness_temperature": "band 10" if pixels.thermal is not None else "ST_B10",
-    }
+    if qa is not None:
+        brightness = "band 10" if pixels.thermal is not None else "ST_B10"
+        record.update(_cloud_record(meta, brightness=brightness))
+    else:
+        record["qa"] = {"scheme": "none", "decoding": NO_CLOUD_MASK}
+        record["cloud_mask"] = NO_CLOUD_MASK
+        dilation_px = 0
     record["dilation_px"] = dilation_px
     record["masked_fraction"] = _fraction(masked)
     record["mask_fractions"] = fractions

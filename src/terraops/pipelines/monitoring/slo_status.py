@@ -81,13 +81,17 @@ def drift_view(state: dict[str, Any] | None) -> dict[str, Any] | None:
     """What the dashboard shows of the last drift check (None: no check ran yet).
 
     ``drifted``: some feature drifted; ``critical``: the policy's dataset-level
-    verdict (enough features, or a critical one). ``report_html`` is the
-    Evidently report written with the check, if any (the scheduled check writes
-    none: it computes the statistics only).
+    verdict (enough features, or a critical one). ``drift_share_threshold`` is
+    the policy's "enough features" share, so the dashboard can say which of the
+    two rules fired. ``report_html`` is the Evidently report written with the
+    check, if any (the scheduled check writes none: it computes the statistics
+    only).
     """
     if state is None:
         return None
     share = state.get("drifted_share", state.get("share_of_drifted_features"))
+    policy = state.get("policy")
+    threshold = policy.get("drift_share") if isinstance(policy, dict) else None
     html = state.get("report_html")
     return {
         "status": state.get("status", "checked"),
@@ -96,6 +100,7 @@ def drift_view(state: dict[str, Any] | None) -> dict[str, Any] | None:
         "window": state.get("window"),
         "n_rows": (state.get("current") or {}).get("n_rows", state.get("n_rows")),
         "drifted_share": None if share is None else float(share),
+        "drift_share_threshold": None if threshold is None else float(threshold),
         "drifted": bool(state.get("dataset_drift") or state.get("n_drifted_features")),
         "critical": bool(state.get("critical")),
         "critical_features": [str(f) for f in state.get("critical_features") or []],

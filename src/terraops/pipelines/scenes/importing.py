@@ -194,6 +194,9 @@ def _landsat_source(
         "sun_azimuth_deg": meta.sun_azimuth,
         "earth_sun_distance_au": meta.earth_sun_distance,
         "lst_source": "Level-2 ST_B10" if product.thermal == "st" else "computed from band 10",
+        "grid": product.grid_from_mtl or "from the band files",
+        "notes": [note for note in (product.grid_from_mtl, *product.notes) if note],
+        "warnings": list(product.notes),
         "files": {
             role: {"name": path.name, "sha256": landsat_product.file_sha256(path)}
             for role, path in files.items()
