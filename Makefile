@@ -71,7 +71,7 @@ unseen: install ## The held-out city no model trains on (evaluation sets and the
 	@test -f $(MAP_CITY)/scene.json || $(BIN)/terraops scene generate --seed $(MAP_SEED) \
 	  --morphology $(MAP_MORPH) --size $(MAP_SIZE) --out $(MAP_CITY)
 real: install ## Fetch the real Landsat 8 sample and import it as a scene (skipped when present)
-	@test -f $(REAL_CITY)/scene.json || ($(BIN)/terraops samples fetch && \
+	@test -f $(REAL_CITY)/scene.json || ($(BIN)/terraops samples fetch --sample landsat8 && \
 	  $(BIN)/terraops scene import landsat $(REAL_PRODUCT) --bbox $(REAL_BBOX) --bbox-crs product \
 	    --out $(REAL_CITY))
 
