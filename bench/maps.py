@@ -1,4 +1,4 @@
-"""Map benchmarks (issue 8): tiles, COG writing, predict-raster — side by side in one run.
+"""Map benchmarks: tiles, COG writing, predict-raster — side by side in one run.
 
 1. **Tiles** on one COG (a 4096² float32 field written by terraops' COG writer
    and registered in the benchmark home's catalogue with a colormap and a

@@ -1,7 +1,7 @@
 """Markdown for the map benchmarks of ``bench/maps.py`` (one section each in BENCHMARKS.md).
 
 Every section states what was compared, how, and the verdict against the
-brief's target, with the raw per-round values where noise matters.
+target, with the raw per-round values where noise matters.
 """
 
 from __future__ import annotations

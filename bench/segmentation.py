@@ -1,7 +1,7 @@
-"""Segmentation benchmark (issue 10, item 5): PyTorch eager vs ONNX Runtime fp32 vs INT8, CPU.
+"""Segmentation benchmark: PyTorch eager vs ONNX Runtime fp32 vs INT8, CPU.
 
 One bundle, built here in a few CPU minutes: a U-Net (4 levels, base width 32,
-the architecture of the brief's target) briefly trained on two small synthetic
+the architecture held to the segmentation target) briefly trained on two small synthetic
 scenes, saved with the bundle code (``model.pt`` + fp32 ``model.onnx``) and
 quantised by :func:`terraops.adapters.onnx_quantize.quantize_bundle` (static,
 QDQ, per-channel, calibrated on 32 real chips of the training scenes). Then, in

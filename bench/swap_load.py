@@ -1,4 +1,4 @@
-"""Hot swap under load between two *different* models (issue 11, part 3b).
+"""Hot swap under load between two *different* models.
 
 Why different models: a swap between two copies of one model cannot show that
 a response came from the version it names. Here each service has two versions

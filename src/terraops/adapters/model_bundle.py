@@ -2,7 +2,7 @@
 
 Why not ``mlflow.pyfunc.load_model``: pyfunc converts every request to a
 pandas DataFrame and enforces the signature column by column — tens to
-hundreds of µs per row, and the brief's latency target is 1.5 ms p95 for the
+hundreds of µs per row, and the latency objective (SLO.md) is 1.5 ms p95 for the
 whole HTTP request. The booster is a plain text file (``model.lgb``); we load
 it with LightGBM itself. Batches go through
 ``booster.predict(X, num_threads=1)`` (one thread because a server runs one

@@ -18,7 +18,7 @@ Why building IoU on held-out scenes as the primary metric: footprints are
 what users ask for, buildings are the class spectral rules cannot separate
 from roads (both are sealed surfaces), and held-out *cities* (whole scenes
 predicted with the same sliding-window blending as production) measure
-transfer, not memory of the training city. 0.85 is the brief's target.
+transfer, not memory of the training city. 0.85 is the target we hold the segmenter to.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ SEGMENTATION = SegmentationService(
     primary_metric_higher_is_better=True,
     # The objective of POST /v1/segment for a ≤ 1 megapixel upload on 2 cores. Not met
     # yet: measured 2.5 s warm for 1 MP with a tiny model on shared cores (the route
-    # writes a mask GeoTIFF it then discards; a file-less path is open in issue 10).
+    # writes a mask GeoTIFF it then discards; a file-less path is still to come).
     slo=SLO(
         p95_latency_ms=2000.0,
         error_budget=0.01,

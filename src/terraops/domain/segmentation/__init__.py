@@ -1,4 +1,4 @@
-"""Semantic segmentation of imagery (issue 10): the pure parts.
+"""Semantic segmentation of imagery: the pure parts.
 
 - :mod:`.classes` — the label set, map colours, relation to the land-cover legend;
 - :mod:`.windows` — sliding windows and seam-free, bounded-memory blending;
