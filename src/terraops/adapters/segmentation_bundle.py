@@ -41,6 +41,7 @@ from terraops.adapters.model_bundle import TERRAOPS_METADATA_KEY
 from terraops.adapters.tracked_run import TrackedRun
 from terraops.errors import InvalidInputError, ModelNotFoundError
 from terraops.extras import SEGMENT, require_extra
+from terraops.models.onnx_session import cpu_session
 
 Engine = Literal["torch", "onnx", "onnx-int8"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -364,8 +365,6 @@ class Segmenter:
         return network
 
     def _load_onnx(self, threads: int, engine: Engine = "onnx") -> Any:
-        import onnxruntime as ort
-
         name = INT8_FILE if engine == "onnx-int8" else ONNX_FILE
         path = self.bundle_dir / name
         if not path.is_file():
@@ -375,12 +374,7 @@ class Segmenter:
                 else None
             )
             raise ModelNotFoundError(f"bundle {self.bundle_dir} has no {name}", hint=hint)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return cpu_session(path, threads)
 
     def _check(self, chips: np.ndarray) -> np.ndarray:
         chips = np.asarray(chips)

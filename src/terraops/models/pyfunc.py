@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 from mlflow.pyfunc import PythonModel
 
+from terraops.models.onnx_session import cpu_session
+
 BUNDLE_ARTIFACT = "bundle"
 """The model artifact that holds the terraops bundle folder."""
 BUNDLE_META_FILE = "segmentation.json"
@@ -43,20 +45,11 @@ class SegmentationPyfunc(PythonModel):
     _skip_type_hint_validation = True
 
     def load_context(self, context: Any) -> None:
-        import onnxruntime as ort  # the optional segment extra, needed only to predict
-
         bundle = Path(context.artifacts[BUNDLE_ARTIFACT])
         meta = json.loads((bundle / BUNDLE_META_FILE).read_text(encoding="utf-8"))
         offset = np.asarray(meta["normalisation"]["offset"], np.float32)
         self._fill = offset[None, :, None, None]
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, len(os.sched_getaffinity(0)))
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(
-            str(bundle / BUNDLE_ONNX_FILE), options, providers=["CPUExecutionProvider"]
-        )
+        self._session = cpu_session(bundle / BUNDLE_ONNX_FILE, len(os.sched_getaffinity(0)))
 
     # Untyped on purpose: at logging time MLflow tries to turn predict()'s hints
     # into a signature and warns that an array is not list[...].
