@@ -29,6 +29,29 @@ class InvalidInputError(TerraopsError):
     """The caller's input is wrong (bad argument, bad file, bad value)."""
 
 
+class InvalidScenarioError(InvalidInputError):
+    """A what-if scenario file is wrong; names the feature (by index) and the field.
+
+    Raised before anything is computed or written, so a bad scenario never
+    leaves a half-made layer behind.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        feature_index: int | None = None,
+        field: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        where = f"feature {feature_index}" if feature_index is not None else "scenario"
+        if field:
+            where += f", field {field!r}"
+        super().__init__(f"{where}: {message}", hint=hint)
+        self.feature_index = feature_index
+        self.field = field
+
+
 class PayloadTooLargeError(InvalidInputError):
     """An upload is larger than the configured limit."""
 

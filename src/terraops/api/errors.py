@@ -56,6 +56,10 @@ def domain_error_response(exc: errors.TerraopsError) -> JSONResponse:
         body["hint"] = exc.hint
     if isinstance(exc, errors.PromotionRefusedError):
         body["reasons"] = exc.reasons
+    if isinstance(exc, errors.InvalidScenarioError):
+        # Where the map page puts the highlight: the feature (by index) and its field.
+        body["feature_index"] = exc.feature_index
+        body["field"] = exc.field
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, errors.AuthError) else None
     if isinstance(exc, errors.RateLimitedError):
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}

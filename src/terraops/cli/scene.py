@@ -33,13 +33,21 @@ def generate(
         help="LST coefficients: varied (drawn per city from published ranges) | nominal "
         "(the central published values, the same for every city).",
     ),
+    scenario: Path | None = typer.Option(
+        None,
+        "--scenario",
+        help="GeoJSON FeatureCollection of interventions (tree_planting, park, depave, "
+        "cool_roof, green_roof, develop): renders the same city, same seed and noise, "
+        "with them applied — the counterfactual truth a what-if is checked against.",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing scene."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
 ) -> None:
     """Generate a physically grounded synthetic city: imagery, DEM, land cover, LST, flood."""
-    from terraops.pipelines.scenes.generate import generate_scene
+    from terraops.pipelines.scenes.generate import generate_scene, read_scenario_file
 
     with handle_errors():
+        document = read_scenario_file(scenario) if scenario is not None else None
         manifest = generate_scene(
             out,
             seed=seed,
@@ -51,6 +59,7 @@ def generate(
             physics=physics,
             progress=True,
             overwrite=overwrite,
+            scenario_document=document,
         )
     if as_json:
         print_json(manifest)

@@ -21,11 +21,13 @@ from terraops.domain.hydrology import (
     build_flood_model,
 )
 from terraops.domain.landcover import CURVE_NUMBER_SOIL_B
+from terraops.domain.scene.counterfactual import counterfactual_layout
 from terraops.domain.scene.layout import make_layout
 from terraops.domain.scene.lst import PHYSICS_SUMMARY, LSTPhysics, land_surface_temperature
 from terraops.domain.scene.spec import GENERATOR_VERSION, SceneSpec
 from terraops.domain.scene.spectra import BANDS, render_imagery
 from terraops.domain.scene.terrain import make_terrain
+from terraops.domain.whatif.scenario import Scenario, rasterise
 
 REFLECTANCE_SCALE = 10_000
 """Stored reflectance = round(reflectance × 10 000) as uint16 (Sentinel-2 L2A style)."""
@@ -44,6 +46,8 @@ class GeneratedScene:
     inflow: RiverInflow
     physics: LSTPhysics
     stats: dict[str, Any] = field(default_factory=dict)
+    scenario: Scenario | None = None
+    """The interventions this counterfactual city carries (``None``: the city as drawn)."""
 
     @property
     def reference_c(self) -> float:
@@ -79,15 +83,41 @@ def scene_physics(spec: SceneSpec) -> LSTPhysics:
     return physics
 
 
+def scene_origin(spec: SceneSpec) -> tuple[float, float]:
+    """The scene's top-left corner (x, y) in UTM 33N, drawn from its own stream.
+
+    Cheap (no pixels): a scenario for the city can be checked against its
+    bounds before anything is generated.
+    """
+    georef = spec.rngs(*STREAMS)["georef"]
+    return (
+        float(300_000 + 1000 * int(georef.integers(0, 300))),
+        float(5_500_000 + 1000 * int(georef.integers(0, 500))),
+    )
+
+
+def scene_bounds(spec: SceneSpec) -> tuple[float, float, float, float]:
+    """(minx, miny, maxx, maxy) of the scene in ``EPSG:{UTM_EPSG}``."""
+    x0, y0 = scene_origin(spec)
+    return (x0, y0 - spec.extent_m, x0 + spec.extent_m, y0)
+
+
 def generate(
-    spec: SceneSpec, progress: Progress | None = None, *, physics: LSTPhysics | None = None
+    spec: SceneSpec,
+    progress: Progress | None = None,
+    *,
+    physics: LSTPhysics | None = None,
+    scenario: Scenario | None = None,
 ) -> GeneratedScene:
     """Make every layer of one scene (pure: no files).
 
     ``physics`` replaces the spec's LST coefficients (a what-if: the same city,
     same imagery and noise, other physics; in memory only, since the spec and
     so the scene's name do not record it); by default they come from
-    :func:`scene_physics`.
+    :func:`scene_physics`. ``scenario`` (parsed against :func:`scene_bounds`)
+    renders the counterfactual city: its interventions applied to the true
+    layout, every random draw as without it
+    (:mod:`terraops.domain.scene.counterfactual`).
     """
     say = progress or (lambda _msg: None)
     rngs = spec.rngs(*STREAMS)
@@ -95,8 +125,18 @@ def generate(
     terrain = make_terrain(spec, rngs["terrain"])
     say("layout")
     layout = make_layout(spec, rngs["layout"], terrain)
+    origin = scene_origin(spec)
+    roof_override = None
+    if scenario is not None:
+        say("scenario")
+        masks = rasterise(
+            scenario, shape=layout.landcover.shape, origin=origin, resolution=spec.resolution
+        )
+        layout, roof_override = counterfactual_layout(
+            layout, scenario, masks, resolution=spec.resolution
+        )
     say("imagery")
-    imagery = render_imagery(rngs["imagery"], layout, spec.resolution)
+    imagery = render_imagery(rngs["imagery"], layout, spec.resolution, roof_override=roof_override)
     if physics is None:
         physics = scene_physics(spec)
     say("land-surface temperature")
@@ -128,17 +168,12 @@ def generate(
         lst=lst,
         flood_depth=depth,
     )
-    georef = rngs["georef"]
-    origin = (
-        float(300_000 + 1000 * int(georef.integers(0, 300))),
-        float(5_500_000 + 1000 * int(georef.integers(0, 500))),
-    )
     stats = {
         "flooded_fraction": round(float((depth >= 0.1).mean()), 4),
         "lst_min_c": round(float(lst.min()), 2),
         "lst_max_c": round(float(lst.max()), 2),
     }
-    return GeneratedScene(spec, layers, UTM_EPSG, origin, inflow, physics, stats)
+    return GeneratedScene(spec, layers, UTM_EPSG, origin, inflow, physics, stats, scenario)
 
 
 def physics_block(scene: GeneratedScene) -> dict[str, Any]:
@@ -172,5 +207,7 @@ __all__ = [
     "GeneratedScene",
     "generate",
     "physics_block",
+    "scene_bounds",
+    "scene_origin",
     "scene_physics",
 ]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from terraops.domain.features import broadband_albedo
 from terraops.domain.landcover import LandCover
 from terraops.domain.scene.layout import Layout
 from terraops.domain.scene.noise import smooth_noise
@@ -46,6 +47,18 @@ DRY_GRASS = np.array([0.09, 0.10, 0.06, 0.27, 0.30])
 SUN_ELEVATION_DEG = 50.0  # Sentinel-2 overpass (~10:30), mid-summer, ~50° N
 SUN_AZIMUTH_DEG = 150.0  # from north, clockwise: sun in the SSE → shadows to the NNW
 SHADOW_FACTOR = 0.35  # share of light left in shadow (diffuse sky light)
+
+
+@dataclass(frozen=True)
+class RoofOverride:
+    """Roofs a scenario changed: a cool roof's broadband albedo, or plants on it.
+
+    Applied to the drawn roof material before texture and shadow, so the
+    random draws (and so every other pixel) stay those of the baseline city.
+    """
+
+    albedo: np.ndarray  # float (n, n): asked broadband albedo, NaN = roof as drawn
+    vegetated: np.ndarray  # bool (n, n): a green roof (irrigated grass reflectance)
 
 
 @dataclass(frozen=True)
@@ -81,8 +94,39 @@ def cast_shadows(height: np.ndarray, resolution: float) -> np.ndarray:
     return shadow & (height <= 0)
 
 
-def render_imagery(rng: np.random.Generator, layout: Layout, resolution: float) -> Imagery:
-    """Reflectance per band, with per-object texture, shadows and sensor effects."""
+def scale_to_albedo(reflectance: np.ndarray, albedo: np.ndarray | float) -> np.ndarray:
+    """Reflectance (5, n) in :data:`BANDS` order scaled so its broadband albedo is ``albedo``.
+
+    The albedo (:func:`terraops.domain.features.broadband_albedo`, Liang 2001)
+    is linear in the bands, so one factor per pixel reaches it and keeps the
+    roof's colour; reflectance is capped at 1 (nothing is whiter than white).
+    """
+    now = broadband_albedo(dict(zip(BANDS, reflectance, strict=True))) + 0.0018
+    factor = (np.asarray(albedo) + 0.0018) / np.maximum(now, 1e-6)
+    scaled: np.ndarray = np.clip(reflectance * factor, 0.0, 1.0)
+    return scaled
+
+
+def _override_roofs(true: np.ndarray, roofs: np.ndarray, override: RoofOverride) -> None:
+    """Cool roofs: the material scaled to the asked albedo; green roofs: grass."""
+    cool = roofs & np.isfinite(override.albedo)
+    true[:, cool] = scale_to_albedo(true[:, cool], override.albedo[cool])
+    green = roofs & override.vegetated
+    true[:, green] = np.asarray(CLASS_REFLECTANCE[LandCover.GRASS])[:, None]
+
+
+def render_imagery(
+    rng: np.random.Generator,
+    layout: Layout,
+    resolution: float,
+    *,
+    roof_override: RoofOverride | None = None,
+) -> Imagery:
+    """Reflectance per band, with per-object texture, shadows and sensor effects.
+
+    The draws depend on the grid and the object ids only, never on the land
+    cover: a counterfactual layout (same objects) gets the same texture and noise.
+    """
     lc = layout.landcover
     shape = lc.shape
     n_obj = int(layout.object_id.max()) + 1
@@ -96,6 +140,8 @@ def render_imagery(rng: np.random.Generator, layout: Layout, resolution: float) 
     roof_material = rng.choice(len(ROOF_MATERIALS), size=n_obj, p=ROOF_SHARES)
     roofs = lc == int(LandCover.BUILDING)
     true[:, roofs] = ROOF_MATERIALS[roof_material[layout.object_id[roofs]]].T
+    if roof_override is not None:
+        _override_roofs(true, roofs, roof_override)
     # Grass dryness varies smoothly (irrigated parks vs dry verges).
     dryness = np.clip(0.5 + 0.35 * smooth_noise(rng, shape, 40.0 / resolution), 0, 1)
     grass = lc == int(LandCover.GRASS)

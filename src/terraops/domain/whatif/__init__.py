@@ -1,0 +1,1 @@
+"""What-if scenarios: interventions drawn as polygons, applied to a scene's inputs."""

@@ -1,0 +1,287 @@
+"""Interventions applied to land cover and imagery, the same way for model and truth.
+
+Two places edit a city for a scenario: the what-if run edits the *observed*
+inputs (classified land cover and the bands) before the one feature path
+recomputes every feature, and the generator edits the *true* layout to render
+the counterfactual city it is validated against. Both pick the pixels a share
+applies to with :func:`choose_pixels` on the field of :func:`selection_field`
+— seeded from the scenario's sha256 and the intervention's index — so the
+model and the truth change the same pixels (up to where their land covers
+differ), and a scenario gives the same map every time.
+
+The field is smooth over a few metres, so the chosen pixels form clumps the
+size of a tree crown (or a building) rather than salt-and-pepper, which is
+how planted trees and new buildings look from above and what the
+neighbourhood features (canopy within 200 m, shade) respond to.
+
+Water never changes, and no-data pixels stay no-data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from terraops.domain.landcover import NODATA_CODE, LandCover
+from terraops.domain.scene.noise import smooth_noise
+from terraops.domain.scene.spectra import (
+    BANDS,
+    CLASS_REFLECTANCE,
+    ROOF_MATERIALS,
+    scale_to_albedo,
+)
+from terraops.domain.whatif.scenario import RELATIVE_CANOPY, Intervention, Scenario
+
+CLUMP_SCALE_M: dict[str, float] = {
+    "tree_planting": 4.0,  # a crown's radius
+    "park": 4.0,
+    "depave": 6.0,
+    "green_roof": 6.0,
+    "develop": 10.0,  # half a building's footprint
+}
+"""Correlation length of the selection field per intervention (metres)."""
+ROAD_PENALTY = 100.0
+"""Trees go on unsealed ground first, then over paving (the field is ~N(0, 1))."""
+MIN_PIXELS_FOR_MEDIAN = 10
+"""Fewer pixels of a class than this: its generic spectrum is used instead."""
+GENERIC_SPECTRA: dict[int, tuple[float, ...]] = {
+    **{int(c): tuple(v) for c, v in CLASS_REFLECTANCE.items()},
+    int(LandCover.BUILDING): tuple(float(v) for v in ROOF_MATERIALS[1]),  # concrete / slate
+}
+"""Fallback spectra (red, green, blue, nir, swir) for a class the scene lacks: typical
+surface reflectance of asphalt, broadleaf canopy, grass, water, dry loam and concrete
+(the generator's materials, :mod:`terraops.domain.scene.spectra`)."""
+
+_PLANTABLE_EXCLUDED = (int(LandCover.BUILDING), int(LandCover.WATER), NODATA_CODE)
+_DEVELOPABLE = (int(LandCover.GRASS), int(LandCover.TREE), int(LandCover.BARE))
+
+
+@dataclass(frozen=True)
+class SurfaceEdit:
+    """A scenario's edit of a land cover: the new classes and the roofs it changed."""
+
+    landcover: np.ndarray  # uint8, after every intervention
+    green_roof: np.ndarray  # bool: roofs covered with plants (still BUILDING)
+    roof_albedo: np.ndarray  # float: asked broadband albedo of a cool roof, NaN elsewhere
+    new_building_height: np.ndarray  # float: height (m) of a new building, NaN elsewhere
+
+
+@dataclass(frozen=True)
+class EditedInputs:
+    """The observed inputs after a scenario: bands, land cover, and which pixels changed."""
+
+    bands: dict[str, np.ndarray]
+    landcover: np.ndarray
+    changed: np.ndarray
+
+
+def selection_seed(scenario_sha256: str, index: int) -> np.random.SeedSequence:
+    """The seed of one intervention's pixel choice: its scenario and its place in it."""
+    return np.random.SeedSequence([int(scenario_sha256[:16], 16), index])
+
+
+def selection_field(
+    mask: np.ndarray, *, seed: np.random.SeedSequence, scale_px: float
+) -> np.ndarray:
+    """A smooth random field over ``mask``'s bounding box (−inf outside the mask).
+
+    Drawn on the bounding box only, so it is the same whether the caller holds
+    the whole scene or a window around the polygon.
+    """
+    field = np.full(mask.shape, -np.inf)
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        return field
+    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    box = smooth_noise(np.random.default_rng(seed), (int(r1 - r0), int(c1 - c0)), scale_px)
+    field[r0:r1, c0:c1] = np.where(mask[r0:r1, c0:c1], box, -np.inf)
+    return field
+
+
+def choose_pixels(eligible: np.ndarray, count: int, score: np.ndarray) -> np.ndarray:
+    """The ``count`` eligible pixels of highest score (ties: first in reading order)."""
+    flat = np.flatnonzero(eligible)
+    chosen = np.zeros(eligible.shape, bool)
+    count = max(0, min(int(count), flat.size))
+    if count:
+        order = np.argsort(-score.ravel()[flat], kind="stable")
+        chosen.ravel()[flat[order[:count]]] = True
+    return chosen
+
+
+def _share_count(share: float, total: int) -> int:
+    return int(np.floor(min(max(share, 0.0), 1.0) * total + 0.5))
+
+
+def _set_canopy(
+    lc: np.ndarray,
+    mask: np.ndarray,
+    field: np.ndarray,
+    target: float | None,
+    change: float,
+    *,
+    fell: bool = True,
+) -> None:
+    """Trees planted (or, when ``fell``, felled to grass) until the plantable ground has
+    the target share."""
+    plantable = mask & ~np.isin(lc, _PLANTABLE_EXCLUDED)
+    tree = plantable & (lc == int(LandCover.TREE))
+    total, current = int(plantable.sum()), int(tree.sum())
+    if total == 0:
+        return
+    share = target if target is not None else current / total + change
+    wanted = _share_count(share, total)
+    if wanted > current:
+        score = field - ROAD_PENALTY * (lc == int(LandCover.ROAD))
+        lc[choose_pixels(plantable & ~tree, wanted - current, score)] = int(LandCover.TREE)
+    elif wanted < current and fell:
+        lc[choose_pixels(tree, current - wanted, -field)] = int(LandCover.GRASS)
+
+
+def edit_landcover(
+    landcover: np.ndarray,
+    intervention: Intervention,
+    mask: np.ndarray,
+    *,
+    field: np.ndarray,
+) -> np.ndarray:
+    """The land cover after one intervention (a new array; roofs' looks are not land cover).
+
+    ``field`` is :func:`selection_field` for this intervention: the pixel choice.
+    """
+    lc = landcover.copy()
+    p, kind = intervention.params, intervention.kind
+    if kind == "tree_planting":
+        _set_canopy(lc, mask, field, p.get("canopy"), p.get(RELATIVE_CANOPY, 0.0))
+    elif kind == "park":
+        lc[mask & np.isin(lc, [int(LandCover.ROAD), int(LandCover.BARE)])] = int(LandCover.GRASS)
+        # A park keeps the trees already there: its canopy is a floor, not a cap.
+        _set_canopy(lc, mask, field, p["canopy"], 0.0, fell=False)
+    elif kind == "depave":
+        sealed = mask & (lc == int(LandCover.ROAD))
+        lc[choose_pixels(sealed, _share_count(p["share"], int(sealed.sum())), field)] = int(
+            LandCover.GRASS
+        )
+    elif kind == "develop":
+        ground = mask & np.isin(
+            lc, [int(c) for c in (LandCover.GRASS, LandCover.TREE, LandCover.BARE)]
+        )
+        total = int(ground.sum())
+        n_built = _share_count(p["building_share"], total)
+        n_sealed = _share_count(p["building_share"] + p["sealed_share"], total) - n_built
+        built = choose_pixels(ground, n_built, field)
+        sealed = choose_pixels(ground & ~built, n_sealed, field)
+        lc[built] = int(LandCover.BUILDING)
+        lc[sealed] = int(LandCover.ROAD)
+    return lc
+
+
+def edit_surface(
+    landcover: np.ndarray,
+    scenario: Scenario,
+    masks: Sequence[np.ndarray],
+    *,
+    resolution: float,
+) -> SurfaceEdit:
+    """Every intervention in order (a later one acts on what the earlier ones left)."""
+    lc = landcover.copy()
+    green = np.zeros(lc.shape, bool)
+    albedo = np.full(lc.shape, np.nan)
+    height = np.full(lc.shape, np.nan)
+    for intervention, mask in zip(scenario.interventions, masks, strict=True):
+        scale_px = CLUMP_SCALE_M.get(intervention.kind, 4.0) / resolution
+        seed = selection_seed(scenario.sha256, intervention.index)
+        field = selection_field(mask, seed=seed, scale_px=scale_px)
+        roofs = mask & (lc == int(LandCover.BUILDING))
+        if intervention.kind == "cool_roof":
+            albedo[roofs] = intervention.params["albedo"]
+            green[roofs] = False
+        elif intervention.kind == "green_roof":
+            count = _share_count(intervention.params["share"], int(roofs.sum()))
+            planted = choose_pixels(roofs, count, field)
+            green |= planted
+            albedo[planted] = np.nan
+        else:
+            before = lc
+            lc = edit_landcover(lc, intervention, mask, field=field)
+            new_building = (lc == int(LandCover.BUILDING)) & (before != int(LandCover.BUILDING))
+            height[new_building] = intervention.params.get("height_m", np.nan)
+    return SurfaceEdit(lc, green, albedo, height)
+
+
+def class_spectra(bands: Mapping[str, np.ndarray], landcover: np.ndarray) -> dict[int, np.ndarray]:
+    """The scene's own median reflectance (in :data:`BANDS` order) per land-cover class.
+
+    Painting a changed pixel with its new class's median *in this scene* keeps
+    the edit in the scene's radiometry (sensor, season, correction) — which is
+    what lets one code path serve synthetic and imported real cities. A class
+    with fewer than :data:`MIN_PIXELS_FOR_MEDIAN` valid pixels takes its
+    generic spectrum (:data:`GENERIC_SPECTRA`).
+    """
+    stack = np.stack([np.asarray(bands[b], dtype=np.float64) for b in BANDS])
+    valid = np.isfinite(stack).all(axis=0)
+    spectra: dict[int, np.ndarray] = {}
+    for code, generic in GENERIC_SPECTRA.items():
+        pixels = valid & (landcover == code)
+        if int(pixels.sum()) >= MIN_PIXELS_FOR_MEDIAN:
+            spectra[code] = np.median(stack[:, pixels], axis=1)
+        else:
+            spectra[code] = np.asarray(generic, dtype=np.float64)
+    return spectra
+
+
+def apply_interventions(
+    bands: Mapping[str, np.ndarray],
+    landcover: np.ndarray,
+    scenario: Scenario,
+    masks: Sequence[np.ndarray],
+    *,
+    resolution: float | None = None,
+) -> EditedInputs:
+    """Edit the observed inputs: land cover, and bands painted with the scene's own spectra.
+
+    ``resolution`` (m) sets the clump size of the pixel choice; pass the
+    scene's, as the generator does. Without it, it is taken from the first
+    non-empty intervention's area over its pixel count.
+    """
+    res = resolution if resolution is not None else _resolution_from(scenario, masks)
+    surface = edit_surface(landcover, scenario, masks, resolution=res)
+    spectra = class_spectra(bands, landcover)
+    out = {name: np.array(values, dtype=np.float64) for name, values in bands.items()}
+    stack = np.stack([out[b] for b in BANDS])
+    valid = np.isfinite(stack).all(axis=0)
+    recoloured = valid & (surface.landcover != landcover)
+    for code, spectrum in spectra.items():
+        where = recoloured & (surface.landcover == code)
+        stack[:, where] = spectrum[:, None]
+    green = valid & surface.green_roof
+    stack[:, green] = spectra[int(LandCover.GRASS)][:, None]
+    cool = valid & np.isfinite(surface.roof_albedo)
+    stack[:, cool] = scale_to_albedo(stack[:, cool], surface.roof_albedo[cool])
+    for i, name in enumerate(BANDS):
+        out[name] = stack[i]
+    return EditedInputs(out, surface.landcover, recoloured | green | cool)
+
+
+def _resolution_from(scenario: Scenario, masks: Sequence[np.ndarray]) -> float:
+    for intervention, mask in zip(scenario.interventions, masks, strict=True):
+        if mask.any():
+            return float(np.sqrt(intervention.area_m2 / mask.sum()))
+    return 1.0
+
+
+__all__ = [
+    "CLUMP_SCALE_M",
+    "GENERIC_SPECTRA",
+    "EditedInputs",
+    "SurfaceEdit",
+    "apply_interventions",
+    "choose_pixels",
+    "class_spectra",
+    "edit_landcover",
+    "edit_surface",
+    "selection_field",
+    "selection_seed",
+]

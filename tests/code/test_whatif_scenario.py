@@ -1,0 +1,313 @@
+"""Scenario files and the shared pixel choice of interventions.
+
+A bad scenario must be refused naming the feature's index and the field; a
+good one must be reprojected to the scene, rasterised faithfully, and applied
+to the same pixels every time, reaching the asked shares without touching water.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from pyproj import Transformer
+
+from terraops.domain.features import broadband_albedo
+from terraops.domain.landcover import LandCover
+from terraops.domain.whatif.interventions import (
+    apply_interventions,
+    choose_pixels,
+    edit_surface,
+    selection_field,
+    selection_seed,
+)
+from terraops.domain.whatif.scenario import (
+    INTERVENTION_KINDS,
+    ScenarioLimits,
+    parse_scenario,
+    rasterise,
+)
+from terraops.errors import InvalidScenarioError
+
+SCENE_CRS = "EPSG:32633"
+X0, Y0, RES, N = 500_000.0, 5_600_000.0, 2.0, 128  # top-left, pixel size, pixels per side
+BOUNDS = (X0, Y0 - N * RES, X0 + N * RES, Y0)
+UTM_NAME = "urn:ogc:def:crs:EPSG::32633"
+
+
+def square(x: float, y: float, side: float) -> list[list[list[float]]]:
+    """A closed square ring with its lower-left corner at (x, y)."""
+    ring = [[x, y], [x + side, y], [x + side, y + side], [x, y + side], [x, y]]
+    return [ring]
+
+
+def feature(kind: str = "tree_planting", coords: Any = None, **params: Any) -> dict[str, Any]:
+    geometry = {"type": "Polygon", "coordinates": coords or square(X0 + 20, Y0 - 200, 100)}
+    params = params or ({"canopy": 0.5} if kind == "tree_planting" else {})
+    return {
+        "type": "Feature",
+        "properties": {"intervention": kind, **params},
+        "geometry": geometry,
+    }
+
+
+def collection(*features: dict[str, Any], crs: str | None = UTM_NAME) -> dict[str, Any]:
+    doc: dict[str, Any] = {"type": "FeatureCollection", "features": list(features)}
+    if crs is not None:
+        doc["crs"] = {"type": "name", "properties": {"name": crs}}
+    return doc
+
+
+def parse(doc: Any, limits: ScenarioLimits | None = None) -> Any:
+    return parse_scenario(doc, scene_crs=SCENE_CRS, scene_bounds=BOUNDS, limits=limits)
+
+
+BOW_TIE = [[[X0 + 10, Y0 - 10], [X0 + 90, Y0 - 90], [X0 + 90, Y0 - 10], [X0 + 10, Y0 - 90]]]
+
+
+@pytest.mark.parametrize(
+    ("bad_feature", "field", "message"),
+    [
+        (feature("rewild"), "intervention", "unknown intervention 'rewild'"),
+        (feature("tree_planting", canopy=1.4), "canopy", "between 0 and 1"),
+        (feature("tree_planting", canopy=-0.1), "canopy", "between 0 and 1"),
+        (feature("tree_planting", canopy="lots"), "canopy", "signed change"),
+        (feature("tree_planting", canopy="+1.5"), "canopy", "signed change"),
+        (feature("depave", share=2), "share", "between 0 and 1"),
+        (feature("cool_roof", albedo=True), "albedo", "between 0 and 1"),
+        (feature("cool_roof", colour="white"), "colour", "unknown parameter"),
+        (feature("develop", building_share=0.3), "sealed_share", "needs 'sealed_share'"),
+        (feature("develop", building_share=0.7, sealed_share=0.5), "sealed_share", "exceed 1"),
+        (feature("develop", building_share=0, sealed_share=0, height_m=900), "height_m", "2 and"),
+        (feature(coords=BOW_TIE), "geometry", "not a valid polygon"),
+        (feature(coords=[[]]), "geometry", "empty"),
+        (feature(coords=square(X0 + 5000, Y0 + 5000, 50)), "geometry", "outside the scene"),
+        (feature() | {"geometry": {"type": "Point", "coordinates": [X0, Y0]}}, "geometry", "Point"),
+        (feature() | {"geometry": None}, "geometry", "Polygon or MultiPolygon"),
+        (feature() | {"properties": None}, "properties", "intervention"),
+    ],
+)
+def test_each_bad_feature_is_refused_naming_its_index_and_field(
+    bad_feature: dict[str, Any], field: str, message: str
+) -> None:
+    doc = collection(feature(), bad_feature)
+    with pytest.raises(InvalidScenarioError, match=message) as refused:
+        parse(doc)
+    assert refused.value.feature_index == 1 and refused.value.field == field
+    assert f"feature 1, field {field!r}" in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("doc", "field", "message"),
+    [
+        (b"{not json", None, "not valid JSON"),
+        ({"type": "Feature"}, "type", "FeatureCollection"),
+        ({"type": "FeatureCollection", "features": []}, "features", "non-empty"),
+        (collection(feature(), crs="EPSG:999999"), "crs", "unknown CRS"),
+    ],
+)
+def test_a_bad_document_is_refused_naming_the_field(
+    doc: Any, field: str | None, message: str
+) -> None:
+    with pytest.raises(InvalidScenarioError, match=message) as refused:
+        parse(doc)
+    assert refused.value.field == field
+
+
+def test_limits_on_feature_count_and_total_area_name_the_feature() -> None:
+    with pytest.raises(InvalidScenarioError, match="more than the 2") as refused:
+        parse(collection(feature(), feature(), feature()), ScenarioLimits(max_features=2))
+    assert refused.value.field == "features"
+    big = ScenarioLimits(max_area_m2=15_000.0)  # each square is 10 000 m²
+    with pytest.raises(InvalidScenarioError, match=r"more than the 1\.5 ha") as refused:
+        parse(collection(feature(), feature()), big)
+    assert (refused.value.feature_index, refused.value.field) == (1, "geometry")
+
+
+def test_a_lon_lat_file_is_reprojected_and_a_partly_outside_polygon_clipped() -> None:
+    to_lonlat = Transformer.from_crs(SCENE_CRS, "EPSG:4326", always_xy=True)
+    ring = [list(to_lonlat.transform(x, y)) for x, y in square(X0 + 20, Y0 - 200, 100)[0]]
+    scenario = parse(collection(feature(coords=[ring]), crs=None))
+    only = scenario.interventions[0]
+    assert scenario.source_crs == "EPSG:4326"
+    assert only.area_m2 == pytest.approx(10_000, rel=1e-3)
+    assert only.geometry.bounds[0] == pytest.approx(X0 + 20, abs=0.05)
+    half_out = parse(collection(feature(coords=square(X0 - 50, Y0 - 200, 100))))
+    assert half_out.interventions[0].area_m2 == pytest.approx(5_000)
+
+
+def test_params_get_defaults_ids_and_relative_canopy() -> None:
+    doc = collection(
+        feature("park"),
+        feature("tree_planting", canopy="+0.3", id="street-7"),
+        feature("develop", building_share=0.4, sealed_share=0.2),
+    )
+    park, trees, develop = parse(doc).interventions
+    assert dict(park.params) == {"canopy": 0.3} and park.id == "0"
+    assert dict(trees.params) == {"canopy_change": 0.3} and trees.id == "street-7"
+    assert develop.params["height_m"] == 12.0
+    assert {p.kind for p in (park, trees, develop)} <= set(INTERVENTION_KINDS)
+
+
+def test_sha256_is_of_the_bytes_as_given_or_canonical_json() -> None:
+    doc = collection(feature())
+    text = json.dumps(doc, indent=2).encode()
+    assert parse(text).sha256 == hashlib.sha256(text).hexdigest()
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    assert parse(doc).sha256 == hashlib.sha256(canonical).hexdigest()
+
+
+# ----------------------------------------------------------------------- properties
+corner = st.tuples(st.floats(0, 200), st.floats(0, 200))
+sides = st.tuples(st.floats(12, 120), st.floats(12, 120))
+angle = st.floats(0, np.pi / 2)
+
+
+def rotated_rectangle(corner_xy: tuple[float, float], size: tuple[float, float], theta: float):
+    cx, cy = X0 + corner_xy[0] + 20, Y0 - corner_xy[1] - 20
+    w, h = size
+    pts = np.array([[0, 0], [w, 0], [w, h], [0, h]]) - [w / 2, h / 2]
+    rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    ring = (pts @ rot.T + [cx, cy]).tolist()
+    return [[*ring, ring[0]]]
+
+
+@given(corner, sides, angle)
+@hypothesis_settings(max_examples=40, deadline=None)
+def test_rasterised_area_matches_the_polygon_area(
+    at: tuple[float, float], size: tuple[float, float], theta: float
+) -> None:
+    scenario = parse(collection(feature(coords=rotated_rectangle(at, size, theta))))
+    geometry = scenario.interventions[0].geometry
+    mask = rasterise(scenario, shape=(N, N), origin=(X0, Y0), resolution=RES)[0]
+    # Centre-inside sampling errs by at most about half a pixel along the outline.
+    tolerance = 0.5 * geometry.length * RES + 4 * RES * RES
+    assert abs(mask.sum() * RES * RES - geometry.area) <= tolerance
+
+
+def random_landcover(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    lc = rng.choice([1, 2, 3, 4, 5, 6], size=(N, N), p=[0.25, 0.2, 0.15, 0.2, 0.1, 0.1])
+    return lc.astype(np.uint8)
+
+
+def bands_for(lc: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {b: rng.uniform(0.01, 0.5, lc.shape) for b in ("red", "green", "blue", "nir", "swir")}
+
+
+def share_scenario(kind: str, params: dict[str, Any]) -> Any:
+    return parse(collection(feature(kind, coords=square(X0 + 30, Y0 - 220, 150), **params)))
+
+
+def masks_of(scenario: Any) -> list[np.ndarray]:
+    return rasterise(scenario, shape=(N, N), origin=(X0, Y0), resolution=RES)
+
+
+@given(st.integers(0, 2**16), st.floats(0, 1))
+@hypothesis_settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+def test_tree_planting_reaches_the_asked_canopy_within_a_pixel(seed: int, canopy: float) -> None:
+    lc = random_landcover(seed)
+    scenario = share_scenario("tree_planting", {"canopy": canopy})
+    mask = masks_of(scenario)[0]
+    after = edit_surface(lc, scenario, [mask], resolution=RES).landcover
+    plantable = mask & ~np.isin(lc, [int(LandCover.BUILDING), int(LandCover.WATER)])
+    reached = (after[plantable] == int(LandCover.TREE)).mean()
+    assert abs(reached - canopy) <= 0.5 / plantable.sum() + 1e-12
+    assert np.array_equal(after[~mask], lc[~mask])
+
+
+@given(st.integers(0, 2**16), st.floats(0, 1), st.floats(0, 1))
+@hypothesis_settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+def test_develop_reaches_its_building_and_sealed_shares_within_a_pixel(
+    seed: int, built: float, sealed_part: float
+) -> None:
+    lc = random_landcover(seed)
+    sealed = (1 - built) * sealed_part
+    scenario = share_scenario("develop", {"building_share": built, "sealed_share": sealed})
+    mask = masks_of(scenario)[0]
+    edit = edit_surface(lc, scenario, [mask], resolution=RES)
+    ground = mask & np.isin(lc, [3, 4, 6])
+    n = int(ground.sum())
+    assert abs((edit.landcover[ground] == 1).mean() - built) <= 0.5 / n + 1e-12
+    assert abs((edit.landcover[ground] == 2).mean() - sealed) <= 1.0 / n + 1e-12
+    assert np.all(edit.new_building_height[edit.landcover != lc] != 0)
+
+
+@given(
+    st.integers(0, 2**16),
+    st.sampled_from(INTERVENTION_KINDS),
+    st.floats(0, 1),
+)
+@hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+def test_water_never_changes(seed: int, kind: str, share: float) -> None:
+    lc = random_landcover(seed)
+    params = {
+        "tree_planting": {"canopy": share},
+        "park": {"canopy": share},
+        "depave": {"share": share},
+        "cool_roof": {"albedo": share},
+        "green_roof": {"share": share},
+        "develop": {"building_share": share / 2, "sealed_share": share / 2},
+    }[kind]
+    scenario = share_scenario(kind, params)
+    bands = bands_for(lc, seed)
+    edited = apply_interventions(bands, lc, scenario, masks_of(scenario), resolution=RES)
+    water = lc == int(LandCover.WATER)
+    assert np.all(edited.landcover[water] == int(LandCover.WATER))
+    assert not edited.changed[water].any()
+    for name, values in bands.items():
+        assert np.array_equal(edited.bands[name][water], values[water])
+        assert np.array_equal(edited.bands[name][~edited.changed], values[~edited.changed])
+
+
+def test_the_pixel_choice_is_deterministic_and_the_same_in_a_window() -> None:
+    lc = random_landcover(3)
+    scenario = share_scenario("tree_planting", {"canopy": 0.6})
+    mask = masks_of(scenario)[0]
+    first = edit_surface(lc, scenario, [mask], resolution=RES).landcover
+    again = edit_surface(lc, scenario, [mask], resolution=RES).landcover
+    assert np.array_equal(first, again)
+    window = (slice(5, 120), slice(8, 110))  # a caller holding only part of the scene
+    in_window = edit_surface(lc[window], scenario, [mask[window]], resolution=RES).landcover
+    assert np.array_equal(in_window, first[window])
+    other = parse(collection(feature(coords=square(X0 + 30, Y0 - 220, 150)), feature()))
+    seeds = [selection_seed(other.sha256, i).entropy for i in (0, 1)]
+    assert seeds[0] != seeds[1]
+
+
+def test_planted_pixels_form_crown_sized_clumps() -> None:
+    mask = np.ones((64, 64), bool)
+    field = selection_field(mask, seed=selection_seed("ab" * 32, 0), scale_px=2.0)
+    chosen = choose_pixels(mask, 64 * 64 // 4, field)
+    # Neighbours of a chosen pixel are mostly chosen too (salt-and-pepper would give ~25 %).
+    same = (chosen[:, 1:] & chosen[:, :-1]).sum() / chosen[:, :-1].sum()
+    assert same > 0.6
+
+
+def test_cool_and_green_roofs_repaint_roofs_only() -> None:
+    lc = random_landcover(11)
+    bands = bands_for(lc, 11)
+    scenario = parse(
+        collection(
+            feature("cool_roof", coords=square(X0 + 30, Y0 - 220, 150), albedo=0.7),
+            feature("green_roof", coords=square(X0 + 30, Y0 - 120, 50)),
+        )
+    )
+    cool_mask, green_mask = masks_of(scenario)
+    edited = apply_interventions(bands, lc, scenario, masks_of(scenario), resolution=RES)
+    roofs = lc == int(LandCover.BUILDING)
+    assert np.array_equal(edited.landcover, lc)
+    assert np.array_equal(edited.changed, roofs & (cool_mask | green_mask))
+    cool = roofs & cool_mask & ~green_mask
+    unclipped = cool & np.all([edited.bands[b] < 1.0 for b in bands], axis=0)
+    assert unclipped.sum() > 100
+    assert np.allclose(broadband_albedo(edited.bands)[unclipped], 0.7)
+    grass = np.median(edited.bands["nir"][lc == int(LandCover.GRASS)])
+    assert np.all(edited.bands["nir"][roofs & green_mask] == grass)
