@@ -155,6 +155,25 @@ class Settings(BaseSettings):
         ge=1,
         description="Most pixels (width × height) of an image accepted by POST /v1/segment.",
     )
+    whatif_max_features: int = Field(
+        default=50, ge=1, description="Most interventions in one what-if scenario (HTTP)."
+    )
+    whatif_max_area_ha: float = Field(
+        default=400.0,
+        gt=0,
+        description="Largest total area (ha) of a what-if scenario's polygons (HTTP).",
+    )
+    whatif_max_body_bytes: int = Field(
+        default=1_000_000,
+        ge=1_000,
+        description="Largest POST /v1/{service}/whatif body (bytes), refused with 413 beyond.",
+    )
+    whatif_rate_per_min: float = Field(
+        default=30.0,
+        gt=0,
+        description="What-if runs a client may start per minute (each takes seconds of CPU "
+        "and writes map layers).",
+    )
 
     # ----- derived locations -------------------------------------------------
     @property

@@ -56,6 +56,7 @@ from terraops.api.routes_predict import predict_router, unknown_service_router
 from terraops.api.routes_segment import SegmenterSource, load_segmenter, segment_router
 from terraops.api.routes_stac import stac_router
 from terraops.api.routes_titiler import install_titiler
+from terraops.api.routes_whatif import whatif_router
 from terraops.pipelines.lifecycle.aliases import load_and_verify
 from terraops.services import all_services
 from terraops.services.segmentation import SEGMENTATION
@@ -206,6 +207,8 @@ def create_app(
     app.state.tile_cache = TileCache.from_megabytes(settings.tile_cache_mb)
     app.include_router(layers_router(settings, app.state.layer_catalogue, app.state.tile_cache))
     app.include_router(stac_router(app.state.layer_catalogue))
+    # What-if runs on catalogue scenes (scenario in, Δ layers added to the catalogue).
+    app.include_router(whatif_router(settings, app.state.layer_catalogue))
     install_titiler(app, app.state.layer_catalogue)
 
     @cache

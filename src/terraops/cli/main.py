@@ -51,6 +51,7 @@ _COMMAND_MODULES = (
     "terraops.cli.samples",
     "terraops.cli.evaluate",
     "terraops.cli.segment",
+    "terraops.cli.whatif",
 )
 
 for _module_name in _COMMAND_MODULES:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,106 @@ def terrain_from(flood: Any) -> features.TerrainLayers:
     )
 
 
+@dataclass(frozen=True)
+class SceneInputs:
+    """What a scene's features are computed from: its *observed* inputs only.
+
+    Reflectance bands (0–1, NaN = no data), the land cover classified from
+    them, the DEM when there is one, and the river entering from outside. A
+    what-if (:mod:`terraops.pipelines.whatif`) edits exactly these — the
+    bands and the land cover — and hands them back to
+    :func:`cell_features_from_inputs`, so its features come from the same code
+    as the training table's.
+    """
+
+    bands: Mapping[str, np.ndarray]
+    landcover: np.ndarray
+    dem: np.ndarray | None
+    resolution: float
+    origin: tuple[float, float]
+    inflow: RiverInflow | None = None
+
+    def window(self, rows: slice, cols: slice) -> SceneInputs:
+        """The inputs of a pixel window (its origin moved to the window's top-left)."""
+        x0, y0 = self.origin
+        return replace(
+            self,
+            bands={b: v[rows, cols] for b, v in self.bands.items()},
+            landcover=self.landcover[rows, cols],
+            dem=None if self.dem is None else self.dem[rows, cols],
+            origin=(
+                x0 + (cols.start or 0) * self.resolution,
+                y0 - (rows.start or 0) * self.resolution,
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class CellFeatures:
+    """Feature table of the complete cells, their grid and mask, and the flood model built."""
+
+    table: pd.DataFrame
+    grid: features.CellGrid
+    keep: np.ndarray
+    flood: Any | None
+
+
+def observed_inputs(
+    scene: Scene, layers: Mapping[str, np.ndarray], landcover: LandcoverSource
+) -> SceneInputs:
+    """The scene's observed inputs: its bands, the land cover ``landcover`` classifies, its DEM."""
+    bands = features.reflectance_bands(scene, layers)
+    return SceneInputs(
+        bands=bands,
+        landcover=landcover.for_resolution(float(scene.resolution)).classify(bands),
+        dem=layers["dem"].astype(np.float64) if "dem" in layers else None,
+        resolution=float(scene.resolution),
+        origin=scene.origin,
+        inflow=river_inflow(scene),
+    )
+
+
+def terrain_without_flow(dem: np.ndarray) -> features.TerrainLayers:
+    """Terrain of a DEM *window*: elevation and slope only, the flow layers NaN.
+
+    Drainage is global (a pixel's channel may start far outside any window), so
+    a window cannot know it; callers that use flow features build them on the
+    whole scene (``hydrology=True``).
+    """
+    nan = np.full(dem.shape, np.nan)
+    return features.TerrainLayers(dem, nan, np.zeros(dem.shape, bool), nan, nan, nan, nan)
+
+
+def cell_features_from_inputs(
+    inputs: SceneInputs, cell_size_m: float, *, hydrology: bool = True
+) -> CellFeatures:
+    """Cell features of observed (or edited) inputs: the one feature path.
+
+    With a DEM and ``hydrology``, the flood model is built on ``inputs.landcover``
+    (curve numbers, the drainage's catchment CN) so an edited land cover moves
+    the hydrology features too; without ``hydrology`` only elevation and slope
+    come from the DEM (a window, see :func:`terrain_without_flow`).
+    """
+    flood = None
+    terrain = None
+    if inputs.dem is not None and hydrology:
+        flood = build_flood_model(
+            inputs.dem, inputs.landcover, inputs.resolution, inflow=inputs.inflow
+        )
+        terrain = terrain_from(flood)
+    elif inputs.dem is not None:
+        terrain = terrain_without_flow(inputs.dem)
+    table, grid, keep = features.cell_feature_table(
+        bands=inputs.bands,
+        landcover=inputs.landcover,
+        resolution=inputs.resolution,
+        cell_size_m=cell_size_m,
+        origin=inputs.origin,
+        terrain=terrain,
+    )
+    return CellFeatures(table, grid, keep, flood)
+
+
 def build_cell_table(
     scene: Scene, cell_size_m: float = 20.0, *, landcover: LandcoverSource | None = None
 ) -> pd.DataFrame:
@@ -149,32 +250,17 @@ def build_cell_table(
     cached parquet's metadata too).
     """
     layers = raster_io.read_layers(scene)
-    resolution = float(scene.resolution)
-    landcover = (landcover or SPECTRAL).for_resolution(resolution)
-    bands = features.reflectance_bands(scene, layers)
-    observed_landcover = landcover.classify(bands)
-    inflow = river_inflow(scene)
-    dem = layers["dem"].astype(np.float64) if "dem" in layers else None
-    terrain = None
-    if dem is not None:
-        terrain = terrain_from(
-            build_flood_model(dem, observed_landcover, resolution, inflow=inflow)
-        )
-    table, grid, keep = features.cell_feature_table(
-        bands=bands,
-        landcover=observed_landcover,
-        resolution=resolution,
-        cell_size_m=cell_size_m,
-        origin=scene.origin,
-        terrain=terrain,
-    )
+    landcover = (landcover or SPECTRAL).for_resolution(float(scene.resolution))
+    inputs = observed_inputs(scene, layers, landcover)
+    cells = cell_features_from_inputs(inputs, cell_size_m)
+    table, grid, keep = cells.table, cells.grid, cells.keep
     table.insert(0, "scene", scene.name)
     lst = features.cell_mean(grid, layers["lst"])[keep] if "lst" in layers else None
     table["reference_temperature"] = observed_reference_temperature(table, lst)
     if lst is not None:
         table["lst"] = lst
-    if "landcover" in layers and dem is not None:
-        _add_flood_targets(table, grid, keep, layers, dem, resolution, inflow)
+    if "landcover" in layers and inputs.dem is not None:
+        _add_flood_targets(table, grid, keep, layers, inputs.dem, inputs.resolution, inputs.inflow)
     table.attrs["landcover"] = landcover.lineage
     return table
 
