@@ -33,7 +33,10 @@ from typing import Any, Literal
 import numpy as np
 import yaml
 
-from terraops.errors import InvalidInputError, ModelNotFoundError
+from terraops.adapters.uncertainty_bundle import ARTIFACT as UNCERTAINTY_ARTIFACT
+from terraops.adapters.uncertainty_bundle import UncertaintyModel, load_uncertainty
+from terraops.domain.explain import Explanation
+from terraops.errors import ConflictError, InvalidInputError, ModelNotFoundError
 
 TERRAOPS_METADATA_KEY = "terraops"
 
@@ -110,6 +113,7 @@ class Predictor:
     metadata: dict[str, Any] = field(default_factory=dict)
     single_row: SingleRowPredictor | None = None
     baseline: Baseline | None = None
+    uncertainty: UncertaintyModel | None = None
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Regression value or positive-class probability, one per row.
@@ -151,6 +155,124 @@ class Predictor:
             row = row[:column] + row[column + 1 :]
         return self.single_row(np.array(row, dtype=np.float64)) + offset
 
+    # ----- uncertainty (calibrated intervals, area of applicability, members) -------------
+    @property
+    def has_uncertainty(self) -> bool:
+        """Whether this version was calibrated (versions trained before were not)."""
+        return self.uncertainty is not None
+
+    def _calibrated(self) -> UncertaintyModel:
+        if self.uncertainty is None:
+            raise ConflictError(
+                f"this {self.service} model version has no calibrated intervals or "
+                "area of applicability",
+                hint=f"train a new version (`terraops train {self.service} ...`) and promote it",
+            )
+        return self.uncertainty
+
+    def _rows(self, X: np.ndarray) -> np.ndarray:
+        arr = np.asarray(X, dtype=np.float64)
+        return arr.reshape(1, -1) if arr.ndim == 1 else arr
+
+    def applicability(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(dissimilarity index, inside the area of applicability) per row."""
+        return self._calibrated().domain.dissimilarity(self._rows(X))
+
+    def interval_with_domain(
+        self, X: np.ndarray, level: float = 0.9, prediction: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(lower, upper, inside) per row; NaN bounds outside the area of applicability.
+
+        ``prediction``: ``predict(X)`` when the caller already has it.
+        """
+        calibrated = self._calibrated()
+        arr = self._rows(X)
+        centre = self.predict(arr) if prediction is None else np.asarray(prediction, np.float64)
+        half = calibrated.half_width(arr, level)
+        _, inside = calibrated.domain.dissimilarity(arr)
+        half = np.where(inside, half, np.nan)
+        return centre - half, centre + half, inside
+
+    def interval(self, X: np.ndarray, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) of the conformal interval at ``level`` per row (NaN outside
+        the area of applicability: no interval is claimed there)."""
+        lower, upper, _ = self.interval_with_domain(X, level)
+        return lower, upper
+
+    def member_predict(self, X: np.ndarray) -> np.ndarray:
+        """``(K, n)`` predictions of the K leave-one-city-out models."""
+        arr = self._rows(X)
+        members = self._calibrated().members
+        if not members:
+            raise ConflictError(f"this {self.service} model version keeps no member models")
+        return np.vstack([member(arr) for member in members])
+
+    def explain(
+        self, X: np.ndarray, *, block_rows: int = 16_384, num_threads: int = 1
+    ) -> Explanation:
+        """Per-row TreeSHAP contributions with ``baseline + Σ contributions == predict(X)``.
+
+        LightGBM's ``pred_contrib`` runs over ``block_rows`` rows at a time, so
+        its (rows × features) output stays a few MB whatever ``X`` holds.
+        ``num_threads``: 1 in a server worker (like :meth:`predict`); a batch job
+        (the map layers) may pass 0, LightGBM's "every core".
+
+        - Regression: contributions are in the prediction's unit. A baseline
+          column (UHI's day reference) is an offset, not a model input: the
+          explanation's baseline is the model's expected value plus the column's
+          default (a typical day), and the column contributes the value used
+          minus that default (0 when not given or on a typical day).
+        - Binary: TreeSHAP is additive in log-odds, not in probability. Each
+          row's log-odds contributions are scaled by ``(p − p0) / (z − z0)``
+          (``z`` its log-odds, ``z0`` the expected log-odds, ``p = σ(z)``,
+          ``p0 = σ(z0)``; the slope ``σ'(z0)`` where ``z ≈ z0``): they then sum
+          to ``p − p0`` in probability with their signs and proportions kept,
+          and the baseline is ``p0``.
+        """
+        arr = np.ascontiguousarray(X, dtype=np.float64)
+        if arr.ndim == 1:
+            arr = arr.reshape(1, -1)
+        if arr.ndim != 2 or arr.shape[1] != len(self.feature_names):
+            raise InvalidInputError(
+                f"expected rows of {len(self.feature_names)} features "
+                f"({', '.join(self.feature_names)}), got shape {arr.shape}"
+            )
+        baseline = np.empty(arr.shape[0])
+        contributions = np.empty(arr.shape)
+        for start in range(0, arr.shape[0], max(1, block_rows)):
+            stop = start + max(1, block_rows)
+            block = arr[start:stop]
+            baseline[start:stop], contributions[start:stop] = self._explain_block(
+                block, num_threads
+            )
+        unit = str(self.metadata.get("prediction_unit") or "")
+        unit = unit or ("probability" if self.task == "binary" else "prediction unit")
+        return Explanation(baseline, contributions, unit, tuple(self.feature_names))
+
+    def _explain_block(self, arr: np.ndarray, num_threads: int) -> tuple[np.ndarray, np.ndarray]:
+        """(baseline, contributions in feature order) of one block (see :meth:`explain`)."""
+        offset = np.zeros(arr.shape[0])
+        if self.baseline is not None:
+            values = arr[:, self.baseline.column]
+            offset = np.where(np.isfinite(values), values, self.baseline.default)
+            arr = np.delete(arr, self.baseline.column, axis=1)
+        inputs = np.ascontiguousarray(arr)
+        raw = self.booster.predict(inputs, pred_contrib=True, num_threads=num_threads)
+        raw = np.asarray(raw, dtype=np.float64)
+        expected, contributions = raw[:, -1], raw[:, :-1]
+        if self.task == "binary":
+            margin = contributions.sum(axis=1)
+            z0, z = expected, expected + margin
+            p0, p = 1.0 / (1.0 + np.exp(-z0)), 1.0 / (1.0 + np.exp(-z))
+            flat = np.abs(margin) < 1e-12
+            scale = np.where(flat, p0 * (1.0 - p0), (p - p0) / np.where(flat, 1.0, margin))
+            expected, contributions = p0, contributions * scale[:, np.newaxis]
+        if self.baseline is None:
+            return expected, contributions
+        default = self.baseline.default
+        full = np.insert(contributions, self.baseline.column, offset - default, axis=1)
+        return expected + default, full
+
 
 def read_model_metadata(path: Path) -> dict[str, Any]:
     """The ``MLmodel`` file of a model directory, parsed."""
@@ -186,7 +308,28 @@ def load_predictor(path: Path) -> Predictor:
             f"{path} is not a terraops LightGBM model (no booster artifact or terraops metadata)",
             hint="train it with `terraops train SERVICE`",
         )
-    return predictor_from(model_file, meta, path)
+    predictor = predictor_from(model_file, meta, path)
+    folder = uncertainty_folder(path, mlmodel)
+    if folder is not None and meta.get("uncertainty"):
+        plain = {k: v for k, v in meta.items() if k != "uncertainty"}
+
+        def member(file: Path) -> Any:
+            return predictor_from(file, plain, path).predict
+
+        predictor.uncertainty = load_uncertainty(folder, predictor.feature_names, member)
+        required = [str(n) for n in meta.get("required_features") or predictor.feature_names]
+        predictor.uncertainty.warm(required)
+    return predictor
+
+
+def uncertainty_folder(path: Path, mlmodel: dict[str, Any]) -> Path | None:
+    """The calibration artifact folder of a model directory (None: the version has none)."""
+    flavors = mlmodel.get("flavors") or {}
+    artifacts = (flavors.get("python_function") or {}).get("artifacts") or {}
+    if UNCERTAINTY_ARTIFACT not in artifacts:
+        return None
+    folder = Path(path) / str(artifacts[UNCERTAINTY_ARTIFACT]["path"])
+    return folder if folder.is_dir() else None
 
 
 def predictor_from(model_file: Path, meta: dict[str, Any], path: Path) -> Predictor:

@@ -22,7 +22,7 @@ import os
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -188,12 +188,18 @@ def input_example(service: ServiceDefinition) -> pd.DataFrame:
 
 
 def log_service_model(
-    run: TrackedRun, booster: Any, service: ServiceDefinition, metadata: dict[str, Any]
+    run: TrackedRun,
+    booster: Any,
+    service: ServiceDefinition,
+    metadata: dict[str, Any],
+    extra_artifacts: Mapping[str, Path] | None = None,
 ) -> tuple[str, int]:
     """Log the model to ``run``, register a new version; return (model_uri, version).
 
     Logged as the terraops pyfunc (:mod:`terraops.adapters.pyfunc_model`) with the
     booster as its artifact, so MLflow tooling predicts what the API predicts.
+    ``extra_artifacts`` (name → file or folder) travel in the same model folder
+    (the calibrated-uncertainty folder, :mod:`terraops.adapters.uncertainty_bundle`).
     """
     # lazy: MLflow's pyfunc, needed only to log a model
     from terraops.adapters.pyfunc_model import ServiceModel
@@ -204,7 +210,10 @@ def log_service_model(
         return run.log_pyfunc_model(
             service.name,
             python_model=ServiceModel(),
-            artifacts={"booster": str(booster_path)},
+            artifacts={
+                "booster": str(booster_path),
+                **{name: str(p) for name, p in (extra_artifacts or {}).items()},
+            },
             model_config=metadata,
             signature=model_signature(service),
             input_example=input_example(service),

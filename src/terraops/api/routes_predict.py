@@ -42,6 +42,14 @@ from terraops.adapters.prediction_log import PredictionLog
 from terraops.api.fast_inputs import FastInputs, finite_json_floats
 from terraops.api.model_holder import LoadedModel, ModelHolder
 from terraops.api.observability import RequestContext, request_context
+from terraops.api.predict_extras import (
+    NO_EXTRAS,
+    ExplainQuery,
+    IntervalQuery,
+    PredictExtras,
+    extra_fields,
+    fast_extras,
+)
 from terraops.api.schemas import (
     BatchPredictionResponse,
     ErrorResponse,
@@ -49,7 +57,7 @@ from terraops.api.schemas import (
     batch_model,
     features_model,
 )
-from terraops.errors import ModelNotReadyError, ServiceNotFoundError
+from terraops.errors import ConflictError, ModelNotReadyError, ServiceNotFoundError
 from terraops.services.base import ServiceDefinition
 
 # Batches above this size run the model in the thread pool so that a big batch
@@ -58,6 +66,10 @@ THREADPOOL_BATCH_ROWS = 512
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "Unknown service"},
+    409: {
+        "model": ErrorResponse,
+        "description": "`interval` asked of a model version that has no calibrated intervals",
+    },
     422: {"model": ErrorResponse, "description": "Invalid input (field, allowed range)"},
     503: {"model": ErrorResponse, "description": "No champion loaded yet"},
 }
@@ -149,7 +161,7 @@ def _is_json(scope: MutableMapping[str, Any]) -> bool:
 
 
 def _endpoint(
-    handler: Callable[[Any], Awaitable[Response]], payload_model: type
+    handler: Callable[[Any, PredictExtras], Awaitable[Response]], payload_model: type
 ) -> Callable[..., Awaitable[Response]]:
     """``handler`` as a FastAPI endpoint whose JSON body is ``payload_model``.
 
@@ -157,10 +169,17 @@ def _endpoint(
     reads (body schema, validation, OpenAPI) is set here, not written in code.
     """
 
-    async def endpoint(payload: Any) -> Response:
-        return await handler(payload)
+    async def endpoint(
+        payload: Any, interval: IntervalQuery = None, explain: ExplainQuery = False
+    ) -> Response:
+        return await handler(payload, PredictExtras(interval, explain))
 
-    endpoint.__annotations__ = {"payload": payload_model, "return": Response}
+    endpoint.__annotations__ = {
+        "payload": payload_model,
+        "interval": IntervalQuery,
+        "explain": ExplainQuery,
+        "return": Response,
+    }
     return endpoint
 
 
@@ -259,6 +278,7 @@ class PredictRoutes:
         if self.prediction_log is None:
             return
         status = 503 if isinstance(exc, ModelNotReadyError) else 500
+        status = 409 if isinstance(exc, ConflictError) else status
         names = model.feature_names if model is not None else self.definition.feature_names
         version = model.version if model is not None else None
         latency_ms = (time.perf_counter() - started) * 1e3
@@ -286,6 +306,16 @@ class PredictRoutes:
         except (ValueError, RecursionError):  # the documented path words the error
             return None
 
+    async def batch_extras(
+        self, model: LoadedModel, rows: np.ndarray, values: list[float], extras: PredictExtras
+    ) -> dict[str, Any]:
+        """What ``?interval=``/``?explain=`` add to a batch (big ones off the event loop)."""
+        if extras.wanted and len(rows) > THREADPOOL_BATCH_ROWS:
+            return await run_in_threadpool(
+                extra_fields, model.predictor, rows, values, extras, batch=True
+            )
+        return extra_fields(model.predictor, rows, values, extras, batch=True)
+
     # ----- one location ----------------------------------------------------------------
     async def fast_predict(self, request: Request) -> Response | None:
         started = time.perf_counter()
@@ -295,20 +325,29 @@ class PredictRoutes:
         model, ready, data = parsed
         assert ready.inputs is not None
         row = ready.inputs.point(data)
-        if row is None:
+        extras = fast_extras(request)
+        if row is None or extras is None:
             return None
         ctx = request_context()
         try:
             value = ready.predict_row(row)
+            added = (
+                None
+                if extras is NO_EXTRAS
+                else extra_fields(model.predictor, [row], [value], extras)
+            )
         except Exception as exc:
             self.log_failure(ctx, exc, model, [row], started)
             raise
         self.log(ctx, model, [row], [value], started)
+        if added:
+            unit = self.definition.prediction_unit
+            return _json({"prediction": value, "unit": unit, "model": model.ref, **added}, model)
         number = float.__repr__(value) if value - value == 0.0 else json.dumps(value)
         body = b"".join((ready.point_head, number.encode("ascii"), ready.tail))
         return PreEncodedJSON(body, ready.raw_headers)
 
-    async def predict(self, payload: Any) -> Response:
+    async def predict(self, payload: Any, extras: PredictExtras = NO_EXTRAS) -> Response:
         started = time.perf_counter()
         ctx = request_context()
         model = self.holder.current
@@ -317,13 +356,15 @@ class PredictRoutes:
             if model is None:
                 raise _not_ready(self.holder)
             row = [values[n] for n in model.feature_names]
-            value = float(model.predictor.predict(np.array([row], dtype=np.float64))[0])
+            rows = np.array([row], dtype=np.float64)  # None (not given) becomes NaN
+            value = float(model.predictor.predict(rows)[0])
+            added = extra_fields(model.predictor, rows, [value], extras)
         except Exception as exc:
             self.log_failure(ctx, exc, model, [[values[n] for n in self._names(model)]], started)
             raise
         self.log(ctx, model, [row], [value], started)
         unit = self.definition.prediction_unit
-        return _json({"prediction": value, "unit": unit, "model": model.ref}, model)
+        return _json({"prediction": value, "unit": unit, "model": model.ref, **added}, model)
 
     # ----- many locations ----------------------------------------------------------------
     async def run_batch(self, model: LoadedModel, rows: np.ndarray) -> list[float]:
@@ -342,23 +383,26 @@ class PredictRoutes:
         model, ready, data = parsed
         assert ready.inputs is not None
         rows = ready.inputs.records(data)
-        if rows is None:
+        extras = fast_extras(request)
+        if rows is None or extras is None:
             return None
         ctx = request_context()
         try:
             predictions = await self.run_batch(model, rows)
+            added = await self.batch_extras(model, rows, predictions, extras)
         except Exception as exc:
             self.log_failure(ctx, exc, model, rows, started)
             raise
         self.log(ctx, model, rows, predictions, started)
         encoded = finite_json_floats(predictions)
-        if encoded is None:  # a non-finite output: written exactly as json.dumps would
+        if encoded is None or added:  # written exactly as json.dumps would
             unit = self.definition.prediction_unit
-            return _json({"predictions": predictions, "unit": unit, "model": model.ref}, model)
+            answer = {"predictions": predictions, "unit": unit, "model": model.ref, **added}
+            return _json(answer, model)
         body = b"".join((ready.batch_head, encoded.encode("ascii"), ready.tail))
         return PreEncodedJSON(body, ready.raw_headers)
 
-    async def predict_batch(self, payload: Any) -> Response:
+    async def predict_batch(self, payload: Any, extras: PredictExtras = NO_EXTRAS) -> Response:
         started = time.perf_counter()
         ctx = request_context()
         model = self.holder.current
@@ -370,6 +414,7 @@ class PredictRoutes:
             given = [[item.__dict__[n] for n in names] for item in instances]
             rows = np.array(given, dtype=np.float64)  # None (not given) becomes NaN
             predictions = await self.run_batch(model, rows)
+            added = await self.batch_extras(model, rows, predictions, extras)
         except Exception as exc:
             names = self._names(model)
             given_rows = [[i.__dict__[n] for n in names] for i in instances]
@@ -377,7 +422,8 @@ class PredictRoutes:
             raise
         self.log(ctx, model, given, predictions, started)
         unit = self.definition.prediction_unit
-        return _json({"predictions": predictions, "unit": unit, "model": model.ref}, model)
+        body = {"predictions": predictions, "unit": unit, "model": model.ref, **added}
+        return _json(body, model)
 
 
 def predict_router(

@@ -86,16 +86,64 @@ class ModelRef(BaseModel):
     alias: str
 
 
+class PointInterval(BaseModel):
+    """A calibrated interval (``?interval=LEVEL``); null bounds: outside the area of
+    applicability, where no interval is claimed."""
+
+    level: float
+    lower: float | None
+    upper: float | None
+
+
+class BatchInterval(BaseModel):
+    """The intervals of a batch, one bound per row in the request's order."""
+
+    level: float
+    lower: list[float | None]
+    upper: list[float | None]
+
+
+class DriverContribution(BaseModel):
+    driver: str
+    label: str
+    contribution: float
+
+
 class PredictionResponse(BaseModel):
     prediction: float
     unit: str
     model: ModelRef
+    interval: PointInterval | None = Field(None, description="With `?interval=LEVEL`")
+    in_applicability_domain: bool | None = Field(
+        None, description="With `?interval=`: the input resembles the training data"
+    )
+    contributions: dict[str, float] | None = Field(
+        None, description="With `?explain=true`: feature → contribution in the prediction's unit"
+    )
+    baseline: float | None = Field(
+        None, description="With `?explain=true`: baseline + Σ contributions = prediction"
+    )
+    drivers: list[DriverContribution] | None = Field(
+        None,
+        description="With `?explain=true`: the contributions grouped by driver (vegetation, "
+        "built form, water, terrain, the day's reference...), in legend order",
+    )
+    dominant_driver: str | None = Field(
+        None, description="With `?explain=true`: the driver that pushes the value up the most"
+    )
+    sentence: str | None = Field(
+        None, description="With `?explain=true`: why, in one plain sentence"
+    )
 
 
 class BatchPredictionResponse(BaseModel):
     predictions: list[float]
     unit: str
     model: ModelRef
+    interval: BatchInterval | None = None
+    in_applicability_domain: list[bool] | None = None
+    contributions: list[dict[str, float]] | None = None
+    baseline: list[float] | None = None
 
 
 class PromoteRequest(BaseModel):

@@ -37,6 +37,17 @@ def predict_raster(
         [], "--param", help="Scenario input, e.g. rainfall_mm=50; repeatable."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    explain: bool = typer.Option(
+        False,
+        "--explain",
+        help="Also write why: one contribution layer per driver and the dominant driver.",
+    ),
+    interval: float | None = typer.Option(
+        None,
+        "--interval",
+        help="Also write the calibrated interval at this level (e.g. 0.9): lower and upper "
+        "bound layers and the area-of-applicability layer (cells outside it get no interval).",
+    ),
 ) -> None:
     """Predict every cell of a scene → validated COG + vectors, registered as map layers."""
     from terraops.pipelines.maps.raster_predict import predict_raster as run
@@ -51,6 +62,8 @@ def predict_raster(
             version=version,
             params=_float_params(param),
             progress=not as_json,
+            explain=explain,
+            interval=interval,
         )
     if as_json:
         print_json(result)
@@ -66,6 +79,18 @@ def predict_raster(
             f"{k} {v:.4g}" if k != "n" else f"n {v}" for k, v in result["evaluation"].items()
         )
         console.print(f"against the scene's own target: {figures}")
+    if result.get("explain"):
+        why = result["explain"]
+        console.print(
+            f"explained {why['cells']} cells in {why['seconds']:.2f} s "
+            f"({why['cells_per_s']:.0f} cells/s, {why['megapixels_per_s']:.2f} Mpx/s of scene)"
+        )
+    if result.get("interval"):
+        band = result["interval"]
+        console.print(
+            f"{band['level']:.0%} intervals: mean width {band['mean_width']}, "
+            f"{band['share_inside_domain']:.0%} of cells inside the area of applicability"
+        )
     for layer in result["layers"]:
         console.print(f"  layer [cyan]{layer['id']}[/] ({layer['kind']})")
 

@@ -51,6 +51,7 @@ from terraops.domain.scene_record import Scene
 from terraops.errors import InvalidInputError, ModelNotFoundError
 from terraops.pipelines.lifecycle.aliases import load_verified_predictor
 from terraops.pipelines.lifecycle.resolve import resolve_version
+from terraops.pipelines.maps.explanation_layers import write_explanation_layers
 from terraops.pipelines.maps.layer_products import (
     scene_imagery_layer,
 )
@@ -59,6 +60,7 @@ from terraops.pipelines.maps.prediction_layers import (
     param_suffix,
     write_prediction_layers,
 )
+from terraops.pipelines.maps.uncertainty_layers import write_uncertainty_layers
 from terraops.pipelines.progress import status_line
 from terraops.pipelines.scenes.cell_tables import iter_cell_table
 from terraops.pipelines.scenes.distributed import build_cell_tables
@@ -246,8 +248,21 @@ def predict_raster(
     version: int | None = None,
     params: Mapping[str, float] | None = None,
     progress: bool = False,
+    explain: bool = False,
+    interval: float | None = None,
 ) -> dict[str, Any]:
-    """Predict every cell of a scene and register the map layers (see the module doc)."""
+    """Predict every cell of a scene and register the map layers (see the module doc).
+
+    ``explain``: also the per-driver contribution layers and the dominant-driver
+    layer (:mod:`terraops.pipelines.maps.explanation_layers`). ``interval``: a
+    level (0–1) for the calibrated lower and upper bound layers and the
+    applicability layer (:mod:`terraops.pipelines.maps.uncertainty_layers`).
+    """
+    if interval is not None and not 0.0 < interval < 1.0:
+        raise InvalidInputError(
+            f"--interval must be between 0 and 1 (exclusive), got {interval}",
+            hint="e.g. --interval 0.9 for a 90 % interval",
+        )
     if definition.map is None:
         raise InvalidInputError(f"service {definition.name!r} declares no map products")
     started = time.perf_counter()
@@ -303,6 +318,25 @@ def predict_raster(
         layers = write_prediction_layers(
             ctx, base, out, grids.prediction, grids.inputs, cells_path, evaluation
         )
+        explained = None
+        if explain:
+            say("explaining every cell")
+            explained = write_explanation_layers(
+                ctx,
+                out,
+                model.predictor,
+                cells_path,
+                (grid.rows, grid.cols),
+                scene_pixels=scene.width * scene.height,
+            )
+            layers.extend(explained.layers)
+        uncertain = None
+        if interval is not None:
+            say("calibrated intervals and applicability")
+            bands, uncertain = write_uncertainty_layers(
+                ctx, out, model.predictor, cells_path, grids.prediction, interval
+            )
+            layers.extend(bands)
         say("registering layers")
         layers.append(scene_imagery_layer(settings, scene))
         catalogue = LayerCatalogue(settings.layers_dir)
@@ -323,6 +357,8 @@ def predict_raster(
         "layers": [{"id": layer.id, "kind": layer.kind, "path": layer.path} for layer in layers],
         "seconds": round(seconds, 3),
         "megapixels_per_s": round(pixels / 1e6 / seconds, 3),
+        **({"explain": explained.facts} if explained is not None else {}),
+        **({"interval": uncertain} if uncertain is not None else {}),
     }
 
 

@@ -13,7 +13,7 @@ only the required fields gets).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -120,10 +120,12 @@ def _out_of_fold(
     advance: Advance,
     label: str,
     with_core: bool,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Out-of-fold predictions with all features (and, if asked, only the required ones)."""
+) -> tuple[np.ndarray, np.ndarray | None, list[Any]]:
+    """Out-of-fold predictions with all features (and, if asked, only the required ones),
+    and the fold models (kept for calibration: its held-out residuals and ensemble)."""
     full = np.full(len(data.y), np.nan)
     core = np.full(len(data.y), np.nan) if with_core else None
+    models: list[Any] = []
     for k, fold in enumerate(folds):
         model = _fit(
             service,
@@ -133,6 +135,7 @@ def _out_of_fold(
             training["missing_augment_frac"],
             training["seed"] + k,
         )
+        models.append(model)
         X_test = data.X[fold.test]
         full[fold.test] = predict(service, model, X_test, data.names)
         if core is not None:
@@ -140,7 +143,7 @@ def _out_of_fold(
             X_core[:, data.optional] = np.nan
             core[fold.test] = predict(service, model, X_core, data.names)
         advance(f"{label} fold {k + 1}/{len(folds)}")
-    return full, core
+    return full, core, models
 
 
 def suffixed(metrics: Mapping[str, float], suffix: str) -> dict[str, float]:
@@ -148,9 +151,20 @@ def suffixed(metrics: Mapping[str, float], suffix: str) -> dict[str, float]:
 
 
 @dataclass(frozen=True)
+class HeldOut:
+    """One CV scheme's folds, fold models and out-of-fold predictions."""
+
+    folds: list[spatial_cv.Fold]
+    models: list[Any]
+    prediction: np.ndarray
+
+
+@dataclass(frozen=True)
 class Evaluation:
     metrics: dict[str, float]
     spatial_prediction: np.ndarray  # out-of-block prediction for every row
+    #: Per scheme (``spatial_cv``, ``scene_cv``): what calibration reuses.
+    held_out: dict[str, HeldOut] = field(default_factory=dict)
 
 
 def evaluate(
@@ -187,9 +201,14 @@ def evaluate(
         schemes["scene_cv"] = spatial_cv.leave_one_scene_out(scenes)
     metrics: dict[str, float] = {}
     spatial_prediction = np.full(len(examples), np.nan)
+    held_out: dict[str, HeldOut] = {}
     for scheme, folds in schemes.items():
         spatial = scheme == "spatial_cv"  # the legacy-request cost is reported for it only
-        full, core = _out_of_fold(service, params, data, folds, training, advance, scheme, spatial)
+        full, core, models = _out_of_fold(
+            service, params, data, folds, training, advance, scheme, spatial
+        )
+        if scheme != "random_cv":
+            held_out[scheme] = HeldOut(folds, models, full)
         metrics |= suffixed(service.metrics(data.y, full), scheme)
         if core is not None:
             metrics |= suffixed(service.metrics(data.y, core), "spatial_cv_core_only")
@@ -197,7 +216,7 @@ def evaluate(
             spatial_prediction = full
     base = service.primary_metric.removesuffix("_spatial_cv")
     metrics["leakage_gap"] = metrics[f"{base}_spatial_cv"] - metrics[f"{base}_random_cv"]
-    return Evaluation(metrics, spatial_prediction)
+    return Evaluation(metrics, spatial_prediction, held_out)
 
 
 def fit_final_model(

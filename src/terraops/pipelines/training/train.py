@@ -49,6 +49,7 @@ from terraops.pipelines.monitoring.quality import check_examples, refuse_unless_
 from terraops.pipelines.scenes.cell_tables import scene_cell_table
 from terraops.pipelines.scenes.distributed import prepare_cell_tables
 from terraops.pipelines.scenes.landcover_source import LandcoverSource, resolve_landcover_source
+from terraops.pipelines.training.calibration import Calibration, calibrate
 from terraops.pipelines.training.cross_validation import (
     Advance,
     Evaluation,
@@ -303,9 +304,11 @@ def train_service(
         advance("example table")
         evaluation = evaluate(service, examples, model_params, training, advance)
         model = fit_final_model(service, examples, model_params, training)
+        calibration = calibrate(service, examples, evaluation, model, training["seed"])
         data = to_arrays(service, examples)
         metrics = {
             **evaluation.metrics,
+            **calibration.metrics,
             **suffixed(
                 service.metrics(data.y, predict(service, model, data.X, data.names)), "train"
             ),
@@ -331,6 +334,7 @@ def train_service(
                 },
                 quality,
                 fingerprint,
+                calibration,
             )
         advance("logged to MLflow")
     registry = ModelRegistry(settings)
@@ -371,6 +375,7 @@ def _log_run(
     params: dict[str, Any],
     quality: dict[str, Any],
     fingerprint: dict[str, Any],
+    calibration: Calibration,
 ) -> int:
     """Everything a run records; returns the registered version."""
     scenes = [str(s.get("name")) for s in fingerprint["scenes"]]
@@ -387,6 +392,7 @@ def _log_run(
     run.log_dict(quality, "data_quality.json")
     run.log_dict(fingerprint, "data_fingerprint.json")
     run.log_dict(feature_schema(service), "feature_schema.json")
+    run.log_dict(calibration.report, "calibration.json")
     run.set_tag("terraops.reference_rows", str(log_reference(run, service, examples)))
     with tempfile.TemporaryDirectory() as tmp:
         run.log_artifacts(_plots(service, examples, evaluation, model, Path(tmp)), "plots")
@@ -402,5 +408,8 @@ def _log_run(
     }
     if service.baseline is not None:
         meta["baseline"] = {"feature": model.baseline, "default": model.default}
-    _, version = tracking.log_service_model(run, model.booster_, service, meta)
+    meta["uncertainty"] = calibration.metadata
+    with tempfile.TemporaryDirectory() as tmp:
+        artifacts = calibration.artifacts(Path(tmp))
+        _, version = tracking.log_service_model(run, model.booster_, service, meta, artifacts)
     return version

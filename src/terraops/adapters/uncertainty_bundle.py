@@ -1,0 +1,146 @@
+"""The calibrated-uncertainty artifact of a model version: written at training, read to serve.
+
+It lives next to the booster in the MLflow pyfunc model folder (the artifact
+``uncertainty``, a folder) and is described in the model's terraops metadata
+(``metadata.terraops.uncertainty``), so it travels with the version through
+the registry and the model cache:
+
+- ``calibration.npz``: the conformal scores (pooled and per cell class), the
+  area of applicability's bounded sample of training cells and its scaling;
+- ``calibration.json``: the kept variant, why, and the comparison on
+  held-out cities (what the card shows);
+- ``difficulty.lgb``: the model of ``|residual|`` that scales the intervals;
+- ``member_NN.lgb``: the leave-one-city-out models (a what-if Δ's spread).
+
+Versions trained before this artifact existed have none: their predictor
+says so (:attr:`UncertaintyModel` absent) and nothing invents a band.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from terraops.adapters import atomic
+from terraops.domain.uncertainty import (
+    CELL_CLASSES,
+    ApplicabilityDomain,
+    ConformalScores,
+    cell_classes,
+    check_level,
+)
+
+ARTIFACT = "uncertainty"
+"""The pyfunc artifact (a folder) holding the calibration."""
+_ARRAYS = "calibration.npz"
+_REPORT = "calibration.json"
+_DIFFICULTY = "difficulty.lgb"
+
+
+@dataclass
+class UncertaintyModel:
+    """What a predictor needs to give an interval and an applicability flag.
+
+    ``difficulty`` maps feature rows (the model's full feature order) to the
+    expected ``|residual|`` (floored, never ≤ 0); ``members`` predict like the
+    model itself, one per held-out city.
+    """
+
+    feature_names: tuple[str, ...]
+    scores: ConformalScores
+    domain: ApplicabilityDomain
+    difficulty: Callable[[np.ndarray], np.ndarray]
+    members: list[Callable[[np.ndarray], np.ndarray]]
+    report: dict[str, Any]
+
+    @property
+    def variant(self) -> str:
+        return self.scores.variant
+
+    def half_width(self, X: np.ndarray, level: float) -> np.ndarray:
+        """Half the interval width per row at ``level`` (inside the domain or not)."""
+        level = check_level(level)
+        classes = cell_classes(X, self.feature_names)
+        if self.variant == "local":
+            neighbours = self.domain.neighbour_residuals(X)
+            return self.scores.half_width(level, np.ones(len(X)), classes, neighbours)
+        return self.scores.half_width(level, self.difficulty(X), classes)
+
+    def warm(self, required: Sequence[str]) -> None:
+        """Build the applicability geometry of full rows and of required-only rows now,
+        so that the first request of either kind does not pay for it."""
+        names = list(self.feature_names)
+        for given in (names, list(required)):
+            self.domain.subspace(np.array([n in given for n in names]))
+
+
+def save_uncertainty(
+    folder: Path,
+    *,
+    scores: ConformalScores,
+    domain: ApplicabilityDomain,
+    difficulty_booster: Any | None,
+    difficulty_floor: float,
+    members: Sequence[Any],
+    report: dict[str, Any],
+) -> Path:
+    """Write the artifact folder (created) from the fitted parts; return it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {
+        "scores_pooled": scores.pooled,
+        "difficulty_floor": np.array([difficulty_floor]),
+        **{f"scores_class_{code}": values for code, values in scores.per_class.items()},
+        **domain.arrays(),
+    }
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]
+    atomic.atomic_write_bytes(folder / _ARRAYS, buffer.getvalue())
+    if difficulty_booster is not None:
+        difficulty_booster.save_model(str(folder / _DIFFICULTY))
+    for k, member in enumerate(members):
+        member.save_model(str(folder / f"member_{k:02d}.lgb"))
+    payload = {**report, "variant": scores.variant, "members": len(members)}
+    atomic.atomic_write_json(folder / _REPORT, payload, default=_plain)
+    return folder
+
+
+def _plain(value: Any) -> Any:
+    """JSON for numpy scalars in a report."""
+    return value.item() if hasattr(value, "item") else str(value)
+
+
+def load_uncertainty(
+    folder: Path,
+    feature_names: Sequence[str],
+    member_predictor: Callable[[Path], Callable[[np.ndarray], np.ndarray]],
+) -> UncertaintyModel:
+    """Read the artifact folder; ``member_predictor`` loads one member booster file."""
+    import lightgbm as lgb
+
+    with np.load(folder / _ARRAYS) as stored:
+        arrays = {key: stored[key] for key in stored.files}
+    report = json.loads((folder / _REPORT).read_text(encoding="utf-8"))
+    per_class = {
+        code: arrays[f"scores_class_{code}"]
+        for code in range(len(CELL_CLASSES))
+        if f"scores_class_{code}" in arrays
+    }
+    scores = ConformalScores(str(report["variant"]), arrays["scores_pooled"], per_class)
+    domain = ApplicabilityDomain.from_arrays(feature_names, arrays)
+    floor = float(arrays["difficulty_floor"][0])
+    difficulty: Callable[[np.ndarray], np.ndarray] = lambda X: np.ones(len(X))  # noqa: E731
+    if (folder / _DIFFICULTY).is_file():
+        booster = lgb.Booster(model_file=str(folder / _DIFFICULTY))
+
+        def difficulty(X: np.ndarray) -> np.ndarray:
+            raw = booster.predict(np.atleast_2d(np.asarray(X, np.float64)), num_threads=1)
+            return np.maximum(np.asarray(raw, dtype=np.float64), floor)
+
+    members = [member_predictor(path) for path in sorted(folder.glob("member_*.lgb"))]
+    return UncertaintyModel(tuple(feature_names), scores, domain, difficulty, members, report)

@@ -1,0 +1,371 @@
+"""Calibrated prediction intervals and the area of applicability (pure, no I/O).
+
+Intervals are *split conformal* (Vovk et al. 2005; Lei et al. 2018): with
+``n`` calibration scores exchangeable with the score of a new case, the
+``⌈(n + 1)·level⌉``-th smallest score bounds the new one with probability
+≥ ``level``. The exchangeable unit here is the *city*: the scores are the
+out-of-fold residuals of models that never saw that city, so a new city's
+residuals look like them — a cell-level split would not (neighbouring cells
+share their errors).
+
+Three nonconformity scores, compared at training time on held-out cities:
+
+- ``normalised``: ``|residual| / difficulty(x)``, with ``difficulty`` a model
+  of ``|residual|`` from the features: intervals widen where the model is less
+  sure (Lei et al. 2018, "locally weighted" residuals in their words);
+- ``mondrian``: the same scores, with a quantile per land-cover class of the
+  cell (:func:`cell_classes`): coverage holds *within* each class
+  (Vovk 2012, Mondrian conformal), not only on average;
+- ``local``: the quantile of the ``|residual|`` of the cell's ``k`` nearest
+  training cells in the applicability space (localised conformal,
+  Guan 2023): no difficulty model, the neighbours are the difficulty.
+
+The area of applicability follows Meyer & Pebesma (2021): features
+standardised and weighted by their importance; the dissimilarity index DI of
+a cell is its distance to the nearest training cell divided by the mean
+pairwise distance between training cells; the threshold is the upper whisker
+(largest value ≤ Q3 + 1.5·IQR) of the training cells' DI computed across CV
+folds (each to the nearest cell of *other* folds). Cells with DI above it are
+outside: the model has not seen anything like them, and no interval is claimed.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.spatial import cKDTree
+from scipy.spatial.distance import pdist
+
+VARIANTS = ("normalised", "mondrian", "local")
+
+#: Land-cover classes of a cell, by code (the index in this tuple).
+CELL_CLASSES = ("water", "built", "tree", "open")
+#: Thresholds of :func:`cell_classes`, first match wins (water, built, tree, else open).
+WATER_FRACTION_MIN = 0.5  # half the cell open water …
+WATER_NDVI_MAX = 0.0  # … or, without a water share, negative NDVI (water absorbs NIR)
+BUILT_BUILDING_MIN = 0.3  # a third of the cell under buildings …
+BUILT_IMPERVIOUS_MIN = 0.6  # … or most of it sealed
+TREE_COVER_MIN = 0.3  # a third under canopy …
+TREE_NDVI_MIN = 0.6  # … or, without a canopy share, dense vegetation
+
+#: Fewest calibration scores a Mondrian class needs for its own quantile; below
+#: it the class uses the pooled one (a 0.9 quantile of 20 scores is the 19th).
+MONDRIAN_MIN_SCORES = 50
+#: Neighbours of the ``local`` variant.
+LOCAL_NEIGHBOURS = 100
+
+
+def _column(X: np.ndarray, names: Sequence[str], name: str) -> np.ndarray:
+    if name in names:
+        return np.asarray(X[:, list(names).index(name)], dtype=np.float64)
+    return np.full(len(X), np.nan)
+
+
+def cell_classes(X: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """Land-cover class code per row (index into :data:`CELL_CLASSES`) from its features.
+
+    A share when given (water, building, sealed, canopy), NDVI when not, so a
+    request with only the required fields is classed too.
+    """
+    X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+    ndvi, water = _column(X, names, "ndvi"), _column(X, names, "water_fraction")
+    buildings, sealed = _column(X, names, "building_density"), _column(X, names, "imperviousness")
+    trees = _column(X, names, "tree_cover")
+    with np.errstate(invalid="ignore"):
+        is_water = np.where(np.isfinite(water), water >= WATER_FRACTION_MIN, ndvi < WATER_NDVI_MAX)
+        is_built = (buildings >= BUILT_BUILDING_MIN) | (sealed >= BUILT_IMPERVIOUS_MIN)
+        is_tree = np.where(np.isfinite(trees), trees >= TREE_COVER_MIN, ndvi >= TREE_NDVI_MIN)
+    codes = np.full(len(X), CELL_CLASSES.index("open"), dtype=np.int8)
+    codes[is_tree] = CELL_CLASSES.index("tree")
+    codes[is_built] = CELL_CLASSES.index("built")
+    codes[is_water] = CELL_CLASSES.index("water")
+    return codes
+
+
+def check_level(level: float) -> float:
+    """``level`` as a float strictly between 0 and 1 (else ValueError)."""
+    value = float(level)
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"interval level must be between 0 and 1 (exclusive), got {level}")
+    return value
+
+
+def conformal_quantile(scores: np.ndarray, level: float) -> float:
+    """The ``⌈(n + 1)·level⌉``-th smallest score (``inf`` when there are too few)."""
+    ordered = np.sort(np.asarray(scores, dtype=np.float64).ravel())
+    n = len(ordered)
+    rank = math.ceil((n + 1) * check_level(level))
+    return float(ordered[rank - 1]) if 1 <= rank <= n else math.inf
+
+
+def row_quantiles(scores: np.ndarray, level: float) -> np.ndarray:
+    """:func:`conformal_quantile` of each row of an ``(n, k)`` array of scores."""
+    ordered = np.sort(np.asarray(scores, dtype=np.float64), axis=1)
+    rank = math.ceil((ordered.shape[1] + 1) * check_level(level))
+    if rank > ordered.shape[1]:
+        return np.full(len(ordered), np.inf)
+    return ordered[:, rank - 1]
+
+
+def interval_score(y: np.ndarray, lower: np.ndarray, upper: np.ndarray, level: float) -> np.ndarray:
+    """Gneiting & Raftery (2007) interval score per case (lower is better).
+
+    Width plus ``2/α`` times how far the truth falls outside, ``α = 1 − level``.
+    """
+    alpha = 1.0 - check_level(level)
+    below = np.maximum(lower - y, 0.0)
+    above = np.maximum(y - upper, 0.0)
+    score: np.ndarray = (upper - lower) + (2.0 / alpha) * (below + above)
+    return score
+
+
+def coverage_table(
+    y: np.ndarray, lower: np.ndarray, upper: np.ndarray, level: float, classes: np.ndarray
+) -> dict[str, Any]:
+    """Coverage, mean width and mean interval score, overall and per cell class."""
+
+    def summary(pick: np.ndarray) -> dict[str, float]:
+        lo, hi, truth = lower[pick], upper[pick], y[pick]
+        return {
+            "n": int(pick.sum()),
+            "coverage": float(np.mean((truth >= lo) & (truth <= hi))) if pick.any() else math.nan,
+            "mean_width": float(np.mean(hi - lo)) if pick.any() else math.nan,
+            "interval_score": float(np.mean(interval_score(truth, lo, hi, level)))
+            if pick.any()
+            else math.nan,
+        }
+
+    finite = np.isfinite(lower) & np.isfinite(upper) & np.isfinite(y)
+    table: dict[str, Any] = {"level": level, "overall": summary(finite)}
+    table["classes"] = {
+        name: summary(finite & (classes == code)) for code, name in enumerate(CELL_CLASSES)
+    }
+    return table
+
+
+@dataclass(frozen=True)
+class ConformalScores:
+    """The calibration of one variant: the sorted scores it takes quantiles of.
+
+    Scores are kept rather than one quantile so that any level can be asked.
+    ``local`` keeps none here: its scores are the neighbours' ``|residual|``
+    (:attr:`ApplicabilityDomain.residuals`).
+    """
+
+    variant: str
+    pooled: np.ndarray
+    per_class: Mapping[int, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def fit(
+        cls, variant: str, abs_residual: np.ndarray, difficulty: np.ndarray, classes: np.ndarray
+    ) -> ConformalScores:
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown conformal variant {variant!r}; known: {VARIANTS}")
+        if variant == "local":
+            return cls(variant, np.sort(abs_residual))
+        scores = abs_residual / difficulty
+        per_class = {}
+        if variant == "mondrian":
+            per_class = {
+                code: np.sort(scores[classes == code])
+                for code in range(len(CELL_CLASSES))
+                if int((classes == code).sum()) >= MONDRIAN_MIN_SCORES
+            }
+        return cls(variant, np.sort(scores), per_class)
+
+    def half_width(
+        self,
+        level: float,
+        difficulty: np.ndarray,
+        classes: np.ndarray,
+        neighbour_residuals: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Half the interval width per row (in the prediction's unit)."""
+        if self.variant == "local":
+            assert neighbour_residuals is not None, "the local variant needs neighbours"
+            return row_quantiles(neighbour_residuals, level)
+        pooled = conformal_quantile(self.pooled, level)
+        factor = np.full(len(difficulty), pooled)
+        for code, scores in self.per_class.items():
+            factor[classes == code] = conformal_quantile(scores, level)
+        half: np.ndarray = factor * np.asarray(difficulty, dtype=np.float64)
+        return half
+
+
+def upper_whisker(values: np.ndarray) -> float:
+    """The largest value ≤ Q3 + 1.5·IQR (a box plot's upper whisker)."""
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if not len(finite):
+        return math.inf
+    q1, q3 = np.percentile(finite, [25, 75])
+    return float(finite[finite <= q3 + 1.5 * (q3 - q1)].max())
+
+
+@dataclass
+class _Subspace:
+    """The applicability geometry of one set of given features (a missing-value pattern)."""
+
+    tree: cKDTree
+    columns: np.ndarray
+    mean_distance: float
+    threshold: float
+
+
+@dataclass
+class ApplicabilityDomain:
+    """Meyer & Pebesma's area of applicability over a bounded sample of training cells.
+
+    ``points``: standardised, importance-weighted training cells (no NaN);
+    ``folds``: their CV fold (city) code; ``residuals``: their out-of-fold
+    ``|residual|`` (the ``local`` variant's scores). A cell with some features
+    not given is compared in the space of the features it has (each such
+    pattern's geometry is built once and cached).
+    """
+
+    names: tuple[str, ...]
+    centre: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray
+    points: np.ndarray
+    folds: np.ndarray
+    residuals: np.ndarray
+    #: Their ``|residual|`` when only some features are given (the model degrades
+    #: then): the ``local`` scores of a row that misses any feature.
+    partial_residuals: np.ndarray
+    _cache: dict[bytes, _Subspace] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def fit(
+        cls,
+        X: np.ndarray,
+        names: Sequence[str],
+        importance: np.ndarray,
+        folds: np.ndarray,
+        abs_residual: np.ndarray,
+        partial_abs_residual: np.ndarray | None = None,
+        *,
+        max_points: int = 2000,
+        seed: int = 0,
+    ) -> ApplicabilityDomain:
+        """Standardise, weight and subsample (at most ``max_points``) the training cells."""
+        X = np.asarray(X, dtype=np.float64)
+        centre = np.nanmean(X, axis=0)
+        scale = np.nanstd(X, axis=0)
+        scale = np.where(scale > 0, scale, 1.0)
+        weights = np.asarray(importance, dtype=np.float64)
+        weights = weights / weights.sum() if weights.sum() > 0 else np.ones(len(weights))
+        complete = np.flatnonzero(np.isfinite(X).all(axis=1))
+        rng = np.random.default_rng(seed)
+        if len(complete) > max_points:
+            complete = np.sort(rng.choice(complete, size=max_points, replace=False))
+        points = (X[complete] - centre) / scale * weights
+        partial = abs_residual if partial_abs_residual is None else partial_abs_residual
+        return cls(
+            tuple(names),
+            centre,
+            scale,
+            weights,
+            points,
+            np.asarray(folds)[complete],
+            np.asarray(abs_residual, dtype=np.float64)[complete],
+            np.asarray(partial, dtype=np.float64)[complete],
+        )
+
+    def standardise(self, X: np.ndarray) -> np.ndarray:
+        rows = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        z: np.ndarray = (rows - self.centre) / self.scale * self.weights
+        return z
+
+    def subspace(self, given: np.ndarray) -> _Subspace:
+        """The geometry of the features marked ``given`` (weight > 0 ones only)."""
+        key = np.asarray(given, dtype=bool).tobytes()
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        columns = np.flatnonzero(np.asarray(given, dtype=bool) & (self.weights > 0))
+        points = self.points[:, columns]
+        mean_distance = float(pdist(points).mean()) if len(points) > 1 else 0.0
+        mean_distance = mean_distance if mean_distance > 0 else 1.0
+        training_di = np.full(len(points), np.nan)
+        for fold in np.unique(self.folds):
+            inside, others = self.folds == fold, self.folds != fold
+            if others.any():
+                distance, _ = cKDTree(points[others]).query(points[inside])
+                training_di[inside] = distance / mean_distance
+        threshold = upper_whisker(training_di)
+        built = _Subspace(cKDTree(points), columns, mean_distance, threshold)
+        with self._lock:
+            self._cache[key] = built
+        return built
+
+    def _by_pattern(self, X: np.ndarray) -> list[tuple[np.ndarray, _Subspace, np.ndarray]]:
+        """Rows grouped by which features they give: (row indices, geometry, their points)."""
+        z = self.standardise(X)
+        given = np.isfinite(z)
+        patterns, inverse = np.unique(given, axis=0, return_inverse=True)
+        groups = []
+        for k, pattern in enumerate(patterns):
+            rows = np.flatnonzero(inverse.ravel() == k)
+            space = self.subspace(pattern)
+            groups.append((rows, space, z[np.ix_(rows, space.columns)]))
+        return groups
+
+    def dissimilarity(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(DI, inside the area of applicability) per row."""
+        n = len(np.atleast_2d(X))
+        di, threshold = np.empty(n), np.empty(n)
+        for rows, space, z in self._by_pattern(X):
+            distance, _ = space.tree.query(z)
+            di[rows] = distance / space.mean_distance
+            threshold[rows] = space.threshold
+        return di, di <= threshold
+
+    def neighbour_residuals(self, X: np.ndarray, k: int = LOCAL_NEIGHBOURS) -> np.ndarray:
+        """``(n, k)`` out-of-fold ``|residual|`` of each row's ``k`` nearest training cells."""
+        n = len(np.atleast_2d(X))
+        k = min(k, len(self.points))
+        out = np.empty((n, k))
+        every = np.flatnonzero(self.weights > 0)
+        for rows, space, z in self._by_pattern(X):
+            _, index = space.tree.query(z, k=k)
+            complete = np.array_equal(space.columns, every)
+            residuals = self.residuals if complete else self.partial_residuals
+            out[rows] = residuals[np.asarray(index).reshape(len(rows), k)]
+        return out
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays that define it (for storage; :meth:`from_arrays` reverses)."""
+        return {
+            "aoa_centre": self.centre,
+            "aoa_scale": self.scale,
+            "aoa_weights": self.weights,
+            "aoa_points": self.points,
+            "aoa_folds": self.folds,
+            "aoa_residuals": self.residuals,
+            "aoa_partial_residuals": self.partial_residuals,
+        }
+
+    @classmethod
+    def from_arrays(
+        cls, names: Sequence[str], arrays: Mapping[str, np.ndarray]
+    ) -> ApplicabilityDomain:
+        return cls(
+            tuple(names),
+            centre=np.asarray(arrays["aoa_centre"]),
+            scale=np.asarray(arrays["aoa_scale"]),
+            weights=np.asarray(arrays["aoa_weights"]),
+            points=np.asarray(arrays["aoa_points"]),
+            folds=np.asarray(arrays["aoa_folds"]),
+            residuals=np.asarray(arrays["aoa_residuals"]),
+            partial_residuals=np.asarray(
+                arrays.get("aoa_partial_residuals", arrays["aoa_residuals"])
+            ),
+        )

@@ -1,0 +1,57 @@
+"""The model card's "How sure" rows: calibrated-interval metrics logged by training.
+
+Training logs them to the run (:mod:`terraops.pipelines.training.calibration`):
+coverage of the 90 % interval on held-out cities, overall, per land-cover class
+and for requests that give only the required fields, its mean width and
+interval score, each variant's score, and the share of held-out cells inside
+the area of applicability. A version trained before calibration has none and
+the card says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from terraops.domain.uncertainty import CELL_CLASSES, VARIANTS
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def uncertainty_section(
+    task: str, metrics: Mapping[str, float], params: Mapping[str, Any]
+) -> list[str]:
+    """Markdown lines of the section (empty for a classifier: its probabilities are the band)."""
+    if task != "regression":
+        return []
+    lines = ["## How sure: calibrated intervals", ""]
+    if "interval_coverage_90" not in metrics:
+        return [*lines, "This version was trained without calibrated intervals.", ""]
+    variant = params.get("uncertainty/variant", "?")
+    unit = params.get("uncertainty/held_out_unit", "city")
+    lines += [
+        f"Split-conformal 90 % intervals calibrated on residuals from held-out {unit}s, "
+        f"variant **{variant}** (the kept one of {', '.join(VARIANTS)}). Cells unlike the "
+        "training data (outside the area of applicability, Meyer & Pebesma 2021) get no "
+        "interval. Measured on held-out cities:",
+        "",
+        "| cells | coverage | mean width | interval score |",
+        "|---|---|---|---|",
+        f"| all | {_fmt(metrics.get('interval_coverage_90'))} | "
+        f"{_fmt(metrics.get('interval_mean_width_90'), 2)} | "
+        f"{_fmt(metrics.get('interval_score_90'), 2)} |",
+        *(
+            f"| {name} | {_fmt(metrics.get(f'interval_coverage_90_{name}'))} | | |"
+            for name in CELL_CLASSES
+        ),
+        f"| required fields only | {_fmt(metrics.get('interval_coverage_90_required_only'))} | | |",
+        "",
+        "Interval score per variant: "
+        + ", ".join(f"{v} {_fmt(metrics.get(f'interval_score_90_{v}'), 2)}" for v in VARIANTS)
+        + f"; held-out cells inside the area of applicability: "
+        f"{_fmt(metrics.get('aoa_share_inside_held_out'))}.",
+        "",
+    ]
+    return lines
