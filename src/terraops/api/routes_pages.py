@@ -1,8 +1,9 @@
 """Web pages: the offline Leaflet map (``/map``) and the operator dashboard (``/``).
 
 Server-rendered Jinja2 templates plus plain JavaScript from our own package
-and Leaflet from the installed ``xstatic-leaflet`` package: no build step, no
-CDN, nothing fetched from outside the server (the pages' Content-Security-Policy
+and Leaflet from the installed ``xstatic-leaflet`` package (its polygon-drawing
+plugin, Leaflet.draw, from the files the ``django-leaflet`` package ships): no
+build step, no CDN, nothing fetched from outside the server (the pages' Content-Security-Policy
 says so to the browser too). The pages read the same JSON API every client
 uses (``/layers``, ``/v1/{service}/predict``, ``/v1/admin/...``), plus small
 read-only endpoints for the dashboard: the registry's versions of a service
@@ -17,6 +18,7 @@ header to the admin API, which checks it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,6 +39,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = PACKAGE_DIR / "templates"
 STATIC_DIR = PACKAGE_DIR / "static"
 LEAFLET_URL = "/static/leaflet"
+LEAFLET_DRAW_URL = "/static/leaflet-draw"
 STATIC_URL = "/static/terraops"
 
 #: Pages may talk to this server only: tiles, data and the API are same-origin,
@@ -60,6 +63,27 @@ VIEWS: dict[str, str] = {"heat": "Heat", "flood": "Flood"}
 def leaflet_dir() -> Path:
     """Leaflet's files as installed by the ``xstatic-leaflet`` package."""
     return Path(xstatic.pkg.leaflet.BASE_DIR)
+
+
+def leaflet_draw_dir() -> Path:
+    """Leaflet.draw's files as shipped inside the installed ``django-leaflet`` package.
+
+    Located through the distribution's metadata, never imported: importing its
+    Python package would configure Django, which terraops does not use. No
+    package ships Leaflet.draw alone, and the page may fetch nothing from
+    outside the server, so this one is a dependency for its static files only.
+    """
+    try:
+        folder = Path(str(metadata.distribution("django-leaflet").locate_file("leaflet")))
+    except metadata.PackageNotFoundError:
+        folder = Path("leaflet")
+    draw = folder / "static" / "leaflet" / "draw"
+    if not (draw / "leaflet.draw.js").is_file():
+        raise RuntimeError(
+            "the map's drawing tool (Leaflet.draw) is missing: "
+            "install terraops's dependencies again (pip install -e .)"
+        )
+    return draw
 
 
 def _metric_summary(metrics: dict[str, float], primary: str) -> dict[str, float]:
@@ -173,6 +197,7 @@ def pages_router(settings: Settings, holders: dict[str, ModelHolder]) -> APIRout
         context.update(
             version=__version__,
             leaflet_url=LEAFLET_URL,
+            leaflet_draw_url=LEAFLET_DRAW_URL,
             static_url=STATIC_URL,
             views=VIEWS,
             services=services,
@@ -214,6 +239,7 @@ def install_pages(
 ) -> None:
     """Mount the static files and add the pages and their JSON endpoints to ``app``."""
     app.mount(LEAFLET_URL, StaticFiles(directory=leaflet_dir()), name="leaflet")
+    app.mount(LEAFLET_DRAW_URL, StaticFiles(directory=leaflet_draw_dir()), name="leaflet-draw")
     app.mount(STATIC_URL, StaticFiles(directory=STATIC_DIR), name="terraops-static")
     app.include_router(dashboard_api_router(holders, registry_factory, stats))
     app.include_router(slo_status_router(settings, holders))
@@ -225,6 +251,7 @@ __all__ = [
     "dashboard_api_router",
     "install_pages",
     "leaflet_dir",
+    "leaflet_draw_dir",
     "pages_router",
     "service_versions",
 ]

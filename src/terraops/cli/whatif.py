@@ -23,36 +23,50 @@ def _read_scenario(path: Path) -> bytes:
         ) from None
 
 
-def _number(value: Any, unit: str = "") -> str:
-    if value is None:
-        return "—"
-    return f"{value:+.2f}{unit}" if unit else f"{value:+.2f}"
+def _number(value: Any) -> str:
+    return "—" if value is None else f"{value:+.2f}"
+
+
+def _peak(row: dict[str, Any]) -> float | None:
+    """The strongest cell change in the direction of the mean (most cooling for a cooling)."""
+    mean, low, high = row["mean_delta"], row["min_delta"], row["max_delta"]
+    if mean is None or low is None or high is None:
+        return None
+    return float(low if mean < 0 else high)
 
 
 def _table(result: dict[str, Any]) -> Table:
+    """The per-intervention figures, narrow enough for an 80-column terminal."""
     unit = result["unit"]
-    suffix = f" {unit}" if unit == "K" else ""
-    table = Table(title=f"What-if {result['service']} on {result['scene']} (Δ = after − before)")
-    for column in ("id", "intervention", "area ha", "mean Δ", "interval", "max Δ"):
-        table.add_column(column, justify="left" if column in ("id", "intervention") else "right")
-    table.add_column("ring 0–100 m", justify="right")
-    table.add_column("ring 100–250 m", justify="right")
-    table.add_column("moved most by")
+    table = Table(
+        title=f"What-if {result['service']} on {result['scene']}: Δ = after − before ({unit})"
+    )
+    table.add_column("id", overflow="fold")
+    table.add_column("what", overflow="fold")
+    for column in ("ha", "mean Δ", "interval", "peak Δ", "0–100 m", "100–250 m"):
+        table.add_column(column, justify="right")
     for row in result["interventions"]:
         interval = row["mean_delta_interval"]
-        drivers = [d for d in row["drivers"] if d["delta"]][:2]
         table.add_row(
             str(row["id"]),
-            row["intervention"],
-            f"{row['area_ha']:.2f}",
-            _number(row["mean_delta"], suffix),
-            f"{interval[0]:+.2f} to {interval[1]:+.2f}" if interval else "—",
-            _number(row["max_delta"]),
+            row["intervention"].replace("_", " "),
+            f"{row['area_ha']:.1f}",
+            _number(row["mean_delta"]),
+            f"{interval[0]:+.2f} {interval[1]:+.2f}" if interval else "—",
+            _number(_peak(row)),
             _number(row["ring_100m_mean_delta"]),
             _number(row["ring_250m_mean_delta"]),
-            ", ".join(f"{d['driver']} {d['delta']:+.2f}" for d in drivers) or "—",
         )
     return table
+
+
+def _print_drivers(result: dict[str, Any]) -> None:
+    """Which drivers moved each mean Δ (the table has no room for them)."""
+    for row in result["interventions"]:
+        drivers = [d for d in row["drivers"] if d["delta"]][:3]
+        if drivers:
+            moved = ", ".join(f"{d['driver']} {d['delta']:+.2f}" for d in drivers)
+            console.print(f"{row['id']}: moved most by {moved} {result['unit']}")
 
 
 def _print_storms(result: dict[str, Any]) -> None:
@@ -106,6 +120,7 @@ def whatif(
         print_json(body)
         return
     console.print(_table(body))
+    _print_drivers(body)
     _print_storms(body)
     console.print(f"model {body['model']['name']} v{body['model']['version']}; layers:")
     for layer in body["layers"]:
