@@ -26,14 +26,17 @@ from terraops.domain import features
 from terraops.domain.whatif.interventions import apply_interventions
 from terraops.domain.whatif.scenario import parse_scenario, rasterise
 from terraops.pipelines.maps.layer_products import scene_imagery_layer
+from terraops.pipelines.maps.raster_predict import choose_model
 from terraops.pipelines.scenes.cell_tables import (
     SPECTRAL,
     cell_features_from_inputs,
     observed_inputs,
     scene_cell_table,
 )
+from terraops.pipelines.whatif.predict import model_inputs
 from terraops.pipelines.whatif.recompute import changed_cells, feature_reach_m
 from terraops.pipelines.whatif.run import run_whatif, scene_bounds
+from terraops.services.uhi import UHI
 from terraops.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -192,6 +195,17 @@ def test_cli_json_shape_and_tree_planting_cools_with_spillover(
     assert beyond.any()
     finite = np.isfinite(delta)
     assert np.all(delta[beyond & finite] == 0.0)  # exactly 0 beyond the reach
+    # The map after the scenario is today's prediction plus exactly the Δ.
+    (after_id,) = [lid for lid in body["layers"] if "-whatif-after-" in lid]
+    assert LayerCatalogue(home_settings.layers_dir).get(after_id).role == "whatif-after"
+    after = delta_grid(home_settings, after_id)
+    model = choose_model(home_settings, UHI, trained_home.uhi_versions[0])
+    cells = scene_cell_table(scene, home_settings.cell_size_m)
+    today = np.full(after.shape, np.nan)
+    today[cells["row"], cells["col"]] = model.predictor.predict(
+        model_inputs(cells, list(model.predictor.feature_names), {})
+    )
+    np.testing.assert_allclose(after[finite], (today + delta)[finite], atol=1e-4)
 
 
 def test_develop_warms(

@@ -28,6 +28,7 @@ from terraops.pipelines.maps.layer_products import (
     wgs84_bounds,
     wgs84_transformer,
 )
+from terraops.services.base import RasterStyle
 
 DELTA_COLORMAP = "rdbu_r"
 """Diverging: blue where the edit lowers the prediction, red where it raises it."""
@@ -118,6 +119,45 @@ def delta_layer(ctx: WhatIfContext, *, key: str, title: str, unit: str, delta: n
             "min": round(float(changed.min()), 4) if changed.size else 0.0,
             "max": round(float(changed.max()), 4) if changed.size else 0.0,
         },
+        created_at=ctx.created_at,
+    )
+
+
+def after_layer(
+    ctx: WhatIfContext, *, title: str, unit: str, values: np.ndarray, style: RasterStyle
+) -> Layer:
+    """The whole map after the scenario, styled like the service's prediction layer,
+    so the map can swipe between today's map and this one."""
+    lid = layer_id(ctx.service, "whatif", "after", ctx.short, ctx.scene)
+    out = ctx.out_dir / f"{lid}.tif"
+    cog.write_array_cog(
+        values.astype(np.float32),
+        out,
+        crs=ctx.crs,
+        transform=ctx.transform,
+        nodata=float("nan"),
+        tags=ctx.tags(lid, unit),
+        descriptions=(lid,),
+    )
+    finite = values[np.isfinite(values)]
+    rescale = style.rescale or (
+        (round(float(np.percentile(finite, 2)), 3), round(float(np.percentile(finite, 98)), 3))
+        if finite.size
+        else None
+    )
+    return raster_layer(
+        lid=lid,
+        title=f"{title} after the scenario — {ctx.scene} · "
+        f"{ctx.model['name']} v{ctx.model['version']}",
+        group=ctx.group,
+        role="whatif-after",
+        path=out,
+        unit=unit,
+        legend=f"{style.legend}, after the scenario",
+        colormap=style.colormap,
+        rescale=rescale,
+        lineage=ctx.lineage,
+        stats={"cells": int(finite.size)},
         created_at=ctx.created_at,
     )
 

@@ -121,3 +121,28 @@ def predict_deltas(
     return DeltaGrids(
         definition.name, delta_unit(definition), cells.rows, cells.cols, tuple(results), primary
     )
+
+
+def after_grid(
+    model: ModelChoice,
+    baseline: pd.DataFrame,
+    grid: features.CellGrid,
+    deltas: DeltaGrids,
+    params: Mapping[str, float],
+) -> np.ndarray:
+    """The headline storm's prediction of every cell *after* the scenario.
+
+    The map's before/after swipe needs the whole map, not only the moved
+    cells: every cell is predicted from the scene's own table (the *before*),
+    and the moved cells take their *after* value — the same model and inputs
+    that made the Δ, so after − before is exactly the Δ layer.
+    """
+    storm = deltas.storms[deltas.primary]
+    storm_params = {**params, **({RAINFALL: storm.rainfall_mm} if storm.rainfall_mm else {})}
+    names = list(model.predictor.feature_names)
+    values = np.full((grid.rows, grid.cols), np.nan)
+    if len(baseline):
+        rows, cols = baseline["row"].to_numpy(), baseline["col"].to_numpy()
+        values[rows, cols] = model.predictor.predict(model_inputs(baseline, names, storm_params))
+    values[deltas.rows, deltas.cols] = storm.after
+    return values

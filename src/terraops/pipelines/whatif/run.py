@@ -12,7 +12,8 @@
    mean Δ across the member models and the drivers that moved it
    (:mod:`terraops.pipelines.whatif.summary`); for flood, per design storm,
    also the change of flooded area and of buildings exposed.
-5. Δ COGs and the interventions' GeoJSON go to the catalogue with lineage.
+5. Δ COGs, the map after the scenario (for a before/after swipe) and the
+   interventions' GeoJSON go to the catalogue with lineage.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from terraops.pipelines.progress import status_line
 from terraops.pipelines.scenes.cell_tables import ensure_cell_table, observed_inputs
 from terraops.pipelines.scenes.landcover_source import landcover_of_model
 from terraops.pipelines.whatif import layers as whatif_layers
-from terraops.pipelines.whatif.predict import DeltaGrids, predict_deltas
+from terraops.pipelines.whatif.predict import DeltaGrids, after_grid, predict_deltas
 from terraops.pipelines.whatif.recompute import changed_cells
 from terraops.pipelines.whatif.report import intervention_rows, storm_totals
 from terraops.services import get_service
@@ -166,7 +167,17 @@ def run_whatif(
         lap("predict")
         say("writing the Δ layers")
         written = _write(
-            settings, definition, model, scene, scenario, checked, deltas, rows, grid, out_dir
+            settings,
+            definition,
+            model,
+            scene,
+            scenario,
+            checked,
+            deltas,
+            baseline,
+            rows,
+            grid,
+            out_dir,
         )
         lap("write")
     return WhatIfResult(
@@ -196,11 +207,13 @@ def _write(
     scenario: Scenario,
     params: Mapping[str, float],
     deltas: DeltaGrids,
+    baseline: pd.DataFrame,
     rows: list[dict[str, Any]],
     grid: features.CellGrid,
     out_dir: Path | None,
 ) -> list[Layer]:
-    """Δ COGs (one per storm for flood) and the interventions' GeoJSON, in the catalogue."""
+    """Δ COGs (one per storm for flood), the map after the scenario and the
+    interventions' GeoJSON, in the catalogue."""
     assert definition.map is not None
     x0, y0 = scene.origin
     ctx = whatif_layers.context(
@@ -219,6 +232,15 @@ def _write(
         whatif_layers.delta_layer(ctx, key=key, title=title, unit=deltas.unit, delta=values)
         for key, title, values in deltas.layers()
     ]
+    written.append(
+        whatif_layers.after_layer(
+            ctx,
+            title=definition.map.title,
+            unit=definition.prediction_unit,
+            values=after_grid(model, baseline, grid, deltas, params),
+            style=definition.map.prediction,
+        )
+    )
     geometries = [i.geometry for i in scenario.interventions]
     written.append(whatif_layers.interventions_layer(ctx, geometries, rows, deltas.unit))
     LayerCatalogue(settings.layers_dir).add(*written)
