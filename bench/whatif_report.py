@@ -1,0 +1,228 @@
+"""Scoring and the BENCHMARKS.md section of the what-if validation (``bench/whatif_validation.py``).
+
+Pure functions of the cases: which criteria each method meets, how often the
+truth falls in terraops' interval, where terraops is closer than the others.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.whatif_validation import (
+    INTERVENTIONS,
+    PASS_SHARE,
+    RING_SIGN_K,
+    SIGN_K,
+    SIZES_M2,
+    TOLERANCE_K,
+    TOLERANCE_SHARE,
+    Case,
+)
+
+
+# ------------------------------------------------------------------ scoring
+def within(pred: float, truth: float) -> bool:
+    return abs(pred - truth) <= max(TOLERANCE_K, TOLERANCE_SHARE * abs(truth))
+
+
+def score(cases: list[Case], method: str) -> dict[str, Any]:
+    """The criteria for one method over the cases it has a Δ for."""
+    have = [c for c in cases if method in c.methods and np.isfinite(c.methods[method][0])]
+    signed = [c for c in have if abs(c.truth[0]) >= SIGN_K]
+    sign_ok = sum(np.sign(c.methods[method][0]) == np.sign(c.truth[0]) for c in signed)
+    close = sum(within(c.methods[method][0], c.truth[0]) for c in have)
+    rings = [(c, i) for c in have for i in (1, 2) if abs(c.truth[i]) >= RING_SIGN_K]
+    ring_ok = sum(np.sign(c.methods[method][i]) == np.sign(c.truth[i]) for c, i in rings)
+    errors = [abs(c.methods[method][0] - c.truth[0]) for c in have]
+    return {
+        "cases": len(have),
+        "sign": [int(sign_ok), len(signed)],
+        "within": [int(close), len(have)],
+        "ring_sign": [int(ring_ok), len(rings)],
+        "mae_k": float(np.mean(errors)) if errors else float("nan"),
+        "passes": bool(
+            have
+            and sign_ok == len(signed)
+            and close >= PASS_SHARE * len(have)
+            and ring_ok == len(rings)
+        ),
+    }
+
+
+def coverage(cases: list[Case]) -> list[int]:
+    inside = [c for c in cases if c.interval is not None]
+    hits = sum(c.interval[0] <= c.truth[0] <= c.interval[1] for c in inside)  # type: ignore[index]
+    return [int(hits), len(inside)]
+
+
+def closer(cases: list[Case], other: str) -> dict[str, list[int]]:
+    """Per intervention: in how many cases terraops' mean Δ is nearer the truth than ``other``'s."""
+    out: dict[str, list[int]] = {}
+    for kind in INTERVENTIONS:
+        pairs = [c for c in cases if c.intervention == kind and other in c.methods]
+        wins = sum(
+            abs(c.methods["terraops"][0] - c.truth[0]) < abs(c.methods[other][0] - c.truth[0])
+            for c in pairs
+        )
+        out[kind] = [int(wins), len(pairs)]
+    return out
+
+
+# ------------------------------------------------------------------ report
+def _frac(pair: list[int]) -> str:
+    return f"{pair[0]}/{pair[1]}" if pair[1] else "—"
+
+
+def _mean(values: list[float]) -> str:
+    finite = [v for v in values if np.isfinite(v)]
+    return f"{np.mean(finite):+.2f}" if finite else "—"
+
+
+def render(cases: list[Case], report: dict[str, Any], header: str) -> str:
+    methods = list(report["methods"])
+    lines = [
+        "## What-if validated against the counterfactual city",
+        "",
+        header,
+        "",
+        f"{len({c.city for c in cases})} unseen cities × {len(INTERVENTIONS)} interventions × "
+        f"{len(SIZES_M2)} sizes = {len(cases)} cases. Truth: the generator's city with the "
+        "scenario minus the same city without (same seed and noise). Criteria: sign of the "
+        f"mean Δ right wherever |true Δ| ≥ {SIGN_K} K; mean Δ within max({TOLERANCE_K} K, "
+        f"{TOLERANCE_SHARE:.0%}) in ≥ {PASS_SHARE:.0%} of cases; ring sign right wherever "
+        f"|true ring Δ| ≥ {RING_SIGN_K} K.",
+        "",
+        "| method | sign right | within tolerance | ring sign right | mean abs. error (K) "
+        "| passes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m in methods:
+        s = report["methods"][m]
+        lines.append(
+            f"| {m} | {_frac(s['sign'])} | {_frac(s['within'])} | {_frac(s['ring_sign'])} | "
+            f"{s['mae_k']:.2f} | {'yes' if s['passes'] else 'no'} |"
+        )
+    lines += [
+        "",
+        f"The truth lies in terraops' 90 % interval of the mean Δ in {_frac(report['coverage'])} "
+        "cases.",
+        "",
+        "Mean Δ LST inside the polygon (K), averaged over the cities; rings 0–100 m / 100–250 m:",
+        "",
+        "| intervention | size | truth | "
+        + " | ".join(methods)
+        + " | truth rings | terraops rings |",
+        "|---|---|---|" + "---|" * len(methods) + "---|---|",
+    ]
+    for kind in INTERVENTIONS:
+        for size in SIZES_M2:
+            group = [c for c in cases if c.intervention == kind and c.size == size]
+            if not group:
+                continue
+            cells = [_mean([c.methods.get(m, [np.nan])[0] for c in group]) for m in methods]
+            rings = [_mean([c.truth[i] for c in group]) for i in (1, 2)]
+            ours = [_mean([c.methods["terraops"][i] for c in group]) for i in (1, 2)]
+            lines.append(
+                f"| {kind} | {size} | {_mean([c.truth[0] for c in group])} | "
+                + " | ".join(cells)
+                + f" | {' / '.join(rings)} | {' / '.join(ours)} |"
+            )
+    lines += ["", "Where terraops is closer to the truth than the other methods (cases):", ""]
+    for other, wins in report["closer"].items():
+        lines.append(f"- vs {other}: " + ", ".join(f"{k} {_frac(v)}" for k, v in wins.items()))
+    lines += _invest_raw_lines(cases) + _flood_lines(cases)
+    return "\n".join(lines) + "\n"
+
+
+def _invest_raw_lines(cases: list[Case]) -> list[str]:
+    raw = [c for c in cases if c.invest_raw]
+    if not raw:
+        return ["", "InVEST was not run (build it with `make bench-invest-env`)."]
+    lines = [
+        "",
+        "InVEST's own outputs inside the polygon (mean over cities): Δ cooling capacity, "
+        "Δ heat-mitigation index, Δ air temperature (K):",
+        "",
+    ]
+    for kind in INTERVENTIONS:
+        group = [c for c in raw if c.intervention == kind]
+        lines.append(
+            f"- {kind}: ΔCC {_mean([c.invest_raw['cc'] for c in group])}, ΔHM "
+            f"{_mean([c.invest_raw['hm'] for c in group])}, ΔT_air "
+            f"{_mean([c.invest_raw['t_air'] for c in group])}"
+        )
+    return lines
+
+
+def _flood_lines(cases: list[Case]) -> list[str]:
+    flood = [c for c in cases if c.flood]
+    if not flood:
+        return []
+    lines = [
+        "",
+        "Flood, Δ flooded area of the design storm (ha, depth ≥ 0.1 m):",
+        "",
+        "| city | intervention | size | truth | terraops |",
+        "|---|---|---|---|---|",
+    ]
+    for c in flood:
+        ours = c.flood.get("terraops_ha", float("nan"))
+        lines.append(
+            f"| {c.city} | {c.intervention} | {c.size} | {c.flood['truth_ha']:+.2f} | {ours:+.2f} |"
+        )
+    return lines
+
+
+def summarise(cases: list[Case]) -> dict[str, Any]:
+    methods = [
+        m
+        for m in ("terraops", "NDVI line", "InVEST (calibrated)")
+        if any(m in c.methods for c in cases)
+    ]
+    return {
+        "methods": {m: score(cases, m) for m in methods},
+        "cities": len({c.city for c in cases}),
+        "interventions": len({c.intervention for c in cases}),
+        "sizes": len({c.size for c in cases}),
+        "coverage": coverage(cases),
+        "closer": {m: closer(cases, m) for m in methods if m != "terraops"},
+        "cases": [c.__dict__ for c in cases],
+    }
+
+
+def log_to_cards(
+    settings: Any, versions: dict[str, int], report: dict[str, Any], command: str
+) -> None:
+    """Attach the summary to each model version's run: its card shows it (``terraops card``)."""
+    from terraops.adapters.registry import ModelRegistry
+    from terraops.adapters.tracking import log_folder_to_run
+
+    registry = ModelRegistry(settings)
+    summary = {k: v for k, v in report.items() if k != "cases"}
+    per_kind = {
+        "uhi": summary,
+        "flood": {
+            "flood": [
+                {
+                    **c["flood"],
+                    "intervention": c["intervention"],
+                    "size": c["size"],
+                    "city": c["city"],
+                }
+                for c in report["cases"]
+                if c["flood"]
+            ]
+        },
+    }
+    for service, version in versions.items():
+        run_id = registry.get_version(service, version).run_id
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "whatif_validation.json").write_text(
+                json.dumps({**per_kind[service], "command": command}, indent=2)
+            )
+            log_folder_to_run(settings, run_id, Path(tmp), "whatif_validation")
