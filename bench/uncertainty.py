@@ -9,7 +9,14 @@ served model reads it. Reported, overall and per land-cover class: empirical
 coverage (target 0.88–0.93, every class within ±5 points), mean width, mean
 interval score (Gneiting & Raftery 2007), and the share of cells inside the area
 of applicability (coverage is counted where an interval is claimed, and also
-over every cell with the raw band).
+over every cell with the raw band). Every variant is also measured on the
+unseen cities, beside the kept one, so that the choice made on held-out
+training cities can be checked on cities no part of training saw.
+
+Then the real cities with a thermal layer (the Liverpool Landsat 8 Level-2
+crop and the Gulf-coast Landsat 8 strip, from ``.cache/samples``; skipped when
+absent): coverage over every cell, on land (water cells left out), and inside
+the area of applicability, with the share of cells inside it.
 
 ``python bench/uncertainty.py --out BENCHMARKS.md`` writes its section.
 """
@@ -17,6 +24,7 @@ over every cell with the raw band).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import tempfile
@@ -34,12 +42,24 @@ if str(ROOT) not in sys.path:
 from bench.harness import machine_description, replace_section  # noqa: E402
 from terraops.adapters.model_bundle import predictor_from  # noqa: E402
 from terraops.adapters.raster_io import read_scene  # noqa: E402
+from terraops.adapters.samples import LIVERPOOL_SAMPLE, is_intact  # noqa: E402
 from terraops.adapters.uncertainty_bundle import load_uncertainty  # noqa: E402
-from terraops.domain.uncertainty import CELL_CLASSES, cell_classes, coverage_table  # noqa: E402
+from terraops.domain.uncertainty import (  # noqa: E402
+    CELL_CLASSES,
+    VARIANTS,
+    cell_classes,
+    coverage_table,
+)
 from terraops.pipelines.scenes.cell_tables import scene_cell_table  # noqa: E402
 from terraops.pipelines.scenes.generate import generate_scene  # noqa: E402
-from terraops.pipelines.training.calibration import calibrate  # noqa: E402
+from terraops.pipelines.scenes.importing import import_landsat  # noqa: E402
+from terraops.pipelines.training.calibration import (  # noqa: E402
+    calibrate,
+    calibration_set,
+    fit_variant,
+)
 from terraops.pipelines.training.cross_validation import evaluate, fit_final_model  # noqa: E402
+from terraops.pipelines.training.real_city import scene_examples  # noqa: E402
 from terraops.pipelines.training.train import resolve_params  # noqa: E402
 from terraops.services import get_service  # noqa: E402
 
@@ -47,6 +67,17 @@ UHI = get_service("uhi")
 CELL_M = 20.0
 LEVEL = 0.9
 MORPHOLOGIES = ("dense", "sprawl", "coastal")
+SAMPLES = ROOT / ".cache" / "samples"
+#: The real cities: (name, product folder, bbox in the product's CRS or None, cell size m).
+REAL_CITIES = (
+    ("Liverpool (Landsat 8 L2, 2020-09-27)", SAMPLES / LIVERPOOL_SAMPLE.name, None, 30.0),
+    (
+        "Gulf coast (Landsat 8 L1, 2015-08-04)",
+        SAMPLES / "landsat8-LC80200392015216LGN00",
+        (452475.0, 3390555.0, 471285.0, 3394245.0),  # the Makefile's REAL_BBOX
+        30.0,
+    ),
+)
 
 
 def _say(text: str) -> None:
@@ -64,8 +95,12 @@ def _table(root: Path, seed: int, size: int) -> pd.DataFrame:
     return examples[examples[UHI.target].notna()].reset_index(drop=True)
 
 
-def _served(tmp: Path, examples: pd.DataFrame, seed: int) -> tuple[Any, dict[str, Any]]:
-    """Train + calibrate like ``terraops train``; load back like a server does."""
+def _served(tmp: Path, examples: pd.DataFrame, seed: int) -> tuple[Any, dict[str, Any], dict]:
+    """Train + calibrate like ``terraops train``; load back like a server does.
+
+    Also every variant calibrated on the same held-out-city residuals (in memory),
+    to measure each on the unseen cities beside the kept one.
+    """
     model_params, training = resolve_params(UHI, {"seed": seed})
     evaluation = evaluate(UHI, examples, model_params, training, lambda _label: None)
     model = fit_final_model(UHI, examples, model_params, training)
@@ -83,10 +118,27 @@ def _served(tmp: Path, examples: pd.DataFrame, seed: int) -> tuple[Any, dict[str
     predictor.uncertainty = load_uncertainty(
         folder, UHI.feature_names, lambda f: predictor_from(f, meta, tmp).predict
     )
-    return predictor, calibration.report
+    cal = calibration_set(UHI, examples, evaluation.held_out["scene_cv"])
+    column = UHI.feature_names.index(str(UHI.baseline))
+    variants = {v: fit_variant(cal, v, column, seed) for v in VARIANTS}
+    return predictor, calibration.report, variants
 
 
-def _measure(predictor: Any, unseen: list[pd.DataFrame]) -> dict[str, Any]:
+def _variants_on(
+    predictor: Any, variants: dict, X: np.ndarray, y: np.ndarray, centre: np.ndarray
+) -> dict[str, Any]:
+    """Every variant's coverage table on these cells (every cell, raw band)."""
+    classes = cell_classes(X, UHI.feature_names)
+    neighbours = predictor.uncertainty.domain.neighbour_residuals(X)
+    out = {}
+    for variant, (scores, difficulty) in variants.items():
+        d = np.ones(len(X)) if difficulty is None else difficulty(X)
+        half = scores.half_width(LEVEL, d, classes, neighbours)
+        out[variant] = coverage_table(y, centre - half, centre + half, LEVEL, classes)
+    return out
+
+
+def _measure(predictor: Any, variants: dict, unseen: list[pd.DataFrame]) -> dict[str, Any]:
     X = np.vstack([t[UHI.feature_names].to_numpy(np.float64) for t in unseen])
     y = np.concatenate([t[UHI.target].to_numpy(np.float64) for t in unseen])
     centre = predictor.predict(X)
@@ -95,20 +147,63 @@ def _measure(predictor: Any, unseen: list[pd.DataFrame]) -> dict[str, Any]:
     classes = cell_classes(X, UHI.feature_names)
     lower, upper = centre - half, centre + half
     claimed = np.where(inside, lower, np.nan), np.where(inside, upper, np.nan)
-    per_city = []
-    start = 0
-    for table in unseen:
-        stop = start + len(table)
-        pick = slice(start, stop)
-        covered = (y[pick] >= lower[pick]) & (y[pick] <= upper[pick])
-        per_city.append(round(float(covered.mean()), 3))
-        start = stop
+    covered = (y >= lower) & (y <= upper)
+    bounds = np.cumsum([0] + [len(t) for t in unseen])
+    per_city = [round(float(covered[a:b].mean()), 3) for a, b in itertools.pairwise(bounds)]
     return {
         "cells": len(y),
         "share_inside_domain": float(inside.mean()),
         "claimed": coverage_table(y, *claimed, LEVEL, classes),
         "all_cells": coverage_table(y, lower, upper, LEVEL, classes),
         "per_city_coverage": per_city,
+        "variants_unseen": _variants_on(predictor, variants, X, y, centre),
+    }
+
+
+def _real_examples(cache: Path) -> list[tuple[str, pd.DataFrame]]:
+    """Each real city's cells with an observed LST (imported once into ``cache``)."""
+    out = []
+    for name, product, bbox, cell_m in REAL_CITIES:
+        if not is_intact(product):
+            _say(f"{name}: no sample at {product} (run scripts/fetch_test_samples.py); skipped")
+            continue
+        scene_dir = cache / ("real-" + product.name)
+        if not (scene_dir / "scene.json").exists():
+            _say(f"importing {name}")
+            import_landsat(product, scene_dir, bbox=bbox, bbox_crs="product", overwrite=True)
+        out.append((name, scene_examples(UHI, read_scene(scene_dir), cell_m)))
+    return out
+
+
+def _measure_real(predictor: Any, examples: pd.DataFrame) -> dict[str, Any]:
+    """Coverage of the kept variant over every cell, on land, inside the domain."""
+    X = np.column_stack(
+        [
+            examples[n].to_numpy(np.float64) if n in examples else np.full(len(examples), np.nan)
+            for n in UHI.feature_names
+        ]
+    )
+    y = examples[UHI.target].to_numpy(np.float64)
+    centre = predictor.predict(X)
+    half = predictor.uncertainty.half_width(X, LEVEL)
+    _, inside = predictor.applicability(X)
+    classes = cell_classes(X, UHI.feature_names)
+    land = classes != CELL_CLASSES.index("water")
+    covered = (y >= centre - half) & (y <= centre + half)
+
+    def share(pick: np.ndarray) -> float:
+        return float(covered[pick].mean()) if pick.any() else float("nan")
+
+    return {
+        "cells": len(y),
+        "coverage_all": share(np.ones(len(y), dtype=bool)),
+        "coverage_land": share(land),
+        "share_inside_domain": float(inside.mean()),
+        "share_inside_domain_land": float(inside[land].mean()) if land.any() else float("nan"),
+        "coverage_inside_land": share(land & inside),
+        "mean_width": float(np.mean(2 * half)),
+        "mean_offset": float(np.mean(y - centre)),
+        "mae": float(np.mean(np.abs(y - centre))),
     }
 
 
@@ -121,7 +216,62 @@ def _row(name: str, row: dict[str, Any]) -> str:
     )
 
 
-def _markdown(result: dict[str, Any], report: dict[str, Any], args: argparse.Namespace) -> str:
+def _variant_row(name: str, table: dict[str, Any]) -> str:
+    classes = [table["classes"][c]["coverage"] for c in CELL_CLASSES]
+    overall = table["overall"]
+    return (
+        f"{overall['coverage']:.3f} | "
+        + " / ".join(f"{c:.2f}" for c in classes)
+        + f" | {overall['interval_score']:.2f}"
+    )
+
+
+def _variant_lines(result: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    lines = [
+        "Variants on the same residuals (coverage overall | per class "
+        + " / ".join(CELL_CLASSES)
+        + " | interval score):",
+        "",
+        "| variant | held-out training cities | per class | interval score "
+        "| unseen cities | per class | interval score |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for variant in VARIANTS:
+        held = report["variants"][variant]["all_cells"]
+        unseen = result["variants_unseen"][variant]
+        mark = " (kept)" if variant == report["variant"] else ""
+        lines.append(
+            f"| {variant}{mark} | {_variant_row(variant, held)} | {_variant_row(variant, unseen)} |"
+        )
+    return [*lines, ""]
+
+
+def _real_lines(real: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    if not real:
+        return ["Real cities: no sample in `.cache/samples` (run `scripts/fetch_test_samples.py`)."]
+    lines = [
+        "**Real cities** (Landsat land-surface temperature; the model trained on synthetic "
+        "cities only; intervals with the scene's own reference temperature):",
+        "",
+        "| city | cells | coverage, every cell | on land | land inside the area of "
+        "applicability | coverage there | mean width (K) | mean offset (K) | MAE (K) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in real:
+        lines.append(
+            f"| {name} | {r['cells']} | {r['coverage_all']:.3f} | {r['coverage_land']:.3f} | "
+            f"{r['share_inside_domain_land']:.1%} | {r['coverage_inside_land']:.3f} | "
+            f"{r['mean_width']:.2f} | {r['mean_offset']:+.2f} | {r['mae']:.2f} |"
+        )
+    return [*lines, ""]
+
+
+def _markdown(
+    result: dict[str, Any],
+    report: dict[str, Any],
+    real: list[tuple[str, dict[str, Any]]],
+    args: argparse.Namespace,
+) -> str:
     lines = [
         "## Calibrated intervals on unseen cities (UHI, 90 %)",
         "",
@@ -142,15 +292,9 @@ def _markdown(result: dict[str, Any], report: dict[str, Any], args: argparse.Nam
             *(_row(name, table["classes"][name]) for name in CELL_CLASSES),
             "",
         ]
-    lines.append(f"Coverage per unseen city: {result['per_city_coverage']}.")
-    lines.append("")
-    lines.append("Variant comparison on held-out training cities (coverage / interval score):")
-    for variant, table in report["variants"].items():
-        overall = table["all_cells"]["overall"]
-        lines.append(
-            f"- {variant}: {overall['coverage']:.3f} / {overall['interval_score']:.2f}; "
-            f"required fields only {table['required_fields_only']['coverage']:.3f}"
-        )
+    lines += [f"Coverage per unseen city: {result['per_city_coverage']}.", ""]
+    lines += _variant_lines(result, report)
+    lines += _real_lines(real)
     return "\n".join(lines)
 
 
@@ -165,13 +309,15 @@ def main() -> None:
     args.cache.mkdir(parents=True, exist_ok=True)
     train = [_table(args.cache, seed, args.size) for seed in range(1, args.train + 1)]
     unseen = [_table(args.cache, 100 + seed, args.size) for seed in range(args.unseen)]
+    real_examples = _real_examples(args.cache)
     with tempfile.TemporaryDirectory() as tmp:
         _say("training and calibrating")
-        predictor, report = _served(Path(tmp), pd.concat(train, ignore_index=True), 0)
-        result = _measure(predictor, unseen)
-    print(json.dumps({"variant": report["variant"], **result}, indent=1, default=str))
+        predictor, report, variants = _served(Path(tmp), pd.concat(train, ignore_index=True), 0)
+        result = _measure(predictor, variants, unseen)
+        real = [(name, _measure_real(predictor, table)) for name, table in real_examples]
+    print(json.dumps({"variant": report["variant"], **result, "real": real}, indent=1, default=str))
     if args.out is not None:
-        replace_section(args.out, "uncertainty", _markdown(result, report, args))
+        replace_section(args.out, "uncertainty", _markdown(result, report, real, args))
 
 
 if __name__ == "__main__":

@@ -15,11 +15,17 @@ from terraops.domain.uncertainty import (
     ApplicabilityDomain,
     ConformalScores,
     cell_classes,
+    city_offsets,
+    city_term,
     conformal_quantile,
     coverage_table,
+    difficulty_inputs,
     interval_score,
     upper_whisker,
+    with_city_term,
+    within_city,
 )
+from terraops.pipelines.training.calibration import CalibrationSet, compare_variants
 
 NAMES = ["ndvi", "building_density", "water_distance", "tree_cover", "water_fraction"]
 finite = st.floats(-1e3, 1e3, allow_nan=False)
@@ -121,3 +127,96 @@ def test_interval_score_is_the_width_plus_the_scaled_miss() -> None:
 def test_upper_whisker_is_the_largest_value_inside_the_fence() -> None:
     values = np.array([1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 100.0])
     assert upper_whisker(values) == 4.0
+
+
+def test_mondrian_quantiles_cover_every_class_on_exchangeable_data() -> None:
+    """Per-class quantiles hold the level within each class, where a pooled one
+    over-covers the calm class and under-covers the rough one."""
+    rng = np.random.default_rng(3)
+    scale = np.array([0.2, 1.0, 3.0, 1.0])  # water calm, tree rough
+    hits: dict[str, list[np.ndarray]] = {"mondrian": [], "normalised": []}
+    for _ in range(200):
+        classes = rng.integers(0, 4, 2000).astype(np.int8)
+        residual = np.abs(rng.normal(size=2000)) * scale[classes]
+        test_classes = rng.integers(0, 4, 400).astype(np.int8)
+        truth = np.abs(rng.normal(size=400)) * scale[test_classes]
+        for variant, found in hits.items():
+            scores = ConformalScores.fit(variant, residual, np.ones(2000), classes)
+            half = scores.half_width(0.9, np.ones(400), test_classes)
+            found.append(np.stack([test_classes, truth <= half]))
+    for variant, found in hits.items():
+        joined = np.hstack(found)
+        per_class = [joined[1][joined[0] == code].mean() for code in range(4)]
+        gaps = np.abs(np.array(per_class) - 0.9)
+        assert (gaps < 0.01).all() if variant == "mondrian" else gaps.max() > 0.05, per_class
+
+
+@given(
+    arrays(np.float64, 60, elements=st.floats(-5, 5)),
+    st.lists(st.floats(0, 3), min_size=2, max_size=2),
+)
+def test_city_term_adds_in_variance_and_never_shrinks_a_part(
+    residual: np.ndarray, tau: list[float]
+) -> None:
+    cities, stratum = np.repeat(np.arange(3), 20), np.tile([0, 1], 30)
+    offsets = city_offsets(residual, cities, stratum)
+    within = within_city(residual, cities, stratum, offsets)
+    for (city, s), offset in offsets.items():
+        pick = (cities == city) & (stratum == s)
+        assert np.median(residual[pick] - offset) == pytest.approx(0.0, abs=1e-9)
+    spread = with_city_term(within, np.array(tau), stratum)
+    assert (spread >= within - 1e-12).all()
+    assert (spread >= np.array(tau)[stratum] - 1e-12).all()
+    rms = city_term(offsets)
+    for s in (0, 1):
+        values = [v for (_, k), v in offsets.items() if k == s]
+        assert rms[s] == pytest.approx(math.sqrt(np.mean(np.square(values))))
+
+
+def test_difficulty_sees_the_days_reference_only_as_given_or_not() -> None:
+    X = np.array([[0.3, 31.7], [0.5, np.nan], [0.1, 24.0]])
+    rows = difficulty_inputs(X, 1)
+    assert rows[:, 1].tolist() == [1.0, 0.0, 1.0]
+    assert rows[:, 0].tolist() == X[:, 0].tolist()
+    assert np.isnan(X[1, 1])  # the caller's rows are left as they were
+
+
+def _cities_with_offsets(seed: int, cities: int = 6, cells: int = 300) -> CalibrationSet:
+    """Held-out-city residuals as training makes them: each city has its own day
+    (a reference temperature that names it) and its own offset no feature explains;
+    every cell also once more without the reference (the model then uses a typical day)."""
+    rng = np.random.default_rng(seed)
+    city = np.repeat(np.arange(cities), cells)
+    x = rng.random(len(city))
+    reference = 20.0 + 3.0 * city
+    y = (
+        reference
+        + 2 * x
+        + rng.normal(0, 1.0, cities)[city]
+        + rng.normal(size=len(x)) * (0.3 + 2 * x)
+    )
+    full = np.column_stack([x, reference])
+    required_only = np.column_stack([x, np.full(len(x), np.nan)])
+    prediction = np.concatenate([reference + 2 * x, 27.5 + 2 * x])
+    return CalibrationSet(
+        X=np.vstack([full, required_only]),
+        y=np.concatenate([y, y]),
+        prediction=prediction,
+        group=np.concatenate([city, city]),
+        degraded=np.repeat([False, True], len(x)),
+        classes=np.tile((x > 0.5).astype(np.int8) + 1, 2),
+    )
+
+
+@pytest.mark.slow
+def test_every_variant_covers_held_out_cities_when_cities_are_exchangeable() -> None:
+    """Cross-fitted difficulties: no variant is scored by a difficulty that saw the
+    city (in-sample, the reference names the city and coverage fell to ~0.75)."""
+    cal = _cities_with_offsets(0)
+    tables = compare_variants(cal, ["x", "reference_temperature"], np.array([1.0, 0.0]), 1, 0)
+    for variant, table in tables["variants"].items():
+        rows = table["all_cells"]
+        assert abs(rows["overall"]["coverage"] - 0.9) <= 0.04, (variant, rows["overall"])
+        for name in ("built", "tree"):
+            assert abs(rows["classes"][name]["coverage"] - 0.9) <= 0.06, (variant, name)
+        assert table["required_fields_only"]["coverage"] >= 0.84, variant

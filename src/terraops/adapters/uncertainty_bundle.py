@@ -34,6 +34,8 @@ from terraops.domain.uncertainty import (
     ConformalScores,
     cell_classes,
     check_level,
+    difficulty_inputs,
+    with_city_term,
 )
 
 ARTIFACT = "uncertainty"
@@ -89,15 +91,26 @@ def save_uncertainty(
     difficulty_floor: float,
     members: Sequence[Any],
     report: dict[str, Any],
+    difficulty_city_term: np.ndarray | None = None,
+    baseline_column: int | None = None,
 ) -> Path:
-    """Write the artifact folder (created) from the fitted parts; return it."""
+    """Write the artifact folder (created) from the fitted parts; return it.
+
+    ``difficulty_city_term``: ``τ`` per stratum (day's reference missing, given)
+    of the ``mondrian_city`` variant; ``baseline_column``: the feature the
+    difficulty model sees only as given-or-not (see
+    :func:`terraops.domain.uncertainty.difficulty_inputs`)."""
     folder.mkdir(parents=True, exist_ok=True)
+    column = -1 if baseline_column is None else baseline_column
     arrays = {
         "scores_pooled": scores.pooled,
         "difficulty_floor": np.array([difficulty_floor]),
+        "difficulty_baseline_column": np.array([column]),
         **{f"scores_class_{code}": values for code, values in scores.per_class.items()},
         **domain.arrays(),
     }
+    if difficulty_city_term is not None:
+        arrays["difficulty_city_term"] = np.asarray(difficulty_city_term, dtype=np.float64)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]
     atomic.atomic_write_bytes(folder / _ARRAYS, buffer.getvalue())
@@ -121,8 +134,6 @@ def load_uncertainty(
     member_predictor: Callable[[Path], Callable[[np.ndarray], np.ndarray]],
 ) -> UncertaintyModel:
     """Read the artifact folder; ``member_predictor`` loads one member booster file."""
-    import lightgbm as lgb
-
     with np.load(folder / _ARRAYS) as stored:
         arrays = {key: stored[key] for key in stored.files}
     report = json.loads((folder / _REPORT).read_text(encoding="utf-8"))
@@ -133,14 +144,33 @@ def load_uncertainty(
     }
     scores = ConformalScores(str(report["variant"]), arrays["scores_pooled"], per_class)
     domain = ApplicabilityDomain.from_arrays(feature_names, arrays)
-    floor = float(arrays["difficulty_floor"][0])
-    difficulty: Callable[[np.ndarray], np.ndarray] = lambda X: np.ones(len(X))  # noqa: E731
-    if (folder / _DIFFICULTY).is_file():
-        booster = lgb.Booster(model_file=str(folder / _DIFFICULTY))
-
-        def difficulty(X: np.ndarray) -> np.ndarray:
-            raw = booster.predict(np.atleast_2d(np.asarray(X, np.float64)), num_threads=1)
-            return np.maximum(np.asarray(raw, dtype=np.float64), floor)
-
+    difficulty = _difficulty(folder, arrays)
     members = [member_predictor(path) for path in sorted(folder.glob("member_*.lgb"))]
     return UncertaintyModel(tuple(feature_names), scores, domain, difficulty, members, report)
+
+
+def _difficulty(folder: Path, arrays: dict[str, np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """The stored difficulty as a function of feature rows (all ones when none is kept).
+
+    Rows go through the same :func:`difficulty_inputs` as at calibration, and
+    the city term (when kept) is added in variance, per whether the day's
+    reference is given.
+    """
+    import lightgbm as lgb  # heavy: loaded only when a calibrated model is
+
+    if not (folder / _DIFFICULTY).is_file():
+        return lambda X: np.ones(len(np.atleast_2d(X)))
+    booster = lgb.Booster(model_file=str(folder / _DIFFICULTY))
+    floor = float(arrays["difficulty_floor"][0])
+    column = int(arrays.get("difficulty_baseline_column", np.array([-1]))[0])
+    tau = arrays.get("difficulty_city_term")
+
+    def difficulty(X: np.ndarray) -> np.ndarray:
+        rows = difficulty_inputs(X, column)
+        spread = np.maximum(np.asarray(booster.predict(rows, num_threads=1), np.float64), floor)
+        if tau is None:
+            return spread
+        given = np.ones(len(rows), np.int64) if column < 0 else rows[:, column].astype(np.int64)
+        return with_city_term(spread, tau, given)
+
+    return difficulty

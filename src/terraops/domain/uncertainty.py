@@ -18,7 +18,22 @@ Three nonconformity scores, compared at training time on held-out cities:
   (Vovk 2012, Mondrian conformal), not only on average;
 - ``local``: the quantile of the ``|residual|`` of the cell's ``k`` nearest
   training cells in the applicability space (localised conformal,
-  Guan 2023): no difficulty model, the neighbours are the difficulty.
+  Guan 2023): no difficulty model, the neighbours are the difficulty;
+- ``mondrian_city``: Mondrian quantiles of scores normalised by a difficulty
+  with a *city term*: ``sqrt(τ² + s(x)²)``, ``τ`` the spread of the cities'
+  own offsets (the median residual of each held-out city: a between-city
+  error no cell feature explains) and ``s`` a model of the *within-city*
+  ``|residual − offset|``. A difficulty model fitted on raw ``|residual|``
+  instead tries to explain each city's offset with cell features, which does
+  not carry to a new city.
+
+Every difficulty is *cross-fitted*: the score of a cell of city ``c`` uses a
+difficulty fitted without city ``c`` (as a new city's cell is scored by one
+that never saw it). Scored in-sample, the difficulty model learns each
+calibration city's error level (the day's reference temperature alone names
+the city) and the scores come out too small — intervals then cover ~0.75
+on a new city instead of 0.9. The day's reference temperature enters the
+difficulty model only as "given or not" for the same reason.
 
 The area of applicability follows Meyer & Pebesma (2021): features
 standardised and weighted by their importance; the dissimilarity index DI of
@@ -41,7 +56,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import pdist
 
-VARIANTS = ("normalised", "mondrian", "local")
+VARIANTS = ("normalised", "mondrian", "local", "mondrian_city")
+#: The variants whose quantile is taken per cell class.
+MONDRIAN_VARIANTS = ("mondrian", "mondrian_city")
 
 #: Land-cover classes of a cell, by code (the index in this tuple).
 CELL_CLASSES = ("water", "built", "tree", "open")
@@ -148,6 +165,56 @@ def coverage_table(
     return table
 
 
+def difficulty_inputs(X: np.ndarray, baseline_column: int | None) -> np.ndarray:
+    """The rows a difficulty model sees: the baseline column (a per-city constant,
+    the day's reference) reduced to whether it was given, so that the model
+    cannot learn one error level per calibration city from it."""
+    rows = np.array(np.atleast_2d(X), dtype=np.float64)
+    if baseline_column is not None and baseline_column >= 0:
+        rows[:, baseline_column] = np.isfinite(rows[:, baseline_column])
+    return rows
+
+
+def city_offsets(
+    residual: np.ndarray, cities: np.ndarray, stratum: np.ndarray
+) -> dict[tuple[int, int], float]:
+    """The median residual of each (city, stratum): the part of a city's error
+    shared by all its cells (stratum: e.g. whether the day's reference is given)."""
+    return {
+        (int(c), int(s)): float(np.median(residual[(cities == c) & (stratum == s)]))
+        for c in np.unique(cities)
+        for s in np.unique(stratum[cities == c])
+    }
+
+
+def city_term(offsets: Mapping[tuple[int, int], float], strata: int = 2) -> np.ndarray:
+    """``τ`` per stratum: the root mean square of the cities' offsets (0 if none)."""
+    tau = np.zeros(strata)
+    for s in range(strata):
+        values = [v for (_, k), v in offsets.items() if k == s]
+        tau[s] = math.sqrt(float(np.mean(np.square(values)))) if values else 0.0
+    return tau
+
+
+def within_city(
+    residual: np.ndarray,
+    cities: np.ndarray,
+    stratum: np.ndarray,
+    offsets: Mapping[tuple[int, int], float],
+) -> np.ndarray:
+    """``|residual − its city's offset|``: the error cell features can explain."""
+    shift = np.array([offsets[(int(c), int(s))] for c, s in zip(cities, stratum, strict=True)])
+    within: np.ndarray = np.abs(np.asarray(residual, dtype=np.float64) - shift)
+    return within
+
+
+def with_city_term(within: np.ndarray, tau: np.ndarray, stratum: np.ndarray) -> np.ndarray:
+    """``sqrt(τ[stratum]² + within²)``: between- and within-city errors add in variance."""
+    per_row = np.asarray(tau, dtype=np.float64)[np.asarray(stratum, dtype=np.int64)]
+    spread: np.ndarray = np.hypot(per_row, np.asarray(within, dtype=np.float64))
+    return spread
+
+
 @dataclass(frozen=True)
 class ConformalScores:
     """The calibration of one variant: the sorted scores it takes quantiles of.
@@ -171,7 +238,7 @@ class ConformalScores:
             return cls(variant, np.sort(abs_residual))
         scores = abs_residual / difficulty
         per_class = {}
-        if variant == "mondrian":
+        if variant in MONDRIAN_VARIANTS:
             per_class = {
                 code: np.sort(scores[classes == code])
                 for code in range(len(CELL_CLASSES))
@@ -306,23 +373,27 @@ class ApplicabilityDomain:
             self._cache[key] = built
         return built
 
-    def _by_pattern(self, X: np.ndarray) -> list[tuple[np.ndarray, _Subspace, np.ndarray]]:
-        """Rows grouped by which features they give: (row indices, geometry, their points)."""
+    def _by_pattern(self, X: np.ndarray) -> list[tuple[np.ndarray, _Subspace, np.ndarray, bool]]:
+        """Rows grouped by which features they give: (row indices, geometry, their
+        points, whether every feature is given)."""
         z = self.standardise(X)
         given = np.isfinite(z)
+        if len(given) == 1:  # a point request: no grouping to do
+            space = self.subspace(given[0])
+            return [(np.zeros(1, np.int64), space, z[:, space.columns], bool(given.all()))]
         patterns, inverse = np.unique(given, axis=0, return_inverse=True)
         groups = []
         for k, pattern in enumerate(patterns):
             rows = np.flatnonzero(inverse.ravel() == k)
             space = self.subspace(pattern)
-            groups.append((rows, space, z[np.ix_(rows, space.columns)]))
+            groups.append((rows, space, z[np.ix_(rows, space.columns)], bool(pattern.all())))
         return groups
 
     def dissimilarity(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(DI, inside the area of applicability) per row."""
         n = len(np.atleast_2d(X))
         di, threshold = np.empty(n), np.empty(n)
-        for rows, space, z in self._by_pattern(X):
+        for rows, space, z, _ in self._by_pattern(X):
             distance, _ = space.tree.query(z)
             di[rows] = distance / space.mean_distance
             threshold[rows] = space.threshold
@@ -333,10 +404,11 @@ class ApplicabilityDomain:
         n = len(np.atleast_2d(X))
         k = min(k, len(self.points))
         out = np.empty((n, k))
-        every = np.flatnonzero(self.weights > 0)
-        for rows, space, z in self._by_pattern(X):
+        for rows, space, z, complete in self._by_pattern(X):
             _, index = space.tree.query(z, k=k)
-            complete = np.array_equal(space.columns, every)
+            # A row missing any feature — even the day's reference, which weighs
+            # nothing in the distance — is predicted worse: its neighbours' scores
+            # are their residuals when only the required fields were given.
             residuals = self.residuals if complete else self.partial_residuals
             out[rows] = residuals[np.asarray(index).reshape(len(rows), k)]
         return out

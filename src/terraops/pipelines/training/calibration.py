@@ -13,10 +13,13 @@ Each cell is scored twice: with every feature, and as a request that gives
 only the required fields (its model prediction then degrades, and the
 difficulty model learns that), so intervals stay honest for both.
 
-The three variants of :mod:`terraops.domain.uncertainty` are compared on
-held-out cities — each city in turn is the test set, calibrated on the others —
-and the one kept is the one with the smallest interval score whose coverage
-holds within ±5 points in every land-cover class (else the one closest to it).
+The variants of :mod:`terraops.domain.uncertainty` are compared on the same
+held-out-city residuals — each city in turn is the test set, calibrated on the
+others, every difficulty cross-fitted inside them (a calibration city's scores
+use a difficulty that never saw it; the test city's uses one fitted on all the
+calibration cities) — and the one kept is the one with the smallest interval
+score whose coverage holds within ±5 points in every land-cover class (else
+the one closest to it).
 
 Flood is a classifier whose probabilities are already calibrated: it gets the
 area of applicability and its reliability per design-storm size.
@@ -40,7 +43,12 @@ from terraops.domain.uncertainty import (
     ApplicabilityDomain,
     ConformalScores,
     cell_classes,
+    city_offsets,
+    city_term,
     coverage_table,
+    difficulty_inputs,
+    with_city_term,
+    within_city,
 )
 from terraops.pipelines.training.cross_validation import Evaluation, HeldOut, predict, to_arrays
 from terraops.services.base import ServiceDefinition
@@ -139,18 +147,67 @@ def feature_weights(service: ServiceDefinition, final_model: Any) -> np.ndarray:
     return np.array([float(gain.get(name, 0.0)) for name in service.feature_names])
 
 
-def fit_difficulty(X: np.ndarray, abs_residual: np.ndarray, seed: int) -> tuple[Any, float]:
-    """A model of ``|residual|`` and the floor its predictions are clipped to."""
+@dataclass(frozen=True)
+class Difficulty:
+    """A fitted difficulty: ``s(x)`` (a model of ``|residual|``, floored) and, for
+    the ``mondrian_city`` variant, the city term ``τ`` per stratum (whether the
+    day's reference was given): ``sqrt(τ² + s²)``."""
+
+    model: Any
+    floor: float
+    baseline_column: int | None
+    tau: np.ndarray | None = None
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        rows = difficulty_inputs(X, self.baseline_column)
+        spread = np.maximum(np.asarray(self.model.predict(rows), dtype=np.float64), self.floor)
+        if self.tau is None:
+            return spread
+        return with_city_term(spread, self.tau, _stratum(X, self.baseline_column))
+
+
+def _stratum(X: np.ndarray, baseline_column: int | None) -> np.ndarray:
+    """1 where the day's reference (the baseline) is given, else 0."""
+    if baseline_column is None:
+        return np.ones(len(X), dtype=np.int64)
+    return np.isfinite(np.asarray(X)[:, baseline_column]).astype(np.int64)
+
+
+def fit_difficulty(
+    cal: CalibrationSet, rows: np.ndarray, with_city: bool, baseline_column: int | None, seed: int
+) -> Difficulty:
+    """The difficulty of ``rows``' cells: of ``|residual|`` or, ``with_city``, of the
+    within-city ``|residual − city offset|`` plus the between-city term."""
     from lightgbm import LGBMRegressor
 
+    X, residual = cal.X[rows], (cal.y - cal.prediction)[rows]
+    target, tau = np.abs(residual), None
+    if with_city:
+        stratum = _stratum(X, baseline_column)
+        offsets = city_offsets(residual, cal.group[rows], stratum)
+        target = within_city(residual, cal.group[rows], stratum, offsets)
+        tau = city_term(offsets)
     model = LGBMRegressor(**DIFFICULTY_PARAMS, random_state=seed)
-    model.fit(X, abs_residual)
-    floor = max(float(np.quantile(abs_residual, 0.05)), 1e-6)
-    return model, floor
+    model.fit(difficulty_inputs(X, baseline_column), target)
+    floor = max(float(np.quantile(target, 0.05)), 1e-6)
+    return Difficulty(model, floor, baseline_column, tau)
 
 
-def _difficulty_of(model: Any, floor: float, X: np.ndarray) -> np.ndarray:
-    return np.maximum(np.asarray(model.predict(X), dtype=np.float64), floor)
+def cross_fitted_difficulty(
+    cal: CalibrationSet, rows: np.ndarray, with_city: bool, baseline_column: int | None, seed: int
+) -> np.ndarray:
+    """The difficulty of every cell in ``rows``, each city's from a fit without it
+    (with one city only there is no other: then fitted on it, in-sample)."""
+    out = np.full(len(cal.y), np.nan)
+    cities = np.unique(cal.group[rows])
+    if len(cities) < 2:
+        out[rows] = fit_difficulty(cal, rows, with_city, baseline_column, seed)(cal.X[rows])
+        return out
+    for city in cities:
+        own = rows & (cal.group == city)
+        difficulty = fit_difficulty(cal, rows & ~own, with_city, baseline_column, seed)
+        out[own] = difficulty(cal.X[own])
+    return out
 
 
 def _domain(
@@ -172,7 +229,11 @@ def _domain(
 
 
 def compare_variants(
-    cal: CalibrationSet, names: list[str], weights: np.ndarray, seed: int
+    cal: CalibrationSet,
+    names: list[str],
+    weights: np.ndarray,
+    baseline_column: int | None,
+    seed: int,
 ) -> dict[str, Any]:
     """Coverage, width and interval score of every variant, each city held out in turn."""
     lower = {v: np.full(len(cal.y), np.nan) for v in VARIANTS}
@@ -181,13 +242,19 @@ def compare_variants(
     abs_residual = cal.abs_residual
     for g in np.unique(cal.group):
         test, train = cal.group == g, cal.group != g
-        model, floor = fit_difficulty(cal.X[train], abs_residual[train], seed)
-        d_train = _difficulty_of(model, floor, cal.X[train])
-        d_test = _difficulty_of(model, floor, cal.X[test])
         domain = _domain(cal, train, names, weights, seed)
         _, inside[test] = domain.dissimilarity(cal.X[test])
         neighbours = domain.neighbour_residuals(cal.X[test])
+        # (train, test) difficulty per kind: none (local), of |residual|, with the city term
+        difficulties: dict[bool | None, tuple[np.ndarray, np.ndarray]] = {}
+        difficulties[None] = (np.ones(int(train.sum())), np.ones(int(test.sum())))
+        for with_city in (False, True):
+            crossed = cross_fitted_difficulty(cal, train, with_city, baseline_column, seed)
+            fitted = fit_difficulty(cal, train, with_city, baseline_column, seed)
+            difficulties[with_city] = (crossed[train], fitted(cal.X[test]))
         for variant in VARIANTS:
+            kind = None if variant == "local" else variant == "mondrian_city"
+            d_train, d_test = difficulties[kind]
             scores = ConformalScores.fit(variant, abs_residual[train], d_train, cal.classes[train])
             half = scores.half_width(LEVEL, d_test, cal.classes[test], neighbours)
             lower[variant][test] = cal.prediction[test] - half
@@ -259,10 +326,26 @@ def _metrics(variant: str, tables: dict[str, Any], share_inside: float) -> dict[
     for name, row in table["classes"].items():
         metrics[f"interval_coverage_90_{name}"] = row["coverage"]
     for other in VARIANTS:
-        metrics[f"interval_score_90_{other}"] = tables[other]["all_cells"]["overall"][
-            "interval_score"
-        ]
+        held = tables[other]["all_cells"]
+        metrics[f"interval_score_90_{other}"] = held["overall"]["interval_score"]
+        metrics[f"interval_coverage_90_{other}"] = held["overall"]["coverage"]
+        gaps = [abs(c["coverage"] - LEVEL) for c in held["classes"].values() if c["n"] >= 50]
+        metrics[f"interval_worst_class_gap_90_{other}"] = max(gaps, default=float("nan"))
     return {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
+
+
+def fit_variant(
+    cal: CalibrationSet, variant: str, baseline_column: int | None, seed: int
+) -> tuple[ConformalScores, Difficulty | None]:
+    """One variant calibrated on every held-out cell: its scores (cross-fitted
+    difficulties) and the difficulty a new city's cells get (fitted on all)."""
+    everything = np.ones(len(cal.y), dtype=bool)
+    if variant == "local":
+        return ConformalScores.fit(variant, cal.abs_residual, everything, cal.classes), None
+    with_city = variant == "mondrian_city"
+    crossed = cross_fitted_difficulty(cal, everything, with_city, baseline_column, seed)
+    difficulty = fit_difficulty(cal, everything, with_city, baseline_column, seed)
+    return ConformalScores.fit(variant, cal.abs_residual, crossed, cal.classes), difficulty
 
 
 def calibrate(
@@ -283,12 +366,10 @@ def calibrate(
     base = {"level": LEVEL, "held_out_unit": unit, "n_held_out": len(held.folds)}
     if service.task == "binary":
         return _calibrate_classifier(service, examples, evaluation, domain, members, base)
-    comparison = compare_variants(cal, names, weights, seed)
+    baseline_column = names.index(service.baseline) if service.baseline in names else None
+    comparison = compare_variants(cal, names, weights, baseline_column, seed)
     variant, why = choose_variant(comparison["variants"])
-    difficulty, floor = fit_difficulty(cal.X, cal.abs_residual, seed)
-    scores = ConformalScores.fit(
-        variant, cal.abs_residual, _difficulty_of(difficulty, floor, cal.X), cal.classes
-    )
+    scores, difficulty = fit_variant(cal, variant, baseline_column, seed)
     report = {
         **base,
         "variant": variant,
@@ -303,8 +384,10 @@ def calibrate(
             folder,
             scores=scores,
             domain=domain,
-            difficulty_booster=difficulty.booster_,
-            difficulty_floor=floor,
+            difficulty_booster=None if difficulty is None else difficulty.model.booster_,
+            difficulty_floor=1.0 if difficulty is None else difficulty.floor,
+            difficulty_city_term=None if difficulty is None else difficulty.tau,
+            baseline_column=baseline_column,
             members=members,
             report=report,
         )
