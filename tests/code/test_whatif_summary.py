@@ -9,9 +9,14 @@ from hypothesis import strategies as st
 
 from terraops.domain import features
 from terraops.pipelines.whatif.summary import (
+    EffectCalibration,
+    EffectCase,
     Regions,
+    conformal_quantile,
+    cross_fitted_coverage,
     delta_stats,
     driver_deltas,
+    effect_group,
     member_interval,
     regions,
 )
@@ -93,3 +98,58 @@ def test_driver_deltas_average_over_every_inside_cell_largest_first() -> None:
     after = np.array([[0.0, 0.5], [0.0, 0.5]])
     rows = driver_deltas(("vegetation", "built"), before, after, n_cells=4)
     assert rows == [{"driver": "vegetation", "delta": -0.5}, {"driver": "built", "delta": 0.25}]
+
+
+def test_conformal_quantile_is_the_finite_sample_rank_and_claims_nothing_with_too_few() -> None:
+    scores = [0.1 * i for i in range(1, 10)]  # 9 scores: ⌈10 · 0.9⌉ = 9th smallest
+    assert conformal_quantile(scores, 0.9) == pytest.approx(0.9)
+    assert conformal_quantile(scores[:8], 0.9) == float("inf")
+
+
+def test_calibrated_interval_is_relative_for_big_effects_and_absolute_for_small() -> None:
+    calibration = EffectCalibration(0.9, 0.3, {"ground": 0.5, "roof": float("inf")}, {"ground": 9})
+    assert calibration.interval("park", -4.0, (-4.2, -3.9)) == pytest.approx((-6.2, -1.9))
+    assert calibration.interval("depave", -0.1, (-0.1, -0.1)) == pytest.approx((-0.25, 0.05))
+    assert calibration.interval("cool_roof", -1.0, (-1.1, -0.9)) is None  # too few roof cases
+    assert effect_group("green_roof") == "roof" and effect_group("develop") == "ground"
+
+
+def test_calibration_survives_its_json_and_rejects_anything_else() -> None:
+    cases = [EffectCase("park", -2.0 - 0.1 * i, -2.0, (-2.1, -1.9)) for i in range(12)]
+    fitted = EffectCalibration.fit(cases)
+    assert EffectCalibration.from_json(fitted.to_json()) == fitted
+    assert fitted.n_cases == 12
+    assert EffectCalibration.from_json(None) is None
+    assert EffectCalibration.from_json({"level": 0.9}) is None
+
+
+def test_cross_fitted_coverage_is_near_the_level_on_exchangeable_cities() -> None:
+    """Effects with a relative error shared by nobody: calibrated on the other cities,
+    the held-out city's truth falls in the interval about 90 % of the time."""
+    rng = np.random.default_rng(7)
+    cases, cities = [], []
+    for city in range(20):
+        for _ in range(12):
+            centre = float(rng.uniform(-4, 4))
+            truth = centre * (1 + 0.3 * rng.standard_normal())
+            cases.append(EffectCase("tree_planting", truth, centre, (centre - 0.05, centre + 0.05)))
+            cities.append(f"city{city}")
+    intervals, (hits, n) = cross_fitted_coverage(cases, cities, 0.9)
+    assert n == 240 and all(iv is not None for iv in intervals)
+    assert 0.85 <= hits / n <= 0.95
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.floats(0.0, 5.0),
+    st.floats(-6.0, 6.0),
+    st.floats(0.0, 1.0),
+    st.sampled_from(["park", "cool_roof"]),
+)
+def test_calibrated_interval_only_widens_the_member_spread(
+    quantile: float, centre: float, half: float, kind: str
+) -> None:
+    calibration = EffectCalibration(0.9, 0.3, {"roof": quantile, "ground": quantile}, {})
+    interval = calibration.interval(kind, centre, (centre - half, centre + half))
+    assert interval is not None
+    assert interval[0] <= centre - half + 1e-4 and centre + half - 1e-4 <= interval[1]

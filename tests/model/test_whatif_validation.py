@@ -12,6 +12,7 @@ under-states. InVEST is not needed here.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,8 @@ from bench.whatif_validation import (
 )
 
 from terraops.adapters.raster_io import read_scene
+from terraops.adapters.registry import ModelRegistry
+from terraops.adapters.tracking import log_folder_to_run
 from terraops.domain.scene.generator import generate
 from terraops.domain.scene.spec import SceneSpec
 from terraops.domain.whatif.scenario import parse_scenario, rasterise
@@ -33,6 +36,7 @@ from terraops.pipelines.lifecycle.card_whatif import whatif_validation_section
 from terraops.pipelines.scenes.generate import generate_scene
 from terraops.pipelines.training.train import train_service
 from terraops.pipelines.whatif.run import run_whatif, scene_bounds
+from terraops.pipelines.whatif.summary import CALIBRATED, MEMBER_SPREAD, EffectCalibration
 from terraops.services import get_service
 from terraops.settings import Settings
 
@@ -94,6 +98,43 @@ def test_whatif_has_the_counterfactual_sign_and_size(
     assert within_tolerance(predicted, truth[0]), (predicted, truth)
 
 
+@pytest.mark.slow
+def test_whatif_reports_the_interval_calibrated_for_its_model_version(
+    unseen_city: Path, uhi_model: tuple[Settings, int], tmp_path: Path
+) -> None:
+    """Without a stored calibration the interval is the members' spread, said to be
+    uncalibrated; once the version carries one (``make bench`` attaches it), the
+    same what-if widens it by the calibrated quantile and says on how many cases."""
+    settings, version = uhi_model
+    scene = read_scene(unseen_city)
+    spec = SceneSpec(seed=UNSEEN_SEED, size=SIZE_PX, resolution=RESOLUTION_M, morphology="dense")
+    side = round(BLOCK_SIDE_M / RESOLUTION_M)
+    corner = place_square(generate(spec).layers["landcover"], PLACED_ON["tree_planting"], side, 40)
+    document = scenario_document("tree_planting", CASES["tree_planting"], corner, side, scene)
+
+    plain = run_whatif(settings, "uhi", scene, document, version=version).to_json()
+    row = plain["interventions"][0]
+    assert row["interval_method"] == MEMBER_SPREAD
+    assert row["mean_delta_interval"] == row["mean_delta_member_interval"]
+
+    calibration = EffectCalibration(
+        0.9, 0.3, {"ground": 0.5, "roof": 2.0}, {"ground": 8, "roof": 4}
+    )
+    (tmp_path / "whatif_validation.json").write_text(
+        json.dumps({"interval_calibration": calibration.to_json()})
+    )
+    run_id = ModelRegistry(settings).get_version("uhi", version).run_id
+    log_folder_to_run(settings, run_id, tmp_path, "whatif_validation")
+
+    row = run_whatif(settings, "uhi", scene, document, version=version).to_json()["interventions"][
+        0
+    ]
+    assert row["interval_method"] == CALIBRATED and row["interval_calibration_cases"] == 12
+    lo, hi = row["mean_delta_member_interval"]
+    pad = 0.5 * max(abs(row["mean_delta"]), 0.3)
+    assert row["mean_delta_interval"] == pytest.approx([lo - pad, hi + pad], abs=1e-3)
+
+
 def test_card_section_shows_the_validation_only_for_a_validated_version() -> None:
     summary = {
         "cities": 5,
@@ -117,3 +158,18 @@ def test_card_section_shows_the_validation_only_for_a_validated_version() -> Non
     assert "| develop | block | city101 | +0.04 | — |" in flood
     assert whatif_validation_section("uhi", None) == []
     assert whatif_validation_section("flood", {"methods": {}}) == []
+
+    calibrated = {
+        **summary,
+        "coverage": [53, 60],
+        "member_coverage": [9, 60],
+        "interval_calibration": {
+            "level": 0.9,
+            "floor_k": 0.3,
+            "quantiles": {"ground": 0.43, "roof": 3.9},
+            "cases": {"ground": 40, "roof": 20},
+        },
+    }
+    text = "\n".join(whatif_validation_section("uhi", calibrated))
+    assert "holds the truth in 53/60 cases (the member spread alone: 9/60)" in text
+    assert "use the calibration from all 60 cases" in text

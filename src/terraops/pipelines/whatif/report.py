@@ -15,6 +15,9 @@ from terraops.errors import ConflictError
 from terraops.pipelines.maps.raster_predict import ModelChoice
 from terraops.pipelines.whatif.predict import DeltaGrids, StormDelta
 from terraops.pipelines.whatif.summary import (
+    CALIBRATED,
+    MEMBER_SPREAD,
+    EffectCalibration,
     Regions,
     delta_stats,
     driver_deltas,
@@ -61,6 +64,33 @@ def _interval(
         return None, None
     interval = member_interval(after - before, n_cells, centre)
     return (list(interval) if interval else None), None
+
+
+def _interval_fields(
+    kind: str,
+    centre: float | None,
+    members: list[float] | None,
+    calibration: EffectCalibration | None,
+) -> dict[str, Any]:
+    """The row's interval of the mean Δ and how it was derived (see summary's module doc).
+
+    Calibrated on counterfactual cities when the model version carries a
+    calibration for the intervention's group; else the member spread alone,
+    said to be uncalibrated.
+    """
+    fields: dict[str, Any] = {
+        "mean_delta_interval": members,
+        "mean_delta_member_interval": members,
+        "interval_method": MEMBER_SPREAD,
+    }
+    if calibration is None or members is None or centre is None:
+        return fields
+    calibrated = calibration.interval(kind, centre, (members[0], members[1]))
+    if calibrated is not None:
+        fields["mean_delta_interval"] = list(calibrated)
+        fields["interval_method"] = CALIBRATED
+        fields["interval_calibration_cases"] = calibration.n_cases
+    return fields
 
 
 def _drivers(
@@ -116,6 +146,7 @@ def _row(
     position: np.ndarray,
     cell_area_m2: float,
     buildings: tuple[np.ndarray, np.ndarray],
+    calibration: EffectCalibration | None,
 ) -> dict[str, Any]:
     storm = deltas.storms[deltas.primary]
     inside = region.inside & np.isfinite(storm.delta)
@@ -130,7 +161,7 @@ def _row(
         "area_ha": round(intervention.area_m2 / 1e4, 4),
         "cells_inside": n_inside,
         **stats,
-        "mean_delta_interval": interval,
+        **_interval_fields(intervention.kind, stats["mean_delta"], interval, calibration),
     }
     if note:
         row["interval_note"] = note
@@ -155,12 +186,14 @@ def intervention_rows(
     deltas: DeltaGrids,
     landcover_before: np.ndarray,
     landcover_after: np.ndarray,
+    calibration: EffectCalibration | None = None,
 ) -> list[dict[str, Any]]:
     """One row per intervention (the JSON's ``interventions``), in scenario order.
 
     Interventions are applied together; a row's numbers are the scenario's
     effect seen from that polygon (its inside and rings), so two neighbouring
-    polygons each see part of the other's spillover.
+    polygons each see part of the other's spillover. ``calibration``: the
+    model version's interval calibration against counterfactual cities, if any.
     """
     position = _positions(deltas, grid)
     buildings = (building_pixels(landcover_before, grid), building_pixels(landcover_after, grid))
@@ -174,6 +207,7 @@ def intervention_rows(
             position,
             grid.cell_size**2,
             buildings,
+            calibration,
         )
         for intervention, mask in zip(scenario.interventions, masks, strict=True)
     ]

@@ -9,7 +9,8 @@
 3. The same model (the champion, or ``version``) predicts the moved cells
    before and after; Δ = after − before, exactly 0 on every other cell.
 4. Per intervention: Δ inside, in the spillover rings, the interval of the
-   mean Δ across the member models and the drivers that moved it
+   mean Δ (the member models' spread, calibrated on counterfactual cities
+   when the version was validated against them) and the drivers that moved it
    (:mod:`terraops.pipelines.whatif.summary`); for flood, per design storm,
    also the change of flooded area and of buildings exposed.
 5. Δ COGs, the map after the scenario (for a before/after swipe) and the
@@ -34,6 +35,7 @@ from terraops.domain.layers import Layer
 from terraops.domain.whatif.interventions import apply_interventions
 from terraops.domain.whatif.scenario import Scenario, ScenarioLimits, parse_scenario, rasterise
 from terraops.errors import InvalidInputError
+from terraops.pipelines.lifecycle.card_whatif import read_effect_calibration
 from terraops.pipelines.maps.raster_predict import ModelChoice, check_params, choose_model
 from terraops.pipelines.progress import status_line
 from terraops.pipelines.scenes.cell_tables import ensure_cell_table, observed_inputs
@@ -136,6 +138,7 @@ def run_whatif(
         if model is None:
             model = choose_model(settings, definition, version)
         landcover = landcover_of_model(settings, model.params)
+        calibration = read_effect_calibration(settings, model.run_id)
         lap("model")
         say("reading the scene")
         layers = raster_io.read_layers(scene)
@@ -162,7 +165,15 @@ def run_whatif(
         say(f"predicting {len(cells.rows)} changed cells")
         deltas = predict_deltas(definition, model, cells, baseline, grid, checked)
         rows = intervention_rows(
-            definition, model, scenario, masks, grid, deltas, observed.landcover, edited.landcover
+            definition,
+            model,
+            scenario,
+            masks,
+            grid,
+            deltas,
+            observed.landcover,
+            edited.landcover,
+            calibration=calibration,
         )
         lap("predict")
         say("writing the Δ layers")
