@@ -104,7 +104,9 @@ def _served(tmp: Path, examples: pd.DataFrame, seed: int) -> tuple[Any, dict[str
     model_params, training = resolve_params(UHI, {"seed": seed})
     evaluation = evaluate(UHI, examples, model_params, training, lambda _label: None)
     model = fit_final_model(UHI, examples, model_params, training)
-    calibration = calibrate(UHI, examples, evaluation, model, seed)
+    calibration = calibrate(
+        UHI, examples, evaluation, model, seed, params=model_params, training=training
+    )
     booster = tmp / "model.lgb"
     model.booster_.save_model(str(booster))
     meta = {
@@ -130,11 +132,16 @@ def _variants_on(
     """Every variant's coverage table on these cells (every cell, raw band)."""
     classes = cell_classes(X, UHI.feature_names)
     neighbours = predictor.uncertainty.domain.neighbour_residuals(X)
+    members = predictor.member_predict(X)
     out = {}
-    for variant, (scores, difficulty) in variants.items():
-        d = np.ones(len(X)) if difficulty is None else difficulty(X)
-        half = scores.half_width(LEVEL, d, classes, neighbours)
-        out[variant] = coverage_table(y, centre - half, centre + half, LEVEL, classes)
+    for variant, fitted in variants.items():
+        d = np.ones(len(X)) if fitted.difficulty is None else fitted.difficulty(X)
+        if fitted.cv_plus is not None:
+            lower, upper = fitted.cv_plus.bounds(LEVEL, members, d, classes)
+        else:
+            half = fitted.scores.half_width(LEVEL, d, classes, neighbours)
+            lower, upper = centre - half, centre + half
+        out[variant] = coverage_table(y, lower, upper, LEVEL, classes)
     return out
 
 
@@ -142,11 +149,11 @@ def _measure(predictor: Any, variants: dict, unseen: list[pd.DataFrame]) -> dict
     X = np.vstack([t[UHI.feature_names].to_numpy(np.float64) for t in unseen])
     y = np.concatenate([t[UHI.target].to_numpy(np.float64) for t in unseen])
     centre = predictor.predict(X)
-    half = predictor.uncertainty.half_width(X, LEVEL)
+    lower, upper = predictor.uncertainty.bounds(X, LEVEL, centre)
     _, inside = predictor.applicability(X)
     classes = cell_classes(X, UHI.feature_names)
-    lower, upper = centre - half, centre + half
-    claimed = np.where(inside, lower, np.nan), np.where(inside, upper, np.nan)
+    claim = inside & predictor.uncertainty.claimed(X)
+    claimed = np.where(claim, lower, np.nan), np.where(claim, upper, np.nan)
     covered = (y >= lower) & (y <= upper)
     bounds = np.cumsum([0] + [len(t) for t in unseen])
     per_city = [round(float(covered[a:b].mean()), 3) for a, b in itertools.pairwise(bounds)]
@@ -156,6 +163,7 @@ def _measure(predictor: Any, variants: dict, unseen: list[pd.DataFrame]) -> dict
         "claimed": coverage_table(y, *claimed, LEVEL, classes),
         "all_cells": coverage_table(y, lower, upper, LEVEL, classes),
         "per_city_coverage": per_city,
+        "class_cells": {n: int((classes == c).sum()) for c, n in enumerate(CELL_CLASSES)},
         "variants_unseen": _variants_on(predictor, variants, X, y, centre),
     }
 
@@ -185,11 +193,11 @@ def _measure_real(predictor: Any, examples: pd.DataFrame) -> dict[str, Any]:
     )
     y = examples[UHI.target].to_numpy(np.float64)
     centre = predictor.predict(X)
-    half = predictor.uncertainty.half_width(X, LEVEL)
+    lower, upper = predictor.uncertainty.bounds(X, LEVEL, centre)
     _, inside = predictor.applicability(X)
     classes = cell_classes(X, UHI.feature_names)
     land = classes != CELL_CLASSES.index("water")
-    covered = (y >= centre - half) & (y <= centre + half)
+    covered = (y >= lower) & (y <= upper)
 
     def share(pick: np.ndarray) -> float:
         return float(covered[pick].mean()) if pick.any() else float("nan")
@@ -201,13 +209,15 @@ def _measure_real(predictor: Any, examples: pd.DataFrame) -> dict[str, Any]:
         "share_inside_domain": float(inside.mean()),
         "share_inside_domain_land": float(inside[land].mean()) if land.any() else float("nan"),
         "coverage_inside_land": share(land & inside),
-        "mean_width": float(np.mean(2 * half)),
+        "mean_width": float(np.mean(upper - lower)),
         "mean_offset": float(np.mean(y - centre)),
         "mae": float(np.mean(np.abs(y - centre))),
     }
 
 
-def _row(name: str, row: dict[str, Any]) -> str:
+def _row(name: str, row: dict[str, Any], cells: int | None = None) -> str:
+    if row["n"] == 0:
+        return f"| {name} | {cells or 0} | no interval | | |"
     cov = row["coverage"]
     flag = "" if np.isnan(cov) or abs(cov - LEVEL) <= 0.05 else " ⚠"
     return (
@@ -237,6 +247,8 @@ def _variant_lines(result: dict[str, Any], report: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for variant in VARIANTS:
+        if variant not in report["variants"]:
+            continue
         held = report["variants"][variant]["all_cells"]
         unseen = result["variants_unseen"][variant]
         mark = " (kept)" if variant == report["variant"] else ""
@@ -266,6 +278,18 @@ def _real_lines(real: list[tuple[str, dict[str, Any]]]) -> list[str]:
     return [*lines, ""]
 
 
+def _without_line(report: dict[str, Any]) -> str:
+    without = report.get("classes_without_interval") or []
+    if not without:
+        return "Every land-cover class gets an interval."
+    return (
+        f"No interval for {', '.join(without)} cells: on held-out training cities no variant "
+        "came within 5 points of 90 % for them (how the model errs there in a new city "
+        "cannot be told from the others), so none is claimed; their cells are counted "
+        "below, and each variant's band on them is in the variants table."
+    )
+
+
 def _markdown(
     result: dict[str, Any],
     report: dict[str, Any],
@@ -279,6 +303,7 @@ def _markdown(
         f"({args.size}² px at 4 m, 20 m cells); {machine_description()}.",
         f"Kept variant: **{report['variant']}** — {report['reason']}.",
         f"Cells inside the area of applicability: {result['share_inside_domain']:.1%}.",
+        _without_line(report),
         "",
     ]
     for key, title in (("claimed", "cells with a claimed interval"), ("all_cells", "every cell")):
@@ -289,7 +314,10 @@ def _markdown(
             "| class | cells | coverage | mean width (K) | interval score |",
             "|---|---|---|---|---|",
             _row("overall", table["overall"]),
-            *(_row(name, table["classes"][name]) for name in CELL_CLASSES),
+            *(
+                _row(name, table["classes"][name], result["class_cells"][name])
+                for name in CELL_CLASSES
+            ),
             "",
         ]
     lines += [f"Coverage per unseen city: {result['per_city_coverage']}.", ""]

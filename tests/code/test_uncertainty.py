@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from terraops.domain.conformal import EXACT_ROWS, TOLERANCE, CvPlusScores
 from terraops.domain.uncertainty import (
     CELL_CLASSES,
     ApplicabilityDomain,
@@ -25,7 +27,12 @@ from terraops.domain.uncertainty import (
     with_city_term,
     within_city,
 )
-from terraops.pipelines.training.calibration import CalibrationSet, compare_variants
+from terraops.pipelines.training.calibration import (
+    CalibrationSet,
+    choose_variant,
+    classes_without_interval,
+    compare_variants,
+)
 
 NAMES = ["ndvi", "building_density", "water_distance", "tree_cover", "water_fraction"]
 finite = st.floats(-1e3, 1e3, allow_nan=False)
@@ -220,3 +227,98 @@ def test_every_variant_covers_held_out_cities_when_cities_are_exchangeable() -> 
         for name in ("built", "tree"):
             assert abs(rows["classes"][name]["coverage"] - 0.9) <= 0.06, (variant, name)
         assert table["required_fields_only"]["coverage"] >= 0.84, variant
+
+
+def _brute_cv_plus(
+    scores: np.ndarray, member: np.ndarray, mu: np.ndarray, d: float, level: float
+) -> tuple[float, float]:
+    """CV+ bounds of one row straight from the definition (sorting every candidate)."""
+    n = len(scores)
+    lows = np.sort(mu[member] - d * scores)
+    highs = np.sort(mu[member] + d * scores)
+    # ranks with a hair of slack: (1 − 0.9)·210 is 20.999… in floating point
+    low_rank = math.floor((1 - level) * (n + 1) + 1e-9)
+    high_rank = math.ceil(level * (n + 1) - 1e-9)
+    lower = lows[low_rank - 1] if low_rank >= 1 else -math.inf
+    upper = highs[high_rank - 1] if high_rank <= n else math.inf
+    return float(lower), float(upper)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(2, 6), st.integers(1, 40))
+def test_cv_plus_bounds_are_the_order_statistics_of_the_definition(
+    seed: int, members: int, rows: int
+) -> None:
+    """A few rows are selected exactly; many are searched, never narrower and at most
+    the search tolerance wider."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 400))
+    scores, member = rng.exponential(size=n), rng.integers(0, members, n)
+    calibration = CvPlusScores(scores, member, np.zeros(n), members, 50, 3)
+    mu = rng.normal(0, 2, (members, rows))
+    d = rng.uniform(0.2, 3, rows)
+    lower, upper = calibration.bounds(0.9, mu, d, np.zeros(rows))
+    for j in range(rows):
+        exact_lower, exact_upper = _brute_cv_plus(scores, member, mu[:, j], d[j], 0.9)
+        slack = 1e-9 if 2 * rows <= EXACT_ROWS else TOLERANCE
+        assert exact_upper - 1e-9 <= upper[j] <= exact_upper + slack
+        assert exact_lower - slack <= lower[j] <= exact_lower + 1e-9
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(2, 6), st.floats(0.1, 0.3))
+def test_cv_plus_covers_at_least_one_minus_twice_alpha_on_exchangeable_data(
+    seed: int, folds: int, alpha: float
+) -> None:
+    """Barber et al. (2021), theorem 4: K-fold CV+ covers ≥ 1 − 2α for exchangeable
+    data whatever the (symmetric) fitting algorithm; here a line fitted by least
+    squares on every fold but one, heteroscedastic noise, a class per half."""
+    rng = np.random.default_rng(seed)
+    per_fold, tests = 80, 3000
+    x = rng.random(folds * per_fold)
+    y = 3 * x + rng.normal(size=len(x)) * (0.2 + x)
+    fold = np.repeat(np.arange(folds), per_fold)
+    lines = [np.polyfit(x[fold != k], y[fold != k], 1) for k in range(folds)]
+    scores = np.empty(len(x))
+    for k, line in enumerate(lines):
+        scores[fold == k] = np.abs(y[fold == k] - np.polyval(line, x[fold == k]))
+    classes = (x > 0.5).astype(np.int64)
+    calibration = CvPlusScores(scores, fold, classes, folds, 50, 2)
+    x_new = rng.random(tests)
+    y_new = 3 * x_new + rng.normal(size=tests) * (0.2 + x_new)
+    mu = np.vstack([np.polyval(line, x_new) for line in lines])
+    lower, upper = calibration.bounds(1 - alpha, mu, np.ones(tests), (x_new > 0.5).astype(int))
+    covered = (y_new >= lower) & (y_new <= upper)
+    assert covered.mean() >= 1 - 2 * alpha
+
+
+def test_a_cv_plus_class_needs_scores_from_enough_cities() -> None:
+    """Water seen in one city only: its cells get the scores of every class."""
+    member = np.repeat(np.arange(4), 100)
+    classes = np.where((member == 0) & (np.arange(400) % 2 == 0), 0, 3)
+    calibration = CvPlusScores(np.ones(400), member, classes, 4, 50, 3)
+    assert set(calibration.per_class) == {3}
+    assert calibration.class_cities() == {0: 1, 3: 4}
+
+
+def test_a_class_no_variant_calibrates_gets_no_interval_and_does_not_pick_the_variant() -> None:
+    """Water off by 30 points in every variant: left out, and the kept variant is
+    the one with the best score among those that hold the other classes."""
+
+    def table(water: float, built: float, score: float) -> dict[str, Any]:
+        classes = {name: {"n": 100, "coverage": 0.9} for name in CELL_CLASSES}
+        classes["water"]["coverage"], classes["built"]["coverage"] = water, built
+        overall = {"coverage": 0.9, "interval_score": score}
+        return {
+            "all_cells": {"overall": overall, "classes": classes},
+            "required_fields_only": {"coverage": 0.9},
+        }
+
+    tables = {
+        "normalised": table(0.60, 0.80, 1.0),
+        "mondrian": table(0.59, 0.92, 2.0),
+        "local": table(0.5, 0.9, 3.0),
+    }
+    assert classes_without_interval(tables) == ["water"]
+    assert choose_variant(tables, ["water"])[0] == "mondrian"
+    assert choose_variant(tables)[0] == "normalised"  # without leaving water out: closest

@@ -10,7 +10,10 @@ the registry and the model cache:
 - ``calibration.json``: the kept variant, why, and the comparison on
   held-out cities (what the card shows);
 - ``difficulty.lgb``: the model of ``|residual|`` that scales the intervals;
-- ``member_NN.lgb``: the leave-one-city-out models (a what-if Δ's spread).
+- ``member_NN.lgb``: the leave-one-city-out models (a what-if Δ's spread and,
+  for the ``cv_plus`` variant, the centres of the interval);
+- for ``cv_plus``, in ``calibration.npz``: every calibration score with the
+  member that produced it and its cell class (``cvplus_*``).
 
 Versions trained before this artifact existed have none: their predictor
 says so (:attr:`UncertaintyModel` absent) and nothing invents a band.
@@ -28,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from terraops.adapters import atomic
+from terraops.domain.conformal import CvPlusScores
 from terraops.domain.uncertainty import (
     CELL_CLASSES,
     ApplicabilityDomain,
@@ -60,10 +64,32 @@ class UncertaintyModel:
     difficulty: Callable[[np.ndarray], np.ndarray]
     members: list[Callable[[np.ndarray], np.ndarray]]
     report: dict[str, Any]
+    cv_plus: CvPlusScores | None = None
 
     @property
     def variant(self) -> str:
         return self.scores.variant
+
+    def claimed(self, X: np.ndarray) -> np.ndarray:
+        """Whether a row's land-cover class gets an interval at all: not those the
+        calibration found no variant could calibrate on held-out cities
+        (``classes_without_interval`` in the report; none for older versions)."""
+        skipped = [CELL_CLASSES.index(n) for n in self.report.get("classes_without_interval", [])]
+        return ~np.isin(cell_classes(X, self.feature_names), skipped)
+
+    def bounds(
+        self, X: np.ndarray, level: float, centre: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) per row at ``level``, whatever :meth:`claimed` says: around
+        ``centre`` (the served model's prediction) for split-conformal variants; from
+        the members' predictions for ``cv_plus``."""
+        if self.cv_plus is None:
+            half = self.half_width(X, level)
+            return centre - half, centre + half
+        level = check_level(level)
+        predictions = np.vstack([member(X) for member in self.members])
+        classes = cell_classes(X, self.feature_names)
+        return self.cv_plus.bounds(level, predictions, self.difficulty(X), classes)
 
     def half_width(self, X: np.ndarray, level: float) -> np.ndarray:
         """Half the interval width per row at ``level`` (inside the domain or not)."""
@@ -93,6 +119,7 @@ def save_uncertainty(
     report: dict[str, Any],
     difficulty_city_term: np.ndarray | None = None,
     baseline_column: int | None = None,
+    cv_plus: CvPlusScores | None = None,
 ) -> Path:
     """Write the artifact folder (created) from the fitted parts; return it.
 
@@ -111,6 +138,11 @@ def save_uncertainty(
     }
     if difficulty_city_term is not None:
         arrays["difficulty_city_term"] = np.asarray(difficulty_city_term, dtype=np.float64)
+    if cv_plus is not None:
+        arrays["cvplus_scores"] = np.asarray(cv_plus.scores, dtype=np.float64)
+        arrays["cvplus_member"] = np.asarray(cv_plus.member, dtype=np.int16)
+        arrays["cvplus_class"] = np.asarray(cv_plus.classes, dtype=np.int8)
+        arrays["cvplus_rules"] = np.array([cv_plus.min_scores, cv_plus.min_cities])
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]
     atomic.atomic_write_bytes(folder / _ARRAYS, buffer.getvalue())
@@ -146,7 +178,20 @@ def load_uncertainty(
     domain = ApplicabilityDomain.from_arrays(feature_names, arrays)
     difficulty = _difficulty(folder, arrays)
     members = [member_predictor(path) for path in sorted(folder.glob("member_*.lgb"))]
-    return UncertaintyModel(tuple(feature_names), scores, domain, difficulty, members, report)
+    cv_plus = None
+    if "cvplus_scores" in arrays:  # versions calibrated before CV+ have none
+        min_scores, min_cities = (int(v) for v in arrays["cvplus_rules"])
+        cv_plus = CvPlusScores(
+            arrays["cvplus_scores"],
+            arrays["cvplus_member"],
+            arrays["cvplus_class"],
+            len(members),
+            min_scores,
+            min_cities,
+        )
+    return UncertaintyModel(
+        tuple(feature_names), scores, domain, difficulty, members, report, cv_plus
+    )
 
 
 def _difficulty(folder: Path, arrays: dict[str, np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:

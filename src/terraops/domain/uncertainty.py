@@ -25,7 +25,10 @@ Three nonconformity scores, compared at training time on held-out cities:
   error no cell feature explains) and ``s`` a model of the *within-city*
   ``|residual − offset|``. A difficulty model fitted on raw ``|residual|``
   instead tries to explain each city's offset with cell features, which does
-  not carry to a new city.
+  not carry to a new city;
+- ``cv_plus``: the ``mondrian_city`` scores, but each centred on the member
+  that produced it rather than on the served model (K-fold CV+, Barber et al.
+  2021; :mod:`terraops.domain.conformal`).
 
 Every difficulty is *cross-fitted*: the score of a cell of city ``c`` uses a
 difficulty fitted without city ``c`` (as a new city's cell is scored by one
@@ -56,9 +59,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import pdist
 
-VARIANTS = ("normalised", "mondrian", "local", "mondrian_city")
+VARIANTS = ("normalised", "mondrian", "local", "mondrian_city", "cv_plus")
 #: The variants whose quantile is taken per cell class.
-MONDRIAN_VARIANTS = ("mondrian", "mondrian_city")
+MONDRIAN_VARIANTS = ("mondrian", "mondrian_city", "cv_plus")
 
 #: Land-cover classes of a cell, by code (the index in this tuple).
 CELL_CLASSES = ("water", "built", "tree", "open")

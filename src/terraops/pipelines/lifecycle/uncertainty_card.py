@@ -20,6 +20,16 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
+def _without(classes: str) -> str:
+    if classes in ("", "none"):
+        return ""
+    return (
+        f"Cells classed {classes.replace(',', ', ')} get no interval either: on held-out "
+        "cities no variant came within 5 points of 90 % for them, so how the model errs "
+        "there in a new city cannot be told from the training cities. "
+    )
+
+
 def uncertainty_section(
     task: str, metrics: Mapping[str, float], params: Mapping[str, Any]
 ) -> list[str]:
@@ -32,10 +42,14 @@ def uncertainty_section(
     variant = params.get("uncertainty/variant", "?")
     unit = params.get("uncertainty/held_out_unit", "city")
     lines += [
-        f"Split-conformal 90 % intervals calibrated on residuals from held-out {unit}s, "
-        f"variant **{variant}** (the kept one of {', '.join(VARIANTS)}). Cells unlike the "
+        f"Conformal 90 % intervals calibrated on residuals from held-out {unit}s, "
+        f"variant **{variant}** (the kept one of {', '.join(VARIANTS)}; ``cv_plus`` centres "
+        "each score on the held-out model that produced it, the others on this version). "
+        "Cells unlike the "
         "training data (outside the area of applicability, Meyer & Pebesma 2021) get no "
-        "interval. Measured on held-out cities:",
+        "interval. "
+        + _without(params.get("uncertainty/classes_without_interval", "none"))
+        + "Measured on held-out cities:",
         "",
         "| cells | coverage | mean width | interval score |",
         "|---|---|---|---|",

@@ -27,8 +27,8 @@ area of applicability and its reliability per design-storm size.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from terraops.adapters.uncertainty_bundle import ARTIFACT, save_uncertainty
-from terraops.domain.metrics import reliability_curve
+from terraops.domain.conformal import CvPlusScores
 from terraops.domain.uncertainty import (
     CELL_CLASSES,
     VARIANTS,
@@ -50,6 +50,9 @@ from terraops.domain.uncertainty import (
     with_city_term,
     within_city,
 )
+from terraops.pipelines.training.calibration_classifier import calibrate_classifier
+from terraops.pipelines.training.calibration_cvplus import PairModels, fit_cv_plus, pair_models
+from terraops.pipelines.training.calibration_types import Calibration
 from terraops.pipelines.training.cross_validation import Evaluation, HeldOut, predict, to_arrays
 from terraops.services.base import ServiceDefinition
 
@@ -69,20 +72,8 @@ DIFFICULTY_PARAMS: dict[str, Any] = {
     "n_jobs": 1,
 }
 AOA_MAX_POINTS = 2000
-
-
-@dataclass
-class Calibration:
-    """What training logs: metadata for the model, run metrics, the report and the writer."""
-
-    metadata: dict[str, Any]
-    metrics: dict[str, float]
-    report: dict[str, Any]
-    write: Callable[[Path], Path] = field(repr=False)
-
-    def artifacts(self, folder: Path) -> dict[str, Path]:
-        """The pyfunc artifacts to log (name → folder), written under ``folder``."""
-        return {ARTIFACT: self.write(folder / ARTIFACT)}
+#: The variants centred on the served model (``cv_plus`` is centred on the members).
+_SPLIT_VARIANTS = tuple(v for v in VARIANTS if v != "cv_plus")
 
 
 @dataclass(frozen=True)
@@ -234,8 +225,10 @@ def compare_variants(
     weights: np.ndarray,
     baseline_column: int | None,
     seed: int,
+    pairs: PairModels | None = None,
 ) -> dict[str, Any]:
-    """Coverage, width and interval score of every variant, each city held out in turn."""
+    """Coverage, width and interval score of every variant, each city held out in turn
+    (``cv_plus`` only given the pairwise models; else it is left out)."""
     lower = {v: np.full(len(cal.y), np.nan) for v in VARIANTS}
     upper = {v: np.full(len(cal.y), np.nan) for v in VARIANTS}
     inside = np.zeros(len(cal.y), dtype=bool)
@@ -252,7 +245,13 @@ def compare_variants(
             crossed = cross_fitted_difficulty(cal, train, with_city, baseline_column, seed)
             fitted = fit_difficulty(cal, train, with_city, baseline_column, seed)
             difficulties[with_city] = (crossed[train], fitted(cal.X[test]))
-        for variant in VARIANTS:
+        if pairs is not None:
+            every = np.full(len(cal.y), np.nan)
+            every[train], every[test] = difficulties[True]
+            lower["cv_plus"][test], upper["cv_plus"][test] = pairs.bounds(
+                int(g), cal.y, cal.classes, every, LEVEL
+            )
+        for variant in _SPLIT_VARIANTS:
             kind = None if variant == "local" else variant == "mondrian_city"
             d_train, d_test = difficulties[kind]
             scores = ConformalScores.fit(variant, abs_residual[train], d_train, cal.classes[train])
@@ -261,7 +260,7 @@ def compare_variants(
             upper[variant][test] = cal.prediction[test] + half
     full = ~cal.degraded
     tables: dict[str, Any] = {}
-    for variant in VARIANTS:
+    for variant in VARIANTS if pairs is not None else _SPLIT_VARIANTS:
         lo, hi = lower[variant], upper[variant]
 
         def table(pick: np.ndarray, lo: np.ndarray = lo, hi: np.ndarray = hi) -> dict[str, Any]:
@@ -282,30 +281,53 @@ def compare_variants(
     }
 
 
-def choose_variant(tables: dict[str, Any]) -> tuple[str, str]:
-    """The kept variant and why (see the module docstring)."""
+def classes_without_interval(tables: dict[str, Any]) -> list[str]:
+    """Land-cover classes no variant calibrates on held-out cities (every one off by
+    more than the tolerance): how the model errs on them in a city it did not see
+    cannot be told from the others (water: a river in one city, the sea in another),
+    so they get no interval rather than a wrong one."""
+    return [
+        name
+        for name in CELL_CLASSES
+        if all(
+            row["n"] >= 50 and abs(row["coverage"] - LEVEL) > CLASS_TOLERANCE
+            for row in (t["all_cells"]["classes"][name] for t in tables.values())
+        )
+    ]
+
+
+def choose_variant(tables: dict[str, Any], skip: Sequence[str] = ()) -> tuple[str, str]:
+    """The kept variant and why (see the module docstring); ``skip``: classes left
+    out of the comparison (those :func:`classes_without_interval` names)."""
 
     def worst_class_gap(variant: str) -> float:
-        classes = tables[variant]["all_cells"]["classes"].values()
-        gaps = [abs(c["coverage"] - LEVEL) for c in classes if c["n"] >= 50]
+        classes = tables[variant]["all_cells"]["classes"]
+        gaps = [
+            abs(c["coverage"] - LEVEL)
+            for name, c in classes.items()
+            if c["n"] >= 50 and name not in skip
+        ]
         gaps.append(abs(tables[variant]["required_fields_only"]["coverage"] - LEVEL))
         return max(gaps)
 
     def score(variant: str) -> float:
         return float(tables[variant]["all_cells"]["overall"]["interval_score"])
 
-    passing = [v for v in VARIANTS if worst_class_gap(v) <= CLASS_TOLERANCE]
+    compared = [v for v in VARIANTS if v in tables]
+    passing = [v for v in compared if worst_class_gap(v) <= CLASS_TOLERANCE]
     if passing:
         best = min(passing, key=score)
-        others = ", ".join(f"{v} {score(v):.3g}" for v in VARIANTS if v != best)
+        others = ", ".join(f"{v} {score(v):.3g}" for v in compared if v != best)
         return best, (
-            f"every land-cover class (and requests with only the required fields) within "
+            f"every land-cover class given an interval (and requests with only the required "
+            f"fields) within "
             f"±{CLASS_TOLERANCE:.0%} of {LEVEL:.0%} coverage on held-out cities and the "
             f"smallest interval score ({score(best):.3g}; {others})"
         )
-    best = min(VARIANTS, key=worst_class_gap)
+    best = min(compared, key=worst_class_gap)
     return best, (
-        f"no variant held every land-cover class (and required-only requests) within "
+        f"no variant held every land-cover class given an interval (and required-only "
+        f"requests) within "
         f"±{CLASS_TOLERANCE:.0%} on held-out cities; this one came closest "
         f"(worst off by {worst_class_gap(best):.1%})"
     )
@@ -325,7 +347,7 @@ def _metrics(variant: str, tables: dict[str, Any], share_inside: float) -> dict[
     }
     for name, row in table["classes"].items():
         metrics[f"interval_coverage_90_{name}"] = row["coverage"]
-    for other in VARIANTS:
+    for other in tables:
         held = tables[other]["all_cells"]
         metrics[f"interval_score_90_{other}"] = held["overall"]["interval_score"]
         metrics[f"interval_coverage_90_{other}"] = held["overall"]["coverage"]
@@ -334,18 +356,31 @@ def _metrics(variant: str, tables: dict[str, Any], share_inside: float) -> dict[
     return {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
 
 
-def fit_variant(
-    cal: CalibrationSet, variant: str, baseline_column: int | None, seed: int
-) -> tuple[ConformalScores, Difficulty | None]:
+@dataclass(frozen=True)
+class FittedVariant:
     """One variant calibrated on every held-out cell: its scores (cross-fitted
-    difficulties) and the difficulty a new city's cells get (fitted on all)."""
+    difficulties), the difficulty a new city's cells get (fitted on all; None for
+    ``local``) and, for ``cv_plus``, the scores by member."""
+
+    scores: ConformalScores
+    difficulty: Difficulty | None
+    cv_plus: CvPlusScores | None = None
+
+
+def fit_variant(cal: CalibrationSet, variant: str, column: int | None, seed: int) -> FittedVariant:
+    """See :class:`FittedVariant` (``column``: the baseline feature's, if any)."""
     everything = np.ones(len(cal.y), dtype=bool)
     if variant == "local":
-        return ConformalScores.fit(variant, cal.abs_residual, everything, cal.classes), None
-    with_city = variant == "mondrian_city"
-    crossed = cross_fitted_difficulty(cal, everything, with_city, baseline_column, seed)
-    difficulty = fit_difficulty(cal, everything, with_city, baseline_column, seed)
-    return ConformalScores.fit(variant, cal.abs_residual, crossed, cal.classes), difficulty
+        local = ConformalScores.fit(variant, cal.abs_residual, everything, cal.classes)
+        return FittedVariant(local, None)
+    with_city = variant in ("mondrian_city", "cv_plus")
+    crossed = cross_fitted_difficulty(cal, everything, with_city, column, seed)
+    difficulty = fit_difficulty(cal, everything, with_city, column, seed)
+    scores = ConformalScores.fit(variant, cal.abs_residual, crossed, cal.classes)
+    if variant != "cv_plus":
+        return FittedVariant(scores, difficulty)
+    cv_plus = fit_cv_plus(cal.abs_residual, crossed, cal.group, cal.classes)
+    return FittedVariant(scores, difficulty, cv_plus)
 
 
 def calibrate(
@@ -354,8 +389,15 @@ def calibrate(
     evaluation: Evaluation,
     final_model: Any,
     seed: int = 0,
+    *,
+    params: Mapping[str, Any] | None = None,
+    training: Mapping[str, Any] | None = None,
 ) -> Calibration:
-    """Fit and compare the interval variants (regression) or the reliability (classifier)."""
+    """Fit and compare the interval variants (regression) or the reliability (classifier).
+
+    ``params``, ``training``: the model's and training's settings, to fit the
+    pairwise models that compare ``cv_plus`` honestly (without them it is not
+    compared, nor kept)."""
     unit, held = _held_out(evaluation)
     cal = calibration_set(service, examples, held)
     weights = feature_weights(service, final_model)
@@ -365,16 +407,20 @@ def calibrate(
     domain = _domain(cal, everything, names, weights, seed)
     base = {"level": LEVEL, "held_out_unit": unit, "n_held_out": len(held.folds)}
     if service.task == "binary":
-        return _calibrate_classifier(service, examples, evaluation, domain, members, base)
+        return calibrate_classifier(service, examples, evaluation, domain, members, base)
     baseline_column = names.index(service.baseline) if service.baseline in names else None
-    comparison = compare_variants(cal, names, weights, baseline_column, seed)
-    variant, why = choose_variant(comparison["variants"])
-    scores, difficulty = fit_variant(cal, variant, baseline_column, seed)
+    pairs = pair_models(service, examples, cal.X, cal.group, params, training)
+    comparison = compare_variants(cal, names, weights, baseline_column, seed, pairs)
+    without = classes_without_interval(comparison["variants"])
+    variant, why = choose_variant(comparison["variants"], without)
+    fitted = fit_variant(cal, variant, baseline_column, seed)
+    scores, difficulty = fitted.scores, fitted.difficulty
     report = {
         **base,
         "variant": variant,
         "reason": why,
         "cell_classes": list(CELL_CLASSES),
+        "classes_without_interval": without,
         **comparison,
     }
     metrics = _metrics(variant, comparison["variants"], comparison["share_inside_domain"])
@@ -390,6 +436,7 @@ def calibrate(
             baseline_column=baseline_column,
             members=members,
             report=report,
+            cv_plus=fitted.cv_plus,
         )
 
     meta = {
@@ -397,53 +444,6 @@ def calibrate(
         "variant": variant,
         "held_out_unit": unit,
         "members": len(members),
-    }
-    return Calibration(meta, metrics, report, write)
-
-
-def _calibrate_classifier(
-    service: ServiceDefinition,
-    examples: pd.DataFrame,
-    evaluation: Evaluation,
-    domain: ApplicabilityDomain,
-    members: list[Any],
-    base: dict[str, Any],
-) -> Calibration:
-    """Flood: reliability of the spatial-CV probabilities per design-storm size."""
-    observed = examples[service.target].to_numpy(dtype=np.float64)
-    predicted = evaluation.spatial_prediction
-    storms = (
-        examples["rainfall_mm"].to_numpy() if "rainfall_mm" in examples else np.zeros(len(observed))
-    )
-    per_storm: dict[str, dict[str, float]] = {}
-    metrics: dict[str, float] = {}
-    for storm in np.unique(storms):
-        pick = (storms == storm) & np.isfinite(predicted)
-        curve = reliability_curve(observed[pick], predicted[pick])
-        filled = curve.count > 0
-        gap = np.abs(curve.mean_predicted[filled] - curve.observed_frequency[filled])
-        ece = float(np.sum(curve.count[filled] * gap) / max(int(pick.sum()), 1))
-        brier = float(np.mean((predicted[pick] - observed[pick]) ** 2))
-        per_storm[f"{storm:g}"] = {"n": int(pick.sum()), "ece": ece, "brier": brier}
-        metrics[f"ece_spatial_cv_storm_{storm:g}mm"] = ece
-    report = {**base, "reliability_per_storm_mm": per_storm}
-    empty = ConformalScores("local", np.empty(0))
-
-    def write(folder: Path) -> Path:
-        return save_uncertainty(
-            folder,
-            scores=empty,
-            domain=domain,
-            difficulty_booster=None,
-            difficulty_floor=1.0,
-            members=members,
-            report=report,
-        )
-
-    meta = {
-        "artifact": ARTIFACT,
-        "variant": "none",
-        "held_out_unit": base["held_out_unit"],
-        "members": len(members),
+        "classes_without_interval": ",".join(without) or "none",
     }
     return Calibration(meta, metrics, report, write)

@@ -304,7 +304,15 @@ def train_service(
         advance("example table")
         evaluation = evaluate(service, examples, model_params, training, advance)
         model = fit_final_model(service, examples, model_params, training)
-        calibration = calibrate(service, examples, evaluation, model, training["seed"])
+        calibration = calibrate(
+            service,
+            examples,
+            evaluation,
+            model,
+            training["seed"],
+            params=model_params,
+            training=training,
+        )
         data = to_arrays(service, examples)
         metrics = {
             **evaluation.metrics,
@@ -331,6 +339,7 @@ def train_service(
                     "n_rows": len(examples),
                     "n_scenes": n_scenes,
                     **landcover.lineage,
+                    **{f"uncertainty/{k}": v for k, v in calibration.metadata.items()},
                 },
                 quality,
                 fingerprint,
