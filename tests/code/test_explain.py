@@ -24,6 +24,7 @@ from terraops.domain.explain import (
     explanation_json,
     ranked_mask,
 )
+from terraops.domain.tree_shap import compile_model, supports_model, tree_shap
 from terraops.services import get_service
 
 NAMES = ["ndvi", "building_density", "reference_temperature", "water_distance"]
@@ -186,3 +187,91 @@ def test_the_card_lists_each_drivers_own_inputs() -> None:
     flood = get_service("flood")
     assert "- Storm: `rainfall_mm`" in explanation_card_section("flood", flood.feature_names)
     assert explanation_card_section("landcover", []) == []
+
+
+def _mixed_missing_booster() -> lgb.Booster:
+    """31-leaf trees on four inputs: NaNs seen in training on two (missing type NaN), not on two.
+
+    The other two read a NaN as 0.0 (missing type None); both routings must match LightGBM.
+    """
+    rng = np.random.default_rng(11)
+    X = rng.normal(0, 1, (3000, 4))
+    X[:, :2][rng.uniform(size=(3000, 2)) < 0.15] = np.nan
+    y = np.nan_to_num(X) @ [1.5, -2.0, 0.8, 0.3] + np.sin(3 * np.nan_to_num(X[:, 2]))
+    return lgb.train(
+        {"objective": "regression", "verbose": -1, "num_threads": 1, "num_leaves": 31},
+        lgb.Dataset(X, y),
+        num_boost_round=30,
+    )
+
+
+MIXED = _mixed_missing_booster()
+MIXED_TABLES = compile_model(MIXED.dump_model(), 4)
+MIXED_THRESHOLDS = st.sampled_from(sorted(float(t) for t in MIXED_TABLES.threshold))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=arrays(
+        np.float64,
+        st.tuples(st.integers(1, 300), st.just(4)),
+        elements=st.one_of(
+            st.floats(-4.0, 4.0),
+            st.just(float("nan")),
+            MIXED_THRESHOLDS,
+            st.sampled_from([0.0, -0.0, 1e-36, -1e-36, 1.0000000180025095e-35, -2e-35]),
+        ),
+    ),
+    threads=st.integers(1, 2),
+)
+def test_fast_tree_shap_equals_lightgbms_pred_contrib(rows: np.ndarray, threads: int) -> None:
+    """On split thresholds, NaNs, zeros and values LightGBM reads as zero: it is the reference."""
+    assert supports_model(MIXED.dump_model())
+    reference = np.asarray(MIXED.predict(rows, pred_contrib=True))
+    fast = tree_shap(MIXED_TABLES, rows, threads=threads)
+    np.testing.assert_allclose(fast, reference[:, :-1], rtol=0, atol=1e-9)
+    assert MIXED_TABLES.expected_value == pytest.approx(reference[0, -1], abs=1e-12)
+
+
+@pytest.mark.parametrize("task", ["regression", "binary"])
+def test_predictor_explain_uses_the_fast_path_with_lightgbms_values(task: str) -> None:
+    predictor = PREDICTORS[(task, False)]
+    X = np.random.default_rng(5).uniform(-0.5, 1.5, (500, 3))
+    X[::7, 1] = np.nan
+    raw = predictor.booster.predict(X, pred_contrib=True)
+    explanation = predictor.explain(X)
+    assert predictor._tree_shap_tables() is not None
+    if task == "regression":
+        np.testing.assert_allclose(explanation.contributions, raw[:, :-1], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(explanation.baseline, raw[:, -1], rtol=0, atol=1e-9)
+    total = explanation.baseline + explanation.contributions.sum(axis=1)
+    np.testing.assert_allclose(total, predictor.predict(X), rtol=0, atol=1e-6)
+
+
+def test_a_model_the_fast_path_cannot_reproduce_stays_on_lightgbm() -> None:
+    """A categorical split: refused by the fast path, explained by pred_contrib, still additive."""
+    rng = np.random.default_rng(2)
+    X = np.column_stack([rng.integers(0, 6, 800), rng.uniform(0, 1, 800)]).astype(float)
+    y = np.where(np.isin(X[:, 0], [1, 4]), 3.0, 0.0) + X[:, 1]
+    booster = lgb.train(
+        {"objective": "regression", "verbose": -1, "num_threads": 1, "num_leaves": 7},
+        lgb.Dataset(X, y, categorical_feature=[0]),
+        num_boost_round=10,
+    )
+    assert not supports_model(booster.dump_model())
+    predictor = Predictor("uhi", ["ndvi", "building_density"], "regression", booster, Path("x"))
+    explanation = predictor.explain(X[:50])
+    assert predictor._tree_shap_tables() is None
+    raw = np.asarray(booster.predict(X[:50], pred_contrib=True))
+    np.testing.assert_allclose(explanation.contributions, raw[:, :-1], rtol=0, atol=1e-12)
+
+
+def test_a_model_whose_tables_would_be_too_large_stays_on_lightgbm(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert supports_model(MIXED.dump_model())
+    monkeypatch.setattr("terraops.domain.tree_shap.MAX_TABLE_VALUES", 100)
+    assert not supports_model(MIXED.dump_model())
+    monkeypatch.setattr("terraops.domain.tree_shap.MAX_TABLE_VALUES", 10**9)
+    monkeypatch.setattr("terraops.domain.tree_shap.MAX_PATH_FEATURES", 1)
+    assert not supports_model(MIXED.dump_model())

@@ -40,9 +40,9 @@ from terraops.domain.layers import Layer, layer_id
 from terraops.pipelines.maps.layer_products import raster_layer
 from terraops.pipelines.maps.prediction_layers import PredictionContext, param_suffix
 
-#: Cells explained per ``pred_contrib`` call: a few MB of contributions.
+#: Cells explained per ``Predictor.explain`` call: a few MB of contributions.
 BLOCK_CELLS = 32_768
-#: LightGBM threads for TreeSHAP: 0 = every core (a batch job, not a server worker).
+#: TreeSHAP threads: 0 = every core (a batch job, not a server worker).
 EXPLAIN_THREADS = 0
 #: No-data code of the dominant-driver raster (transparent on the map).
 DOMINANT_NODATA = 255
