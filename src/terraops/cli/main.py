@@ -52,6 +52,7 @@ _COMMAND_MODULES = (
     "terraops.cli.evaluate",
     "terraops.cli.segment",
     "terraops.cli.whatif",
+    "terraops.cli.report",
 )
 
 for _module_name in _COMMAND_MODULES:

@@ -1,0 +1,1 @@
+"""Reports computed by the tool: the case studies (``terraops report case-study``)."""
