@@ -300,7 +300,9 @@ def _markdown(
         "## Calibrated intervals on unseen cities (UHI, 90 %)",
         "",
         f"Trained on {args.train} synthetic cities, measured on {args.unseen} others "
-        f"({args.size}² px at 4 m, 20 m cells); {machine_description()}.",
+        f"({args.size}² px at 4 m, 20 m cells); {machine_description()}.  ",
+        f"Command: `python bench/uncertainty.py --train {args.train} --unseen {args.unseen} "
+        f"--size {args.size} --out BENCHMARKS.md` (in `make bench`).",
         f"Kept variant: **{report['variant']}** — {report['reason']}.",
         f"Cells inside the area of applicability: {result['share_inside_domain']:.1%}.",
         _without_line(report),
@@ -329,7 +331,7 @@ def _markdown(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--train", type=int, default=4)
+    parser.add_argument("--train", type=int, default=6)
     parser.add_argument("--unseen", type=int, default=5)
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "bench-uncertainty")
