@@ -88,12 +88,11 @@ def _rescale(values: np.ndarray) -> tuple[float, float]:
     return (-top, top)
 
 
-def delta_layer(ctx: WhatIfContext, *, key: str, title: str, unit: str, delta: np.ndarray) -> Layer:
-    """One Δ grid → a validated COG and its catalogue entry."""
-    lid = layer_id(ctx.service, "whatif", key, ctx.short, ctx.scene)
+def _write_grid(ctx: WhatIfContext, lid: str, unit: str, values: np.ndarray) -> Path:
+    """One cell grid → a validated float32 COG (NaN = no cell) with the what-if's tags."""
     out = ctx.out_dir / f"{lid}.tif"
     cog.write_array_cog(
-        delta.astype(np.float32),
+        values.astype(np.float32),
         out,
         crs=ctx.crs,
         transform=ctx.transform,
@@ -101,6 +100,13 @@ def delta_layer(ctx: WhatIfContext, *, key: str, title: str, unit: str, delta: n
         tags=ctx.tags(lid, unit),
         descriptions=(lid,),
     )
+    return out
+
+
+def delta_layer(ctx: WhatIfContext, *, key: str, title: str, unit: str, delta: np.ndarray) -> Layer:
+    """One Δ grid → a validated COG and its catalogue entry."""
+    lid = layer_id(ctx.service, "whatif", key, ctx.short, ctx.scene)
+    out = _write_grid(ctx, lid, unit, delta)
     finite = delta[np.isfinite(delta)]
     changed = finite[finite != 0]
     return raster_layer(
@@ -129,16 +135,7 @@ def after_layer(
     """The whole map after the scenario, styled like the service's prediction layer,
     so the map can swipe between today's map and this one."""
     lid = layer_id(ctx.service, "whatif", "after", ctx.short, ctx.scene)
-    out = ctx.out_dir / f"{lid}.tif"
-    cog.write_array_cog(
-        values.astype(np.float32),
-        out,
-        crs=ctx.crs,
-        transform=ctx.transform,
-        nodata=float("nan"),
-        tags=ctx.tags(lid, unit),
-        descriptions=(lid,),
-    )
+    out = _write_grid(ctx, lid, unit, values)
     finite = values[np.isfinite(values)]
     rescale = style.rescale or (
         (round(float(np.percentile(finite, 2)), 3), round(float(np.percentile(finite, 98)), 3))
