@@ -26,17 +26,31 @@ REAL_CITY   ?= $(TERRAOPS_HOME)/real/landsat8-gulf-coast
 REAL_BBOX   ?= 452475,3390555,471285,3394245
 STORMS      ?= 30 50 100
 ADMIN_TOKEN_FILE := $(TERRAOPS_HOME)/admin-token
+# A small U-Net for building, water and tree footprints, trained in a few minutes on two demo
+# cities and checked on a third (the card says how far it is from the service's target).
+SEG_SCENES  ?= $(SCENES)/city1 $(SCENES)/city2
+SEG_VAL     ?= $(SCENES)/city3
+SEG_EPOCHS  ?= 5
+SEG_PARAMS  ?= --param chips_per_epoch=64
+# `make cards` refreshes the committed cards; the demo writes its own under the home.
+CARDS_DIR   ?= docs/model_cards
+DEMO_CARDS  := $(TERRAOPS_HOME)/model_cards
+DEMO_START  := $(TERRAOPS_HOME)/.demo-started
+STEP        := $(BIN)/python scripts/demo.py step --start-file $(DEMO_START)
+# `make demo` installs once, then runs each stage with DEMO_STAGE=1, which skips the re-check.
+SUBMAKE     := $(MAKE) --no-print-directory DEMO_STAGE=1
+INSTALL_STEPS := $(if $(DEMO_STAGE),,$(STAMP) system-deps test-samples)
 PYTEST_ARGS ?=
 
-.PHONY: help install system-deps test-samples check-env demo scenes train unseen real evalsets promote maps real-eval cards serve smoke test test-fast lint format bench clean
+.PHONY: help install system-deps test-samples check-env demo demo-cards case-studies scenes train segmentation unseen real evalsets promote maps real-eval cards serve smoke test test-fast lint format bench bench-invest-env clean docs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
 
-# Everything: core + the U-Net stack (segment extra) + test tools. A core install without
-# torch is `pip install -c constraints.txt -e .` (README). As a user without root or
+# Everything: core + the U-Net stack (segment extra) + test tools + the docs site (docs
+# extra). A core install without torch is `pip install -c constraints.txt -e .` (README). As a user without root or
 # passwordless sudo, system-deps installs nothing and says which tests that costs.
-install: $(STAMP) system-deps test-samples ## Create/refresh .venv and install pinned dependencies
+install: $(INSTALL_STEPS) ## Create/refresh .venv and install pinned dependencies
 
 # The real samples the tests read (tests never download; without them those tests skip).
 # Offline, the tests still run: the failure is reported and the sample tests skip.
@@ -48,7 +62,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@rm -f $(VENV)/.installed-*
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,segment]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,segment,docs]"
 	@touch $@
 
 system-deps: ## Debian packages the tests need (installed only when missing; needs root)
@@ -63,9 +77,17 @@ scenes: install ## Generate the demo cities (skipped when present)
 	  $(BIN)/terraops scene generate --seed $$seed --morphology $$morph --size $(DEMO_SIZE) \
 	    --out $(SCENES)/city$$seed || exit 1; done
 
-train: scenes ## Train and register both services (new versions get alias 'challenger')
-	$(BIN)/terraops train uhi --scenes $(SCENES)/city*
-	$(BIN)/terraops train flood --scenes $(SCENES)/city*
+train: scenes ## Train both services (alias 'challenger'; the first that passes the gates: champion)
+	$(BIN)/terraops train uhi --scenes $(SCENES)/city* --champion-if-none
+	$(BIN)/terraops train flood --scenes $(SCENES)/city* --champion-if-none
+
+segmentation: scenes unseen ## A small U-Net champion (reused when there is one) → footprints on the map
+	@$(BIN)/python scripts/demo.py has-champion segmentation || ( \
+	  $(BIN)/terraops segment train --scenes $(SEG_SCENES) --val-scenes $(SEG_VAL) \
+	    --epochs $(SEG_EPOCHS) $(SEG_PARAMS) && \
+	  $(BIN)/terraops promote segmentation --challenger --force \
+	    --reason "demo: a small U-Net trained in minutes, below the building-IoU target")
+	$(BIN)/terraops segment predict --scene $(MAP_CITY)
 
 unseen: install ## The held-out city no model trains on (evaluation sets and the map)
 	@test -f $(MAP_CITY)/scene.json || $(BIN)/terraops scene generate --seed $(MAP_SEED) \
@@ -103,14 +125,59 @@ maps: unseen real ## Predict the unseen city (and the real one) with the champio
 	  $(BIN)/terraops predict-raster flood --scene $(MAP_CITY) --param rainfall_mm=$$storm || exit 1; done
 	$(BIN)/terraops layers list
 
-real-eval: promote real ## Score the UHI champion on the real Landsat city against a one-line NDVI fit
+real-eval: real ## Score the UHI champion on the real Landsat city against a one-line NDVI fit
 	$(BIN)/terraops evaluate-real uhi --scene $(REAL_CITY)
-cards: install ## Model cards of the champions, numbers read from MLflow
-	$(BIN)/terraops card uhi --out docs/model_cards/uhi.md
-	$(BIN)/terraops card flood --out docs/model_cards/flood.md
+cards: install ## Refresh the committed model cards (docs/model_cards) from the champions in MLflow
+	$(BIN)/terraops card uhi --out $(CARDS_DIR)/uhi.md
+	$(BIN)/terraops card flood --out $(CARDS_DIR)/flood.md
 
-demo: train promote maps real-eval cards ## Build everything on the embedded defaults and serve the map
-	$(MAKE) serve
+demo-cards: install ## The demo's model cards, written under the home (the committed ones are untouched)
+	$(BIN)/terraops card uhi --out $(DEMO_CARDS)/uhi.md
+	$(BIN)/terraops card flood --out $(DEMO_CARDS)/flood.md
+	$(BIN)/terraops card segmentation --out $(DEMO_CARDS)/segmentation.md
+
+# The case studies in docs/case-studies, computed by the demo's champions: on the map city
+# and on a real one, the Liverpool Landsat 8 Level-2 crop of the test samples (it has no
+# elevation model, so its flood study says why it does not apply). Paths in the pages are
+# written relative to the repository.
+LIVERPOOL_PRODUCT := .cache/samples/landsat8-l2-LC08_L2SP_204023_20200927-cropped
+LIVERPOOL_CITY ?= $(TERRAOPS_HOME)/real/liverpool
+CASE_STUDIES ?= docs/case-studies
+REPORT      := $(BIN)/terraops report case-study
+case-studies: train segmentation ## The heat and flood case studies (docs/case-studies), computed by the champions
+	@test -f $(LIVERPOOL_CITY)/scene.json || $(BIN)/terraops scene import landsat \
+	  $(LIVERPOOL_PRODUCT) --out $(LIVERPOOL_CITY)
+	@for study in heat flood; do \
+	  $(REPORT) $$study --scene $(patsubst $(CURDIR)/%,%,$(MAP_CITY)) --city "a synthetic city" \
+	    --out $(CASE_STUDIES)/$$study/synthetic-city && \
+	  $(REPORT) $$study --scene $(patsubst $(CURDIR)/%,%,$(LIVERPOOL_CITY)) --city Liverpool \
+	    --out $(CASE_STUDIES)/$$study/liverpool || exit 1; done
+
+# Each stage in order, with a progress line; every file it writes is under $(TERRAOPS_HOME).
+demo: ## Build everything on the embedded defaults (cities, models, maps, footprints) and serve it
+	@mkdir -p $(TERRAOPS_HOME) && date +%s > $(DEMO_START)
+	@$(MAKE) --no-print-directory install
+	@$(STEP) 1/7 "Six synthetic training cities"
+	@$(SUBMAKE) scenes
+	@$(STEP) 2/7 "Heat and flood models (spatial CV, MLflow; the first good one is champion)"
+	@$(SUBMAKE) train
+	@$(STEP) 3/7 "A held-out city no model trains on, and the sets the promotion gates score"
+	@$(SUBMAKE) evalsets
+	@$(STEP) 4/7 "Maps: heat, and flood for $(STORMS) mm storms"
+	@$(SUBMAKE) maps
+	@$(STEP) 5/7 "Building footprints: a small U-Net"
+	@$(SUBMAKE) segmentation
+	@$(STEP) 6/7 "The real Landsat city, and the model cards"
+	@$(SUBMAKE) real-eval demo-cards
+	@$(STEP) 7/7 "Serving"
+	@$(BIN)/python scripts/demo.py summary --url http://$(HOST):$(PORT) --start-file $(DEMO_START) \
+	  --token-file $(ADMIN_TOKEN_FILE) --cards $(DEMO_CARDS)
+	@$(SUBMAKE) serve
+
+# The documentation site into site/. Strict: a broken link or any warning fails it, and
+# tests/code/test_docs_site.py runs the same build, so `make test` (and CI) fails too.
+docs: install ## Build the documentation site into site/ (CLI, HTTP, config pages generated)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 test: install ## The whole suite CI can run (slow and integration included)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -127,9 +194,17 @@ format: install
 	$(BIN)/ruff check --fix src tests scripts bench
 	$(BIN)/ruff format src tests scripts bench
 
-bench: install ## Benchmarks, written to BENCHMARKS.md (needs wrk)
+bench: install bench-invest-env ## Benchmarks, written to BENCHMARKS.md (needs wrk)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
 	$(BIN)/python bench/run.py --out BENCHMARKS.md
+	$(BIN)/python bench/explain_stability.py --out BENCHMARKS.md
+	$(BIN)/python bench/uncertainty.py --out BENCHMARKS.md
+	$(BIN)/python bench/whatif_validation.py --out BENCHMARKS.md --home $(TERRAOPS_HOME)
+
+# InVEST Urban Cooling in its own environment (.venv-invest): the what-if validation's
+# reference model. Built from source, about 8 minutes the first time; never needed by tests.
+bench-invest-env: ## The separate InVEST environment the what-if validation compares with
+	@MAKEFLAGS=-j1 bash bench/invest/setup.sh
 
 clean:
-	rm -rf .terraops .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf .terraops .pytest_cache .mypy_cache .ruff_cache .hypothesis site

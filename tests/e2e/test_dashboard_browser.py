@@ -4,8 +4,8 @@ Against a real ``terraops serve`` on the mapped home (uhi v2 champion over v1,
 flood v1): the rollback button really moves the champion back; the on-call
 panel shows the SLOs, error budget, live error and drift that the server
 computed from real traffic, feedback and a real drift check; a challenger alias
-that names the champion reads "no challenger". The README's dashboard
-screenshot is taken here.
+that names the champion reads "no challenger". The README's dashboard and
+drift-report screenshots are taken here.
 """
 
 from __future__ import annotations
@@ -20,7 +20,14 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from browser_support import ADMIN_TOKEN, PageWatch, assert_offline_and_clean, serve
+from browser_support import (
+    ADMIN_TOKEN,
+    PageWatch,
+    Recording,
+    assert_offline_and_clean,
+    save_still,
+    serve,
+)
 
 from serving_support import LEGACY_BODY, RunningProcess, TrainedHome, settings_env, wait_until
 from terraops.services import get_service
@@ -269,4 +276,89 @@ def test_dashboard_on_call_panel_shows_slos_budget_live_error_and_drift(
     uhi.locator("[data-field=history] table").wait_for(timeout=10_000)
     page.wait_for_timeout(3500)  # one stats refresh
     page.screenshot(path=str(screenshots / "dashboard.png"), full_page=True)
+    assert_offline_and_clean(watch)
+
+    # The Evidently report the check wrote, as the dashboard's link serves it.
+    report_page, report_watch = open_page()
+    report_page.goto(f"{server.url}{drift['report_url']}")
+    report_page.get_by_text("ndvi").first.wait_for(timeout=30_000)
+    report_page.wait_for_load_state("networkidle")
+    report_page.wait_for_timeout(1000)  # the report's own charts draw after load
+    save_still(report_page.screenshot(), screenshots / "drift-report.png")
+    assert_offline_and_clean(report_watch)
+
+
+# ----- the recorded demo: a regressed release, its SLO breach, a one-click rollback ----
+
+REGRESSED_MAE = 3.0  # the ground truth now sits 3 K off every prediction: MAE 3 (target <= 1)
+
+
+def _wait_for_verdict(page: Any, verdict: str) -> None:
+    page.wait_for_function(
+        "(v) => document.querySelector('#service-uhi [data-field=slo-verdict]').innerText === v",
+        arg=verdict,
+        timeout=40_000,  # the server recomputes the SLO status at most every 10 s
+    )
+
+
+def test_recorded_regressed_release_breaches_its_slo_and_one_click_rolls_it_back(
+    map_settings: Settings,
+    mapped_home: TrainedHome,
+    start_server: Callable[..., RunningProcess],
+    open_page: OpenPage,
+    screenshots: Path,
+) -> None:
+    """The README's animation of the dashboard, frame by frame from a real run.
+
+    uhi v2 was just promoted over v1; ground truth for what v2 served comes back
+    3 K off, so its live-error SLO is breached; one click on "Roll back" (with a
+    reason) restores v1, which the API serves at once.
+    """
+    first, second = mapped_home.uhi_versions
+    server = serve(start_server, map_settings)
+    _traffic(server.url)
+    page, watch = open_page()
+    page.goto(f"{server.url}/")
+    uhi = page.locator("#service-uhi")
+    page.fill("#admin-token", ADMIN_TOKEN)
+    page.click("#token-form button[type=submit]")
+    uhi.locator("[data-field=history] table").wait_for(timeout=15_000)
+    uhi.locator("tr[data-slo=availability]").wait_for(timeout=20_000)
+    recording = Recording(page)
+    recording.frame(2500)  # v2 champion, just promoted: the history says so
+
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        predicted = client.post("/v1/uhi/predict", json=LEGACY_BODY).json()["prediction"]
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        for _ in range(FEEDBACK_ROWS):
+            body = {"features": LEGACY_BODY, "observed": predicted + REGRESSED_MAE}
+            assert client.post("/v1/uhi/feedback", json=body, headers=headers).status_code == 201
+    _wait_for_verdict(page, "SLO breached")
+    live = uhi.locator("[data-testid=live-error-uhi] [data-testid=live-error-value]")
+    assert float(live.inner_text()) == pytest.approx(REGRESSED_MAE)
+    uhi.scroll_into_view_if_needed()
+    recording.frame(3000)  # the live error of v2 breaches its objective
+
+    page.fill("#admin-reason", "v2 runs 3 K off the ground truth")
+    uhi.locator("[data-action=rollback]").scroll_into_view_if_needed()
+    recording.frame(1500)
+    uhi.locator("[data-action=rollback]").click()
+    page.wait_for_function(
+        "(v) => document.querySelector('#service-uhi [data-testid=champion-version]')"
+        ".innerText === 'v' + v",
+        arg=first,
+        timeout=15_000,
+    )
+    assert f"v{second} → v{first}" in uhi.locator("[data-field=result]").inner_text()
+    recording.frame(2000)  # one click: v1 is champion again
+    wait_until(lambda: _served_uhi_version(server.url) == first, 10, "API serves the rollback")
+    uhi.locator("[data-field=history] tr.is-rollback").first.wait_for(timeout=10_000)
+    page.wait_for_function(  # the SLO now judges v1, which no bad ground truth was about
+        "() => document.querySelector('#service-uhi [data-field=slo-verdict]')"
+        ".innerText !== 'SLO breached'",
+        timeout=40_000,
+    )
+    uhi.locator("[data-field=history]").scroll_into_view_if_needed()
+    recording.frame(3500)
+    recording.save(screenshots / "demo-rollback.webp")
     assert_offline_and_clean(watch)

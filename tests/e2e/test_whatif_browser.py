@@ -6,7 +6,7 @@ the offline drawing tool, ``POST /v1/uhi/whatif`` recomputes the city with
 trees planted there, the table and the Δ layer's tiles come back, the swipe
 compares today's map with the change, and a click on the map shows the cell's
 explanation. Nothing leaves 127.0.0.1 and the console stays clean. The README's
-what-if screenshot is taken here.
+what-if screenshot and animation are taken here.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import PageWatch, assert_offline_and_clean, serve
+from browser_support import PageWatch, Recording, assert_offline_and_clean, serve
 from test_pages_browser import assert_tiles_good, layers_of, wait_for_tiles
 
 from serving_support import RunningProcess
@@ -40,8 +40,9 @@ def open_heat_map(page: Any, server: RunningProcess, settings: Settings) -> None
     page.locator("#whatif").wait_for(state="visible", timeout=10_000)
 
 
-def draw_square(page: Any) -> None:
-    """Draw a square on the map city's land with real clicks (clear of the legend)."""
+def draw_square(page: Any, recording: Recording | None = None) -> None:
+    """Draw a square on the map city's land with real clicks (clear of the legend);
+    a ``recording`` gets a frame per corner."""
     box = page.locator("#map").bounding_box()
     assert box is not None
     cx, cy = box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.38
@@ -51,6 +52,8 @@ def draw_square(page: Any) -> None:
     for x, y in corners:
         page.mouse.click(x, y)
         page.wait_for_timeout(150)
+        if recording is not None:
+            recording.frame(500)
     page.mouse.click(*corners[0])  # clicking the first corner closes the shape
 
 
@@ -83,10 +86,12 @@ def test_draw_plant_trees_run_and_see_the_change_the_table_and_why(
     open_heat_map(page, server, map_settings)
     # The drawing tool is served by this server, like Leaflet.
     assert page.evaluate("typeof L.Draw.Polygon") == "function"
+    recording = Recording(page)  # the README's animation: one frame per step
+    recording.frame(1500)
 
     page.select_option("#whatif-kind", "tree_planting")
     page.fill("#whatif-param-canopy", "0.8")
-    draw_square(page)
+    draw_square(page, recording)
     areas = page.locator("#whatif-areas li")
     areas.first.wait_for(timeout=5_000)
     assert areas.count() == 1
@@ -94,8 +99,10 @@ def test_draw_plant_trees_run_and_see_the_change_the_table_and_why(
     assert page.locator(".leaflet-popup").count() == 0, "a click that draws must not read the map"
     drawn = page.locator("path.leaflet-interactive")
     assert drawn.count() >= 1
+    recording.frame(1200)
 
     page.locator("#whatif-run").click()
+    recording.frame(800)
     wait_for_run(page)
     table = page.locator("[data-testid=whatif-table]")
     assert table.count() == 1, page.locator("#whatif-status").inner_text()
@@ -112,14 +119,17 @@ def test_draw_plant_trees_run_and_see_the_change_the_table_and_why(
     wait_for_tiles(page, [delta.id])
     assert_tiles_good(watch, [delta.id])
     assert "after − before" in page.locator(".map-legend").inner_text()
+    recording.frame(2500)  # the cooling on the map
 
     page.locator("#whatif-swipe").check()
     page.locator("[data-testid=swipe]").wait_for(timeout=5_000)
-    clip = page.evaluate("(id) => document.querySelector('.tiles-' + id).style.clip", delta.id)
-    assert clip.startswith("rect("), "the Δ layer is not clipped to the right of the divider"
+    swiped = made.get("whatif-after", delta)  # the map after the change, else the Δ
+    clip = page.evaluate("(id) => document.querySelector('.tiles-' + id).style.clip", swiped.id)
+    assert clip.startswith("rect("), "the after layer is not clipped to the right of the divider"
     page.locator(".swipe-range").fill("350")  # the divider left of the drawn area
-    moved = page.evaluate("(id) => document.querySelector('.tiles-' + id).style.clip", delta.id)
+    moved = page.evaluate("(id) => document.querySelector('.tiles-' + id).style.clip", swiped.id)
     assert moved != clip, "moving the divider does not move the clip"
+    recording.frame(2500)  # before | after
 
     # Why is it hot here: a click left of the divider (today's map) explains the cell.
     box = page.locator("#map").bounding_box()
@@ -131,9 +141,12 @@ def test_draw_plant_trees_run_and_see_the_change_the_table_and_why(
     assert "Vegetation" in waterfall.inner_text()  # grouped into the drivers a planner reads
     sentence = page.locator(".leaflet-popup [data-testid=explain-sentence]").inner_text()
     assert len(sentence) > 20 and sentence.endswith(".")
+    recording.frame(3000)  # why this cell is hot
     table.scroll_into_view_if_needed()
     page.wait_for_timeout(300)
     page.screenshot(path=str(screenshots / "map-whatif.png"))
+    recording.frame(3500)  # the cooling in numbers: interval, spillover rings, drivers
+    recording.save(screenshots / "demo-whatif.webp")
     assert_offline_and_clean(watch)
 
 

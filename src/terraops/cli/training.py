@@ -12,6 +12,7 @@ from terraops.cli.common import console, handle_errors, out, print_json, setting
 
 if TYPE_CHECKING:
     from terraops.pipelines.training.train import TrainResult
+    from terraops.settings import Settings
 
 
 _SCHEMES = ("random_cv", "spatial_cv", "scene_cv", "spatial_cv_core_only", "train")
@@ -38,6 +39,35 @@ def _summary_table(result: TrainResult, primary: str) -> Table:
     return table
 
 
+def _champion_if_none(settings: Settings, service: str, version: int) -> int | None:
+    """Promote ``version`` when ``service`` has no champion yet; returns the champion it made.
+
+    A fresh home has nothing to serve until something is champion: the first
+    trained version takes that place, through the same gates as ``terraops
+    promote`` (a refusal is reported and the version stays challenger). Once a
+    champion exists, a new version only ever becomes challenger.
+    """
+    from terraops.adapters.registry import ModelRegistry
+    from terraops.domain.promotion import CHAMPION
+    from terraops.errors import PromotionRefusedError
+    from terraops.pipelines.lifecycle import aliases as lifecycle
+
+    registry = ModelRegistry(settings)
+    if registry.get_alias(service, CHAMPION) is not None:
+        return None
+    try:
+        lifecycle.promote(
+            settings, registry, service, version, reason="first version that passed the gates"
+        )
+    except PromotionRefusedError as refused:
+        console.print(f"[yellow]{service} v{version} stays challenger:[/] {refused}")
+        for reason in refused.reasons:
+            console.print(f"  - {reason}")
+        return None
+    console.print(f"[green]{service} v{version} is champion[/] (the first that passed the gates)")
+    return version
+
+
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train(
@@ -53,6 +83,11 @@ def register(app: typer.Typer) -> None:
         cell_size: float | None = typer.Option(None, "--cell-size", help="Cell size (m)."),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+        champion_if_none: bool = typer.Option(
+            False,
+            "--champion-if-none",
+            help="Also make it champion when the service has none yet and it passes the gates.",
+        ),
     ) -> None:
         """Train a service on scenes with spatial CV, log to MLflow, register a challenger."""
         from terraops.pipelines.training.train import parse_param_pairs, train_service
@@ -69,6 +104,9 @@ def register(app: typer.Typer) -> None:
                 cell_size_m=cell_size,
                 progress=not no_progress and not as_json,
             )
+            first = None
+            if champion_if_none and result.data_quality_passed:
+                first = _champion_if_none(settings, service, result.version)
         if as_json:
             print_json(
                 {
@@ -77,6 +115,7 @@ def register(app: typer.Typer) -> None:
                     "service": result.service,
                     "data_quality": "passed" if result.data_quality_passed else "failed",
                     "metrics": result.metrics,
+                    **({"champion": first} if champion_if_none else {}),
                 }
             )
         else:

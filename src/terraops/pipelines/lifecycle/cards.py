@@ -22,9 +22,15 @@ from terraops.adapters import atomic
 from terraops.adapters.feedback_store import FeedbackStore
 from terraops.adapters.registry import ModelRegistry
 from terraops.adapters.tracking import download_run_folder, download_run_json, download_run_plots
+from terraops.domain.explain import explanation_card_section
 from terraops.pipelines.lifecycle.aliases import ModelService
 from terraops.pipelines.lifecycle.card_run import CardRecipe, CardRun
+from terraops.pipelines.lifecycle.card_whatif import (
+    read_whatif_validation,
+    whatif_validation_section,
+)
 from terraops.pipelines.lifecycle.resolve import DEFAULT_HINT, resolve_version
+from terraops.pipelines.lifecycle.uncertainty_card import uncertainty_section
 from terraops.pipelines.segmentation.card import SEGMENTATION_CARD
 from terraops.services.base import ServiceDefinition
 from terraops.settings import Settings
@@ -296,13 +302,15 @@ def render_model_card(
     plots: list[str] | None = None,
     live: dict[str, Any] | None = None,
     real: list[tuple[dict[str, Any], str | None]] | None = None,
+    whatif: dict[str, Any] | None = None,
 ) -> str:
     """Markdown card of one registered version (``info``: a ``ModelVersionInfo``).
 
     ``plots`` are image paths relative to the card, shown after the metrics;
     ``live`` is the version's error on ground truth received in production (the
     feedback store's ``live_error``), shown when there is any; ``real`` are the
-    run's real-scene evaluations (``real_data/*.json``) with their plot paths.
+    run's real-scene evaluations (``real_data/*.json``) with their plot paths;
+    ``whatif`` is the version's what-if validation against counterfactual cities.
     """
     tags, params = info.tags, info.params
     lines = [
@@ -342,8 +350,11 @@ def render_model_card(
         "",
         *_metrics_section(service, info.metrics),
         "",
+        *uncertainty_section(service.task, info.metrics, params),
         *_live_section(service, live),
         *_real_data_section(real or []),
+        *whatif_validation_section(service.name, whatif),
+        *explanation_card_section(service.name, service.feature_names),
         *_plots_section(plots or []),
         "## Limitations",
         "",
@@ -382,7 +393,8 @@ def tabular_card_markdown(run: CardRun) -> str:
     if settings.feedback_db.is_file():
         live = FeedbackStore(settings.feedback_db).live_error(service.name, version=info.version)
     real = _real_reports(settings, info.run_id, run.beside("real"))
-    return render_model_card(service, info, run.fingerprint, plots, live, real)
+    whatif = read_whatif_validation(settings, info.run_id, run.beside("whatif"))
+    return render_model_card(service, info, run.fingerprint, plots, live, real, whatif)
 
 
 TABULAR_CARD = CardRecipe(tabular_card_markdown, no_champion_hint=DEFAULT_HINT)
