@@ -25,7 +25,9 @@
     flooded: { color: "#08306b", weight: 1.2, fillColor: "#2171b5", fillOpacity: 0.3 },
   };
   const DEFAULT_VECTOR_STYLE = { color: "#2d2d2d", weight: 1.5, fillColor: "#888", fillOpacity: 0.12 };
-  const GROUP_TITLES = { heat: "Heat", flood: "Flood", imagery: "Imagery", whatif: "What-if" };
+  const GROUP_TITLES = {
+    heat: "Heat", flood: "Flood", imagery: "Imagery", whatif: "What-if", footprints: "Footprints",
+  };
 
   const map = L.map("map", { zoomControl: true, zoomSnap: 0.25, zoomDelta: 0.5 });
   map.createPane("imagery").style.zIndex = "210";
