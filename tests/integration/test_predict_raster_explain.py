@@ -81,7 +81,19 @@ def test_flood_explain_from_the_cli_names_the_storm_in_every_layer(
         reason="t",
     )
     done = subprocess.run(
-        [sys.executable, "-m", "terraops.cli.main", "predict-raster", "flood", "--scene", str(tiny_scenes[1]), "--param", "rainfall_mm=60", "--explain", "--json"],
+        [
+            sys.executable,
+            "-m",
+            "terraops.cli.main",
+            "predict-raster",
+            "flood",
+            "--scene",
+            str(tiny_scenes[1]),
+            "--param",
+            "rainfall_mm=60",
+            "--explain",
+            "--json",
+        ],
         env=settings_env(home_settings),
         capture_output=True,
         text=True,
