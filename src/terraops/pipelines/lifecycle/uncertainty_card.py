@@ -41,9 +41,10 @@ def uncertainty_section(
         return [*lines, "This version was trained without calibrated intervals.", ""]
     variant = params.get("uncertainty/variant", "?")
     unit = params.get("uncertainty/held_out_unit", "city")
+    held_out = {"city": "cities", "block": "spatial blocks"}.get(unit, f"{unit}s")
     lines += [
-        f"Conformal 90 % intervals calibrated on residuals from held-out {unit}s, "
-        f"variant **{variant}** (the kept one of {', '.join(VARIANTS)}; ``cv_plus`` centres "
+        f"Conformal 90 % intervals calibrated on residuals from held-out {held_out}, "
+        f"variant **{variant}** (the kept one of {', '.join(VARIANTS)}; `cv_plus` centres "
         "each score on the held-out model that produced it, the others on this version). "
         "Cells unlike the "
         "training data (outside the area of applicability, Meyer & Pebesma 2021) get no "
