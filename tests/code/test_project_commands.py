@@ -111,7 +111,7 @@ def test_segment_extra_is_what_the_code_checks() -> None:
     assert {_requirement_name(r) for r in segment} == set(EXTRA_MODULES[SEGMENT])
     core = {_requirement_name(r) for r in project["dependencies"]}
     assert not core & set(EXTRA_MODULES[SEGMENT]), core & set(EXTRA_MODULES[SEGMENT])
-    assert '".[dev,segment]"' in (ROOT / "Makefile").read_text()  # make install: everything
+    assert '".[dev,segment,docs]"' in (ROOT / "Makefile").read_text()  # make install: everything
 
 
 def test_system_deps_script_and_check_env_name_the_same_packages() -> None:

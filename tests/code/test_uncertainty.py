@@ -86,6 +86,24 @@ def test_far_cells_fall_outside_the_area_of_applicability() -> None:
     assert domain.dissimilarity(partial)[0][0] == pytest.approx(0.0, abs=1e-9)
 
 
+def test_a_feature_no_training_cell_gave_is_left_out_of_the_geometry() -> None:
+    """A city without a DEM has no elevation anywhere: its cells are still complete
+    training points, and a request without elevation is a complete one."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, len(NAMES)))
+    X[:, 2] = np.nan
+    residual = np.abs(rng.normal(size=200))
+    domain = ApplicabilityDomain.fit(
+        X, NAMES, np.ones(len(NAMES)), rng.integers(0, 4, 200), residual, residual + 5.0
+    )
+    assert len(domain.points) == 200
+    di, inside = domain.dissimilarity(X[:3])
+    np.testing.assert_allclose(di, 0.0, atol=1e-9)
+    assert inside.all()
+    neighbours = domain.neighbour_residuals(X[:3], k=1)
+    np.testing.assert_allclose(neighbours[:, 0], residual[:3])  # complete: not the +5 ones
+
+
 @given(
     arrays(np.float64, 80, elements=st.floats(0.01, 10)),
     arrays(np.float64, 20, elements=st.floats(0.01, 10)),

@@ -129,6 +129,11 @@ def extra_fields(
         }
         fields["in_applicability_domain"] = flags if batch else flags[0]
     if extras.explain:
+        if not callable(getattr(predictor, "explain", None)):
+            raise ConflictError(
+                "this model version cannot explain its predictions",
+                hint="ask without ?explain=, or serve a LightGBM model trained by terraops",
+            )
         explanation = predictor.explain(X)
         names = list(predictor.feature_names)
         contributions = [

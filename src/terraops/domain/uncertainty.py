@@ -327,12 +327,17 @@ class ApplicabilityDomain:
     ) -> ApplicabilityDomain:
         """Standardise, weight and subsample (at most ``max_points``) the training cells."""
         X = np.asarray(X, dtype=np.float64)
-        centre = np.nanmean(X, axis=0)
-        scale = np.nanstd(X, axis=0)
-        scale = np.where(scale > 0, scale, 1.0)
-        weights = np.asarray(importance, dtype=np.float64)
-        weights = weights / weights.sum() if weights.sum() > 0 else np.ones(len(weights))
-        complete = np.flatnonzero(np.isfinite(X).all(axis=1))
+        # A feature no training cell gave (a city without a DEM has no elevation) is
+        # not part of the geometry: its centre stays NaN, so it never counts as given.
+        observed = np.isfinite(X).any(axis=0)
+        centre = np.full(X.shape[1], np.nan)
+        scale = np.ones(X.shape[1])
+        centre[observed] = np.nanmean(X[:, observed], axis=0)
+        spread = np.nanstd(X[:, observed], axis=0)
+        scale[observed] = np.where(spread > 0, spread, 1.0)
+        weights = np.where(observed, np.asarray(importance, dtype=np.float64), 0.0)
+        weights = weights / weights.sum() if weights.sum() > 0 else observed.astype(np.float64)
+        complete = np.flatnonzero(np.isfinite(X[:, observed]).all(axis=1))
         rng = np.random.default_rng(seed)
         if len(complete) > max_points:
             complete = np.sort(rng.choice(complete, size=max_points, replace=False))
@@ -381,15 +386,18 @@ class ApplicabilityDomain:
         points, whether every feature is given)."""
         z = self.standardise(X)
         given = np.isfinite(z)
+        known = np.isfinite(self.centre)  # the features training ever gave
         if len(given) == 1:  # a point request: no grouping to do
             space = self.subspace(given[0])
-            return [(np.zeros(1, np.int64), space, z[:, space.columns], bool(given.all()))]
+            complete = bool(given[0][known].all())
+            return [(np.zeros(1, np.int64), space, z[:, space.columns], complete)]
         patterns, inverse = np.unique(given, axis=0, return_inverse=True)
         groups = []
         for k, pattern in enumerate(patterns):
             rows = np.flatnonzero(inverse.ravel() == k)
             space = self.subspace(pattern)
-            groups.append((rows, space, z[np.ix_(rows, space.columns)], bool(pattern.all())))
+            complete = bool(pattern[known].all())
+            groups.append((rows, space, z[np.ix_(rows, space.columns)], complete))
         return groups
 
     def dissimilarity(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -41,7 +41,7 @@ def uncertainty_section(
         return [*lines, "This version was trained without calibrated intervals.", ""]
     variant = params.get("uncertainty/variant", "?")
     unit = params.get("uncertainty/held_out_unit", "city")
-    held_out = {"city": "cities", "block": "spatial blocks"}.get(unit, f"{unit}s")
+    held_out = "cities" if unit == "city" else "spatial blocks of the one city"
     lines += [
         f"Conformal 90 % intervals calibrated on residuals from held-out {held_out}, "
         f"variant **{variant}** (the kept one of {', '.join(VARIANTS)}; `cv_plus` centres "
