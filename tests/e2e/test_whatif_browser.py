@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from browser_support import PageWatch, Recording, assert_offline_and_clean, serve
+from playwright.sync_api import expect
 from test_pages_browser import assert_tiles_good, layers_of, wait_for_tiles
 
 from serving_support import RunningProcess
@@ -182,7 +183,8 @@ def test_an_uploaded_scenario_with_a_mistake_is_refused_by_feature_and_field(
             }
         ],
     )
-    assert "1 area loaded" in page.locator("#whatif-status").inner_text()
+    # The page reads the file asynchronously: wait for it to say so (5 s at most).
+    expect(page.locator("#whatif-status")).to_contain_text("1 area loaded", timeout=5_000)
     page.locator("#whatif-run").click()
     wait_for_run(page)
     message = page.locator("#whatif-status").inner_text()
