@@ -42,7 +42,7 @@ SUBMAKE     := $(MAKE) --no-print-directory DEMO_STAGE=1
 INSTALL_STEPS := $(if $(DEMO_STAGE),,$(STAMP) system-deps test-samples)
 PYTEST_ARGS ?=
 
-.PHONY: help install system-deps test-samples check-env demo demo-cards case-studies scenes train segmentation unseen real evalsets promote maps real-eval cards serve smoke test test-fast lint format bench bench-invest-env clean docs
+.PHONY: help install system-deps test-samples check-env demo demo-cards demo-whatif case-studies scenes train segmentation unseen real evalsets promote maps real-eval cards serve smoke test test-fast lint format bench bench-invest-env clean docs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -131,6 +131,13 @@ cards: install ## Refresh the committed model cards (docs/model_cards) from the 
 	$(BIN)/terraops card uhi --out $(CARDS_DIR)/uhi.md
 	$(BIN)/terraops card flood --out $(CARDS_DIR)/flood.md
 
+# The heat case study of the map city, in the home: it draws a greening plan from the scene
+# (street trees, a park), runs it as a what-if whose layers land on the map, and writes the
+# page with its figures (skipped when present).
+demo-whatif: install ## A what-if and its case study on the map city (under the home)
+	@test -f $(TERRAOPS_HOME)/case-studies/heat/index.md || $(BIN)/terraops report case-study \
+	  heat --scene $(MAP_CITY) --out $(TERRAOPS_HOME)/case-studies/heat --city "the demo city"
+
 demo-cards: install ## The demo's model cards, written under the home (the committed ones are untouched)
 	$(BIN)/terraops card uhi --out $(DEMO_CARDS)/uhi.md
 	$(BIN)/terraops card flood --out $(DEMO_CARDS)/flood.md
@@ -157,19 +164,21 @@ case-studies: train segmentation ## The heat and flood case studies (docs/case-s
 demo: ## Build everything on the embedded defaults (cities, models, maps, footprints) and serve it
 	@mkdir -p $(TERRAOPS_HOME) && date +%s > $(DEMO_START)
 	@$(MAKE) --no-print-directory install
-	@$(STEP) 1/7 "Six synthetic training cities"
+	@$(STEP) 1/8 "Six synthetic training cities"
 	@$(SUBMAKE) scenes
-	@$(STEP) 2/7 "Heat and flood models (spatial CV, MLflow; the first good one is champion)"
+	@$(STEP) 2/8 "Heat and flood models (spatial CV, MLflow; the first good one is champion)"
 	@$(SUBMAKE) train
-	@$(STEP) 3/7 "A held-out city no model trains on, and the sets the promotion gates score"
+	@$(STEP) 3/8 "A held-out city no model trains on, and the sets the promotion gates score"
 	@$(SUBMAKE) evalsets
-	@$(STEP) 4/7 "Maps: heat, and flood for $(STORMS) mm storms"
+	@$(STEP) 4/8 "Maps: heat, and flood for $(STORMS) mm storms"
 	@$(SUBMAKE) maps
-	@$(STEP) 5/7 "Building footprints: a small U-Net"
+	@$(STEP) 5/8 "Building footprints: a small U-Net"
 	@$(SUBMAKE) segmentation
-	@$(STEP) 6/7 "The real Landsat city, and the model cards"
+	@$(STEP) 6/8 "A greening plan run as a what-if (its cooling on the map), and its case study"
+	@$(SUBMAKE) demo-whatif
+	@$(STEP) 7/8 "The real Landsat city, and the model cards"
 	@$(SUBMAKE) real-eval demo-cards
-	@$(STEP) 7/7 "Serving"
+	@$(STEP) 8/8 "Serving"
 	@$(BIN)/python scripts/demo.py summary --url http://$(HOST):$(PORT) --start-file $(DEMO_START) \
 	  --token-file $(ADMIN_TOKEN_FILE) --cards $(DEMO_CARDS)
 	@$(SUBMAKE) serve

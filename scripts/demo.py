@@ -68,7 +68,9 @@ def summary(url: str, token_file: Path, cards: Path, start_file: Path) -> int:
     mlflow = Path(sys.executable).with_name("mlflow")
     rows = [
         ("map", f"{url}/map   (heat; flood: {url}/map?view=flood; footprints in the layer list)"),
-        ("what-if", "on the map: draw a polygon, pick an intervention, run it"),
+        ("what-if", "on the map: draw a polygon, pick an intervention, run it; a greening "
+         "plan's cooling is already in the layer list"),
+        ("case study", f"{home / 'case-studies' / 'heat' / 'index.md'}"),
         ("dashboard", f"{url}/   (promote, roll back, SLOs, drift)"),
         ("API docs", f"{url}/docs"),
         ("admin token", f"{token_file}   (cat it; the dashboard and admin API ask for it)"),
