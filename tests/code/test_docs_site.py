@@ -80,3 +80,6 @@ def test_no_page_loads_anything_from_outside(site: Path) -> None:
         text = html.read_text(encoding="utf-8")
         assert "fonts.googleapis" not in text and "fonts.gstatic" not in text, html
         assert 'src="http' not in text, html
+        assert 'rel="stylesheet" href="http' not in text, html
+        # Material fetches mermaid.js from unpkg for a page with a diagram: none may have one.
+        assert 'class="mermaid"' not in text, html
