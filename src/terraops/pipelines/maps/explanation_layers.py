@@ -122,15 +122,7 @@ def _driver_layers(
     for driver, values in zip(drivers, grids.contributions, strict=True):
         lid = _layer_id(ctx, driver.key)
         path = out.with_name(f"{out.stem}.why-{driver.key}.tif")
-        cog.write_array_cog(
-            values,
-            path,
-            crs=ctx.crs,
-            transform=ctx.transform,
-            nodata=float("nan"),
-            tags=ctx.tags(lid, unit),
-            descriptions=(lid,),
-        )
+        ctx.write_cog(lid, unit, values, path)
         layers.append(
             raster_layer(
                 lid=lid,

@@ -93,6 +93,19 @@ class PredictionContext:
             "created_at": self.created_at,
         }
 
+    def write_cog(self, lid: str, unit: str, values: np.ndarray, path: Path) -> None:
+        """One grid of this prediction → a validated COG on its grid, tagged with its lineage
+        (the one writer of every prediction, explanation and interval layer)."""
+        cog.write_array_cog(
+            values,
+            path,
+            crs=self.crs,
+            transform=self.transform,
+            nodata=float("nan"),
+            tags=self.tags(lid, unit),
+            descriptions=(lid,),
+        )
+
     def title(self, what: str) -> str:
         suffix = f" ({_param_text(self.params)})" if self.params else ""
         return f"{what} — {self.scene}{suffix} · {self.model['name']} v{self.model['version']}"
@@ -111,15 +124,7 @@ def _raster(
     stats: Mapping[str, Any],
     features_path: Path | None = None,
 ) -> Layer:
-    cog.write_array_cog(
-        values.astype(np.float32),
-        out,
-        crs=ctx.crs,
-        transform=ctx.transform,
-        nodata=float("nan"),
-        tags=ctx.tags(lid, unit),
-        descriptions=(lid,),
-    )
+    ctx.write_cog(lid, unit, values.astype(np.float32), out)
     return raster_layer(
         lid=lid,
         title=ctx.title(what),

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from terraops.adapters import cog, tables
+from terraops.adapters import tables
 from terraops.domain.layers import Layer, layer_id
 from terraops.errors import ConflictError
 from terraops.pipelines.maps.layer_products import raster_layer
@@ -52,15 +52,7 @@ def _write(
 ) -> Layer:
     lid = layer_id(ctx.definition.name, key, *param_suffix(ctx.spec, ctx.params), ctx.scene)
     path = out.with_name(f"{out.stem}.{key}.tif")
-    cog.write_array_cog(
-        values,
-        path,
-        crs=ctx.crs,
-        transform=ctx.transform,
-        nodata=float("nan"),
-        tags=ctx.tags(lid, unit),
-        descriptions=(lid,),
-    )
+    ctx.write_cog(lid, unit, values, path)
     return raster_layer(
         lid=lid,
         group=ctx.spec.group,
