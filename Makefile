@@ -24,6 +24,15 @@ MAP_SIZE    ?= 1024
 REAL_PRODUCT := $(TERRAOPS_HOME)/samples/landsat8-LC80200392015216LGN00
 REAL_CITY   ?= $(TERRAOPS_HOME)/real/landsat8-gulf-coast
 REAL_BBOX   ?= 452475,3390555,471285,3394245
+# Two real cities on the map beside it: Liverpool (Landsat 8 Level-2 with surface temperature;
+# the map opens on it) and dense Olinda/Recife (Landsat 7, no thermal band, with an elevation
+# model, from a Debian package). Fetched by `terraops samples fetch`, checksum verified, from
+# the copies `make test-samples` keeps (else their public sources).
+SAMPLES_KEPT := $(CURDIR)/.cache/samples/downloads
+LIVERPOOL_SAMPLE_DIR := $(TERRAOPS_HOME)/samples/landsat8-l2-LC08_L2SP_204023_20200927-cropped
+OLINDA_SAMPLE_DIR := $(TERRAOPS_HOME)/samples/olinda-recife-landsat7-r-cran-stars
+OLINDA_CITY ?= $(TERRAOPS_HOME)/real/olinda-recife
+MAP_OPENS_ON ?= LC08_L2SP_204023_20200927_20201006_02_T1
 STORMS      ?= 30 50 100
 ADMIN_TOKEN_FILE := $(TERRAOPS_HOME)/admin-token
 # A small U-Net for building, water and tree footprints, trained in a few minutes on two demo
@@ -92,10 +101,17 @@ segmentation: scenes unseen ## A small U-Net champion (reused when there is one)
 unseen: install ## The held-out city no model trains on (evaluation sets and the map)
 	@test -f $(MAP_CITY)/scene.json || $(BIN)/terraops scene generate --seed $(MAP_SEED) \
 	  --morphology $(MAP_MORPH) --size $(MAP_SIZE) --out $(MAP_CITY)
-real: install ## Fetch the real Landsat 8 sample and import it as a scene (skipped when present)
+real: install ## Fetch the real samples and import them as scenes (each skipped when present)
 	@test -f $(REAL_CITY)/scene.json || ($(BIN)/terraops samples fetch --sample landsat8 && \
 	  $(BIN)/terraops scene import landsat $(REAL_PRODUCT) --bbox $(REAL_BBOX) --bbox-crs product \
 	    --out $(REAL_CITY))
+	@test -f $(LIVERPOOL_CITY)/scene.json || (TERRAOPS_SAMPLES_MIRROR=$${TERRAOPS_SAMPLES_MIRROR:-$(SAMPLES_KEPT)} \
+	  $(BIN)/terraops samples fetch --sample liverpool && \
+	  $(BIN)/terraops scene import landsat $(LIVERPOOL_SAMPLE_DIR) --out $(LIVERPOOL_CITY))
+	@test -f $(OLINDA_CITY)/scene.json || (TERRAOPS_SAMPLES_MIRROR=$${TERRAOPS_SAMPLES_MIRROR:-$(SAMPLES_KEPT)} \
+	  $(BIN)/terraops samples fetch --sample olinda && \
+	  $(BIN)/terraops scene import landsat7 $(OLINDA_SAMPLE_DIR)/L7_ETMs.tif --name olinda-recife \
+	    --dem $(OLINDA_SAMPLE_DIR)/olinda_dem_utm25s.tif --out $(OLINDA_CITY))
 
 evalsets: unseen ## Held-out evaluation sets the promotion gates score champion and candidate on
 	@for svc in uhi flood; do test -f $(TERRAOPS_HOME)/evaluation/$$svc/current.json || \
@@ -113,14 +129,18 @@ serve: install ## Serve the API, map and dashboard on $(HOST):$(PORT)
 	@echo "dashboard: http://$(HOST):$(PORT)/      (admin token: cat $(ADMIN_TOKEN_FILE))"
 	@echo "API docs:  http://$(HOST):$(PORT)/docs"
 	TERRAOPS_ADMIN_TOKEN=$${TERRAOPS_ADMIN_TOKEN:-$$(cat $(ADMIN_TOKEN_FILE))} OMP_NUM_THREADS=1 \
+	  TERRAOPS_MAP_SCENE=$${TERRAOPS_MAP_SCENE-$(MAP_OPENS_ON)} \
 	  $(BIN)/terraops serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 smoke: install ## Ask a running server for a prediction (make serve in another shell)
 	$(BIN)/python scripts/smoke.py --url http://$(HOST):$(PORT)
 
-maps: unseen real ## Predict the unseen city (and the real one) with the champions → COGs, layers
+maps: unseen real ## Predict the unseen city and the real ones with the champions → COGs, layers
 	$(BIN)/terraops predict-raster uhi --scene $(MAP_CITY)
 	$(BIN)/terraops predict-raster uhi --scene $(REAL_CITY)
+	$(BIN)/terraops predict-raster uhi --scene $(LIVERPOOL_CITY)
+	$(BIN)/terraops predict-raster uhi --scene $(OLINDA_CITY)
+	$(BIN)/terraops predict-raster flood --scene $(OLINDA_CITY) --param rainfall_mm=50
 	@for storm in $(STORMS); do \
 	  $(BIN)/terraops predict-raster flood --scene $(MAP_CITY) --param rainfall_mm=$$storm || exit 1; done
 	$(BIN)/terraops layers list
@@ -170,7 +190,7 @@ demo: ## Build everything on the embedded defaults (cities, models, maps, footpr
 	@$(SUBMAKE) train
 	@$(STEP) 3/8 "A held-out city no model trains on, and the sets the promotion gates score"
 	@$(SUBMAKE) evalsets
-	@$(STEP) 4/8 "Maps: heat, and flood for $(STORMS) mm storms"
+	@$(STEP) 4/8 "Maps: heat (the held-out city, Liverpool, Olinda/Recife, the Gulf coast), and flood"
 	@$(SUBMAKE) maps
 	@$(STEP) 5/8 "Building footprints: a small U-Net"
 	@$(SUBMAKE) segmentation

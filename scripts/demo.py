@@ -68,6 +68,9 @@ def summary(url: str, token_file: Path, cards: Path, start_file: Path) -> int:
     mlflow = Path(sys.executable).with_name("mlflow")
     rows = [
         ("map", f"{url}/map   (heat; flood: {url}/map?view=flood; footprints in the layer list)"),
+        ("cities", "the map opens on Liverpool (real Landsat 8, observed surface temperature); "
+         "the scene picker has Olinda/Recife (real Landsat 7, dense, no thermal band: heat "
+         "predicted, not compared), the Gulf coast and the held-out synthetic city"),
         ("what-if", "on the map: draw a polygon, pick an intervention, run it; a greening "
          "plan's cooling is already in the layer list"),
         ("case study", f"{home / 'case-studies' / 'heat' / 'index.md'}"),

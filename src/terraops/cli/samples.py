@@ -14,7 +14,7 @@ def fetch(
     sample: str = typer.Option(
         "all",
         "--sample",
-        help="landsat8 | solaris | liverpool | all (default: all; with --sdist/--wheel, "
+        help="landsat8 | solaris | liverpool | olinda | all (default: all; with --sdist/--wheel, "
         "those given).",
     ),
     folder: Path | None = typer.Option(
@@ -33,8 +33,9 @@ def fetch(
     as_json: bool = typer.Option(False, "--json", help="Print the samples' paths as JSON."),
 ) -> None:
     """Download the real samples: Landsat 8 Level-1 (603×627 px crop) and Level-2 (Liverpool,
-    433×267 px), and solaris (0.5 m, buildings). TERRAOPS_SAMPLES_MIRROR, a folder holding
-    the raw files, is read first (checksum verified)."""
+    433×267 px), Landsat 7 (Olinda/Recife, 349×352 px, with an elevation model, from a
+    Debian package) and solaris (0.5 m, buildings). TERRAOPS_SAMPLES_MIRROR, a folder
+    holding the raw files, is read first (checksum verified)."""
     from terraops.adapters.samples import SAMPLES, fetch_sample, sample_by_name
 
     settings = settings_from(ctx)

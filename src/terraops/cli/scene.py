@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from terraops.cli.common import console, handle_errors, print_json
+from terraops.cli.scene_landsat7 import import_landsat7
 from terraops.domain.scene.spec import MORPHOLOGIES
 
 
@@ -176,6 +177,98 @@ def import_geotiff(
     _print_imported(manifest, out, as_json)
 
 
+def _print_warnings(manifest: dict[str, Any]) -> None:
+    for warning in manifest["source"].get("warnings", []):
+        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+
+
+def import_sentinel2(
+    product: Path = typer.Argument(
+        ...,
+        help="A Sentinel-2 L2A .SAFE folder, or the JSON of a Sentinel-2 L2A STAC item "
+        "(its per-band COGs).",
+    ),
+    out: Path = typer.Option(..., "--out", help=_OUT_HELP),
+    thermal: Path | None = typer.Option(
+        None,
+        "--thermal",
+        help="Folder of a Landsat 8/9 product of a near date: its land-surface temperature, "
+        "resampled onto the 10 m grid, becomes the lst layer (the days between are recorded).",
+    ),
+    dem: Path | None = typer.Option(
+        None, "--dem", help="Elevation GeoTIFF (any CRS), resampled onto the scene grid."
+    ),
+    bbox: str | None = typer.Option(
+        None, "--bbox", help="Crop to minx,miny,maxx,maxy (only this window is read)."
+    ),
+    bbox_crs: str = typer.Option(
+        "EPSG:4326", "--bbox-crs", help="CRS of --bbox (EPSG:4326 lon/lat, or 'product')."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing scene."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+) -> None:
+    """Import a Sentinel-2 L2A product: 10 m reflectance, SCL cloud mask, Landsat LST, DEM."""
+    from terraops.pipelines.scenes.importing import parse_bbox
+    from terraops.pipelines.scenes.sentinel2 import import_sentinel2 as run
+    from terraops.pipelines.scenes.stac import import_stac
+
+    with handle_errors():
+        box = parse_bbox(bbox) if bbox is not None else None
+        options: dict[str, Any] = {"thermal": thermal, "dem": dem, "bbox": box}
+        options |= {"bbox_crs": bbox_crs, "overwrite": overwrite, "progress": True}
+        if product.suffix.lower() == ".json":
+            manifest = import_stac(str(product), out, expect="sentinel2", **options)
+        else:
+            manifest = run(product, out, **options)
+    _print_warnings(manifest)
+    _print_imported(manifest, out, as_json)
+
+
+def import_stac(
+    item: str = typer.Argument(
+        ..., help="A STAC Item JSON (file or URL) of Landsat Collection 2 or Sentinel-2 L2A."
+    ),
+    out: Path = typer.Option(..., "--out", help=_OUT_HELP),
+    thermal: Path | None = typer.Option(
+        None,
+        "--thermal",
+        help="Sentinel-2 items only: folder of a Landsat 8/9 product of a near date for LST.",
+    ),
+    dem: Path | None = typer.Option(
+        None, "--dem", help="Elevation GeoTIFF (any CRS), resampled onto the scene grid."
+    ),
+    bbox: str | None = typer.Option(
+        None, "--bbox", help="Crop to minx,miny,maxx,maxy (only this window is read)."
+    ),
+    bbox_crs: str = typer.Option(
+        "EPSG:4326", "--bbox-crs", help="CRS of --bbox (EPSG:4326 lon/lat, or 'product')."
+    ),
+    correction: str = typer.Option(
+        "dos1", "--correction", help="Landsat Level-1 items: dos1 | none (TOA)."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing scene."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+) -> None:
+    """Import a STAC item's assets (local files or URLs) as a scene, the item in its lineage."""
+    from terraops.pipelines.scenes.importing import parse_bbox
+    from terraops.pipelines.scenes.stac import import_stac as run
+
+    with handle_errors():
+        manifest = run(
+            item,
+            out,
+            thermal=thermal,
+            dem=dem,
+            bbox=parse_bbox(bbox) if bbox is not None else None,
+            bbox_crs=bbox_crs,
+            correction=correction,
+            overwrite=overwrite,
+            progress=True,
+        )
+    _print_warnings(manifest)
+    _print_imported(manifest, out, as_json)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``scene`` command group to the main CLI."""
     scene_app = typer.Typer(help="Synthetic scenes (cities) and scene data.", no_args_is_help=True)
@@ -185,5 +278,8 @@ def register(app: typer.Typer) -> None:
     )
     import_app.command("landsat")(import_landsat)
     import_app.command("geotiff")(import_geotiff)
+    import_app.command("sentinel2")(import_sentinel2)
+    import_app.command("stac")(import_stac)
+    import_app.command("landsat7")(import_landsat7)
     scene_app.add_typer(import_app, name="import")
     app.add_typer(scene_app, name="scene")

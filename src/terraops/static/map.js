@@ -12,6 +12,8 @@
   const fill = T.fill;
 
   const VIEW = document.getElementById("main").dataset.view || "heat";
+  // The scene the server is set to open on (TERRAOPS_MAP_SCENE), "" when none.
+  const OPENS_ON = document.getElementById("main").dataset.scene || "";
   const statusEl = document.getElementById("map-status");
   const listEl = document.getElementById("layer-list");
   const pointEl = document.getElementById("point-info");
@@ -295,7 +297,9 @@
       head,
       bar,
       el("div", { className: "legend-ends" }, el("span", {}, lo), el("span", {}, hi)),
-      layer.description ? el("div", { className: "legend-desc" }, layer.description) : null
+      layer.description ? el("div", { className: "legend-desc" }, layer.description) : null,
+      layer.unobserved ? el("div", { className: "legend-desc", dataset: { testid: "not-compared" } },
+        "Not compared with an observation: this scene has none of it (e.g. no thermal band).") : null
     );
   }
 
@@ -403,10 +407,13 @@
     if (bounds) map.fitBounds(bounds, { padding: [16, 16] });
   }
 
-  /** The scene of ?scene=, else the first with a layer of this view, else the first. */
+  /** The scene of ?scene=, else the server's opening scene when it has a layer of this
+   * view, else the first with a layer of this view, else the first. */
   function defaultScene(names) {
     const asked = new URLSearchParams(window.location.search).get("scene");
     if (asked && names.indexOf(asked) >= 0) return asked;
+    const opensOnHere = entries.some(function (e) { return e.layer.group === VIEW && e.layer.scene === OPENS_ON; });
+    if (OPENS_ON && opensOnHere) return OPENS_ON;
     const inView = entries.find(function (e) { return e.layer.group === VIEW && e.layer.scene; });
     return inView ? inView.layer.scene : names[0];
   }
@@ -459,7 +466,12 @@
       return;
     }
     const raw = Array.isArray(result.body) ? result.body : result.body.layers || [];
-    raw.map(normalise).forEach(function (layer) {
+    raw.map(function (item) {
+      const layer = normalise(item);
+      // A prediction with no evaluation: the scene holds no observation to compare it with.
+      layer.unobserved = layer.role === "prediction" && !(item.stats && item.stats.evaluation);
+      return layer;
+    }).forEach(function (layer) {
       entries.push({ layer: layer, visible: false, opacity: layer.group === "imagery" ? 1 : 0.75, leaflet: null });
     });
     if (entries.length === 0) {
