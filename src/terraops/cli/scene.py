@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from terraops.cli.common import console, handle_errors, print_json
 from terraops.cli.scene_landsat7 import import_landsat7
+from terraops.cli.scene_options import (
+    BboxCrsOpt,
+    BboxOpt,
+    CorrectionOpt,
+    DemOpt,
+    JsonOpt,
+    OutOpt,
+    OverwriteOpt,
+    print_imported,
+    print_warnings,
+)
 from terraops.domain.scene.spec import MORPHOLOGIES
 
 
@@ -74,47 +84,20 @@ def generate(
         )
 
 
-_OUT_HELP = "Output scene folder (must not exist or be empty)."
-
-
-def _print_imported(manifest: dict[str, Any], out: Path, as_json: bool) -> None:
-    if as_json:
-        print_json(manifest)
-        return
-    stats = manifest["stats"]
-    lst = ""
-    if stats.get("lst_median_c") is not None:
-        lst = (
-            f"; LST {stats['lst_min_c']}–{stats['lst_max_c']} °C, median {stats['lst_median_c']} °C"
-        )
-    console.print(
-        f"[green]scene[/] {manifest['name']} → {out} "
-        f"({manifest['width']}×{manifest['height']} px, {manifest['crs']}, "
-        f"{manifest['resolution']:g} m; {100 * stats['clear_fraction']:.1f}% clear{lst})"
-    )
-
-
 def import_landsat(
-    product: Path = typer.Argument(
-        ..., help="Folder of a Landsat 8/9 product: the *_MTL.txt and one GeoTIFF per band."
-    ),
-    out: Path = typer.Option(
-        ..., "--out", help="Output scene folder (must not exist or be empty)."
-    ),
-    dem: Path | None = typer.Option(
-        None, "--dem", help="Elevation GeoTIFF (any CRS), resampled onto the scene grid."
-    ),
-    bbox: str | None = typer.Option(
-        None, "--bbox", help="Crop to minx,miny,maxx,maxy (only this window is read)."
-    ),
-    bbox_crs: str = typer.Option(
-        "EPSG:4326", "--bbox-crs", help="CRS of --bbox (EPSG:4326 lon/lat, or 'product')."
-    ),
-    correction: str = typer.Option(
-        "dos1", "--correction", help="dos1 (dark-object subtraction → surface) | none (TOA)."
-    ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing scene."),
-    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+    product: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder of a Landsat 8/9 product: the *_MTL.txt and one GeoTIFF per band."
+        ),
+    ],
+    out: OutOpt,
+    dem: DemOpt = None,
+    bbox: BboxOpt = None,
+    bbox_crs: BboxCrsOpt = "EPSG:4326",
+    correction: CorrectionOpt = "dos1",
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Import a Landsat 8/9 Level-1 or Level-2 product: reflectance, LST, cloud mask, DEM."""
     from terraops.pipelines.scenes.importing import import_landsat as run
@@ -131,16 +114,15 @@ def import_landsat(
             overwrite=overwrite,
             progress=True,
         )
-    for warning in manifest["source"].get("warnings", []):
-        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
-    _print_imported(manifest, out, as_json)
+    print_warnings(manifest)
+    print_imported(manifest, out, as_json)
 
 
 def import_geotiff(
-    bands: Path = typer.Option(..., "--bands", help="Multiband reflectance GeoTIFF (any CRS)."),
-    out: Path = typer.Option(
-        ..., "--out", help="Output scene folder (must not exist or be empty)."
-    ),
+    bands: Annotated[
+        Path, typer.Option("--bands", help="Multiband reflectance GeoTIFF (any CRS).")
+    ],
+    out: OutOpt,
     band_order: str | None = typer.Option(
         None,
         "--band-order",
@@ -153,11 +135,9 @@ def import_geotiff(
     thermal_unit: str = typer.Option(
         "auto", "--thermal-unit", help="auto (kelvin when the median > 200) | celsius | kelvin."
     ),
-    dem: Path | None = typer.Option(
-        None, "--dem", help="Elevation GeoTIFF (any CRS), resampled onto the scene grid."
-    ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing scene."),
-    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+    dem: DemOpt = None,
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Import any multispectral GeoTIFF (Sentinel-2, aerial…) with optional thermal and DEM."""
     from terraops.pipelines.scenes.importing import import_geotiff as run
@@ -174,38 +154,29 @@ def import_geotiff(
             overwrite=overwrite,
             progress=True,
         )
-    _print_imported(manifest, out, as_json)
-
-
-def _print_warnings(manifest: dict[str, Any]) -> None:
-    for warning in manifest["source"].get("warnings", []):
-        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+    print_imported(manifest, out, as_json)
 
 
 def import_sentinel2(
-    product: Path = typer.Argument(
-        ...,
-        help="A Sentinel-2 L2A .SAFE folder, or the JSON of a Sentinel-2 L2A STAC item "
-        "(its per-band COGs).",
-    ),
-    out: Path = typer.Option(..., "--out", help=_OUT_HELP),
+    product: Annotated[
+        Path,
+        typer.Argument(
+            help="A Sentinel-2 L2A .SAFE folder, or the JSON of a Sentinel-2 L2A STAC item "
+            "(its per-band COGs)."
+        ),
+    ],
+    out: OutOpt,
     thermal: Path | None = typer.Option(
         None,
         "--thermal",
         help="Folder of a Landsat 8/9 product of a near date: its land-surface temperature, "
         "resampled onto the 10 m grid, becomes the lst layer (the days between are recorded).",
     ),
-    dem: Path | None = typer.Option(
-        None, "--dem", help="Elevation GeoTIFF (any CRS), resampled onto the scene grid."
-    ),
-    bbox: str | None = typer.Option(
-        None, "--bbox", help="Crop to minx,miny,maxx,maxy (only this window is read)."
-    ),
-    bbox_crs: str = typer.Option(
-        "EPSG:4326", "--bbox-crs", help="CRS of --bbox (EPSG:4326 lon/lat, or 'product')."
-    ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing scene."),
-    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+    dem: DemOpt = None,
+    bbox: BboxOpt = None,
+    bbox_crs: BboxCrsOpt = "EPSG:4326",
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Import a Sentinel-2 L2A product: 10 m reflectance, SCL cloud mask, Landsat LST, DEM."""
     from terraops.pipelines.scenes.importing import parse_bbox
@@ -220,34 +191,31 @@ def import_sentinel2(
             manifest = import_stac(str(product), out, expect="sentinel2", **options)
         else:
             manifest = run(product, out, **options)
-    _print_warnings(manifest)
-    _print_imported(manifest, out, as_json)
+    print_warnings(manifest)
+    print_imported(manifest, out, as_json)
 
 
 def import_stac(
-    item: str = typer.Argument(
-        ..., help="A STAC Item JSON (file or URL) of Landsat Collection 2 or Sentinel-2 L2A."
-    ),
-    out: Path = typer.Option(..., "--out", help=_OUT_HELP),
+    item: Annotated[
+        str,
+        typer.Argument(
+            help="A STAC Item JSON (file or URL) of Landsat Collection 2 or Sentinel-2 L2A."
+        ),
+    ],
+    out: OutOpt,
     thermal: Path | None = typer.Option(
         None,
         "--thermal",
         help="Sentinel-2 items only: folder of a Landsat 8/9 product of a near date for LST.",
     ),
-    dem: Path | None = typer.Option(
-        None, "--dem", help="Elevation GeoTIFF (any CRS), resampled onto the scene grid."
-    ),
-    bbox: str | None = typer.Option(
-        None, "--bbox", help="Crop to minx,miny,maxx,maxy (only this window is read)."
-    ),
-    bbox_crs: str = typer.Option(
-        "EPSG:4326", "--bbox-crs", help="CRS of --bbox (EPSG:4326 lon/lat, or 'product')."
-    ),
+    dem: DemOpt = None,
+    bbox: BboxOpt = None,
+    bbox_crs: BboxCrsOpt = "EPSG:4326",
     correction: str = typer.Option(
         "dos1", "--correction", help="Landsat Level-1 items: dos1 | none (TOA)."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing scene."),
-    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Import a STAC item's assets (local files or URLs) as a scene, the item in its lineage."""
     from terraops.pipelines.scenes.importing import parse_bbox
@@ -265,8 +233,8 @@ def import_stac(
             overwrite=overwrite,
             progress=True,
         )
-    _print_warnings(manifest)
-    _print_imported(manifest, out, as_json)
+    print_warnings(manifest)
+    print_imported(manifest, out, as_json)
 
 
 def register(app: typer.Typer) -> None:
