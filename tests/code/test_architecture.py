@@ -35,6 +35,10 @@ LAZY_THIRD_PARTY: dict[str, str] = {
     "psycopg": "only with a PostgreSQL state-database URL",
     "matplotlib": "figures of model cards only; picks a GUI backend on import",
     "lightgbm": "~1.4 s to import (and libgomp); training and loading tabular models only",
+    "pandas": "~0.6 s to import; tables only: declaring a service and listing models or "
+    "layers must not pay it",
+    "numba": "~0.5 s to import, and kernels compile on first call; tree kernels only",
+    "pyarrow": "~0.3 s to import; Apache Arrow request bodies and Parquet files only",
     "titiler": "tile-server stack, ~1.4 s to import; tile routes only",
     "rio_tiler": "tile-server stack, ~1.2 s to import; tile rendering only",
     "morecantile": "tile-matrix sets of the tile stack; tile rendering only",

@@ -10,10 +10,9 @@ from hypothesis.extra.numpy import arrays
 from rasterio.transform import Affine
 from scipy import ndimage
 
-from terraops.domain.mapping import (
+from terraops.domain.mapping import area_polygons, feature_collection
+from terraops.domain.rural_reference import (
     RURAL_MIN_CELLS,
-    area_polygons,
-    feature_collection,
     percentile_threshold,
     rural_reference,
 )

@@ -18,7 +18,7 @@ import pytest
 from terraops.adapters import raster_io
 from terraops.domain.features import CELL_FEATURES, reflectance_bands
 from terraops.domain.landcover import LandCover, classify_spectral
-from terraops.domain.mapping import rural_reference
+from terraops.domain.rural_reference import rural_reference
 from terraops.domain.scene_record import Scene
 from terraops.pipelines.scenes.cell_tables import build_cell_table
 

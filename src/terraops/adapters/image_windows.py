@@ -31,7 +31,8 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from terraops.adapters import raster_io
-from terraops.domain.features import REFLECTANCE_BANDS, reflectance_bands
+from terraops.domain.bands import REFLECTANCE_BANDS
+from terraops.domain.features import reflectance_bands
 from terraops.errors import InvalidInputError, NotFoundError
 
 log = logging.getLogger(__name__)

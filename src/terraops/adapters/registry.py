@@ -18,36 +18,26 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from terraops.adapters.atomic import temp_sibling_directory
-from terraops.adapters.tracking import mlflow_client
+from terraops.adapters.model_versions import (
+    ModelVersionInfo,
+    read_sqlite_aliases,
+    read_sqlite_versions,
+)
 from terraops.errors import ModelNotFoundError, RegistryUnavailableError
 from terraops.settings import Settings
+from terraops.timing import phase
 
 _NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"}
 MAX_UNANSWERED_CALLS = 4
 """Calls of a fail-fast registry left running past their deadline before new ones fail at once."""
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ModelVersionInfo:
-    """One registered model version plus what its training run recorded."""
-
-    service: str
-    version: int
-    run_id: str
-    source: str
-    metrics: dict[str, float]
-    params: dict[str, str]
-    tags: dict[str, str]  # the run's tags, overlaid with the version's own tags
-    aliases: list[str]
-    created_at: datetime
 
 
 def _error_code(exc: BaseException) -> str:
@@ -113,10 +103,23 @@ class ModelRegistry:
         self.uri = settings.tracking_uri
         if self.uri.startswith("sqlite:"):
             settings.ensure_home()
-        self._client = mlflow_client(settings)
+        self._mlflow: Any = None
+        self._mlflow_lock = threading.Lock()
         self._deadline = _Deadline(timeout_s) if timeout_s is not None else None
 
     # ----- plumbing ---------------------------------------------------------
+    @property
+    def _client(self) -> Any:
+        """MLflow's client, made on first use: importing MLflow and opening its store
+        take seconds that a command answered from :func:`read_sqlite_versions` skips."""
+        with self._mlflow_lock:
+            if self._mlflow is None:
+                # MLflow's plumbing (pandas, the model bundle) loads with the first call
+                from terraops.adapters.tracking import mlflow_client
+
+                self._mlflow = mlflow_client(self.settings)
+            return self._mlflow
+
     def _call(self, what: str, action: Callable[[], T], *, bounded: bool = True) -> T:
         """Run one registry operation; map MLflow's failures to our two errors.
 
@@ -149,6 +152,9 @@ class ModelRegistry:
     # ----- aliases ----------------------------------------------------------
     def get_alias(self, service: str, alias: str) -> int | None:
         """Version the alias points at, or None (also when the model does not exist)."""
+        fast = read_sqlite_aliases(self.uri, service)
+        if fast is not None:
+            return fast.get(alias)
         try:
             found = self._call(
                 f"alias {service}@{alias}",
@@ -164,6 +170,9 @@ class ModelRegistry:
         One snapshot, so champion and challenger are read consistently (and a
         server's poll costs one round trip, not one per alias).
         """
+        fast = read_sqlite_aliases(self.uri, service)
+        if fast is not None:
+            return fast
         try:
             return self._call(f"aliases of {service}", lambda: self._aliases(service))
         except ModelNotFoundError:
@@ -214,7 +223,13 @@ class ModelRegistry:
         )
 
     def list_versions(self, service: str) -> list[ModelVersionInfo]:
-        """Every version of the service's registered model, oldest first ([] if none)."""
+        """Every version of the service's registered model, oldest first ([] if none).
+
+        Read straight from the SQLite file of a local store when its schema is known
+        (milliseconds, no MLflow import); from MLflow otherwise."""
+        fast = read_sqlite_versions(self.uri, service)
+        if fast is not None:
+            return fast
         versions = self._call(f"list versions of {service}", lambda: self._versions(service))
         return sorted(versions, key=lambda v: v.version)
 
@@ -233,6 +248,15 @@ class ModelRegistry:
         ]
 
     def get_version(self, service: str, version: int) -> ModelVersionInfo:
+        fast = read_sqlite_versions(self.uri, service)
+        if fast is not None:
+            for info in fast:
+                if info.version == version:
+                    return info
+            raise ModelNotFoundError(
+                f"model {service} v{version}: not found",
+                hint="list versions with `terraops models list`",
+            )
         return self._call(
             f"model {service} v{version}",
             lambda: self._info(self._client.get_model_version(service, str(version))),
@@ -253,6 +277,7 @@ class ModelRegistry:
         return sorted(f.path for f in listed)
 
     # ----- model files ------------------------------------------------------
+    @phase("fetch model")
     def fetch_model(self, service: str, version: int) -> Path:
         """Local copy of a version's MLflow model directory (cached; atomic).
 

@@ -10,6 +10,7 @@ library wrapped it, is reported as one line that says which folder and why.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from rich.markup import escape
 from terraops import errors
 from terraops.adapters import storage_errors
 from terraops.settings import Settings
+from terraops.timing import start_clock, stop_clock
 
 console = Console(stderr=True)
 out = Console()
@@ -109,3 +111,29 @@ def print_json(payload: Any) -> None:
     """Machine-readable output on stdout (plain, no colour)."""
     sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
     sys.stdout.flush()
+
+
+def _process_age_s() -> float | None:
+    """Seconds since this process started (Linux ``/proc``; ``None`` elsewhere)."""
+    try:
+        stat = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime_s = float(Path("/proc/uptime").read_text().split()[0])
+        ticks = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0.0, uptime_s - int(stat[19]) / ticks)  # field 22: start time in ticks
+
+
+def report_time_split(ctx: typer.Context) -> None:
+    """Time this command (``--verbose``) and print the split when it ends."""
+    startup_s = _process_age_s()
+    clock = start_clock()
+
+    def report() -> None:
+        parts = clock.summary(startup_s)
+        total = sum(parts.values())
+        split = " · ".join(f"{name} {seconds:.2f} s" for name, seconds in parts.items())
+        console.print(f"[dim]time: {split} · total {total:.2f} s[/]", soft_wrap=True)
+        stop_clock()
+
+    ctx.call_on_close(report)

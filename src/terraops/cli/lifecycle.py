@@ -93,7 +93,7 @@ def rollback(
 @models_app.command("list")
 def list_models(ctx: typer.Context, service: ServiceArg, as_json: JsonOpt = False) -> None:
     """Registered versions of SERVICE with aliases, primary metric and data quality."""
-    from terraops.pipelines.lifecycle.aliases import model_service
+    from terraops.services.registered import model_service
 
     with handle_errors(ctx):
         definition = model_service(service)

@@ -10,6 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from terraops.adapters.process_env import PROCESS_ENV_DEFAULTS
+from terraops.cli.common import report_time_split
 from terraops.settings import Settings
 
 app = typer.Typer(
@@ -27,10 +28,20 @@ for _name, _value in PROCESS_ENV_DEFAULTS.items():
 
 
 @app.callback()
-def build_settings(ctx: typer.Context) -> None:
+def build_settings(
+    ctx: typer.Context,
+    verbose: bool = typer.Option(
+        False,
+        "--verbose",
+        help="After the command, say how its time split: start-up, imports, model "
+        "loading and the work itself.",
+    ),
+) -> None:
     """Build this run's settings once, here at the entry point, for the commands to
     read through their context (``settings_from(ctx)``); settings a caller passed in
     (``obj=``) are kept."""
+    if verbose:
+        report_time_split(ctx)
     if ctx.obj is None:
         # An unreadable TERRAOPS_ value is left for the command that needs the settings
         # to report, as it always has: --help and commands that need none still work.

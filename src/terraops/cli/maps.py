@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from terraops.cli.common import console, handle_errors, out, print_json, settings_from
 from terraops.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from terraops.adapters.catalogue import LayerStatus
 
 
 def _float_params(pairs: list[str]) -> dict[str, float]:
@@ -113,6 +118,20 @@ def cog_convert(
         )
 
 
+_LAYER_COLUMNS = ("id", "kind", "group", "unit", "style", "model", "status")
+
+
+def _layer_row(status: LayerStatus) -> tuple[str, ...]:
+    """One catalogue entry as the text of :data:`_LAYER_COLUMNS`."""
+    layer = status.layer
+    style = layer.colormap or ("rgb" if layer.kind == "raster" else "polygons")
+    if layer.rescale:
+        style += f" {layer.rescale[0]:g}–{layer.rescale[1]:g}"
+    model = f"{layer.model.get('name')} v{layer.model_version}" if layer.model else "–"
+    state = "ok" if status.available else str(status.problem)
+    return (layer.id, layer.kind, layer.group, layer.unit, style, model, state)
+
+
 def layers_list(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print the catalogue as JSON."),
@@ -125,19 +144,19 @@ def layers_list(
     if as_json:
         print_json({"layers": [s.to_dict() for s in statuses]})
         return
-    table = Table(title=f"{len(statuses)} layers")
-    table.add_column("id", overflow="fold", min_width=24)
-    for column in ("kind", "group", "unit", "style", "model", "status"):
-        table.add_column(column)
-    for status in statuses:
-        layer = status.layer
-        style = layer.colormap or ("rgb" if layer.kind == "raster" else "polygons")
-        if layer.rescale:
-            style += f" {layer.rescale[0]:g}–{layer.rescale[1]:g}"
-        model = f"{layer.model.get('name')} v{layer.model_version}" if layer.model else "–"
-        state = "ok" if status.available else f"[red]{status.problem}[/]"
-        table.add_row(layer.id, layer.kind, layer.group, layer.unit, style, model, state)
-    out.print(table)
+    rows = [_layer_row(status) for status in statuses]
+    if out.is_terminal:
+        table = Table(title=f"{len(statuses)} layers")
+        table.add_column("id", overflow="fold", min_width=24)
+        for column in _LAYER_COLUMNS[1:]:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*row[:-1], row[-1] if row[-1] == "ok" else f"[red]{row[-1]}[/]")
+        out.print(table)
+    else:
+        # Piped or redirected: one tab-separated line per layer, for scripts (and at
+        # once: laying out a table of thousands of rows takes rich seconds).
+        sys.stdout.write("\n".join("\t".join(row) for row in [_LAYER_COLUMNS, *rows]) + "\n")
     missing = [s for s in statuses if not s.available]
     if missing:
         console.print(

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from terraops.domain.bands import REFLECTANCE_BANDS
 from terraops.domain.landcover import (
     NODATA_CODE,
     LandCover,
@@ -31,8 +32,6 @@ from terraops.errors import InvalidInputError
 
 FEATURES_VERSION = "6"
 """Bumped whenever the same layers would give different cell features (cache key)."""
-
-REFLECTANCE_BANDS: tuple[str, ...] = ("red", "green", "blue", "nir", "swir")
 
 CELL_FEATURES: tuple[str, ...] = (
     "ndvi",

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from terraops.errors import ServiceNotFoundError
 from terraops.services.base import ServiceDefinition
+from terraops.services.flood import FLOOD
+from terraops.services.uhi import UHI
 
 
 def all_services() -> dict[str, ServiceDefinition]:
     """Every known service, by name. Adding a service is adding its module here."""
-    # lazy: the service modules import LightGBM (~1.4 s); listing names must not
-    from terraops.services.flood import FLOOD
-    from terraops.services.uhi import UHI
-
     return {service.name: service for service in (UHI, FLOOD)}
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Task = Literal["regression", "binary"]
 
@@ -189,6 +191,8 @@ class ServiceDefinition:
                     "passed": failed_rows == 0,
                 }
             )
+
+        import pandas as pd  # a service is declared without pandas; checked when used
 
         for name in [*self.feature_names, self.target]:
             if name not in examples.columns:

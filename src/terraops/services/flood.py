@@ -45,10 +45,7 @@ from __future__ import annotations
 
 import re
 from functools import partial
-from typing import Any
-
-import pandas as pd
-from lightgbm import LGBMClassifier
+from typing import TYPE_CHECKING, Any
 
 from terraops.domain.metrics import binary_metrics
 from terraops.services.base import (
@@ -61,6 +58,9 @@ from terraops.services.base import (
     ServiceDefinition,
 )
 from terraops.services.lightgbm_models import BASE_PARAMS, lightgbm_factory
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FLOODED_FRACTION = 0.25
 DECISION_THRESHOLD = 0.5
@@ -147,7 +147,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 
 
-make_model = lightgbm_factory(LGBMClassifier, FEATURES, MONOTONE)
+make_model = lightgbm_factory("LGBMClassifier", FEATURES, MONOTONE)
 
 
 def storm_depths(cells: pd.DataFrame) -> list[float]:
@@ -174,6 +174,8 @@ def build_examples(cells: pd.DataFrame) -> pd.DataFrame:
         part["flood_frac"] = cells[f"flood_frac_p{suffix}"].to_numpy()
         part["flood_depth"] = cells[f"flood_depth_p{suffix}"].to_numpy()
         parts.append(part)
+    import pandas as pd  # the service is declared without pandas
+
     examples = pd.concat(parts, ignore_index=True)
     examples["flooded"] = (examples["flood_frac"] >= FLOODED_FRACTION).astype(float)
     examples.loc[examples["flood_frac"].isna(), "flooded"] = float("nan")

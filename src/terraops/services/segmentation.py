@@ -12,7 +12,7 @@ alias history and rollback treat ``segmentation`` like any other model.
 It is deliberately *not* in :func:`terraops.services.all_services`: that
 registry drives the tabular code paths (API predict routes, feedback,
 drift, data-quality suites), which would all expect a feature schema.
-The lifecycle looks it up through :func:`terraops.pipelines.lifecycle.aliases.model_service`.
+The lifecycle looks it up through :func:`terraops.services.registered.model_service`.
 
 Why building IoU on held-out scenes as the primary metric: footprints are
 what users ask for, buildings are the class spectral rules cannot separate
@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from terraops.domain.features import REFLECTANCE_BANDS
+from terraops.domain.bands import REFLECTANCE_BANDS
 from terraops.domain.segmentation.classes import CLASS_COLOURS, CLASS_NAMES
 from terraops.services.base import SLO
 

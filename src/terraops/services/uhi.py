@@ -23,14 +23,12 @@ Why LightGBM (``LGBMRegressor``) and not scikit-learn's HistGradientBoosting:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-from lightgbm import LGBMRegressor
 
-from terraops.domain.mapping import percentile_threshold, rural_reference
 from terraops.domain.metrics import regression_metrics
+from terraops.domain.rural_reference import percentile_threshold, rural_reference
 from terraops.services.base import (
     ID_COLUMNS,
     SLO,
@@ -42,6 +40,9 @@ from terraops.services.base import (
     ServiceDefinition,
 )
 from terraops.services.lightgbm_models import BASE_PARAMS, lightgbm_factory
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FEATURES: tuple[Feature, ...] = (
     Feature(
@@ -160,7 +161,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
 BASELINE = "reference_temperature"
 
 make_model = lightgbm_factory(
-    LGBMRegressor, tuple(f for f in FEATURES if f.name != BASELINE), MONOTONE
+    "LGBMRegressor", tuple(f for f in FEATURES if f.name != BASELINE), MONOTONE
 )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from terraops.adapters.registry import ModelVersionInfo
+from terraops.adapters.model_versions import ModelVersionInfo
 from terraops.settings import Settings
 
 

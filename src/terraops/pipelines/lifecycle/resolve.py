@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from terraops.adapters.registry import ModelVersionInfo
+from terraops.adapters.model_versions import ModelVersionInfo
 from terraops.domain.promotion import CHAMPION
 from terraops.errors import ModelNotFoundError
 

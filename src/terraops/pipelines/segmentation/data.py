@@ -28,7 +28,8 @@ import numpy as np
 from rasterio.transform import Affine
 
 from terraops.adapters import raster_io
-from terraops.domain.features import REFLECTANCE_BANDS, reflectance_bands
+from terraops.domain.bands import REFLECTANCE_BANDS
+from terraops.domain.features import reflectance_bands
 from terraops.domain.scene_record import Scene
 from terraops.domain.segmentation.classes import (
     N_CLASSES,
