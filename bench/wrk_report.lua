@@ -8,7 +8,7 @@ if body_file then
   wrk.body = handle:read("*a")
   handle:close()
 end
-wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Content-Type"] = os.getenv("WRK_CONTENT_TYPE") or "application/json"
 
 done = function(summary, latency, requests)
   local secs = summary.duration / 1e6

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from terraops.api.app import create_app
-from terraops.api.fast_inputs import FastInputs, finite_json_floats
+from terraops.api.fast_inputs import FastInputs, finite_json_array
 from terraops.api.model_holder import LoadedModel, ModelHolder
 from terraops.api.schemas import batch_model, features_model
 from terraops.services import all_services
@@ -139,10 +139,11 @@ def test_batch_envelope_must_be_exact(fast: FastInputs) -> None:
     assert fast.records([LEGACY]) is None
 
 
-def test_finite_floats_encode_as_json_dumps() -> None:
-    values = [0.1, -2.5e-300, 1e300, 35.0, 0.0]
-    assert finite_json_floats(values) == json.dumps(values)
-    assert finite_json_floats([1.0, math.nan]) is None
+def test_finite_floats_encode_as_json_that_reads_back_the_same() -> None:
+    values = [0.1, -2.5e-300, 1e300, 35.0, 0.0, 1 / 3, 1e-5]
+    encoded = finite_json_array(values)
+    assert encoded is not None and json.loads(encoded) == values
+    assert finite_json_array([1.0, math.nan]) is None
 
 
 # ----- through the app ----------------------------------------------------------------

@@ -42,7 +42,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
+import numpy as np
+
 log = logging.getLogger(__name__)
+_ENCODE_LIST = msgspec.json.Encoder().encode
 
 #: Why records were lost (keys of ``PredictionLog.dropped``).
 DROP_REASONS = ("buffer_full", "write_error")
@@ -182,8 +186,7 @@ class PredictionLog:
                 if whole != second:  # one isoformat per second, not per record
                     second, base = whole, iso_utc(whole)[:19]
                 stamp = f"{base}.{int((t - whole) * 1e6):06d}+00:00"
-                if hasattr(rows, "tolist"):  # a numpy matrix (fast batch path): floats, NaN
-                    rows = rows.tolist()
+                matrix = rows if hasattr(rows, "tolist") else None  # the fast batch path's
                 names = features if isinstance(features, tuple) else tuple(features)
                 keys = self._keys.get(names)
                 if keys is None:
@@ -196,6 +199,10 @@ class PredictionLog:
                 end = f',"latency_ms":{_num(latency_ms)},"status":{int(status)}}}'
                 self._rows_out += len(rows)
                 try:
+                    if matrix is not None:
+                        encoded = matrix_lines(head, tail, keys, matrix, predictions, end)
+                        by_service.setdefault(service, []).extend(encoded)
+                        continue
                     encoded = [
                         f"{head}{i}{tail}"
                         + ",".join(
@@ -280,6 +287,36 @@ def delete_older_than(root: Path, cutoff: float) -> list[Path]:
         except FileNotFoundError:  # another worker removed it first
             continue
     return removed
+
+
+def matrix_lines(
+    head: str, tail: str, keys: list[str], rows: Any, predictions: Any, end: str
+) -> list[str]:
+    """The records of a numpy matrix of rows, each number encoded once per column.
+
+    Why: encoding value by value (:func:`_num`) costs ≈ 10 µs a row, more than
+    predicting it; msgspec writes a whole column at once (NaN and ±inf as
+    ``null``, as :func:`_num` does) and one ``%`` template per row joins them.
+    """
+    n_rows = len(rows)
+    columns = [
+        _ENCODE_LIST(rows[:, j].tolist())[1:-1].decode().split(",") for j in range(len(keys))
+    ]
+    if predictions is None:  # a failed request: its rows, no prediction
+        values = ["null"] * n_rows
+    else:
+        encoded = _ENCODE_LIST(np.asarray(predictions, dtype=np.float64).tolist())
+        values = encoded[1:-1].decode().split(",")
+    fields = ",".join(key.replace("%", "%%") + "%s" for key in keys)
+    template = (
+        head.replace("%", "%%")
+        + "%d"
+        + tail.replace("%", "%%")
+        + fields
+        + '},"prediction":%s'
+        + end.replace("%", "%%")
+    )
+    return [template % row for row in zip(range(n_rows), *columns, values, strict=True)]
 
 
 def _num(value: Any) -> str:

@@ -95,8 +95,10 @@ def describe_validation_error(
     field = _field_path(loc)
     leaf = loc[-1] if loc else None
     feature = None
-    if definition is not None and isinstance(leaf, str) and leaf in definition.feature_names:
-        feature = definition.feature(leaf)
+    # The feature is the last name in ``loc``: ``instances[3].ndvi``, ``columns.ndvi[3]``.
+    name = next((part for part in reversed(loc) if isinstance(part, str)), None)
+    if definition is not None and name in definition.feature_names:
+        feature = definition.feature(name)
     item: dict[str, Any] = {"field": field, "type": kind}
     if kind == "json_invalid":
         reason = (error.get("ctx") or {}).get("error", "")

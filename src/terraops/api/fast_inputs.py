@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from terraops.services.base import ServiceDefinition
@@ -39,6 +40,7 @@ _NUMBER_OR_NULL = frozenset({float, int, type(None)})
 # Errors a conversion of an accepted-looking value can raise (a huge int, say):
 # the fast path declines and the documented validation answers.
 _DECLINE = (OverflowError, TypeError, ValueError)
+_ENCODE = msgspec.json.Encoder().encode
 
 
 @dataclass(frozen=True)
@@ -152,11 +154,13 @@ class FastInputs:
         return column
 
 
-def finite_json_floats(values: Sequence[float]) -> str | None:
-    """``json.dumps`` of a list of finite floats, ~3× faster; ``None`` if any is not finite."""
+def finite_json_array(values: Sequence[float]) -> bytes | None:
+    """A JSON array of finite floats (shortest round-trip digits), ``None`` if any is not
+    finite. msgspec writes it ~10× faster than ``json.dumps``: for a 100 000-row batch
+    the response is no longer a noticeable part of the request."""
     if not all(map(math.isfinite, values)):
         return None
-    return "[" + ", ".join(map(float.__repr__, values)) + "]"
+    return _ENCODE(values)
 
 
-__all__ = ["FastInputs", "FieldCheck", "finite_json_floats"]
+__all__ = ["FastInputs", "FieldCheck", "finite_json_array"]

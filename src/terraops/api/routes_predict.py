@@ -29,17 +29,24 @@ also tells the middleware which version answered and how many rows (metrics).
 
 import json
 import time
-from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request, Response
-from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from terraops.adapters.prediction_log import PredictionLog
-from terraops.api.fast_inputs import FastInputs, finite_json_floats
+from terraops.api.columnar_inputs import (
+    ARROW_STREAM,
+    ColumnarInputs,
+    arrow_request,
+    batch_openapi,
+    is_columnar_json,
+)
+from terraops.api.fast_inputs import FastInputs, finite_json_array
+from terraops.api.fast_route import PreEncodedJSON, is_json, route_class
 from terraops.api.model_holder import LoadedModel, ModelHolder
 from terraops.api.observability import RequestContext, request_context
 from terraops.api.predict_extras import (
@@ -74,10 +81,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorResponse, "description": "No champion loaded yet"},
 }
 
-FastHandler = Callable[[Request], Awaitable[Response | None]]
-_CONTENT_TYPE = b"content-type"
-_JSON_TYPES = frozenset({b"application/json", b"application/json; charset=utf-8"})
-
 
 def _not_ready(holder: ModelHolder) -> ModelNotReadyError:
     return ModelNotReadyError(
@@ -90,53 +93,14 @@ def _json(payload: dict[str, Any], model: LoadedModel) -> Response:
     return Response(json.dumps(payload), media_type="application/json", headers=model.headers)
 
 
-class FastPredictRoute(APIRoute):
-    """An ``APIRoute`` whose handler first offers the request to ``fast_handler``.
-
-    The handler answers (a response) or declines (``None``); a declined request
-    goes to FastAPI's own handler for this route, unchanged. Subclassed per
-    route by :func:`_route_class` (FastAPI instantiates route classes itself).
-    """
-
-    fast_handler: ClassVar[FastHandler]
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        documented = super().get_route_handler()
-        fast = type(self).fast_handler
-
-        async def handler(request: Request) -> Response:
-            response = await fast(request)
-            return response if response is not None else await documented(request)
-
-        return handler
-
-
-def _route_class(fast: FastHandler) -> type[APIRoute]:
-    return type("FastPredictRoute", (FastPredictRoute,), {"fast_handler": staticmethod(fast)})
-
-
-class PreEncodedJSON(Response):
-    """A 200 JSON response from ready bytes and ready raw headers.
-
-    Skips ``Response.__init__``'s header normalisation (a few µs a request):
-    the model headers are encoded once per model version (:class:`Prepared`).
-    """
-
-    media_type = "application/json"
-
-    def __init__(self, body: bytes, raw_headers: list[tuple[bytes, bytes]]) -> None:
-        self.status_code = 200
-        self.background = None
-        self.body = body
-        self.raw_headers = [*raw_headers, (b"content-length", str(len(body)).encode("ascii"))]
-
-
 class Prepared:
     """What the fast path needs for one loaded model, built once per model version."""
 
     def __init__(self, model: LoadedModel, inputs: FastInputs | None, unit: str) -> None:
         self.model = model
         self.inputs = inputs
+        title = model.service.title().replace("_", "")
+        self.columnar = ColumnarInputs(inputs, title) if inputs is not None else None
         predictor = model.predictor
         self.predict_row: Callable[[list[float]], float] = getattr(
             predictor, "predict_row", None
@@ -150,14 +114,6 @@ class Prepared:
         self.point_head = b'{"prediction": '
         self.batch_head = b'{"predictions": '
         self.tail = tail.encode("ascii")
-
-
-def _is_json(scope: MutableMapping[str, Any]) -> bool:
-    """Whether the request declares a plain JSON body (anything else: documented path)."""
-    for name, value in scope["headers"]:
-        if name == _CONTENT_TYPE:
-            return value.lower() in _JSON_TYPES
-    return False
 
 
 def _endpoint(
@@ -216,7 +172,7 @@ class PredictRoutes:
             responses=ERROR_RESPONSES,
             summary=f"{definition.title}: predict one location",
             description=f"{definition.description} Returns {definition.prediction_unit}.",
-            route_class_override=_route_class(self.fast_predict),
+            route_class_override=route_class(self.fast_predict),
         )
         router.add_api_route(
             "/predict/batch",
@@ -227,12 +183,16 @@ class PredictRoutes:
             summary=f"{definition.title}: predict up to {self.max_batch_size} locations",
             description=(
                 f"`instances`: 1 to {self.max_batch_size} objects, each with the fields of "
-                f"`POST /v1/{definition.name}/predict`. Predictions come back in the same order. "
-                "A bad value is refused with 422 naming its row and field, e.g. "
-                f"`instances[3].{definition.feature_names[0]}`; nothing is predicted for any "
+                f"`POST /v1/{definition.name}/predict`, or the same rows as `columns` (one array "
+                f"per feature), or an Arrow IPC stream (`{ARROW_STREAM}`, one numeric column "
+                "per feature, nulls for unknown optional values). Predictions come back in the "
+                "same order. A bad value is refused with 422 naming its row and field, e.g. "
+                f"`instances[3].{definition.feature_names[0]}` or "
+                f"`columns.{definition.feature_names[0]}[3]`; nothing is predicted for any "
                 "row then."
             ),
-            route_class_override=_route_class(self.fast_predict_batch),
+            openapi_extra=batch_openapi(),
+            route_class_override=route_class(self.fast_predict_batch),
         )
         return router
 
@@ -293,7 +253,7 @@ class PredictRoutes:
     async def parsed_body(self, request: Request) -> tuple[LoadedModel, Prepared, Any] | None:
         """The model, its prepared encodings and the parsed JSON body, or ``None`` (decline)."""
         model = self.holder.current
-        if model is None or not _is_json(request.scope):
+        if model is None or not is_json(request.scope):
             return None  # 503 and non-JSON bodies: the documented path words them
         ready = self.prepare(model)
         if ready.inputs is None:
@@ -375,14 +335,39 @@ class PredictRoutes:
         predictions: list[float] = np.asarray(values, dtype=np.float64).tolist()
         return predictions
 
+    async def columnar_body(self, request: Request) -> tuple[LoadedModel, Prepared, Any] | None:
+        """Model, encodings and matrix of a columnar JSON or Arrow body (``None``: neither).
+
+        Its bad values are refused here (422 naming column and row): the
+        documented path knows only rows.
+        """
+        arrow = arrow_request(request.scope)
+        if not arrow and not is_json(request.scope):
+            return None
+        body = await request.body()  # a body over the size limit raises its 413 here
+        model = self.holder.current
+        if model is None and (arrow or is_columnar_json(body)):
+            raise _not_ready(self.holder)  # the documented path knows only rows
+        if model is None or (ready := self.prepare(model)).columnar is None:
+            return None
+        if arrow:
+            return model, ready, ready.columnar.from_arrow(body)
+        if is_columnar_json(body):
+            return model, ready, ready.columnar.from_json(body)
+        return None
+
     async def fast_predict_batch(self, request: Request) -> Response | None:
         started = time.perf_counter()
-        parsed = await self.parsed_body(request)
-        if parsed is None:
-            return None
-        model, ready, data = parsed
-        assert ready.inputs is not None
-        rows = ready.inputs.records(data)
+        columnar = await self.columnar_body(request)
+        if columnar is not None:
+            model, ready, rows = columnar
+        else:
+            parsed = await self.parsed_body(request)
+            if parsed is None:
+                return None
+            model, ready, data = parsed
+            assert ready.inputs is not None
+            rows = ready.inputs.records(data)
         extras = fast_extras(request)
         if rows is None or extras is None:
             return None
@@ -394,13 +379,12 @@ class PredictRoutes:
             self.log_failure(ctx, exc, model, rows, started)
             raise
         self.log(ctx, model, rows, predictions, started)
-        encoded = finite_json_floats(predictions)
-        if encoded is None or added:  # written exactly as json.dumps would
+        encoded = finite_json_array(predictions)
+        if encoded is None or added:  # NaN/Infinity written as json.dumps would
             unit = self.definition.prediction_unit
             answer = {"predictions": predictions, "unit": unit, "model": model.ref, **added}
             return _json(answer, model)
-        body = b"".join((ready.batch_head, encoded.encode("ascii"), ready.tail))
-        return PreEncodedJSON(body, ready.raw_headers)
+        return PreEncodedJSON(b"".join((ready.batch_head, encoded, ready.tail)), ready.raw_headers)
 
     async def predict_batch(self, payload: Any, extras: PredictExtras = NO_EXTRAS) -> Response:
         started = time.perf_counter()
@@ -421,6 +405,12 @@ class PredictRoutes:
             self.log_failure(ctx, exc, model, given_rows, started)
             raise
         self.log(ctx, model, given, predictions, started)
+        encoded = None if added else finite_json_array(predictions)
+        if encoded is not None:  # the fast path's bytes
+            ready = self.prepare(model)
+            return PreEncodedJSON(
+                b"".join((ready.batch_head, encoded, ready.tail)), ready.raw_headers
+            )
         unit = self.definition.prediction_unit
         body = {"predictions": predictions, "unit": unit, "model": model.ref, **added}
         return _json(body, model)

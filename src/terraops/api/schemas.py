@@ -71,11 +71,56 @@ def batch_model(
             description=f"1 to {max_batch_size} locations",
         ),
     ]
+    columns = columns_schema(definition, max_batch_size)
+
+    def both_shapes(schema: dict[str, Any]) -> None:
+        """Document the columnar body beside the rows (validated by the route, not here)."""
+        rows = {k: schema.pop(k) for k in ("type", "properties", "required") if k in schema}
+        schema.pop("additionalProperties", None)
+        schema["oneOf"] = [{**rows, "additionalProperties": False, "title": "Rows"}, columns]
+
     return create_model(
         f"{_camel(definition.name)}BatchRequest",
-        __config__=STRICT,
+        __config__=ConfigDict(extra="forbid", json_schema_extra=cast(Any, both_shapes)),
         instances=(instances, ...),
     )
+
+
+def columns_schema(definition: ServiceDefinition, max_batch_size: int) -> dict[str, Any]:
+    """JSON schema of ``{"columns": {feature: [values...]}}``, one array per feature."""
+    properties: dict[str, Any] = {}
+    for feature in definition.features:
+        number: dict[str, Any] = {
+            "type": "number",
+            "minimum": feature.minimum,
+            "maximum": feature.maximum,
+        }
+        item = number if feature.required else {"anyOf": [number, {"type": "null"}]}
+        properties[feature.name] = {
+            "type": "array",
+            "items": item,
+            "minItems": 1,
+            "maxItems": max_batch_size,
+            "description": f"{feature.description} [{feature.unit}], one value per row"
+            + ("" if feature.required else "; optional: leave out, or null for a row"),
+        }
+    required = [f.name for f in definition.features if f.required]
+    return {
+        "title": "Columns",
+        "type": "object",
+        "description": f"The same rows, one array per feature (1 to {max_batch_size} rows, "
+        "every array as long as the others). Faster to send and to read than rows.",
+        "properties": {
+            "columns": {
+                "type": "object",
+                "properties": properties,
+                "required": required,
+                "additionalProperties": False,
+            }
+        },
+        "required": ["columns"],
+        "additionalProperties": False,
+    }
 
 
 class ModelRef(BaseModel):
