@@ -24,6 +24,7 @@ import dataclasses
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -163,7 +164,7 @@ def engine_speed(predictor: Predictor, X: np.ndarray, runs: int) -> dict[str, An
     """
     fresh = dataclasses.replace(predictor)  # as just loaded: no TreeSHAP tables yet
     started = time.perf_counter()
-    fresh.explain(X[:1])  # the first call compiles the model's TreeSHAP tables
+    fresh.prepare_explanations()  # what a server does at model load
     first_s = time.perf_counter() - started
     assert predictor.baseline is not None
     model_X = np.ascontiguousarray(np.delete(X, predictor.baseline.column, axis=1))
@@ -199,6 +200,44 @@ def engine_speed(predictor: Predictor, X: np.ndarray, runs: int) -> dict[str, An
             one_row,
         ),
     }
+
+
+_START = """
+import json, sys, time
+import lightgbm as lgb
+import numpy as np
+from terraops.domain.tree_shap import compile_model, tree_shap
+booster = lgb.Booster(model_file=sys.argv[1])
+t0 = time.perf_counter()
+import terraops.domain.tree_shap_kernel
+t1 = time.perf_counter()
+tables = compile_model(booster.dump_model(), booster.num_feature())
+t2 = time.perf_counter()
+tree_shap(tables, np.zeros((1, booster.num_feature())))
+tree_shap(tables, np.zeros((1000, booster.num_feature())), threads=2)
+t3 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "tables_s": t2 - t1, "kernels_s": t3 - t2}))
+"""
+
+
+def start_costs(predictor: Predictor, workdir: Path) -> dict[str, Any]:
+    """What a fresh process pays before its first explanation: the tables and the numba
+    kernels, compiled (an empty numba cache) and then loaded from the cache."""
+    model = workdir / "start-model.txt"
+    predictor.booster.save_model(str(model))
+    cache = Path(tempfile.mkdtemp(prefix="numba-cache-", dir=workdir))
+    costs = {}
+    for label in ("compiled", "cached"):
+        env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
+        done = subprocess.run(
+            [sys.executable, "-c", _START, str(model)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        costs[label] = {k: round(v, 3) for k, v in json.loads(done.stdout).items()}
+    return costs
 
 
 def layer_speed(predictor: Predictor, scene_dir: Path, workdir: Path, runs: int) -> dict[str, Any]:
@@ -295,7 +334,9 @@ driver COGs and the dominant-driver COG, median of {speed["runs"]} runs): {speed
 ({speed["grid"]} cells of 20 m, {speed["cells"]} cells, {speed["layers"]} layers) in
 {speed["seconds"]:.2f} s, of which TreeSHAP and grouping {speed["explain_seconds"]:.2f} s:
 **{speed["cells_per_s"]:,} cells/s, {speed["megapixels_per_s"]:.2f} Mpx/s** of scene (target
-≥ 1 Mpx/s). Cells, not pixels, are what is explained: a 20 m cell covers 100 pixels of 2 m.
+≥ 1 Mpx/s). Cells, not pixels, are what is explained: a 20 m cell covers 100 pixels of 2 m,
+so Mpx/s is the scene's pixels over the step's seconds (cells/s × 100 / 10⁶), as it has been
+since this benchmark was written.
 {_engine_note(result["engine"], speed)}"""
 
 
@@ -303,33 +344,44 @@ def _engine_note(engine: dict[str, Any], speed: dict[str, Any]) -> str:
     fast_p50, fast_p95 = engine["fast_one_row_ms"]
     slow_p50, slow_p95 = engine["lightgbm_one_row_ms"]
     ratio = engine["lightgbm_s"] / max(engine["fast_s"], 1e-9)
+    start = engine["start"]
     reached = (
-        "The 1 Mpx/s target is reached."
+        "goal ≥ 1 Mpx/s met"
         if speed["megapixels_per_s"] >= 1.0
-        else "The 1 Mpx/s target is not reached on this machine: the look-ups (one per leaf and\n"
-        "feature on its path, per cell) bound the speed on these cores, which other work was\n"
-        "sharing (see the load average above)."
+        else "goal ≥ 1 Mpx/s **not met** on this machine under this load"
     )
     return f"""
+Layer speed: {reached}.
+
 TreeSHAP itself (`Predictor.explain`) on the same {engine["cells"]} cells, against
 LightGBM's own `pred_contrib`, both on every core, median of {speed["runs"]} runs:
-**{engine["fast_s"]:.2f} s against {engine["lightgbm_s"]:.2f} s ({ratio:.1f}× faster)**;
+**{engine["fast_s"]:.2f} s against {engine["lightgbm_s"]:.2f} s ({ratio:.0f}× faster)**;
 largest difference {engine["max_abs_difference"]:.1e} K, and
 {engine["max_abs_difference_with_holes"]:.1e} K with 10 % of the inputs blanked out
 (missing values). One cell on one thread (a server request), p50 / p95:
 **{fast_p50:.2f} / {fast_p95:.2f} ms** against {slow_p50:.2f} / {slow_p95:.2f} ms (the p95s
-move with the other work on the cores). The first
-explanation after loading a model also compiles its tables ({engine["first_call_s"]:.2f} s,
-once per process).
+move with the other work on the cores).
+
+Start-up: a server builds the model's tables and loads the compiled kernels when it loads
+the model ({engine["first_call_s"]:.2f} s in this process), not at the first request. A
+fresh process imports numba in {start["cached"]["import_s"]:.2f} s and builds the tables in
+{start["cached"]["tables_s"]:.2f} s; the numba kernels cost
+{start["compiled"]["tables_s"] + start["compiled"]["kernels_s"]:.1f} s the very first time
+they are compiled (an empty numba cache: the table builder and the walks) and
+{start["cached"]["kernels_s"]:.2f} s once they are cached on disk (`cache=True`: every later
+process and worker loads them).
 
 How: the model ({speed["trees"]} trees of {speed["leaves"]:g} leaves, {speed["depth"]:g}
 levels deep on average) is compiled once into a table per leaf holding its exact Shapley
 values for every combination of "this cell satisfies / fails the path's conditions on each of
 its features" (path-dependent TreeSHAP, computed by Gauss–Legendre quadrature of the Shapley
-weights); explaining a cell is then its tree decisions, one table look-up per (leaf, path
-feature) and a sum, vectorised over cells with numpy. Missing inputs take LightGBM's routes
-(a split's default direction), and the tests hold every value to `pred_contrib` within 1e-9.
-Models with categorical splits or several outputs stay on `pred_contrib`. {reached}
+weights). A numba kernel walks each tree once per cell, carrying each node's "fails" bit mask
+down the tree, and adds each leaf's table row for its mask. For a batch (the map), a tree's
+contributions depend only on the cell's decisions at its splits, and neighbouring cells share
+them: each tree keeps a table of the decision patterns it has seen and walks its leaves only
+for a new one; the two cores share the trees. Missing inputs take LightGBM's routes (a split's
+default direction), and the tests hold every value to `pred_contrib` within 1e-9. Models with
+categorical splits or several outputs stay on `pred_contrib`.
 """
 
 
@@ -363,6 +415,7 @@ def main() -> int:
     engine = engine_speed(
         first, _table(unseen[0])[UHI.feature_names].to_numpy(np.float64), args.runs
     )
+    engine["start"] = start_costs(first, root)
     _say("timing the layers")
     speed = layer_speed(first, unseen[0], root, args.runs)
     result = {

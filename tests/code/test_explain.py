@@ -17,6 +17,7 @@ from terraops.domain.explain import (
     NO_PUSH,
     contribution_unit,
     dominant_driver,
+    dominant_one,
     driver_contributions,
     driver_legend,
     explain_sentence,
@@ -147,6 +148,23 @@ def test_dominant_driver_is_the_largest_push_up_and_ignores_the_day() -> None:
     assert all(entry["colour"].startswith("#") for entry in legend)
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    values=arrays(
+        np.float64,
+        5,
+        elements=st.one_of(
+            st.sampled_from([0.0, -0.0, 0.5, 1.0, float("nan")]), st.floats(-3.0, 3.0)
+        ),
+    )
+)
+def test_the_one_row_dominant_driver_is_the_same_rule(values: np.ndarray) -> None:
+    """A point answer's dominant driver (plain Python) is the map's (numpy), ties included."""
+    ranked = ranked_mask("uhi")
+    expected = int(dominant_driver(values[np.newaxis], ranked)[0])
+    assert dominant_one(values.tolist(), ranked.tolist()) == expected
+
+
 def test_sentence_names_the_top_drivers_with_signs_and_unit() -> None:
     sentence = explain_sentence("uhi", [1.3, 2.1, 0.1, 0.0, 0.0], "K")
     assert sentence == (
@@ -246,6 +264,24 @@ def test_predictor_explain_uses_the_fast_path_with_lightgbms_values(task: str) -
         np.testing.assert_allclose(explanation.baseline, raw[:, -1], rtol=0, atol=1e-9)
     total = explanation.baseline + explanation.contributions.sum(axis=1)
     np.testing.assert_allclose(total, predictor.predict(X), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("with_baseline", [True, False])
+def test_a_point_explanation_is_the_batch_ones_row(with_baseline: bool) -> None:
+    """The single-row path (a server request) and the block path give the same numbers."""
+    predictor = PREDICTORS[("regression", with_baseline)]
+    predictor.prepare_explanations()
+    width = len(predictor.feature_names)
+    X = np.random.default_rng(9).uniform(-0.5, 1.5, (20, width))
+    X[::3, 0] = np.nan
+    if with_baseline:
+        X[:, 2] = np.where(np.arange(20) % 4 == 0, np.nan, 33.0)
+    batch = predictor.explain(X)
+    for i in range(len(X)):
+        one = predictor.explain(X[i])
+        np.testing.assert_allclose(one.contributions[0], batch.contributions[i], atol=1e-12)
+        assert one.baseline[0] == pytest.approx(batch.baseline[i], abs=1e-12)
+        assert one.prediction[0] == pytest.approx(predictor.predict(X[i])[0], abs=1e-6)
 
 
 def test_a_model_the_fast_path_cannot_reproduce_stays_on_lightgbm() -> None:

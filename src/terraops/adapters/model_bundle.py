@@ -24,6 +24,7 @@ logged with MLflow's LightGBM flavour load too.
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import threading
 import weakref
@@ -39,8 +40,12 @@ from terraops.adapters.uncertainty_bundle import UncertaintyModel, load_uncertai
 from terraops.domain.explain import Explanation
 from terraops.domain.tree_shap import TreeShapTables, compile_model, supports_model, tree_shap
 from terraops.errors import ConflictError, InvalidInputError, ModelNotFoundError
+from terraops.services.lightgbm_models import serving_forest
+from terraops.timing import phase
 
 TERRAOPS_METADATA_KEY = "terraops"
+#: One TreeSHAP compilation per model at a time (a server's worker threads may ask at once).
+_SHAP_LOCK = threading.Lock()
 
 Task = Literal["regression", "binary"]
 
@@ -116,6 +121,8 @@ class Predictor:
     single_row: SingleRowPredictor | None = None
     baseline: Baseline | None = None
     uncertainty: UncertaintyModel | None = None
+    #: The trees compiled for serving (``services.lightgbm_models.serving_forest``), or None.
+    compiled: Any = None
     _shap_tables: TreeShapTables | None = field(default=None, init=False, repr=False)
     _shap_compiled: bool = field(default=False, init=False, repr=False)
 
@@ -140,6 +147,11 @@ class Predictor:
             arr = np.ascontiguousarray(np.delete(arr, self.baseline.column, axis=1))
         if arr.shape[0] == 1 and self.single_row is not None:
             return np.array([self.single_row(arr[0])]) + offset
+        if self.compiled is not None:  # checked equal to LightGBM's predictions at load
+            # numba: imported by the first model that compiles, not by every CLI start
+            from terraops.domain.compiled_forest import predict as compiled_predict
+
+            return compiled_predict(self.compiled, arr) + offset
         return np.asarray(self.booster.predict(arr, num_threads=1), dtype=np.float64) + offset
 
     def predict_row(self, row: list[float]) -> float:
@@ -245,6 +257,12 @@ class Predictor:
                 f"expected rows of {len(self.feature_names)} features "
                 f"({', '.join(self.feature_names)}), got shape {arr.shape}"
             )
+        unit = str(self.metadata.get("prediction_unit") or "")
+        unit = unit or ("probability" if self.task == "binary" else "prediction unit")
+        if arr.shape[0] == 1 and self.task == "regression":
+            tables = self._tree_shap_tables()
+            if tables is not None:  # a point request: no per-block numpy set-up
+                return self._explain_row(arr[0], tables, unit)
         baseline = np.empty(arr.shape[0])
         contributions = np.empty(arr.shape)
         for start in range(0, arr.shape[0], max(1, block_rows)):
@@ -253,12 +271,11 @@ class Predictor:
             baseline[start:stop], contributions[start:stop] = self._explain_block(
                 block, num_threads
             )
-        unit = str(self.metadata.get("prediction_unit") or "")
-        unit = unit or ("probability" if self.task == "binary" else "prediction unit")
         return Explanation(baseline, contributions, unit, tuple(self.feature_names))
 
     def _tree_shap_tables(self) -> TreeShapTables | None:
-        """The model compiled for :func:`tree_shap` (built on first use, ~1 s), or None.
+        """The model compiled for :func:`tree_shap` (built once, by
+        :meth:`prepare_explanations` or on first use), or None.
 
         The same values as LightGBM's ``pred_contrib`` (the reference the tests
         hold it to) at several times its speed; models it cannot reproduce
@@ -266,19 +283,44 @@ class Predictor:
         ``pred_contrib``.
         """
         if not self._shap_compiled:
-            dump = self.booster.dump_model()
-            if supports_model(dump):
-                self._shap_tables = compile_model(dump, int(self.booster.num_feature()))
-            self._shap_compiled = True
+            with _SHAP_LOCK:
+                if not self._shap_compiled:
+                    dump = self.booster.dump_model()
+                    if supports_model(dump):
+                        self._shap_tables = compile_model(dump, int(self.booster.num_feature()))
+                    self._shap_compiled = True
         return self._shap_tables
+
+    def _explain_row(self, row: np.ndarray, tables: TreeShapTables, unit: str) -> Explanation:
+        """:meth:`explain` of one regression row (the same values as its block path)."""
+        names = tuple(self.feature_names)
+        if self.baseline is None:
+            contributions = tree_shap(tables, row[np.newaxis])
+            return Explanation(np.array([tables.expected_value]), contributions, unit, names)
+        column, default = self.baseline.column, self.baseline.default
+        model_row = np.concatenate((row[:column], row[column + 1 :]))
+        inner = tree_shap(tables, model_row[np.newaxis])[0]
+        given = float(row[column])
+        offset = given if math.isfinite(given) else default
+        contributions = np.concatenate((inner[:column], [offset - default], inner[column:]))
+        baseline = np.array([tables.expected_value + default])
+        return Explanation(baseline, contributions[np.newaxis], unit, names)
+
+    def prepare_explanations(self) -> None:
+        """Build the TreeSHAP tables and load its compiled kernel now (a server, at
+        model load), so that the first ``?explain=true`` request does not pay them."""
+        tables = self._tree_shap_tables()
+        if tables is not None:
+            tree_shap(tables, np.zeros((1, int(self.booster.num_feature()))))
 
     def _explain_block(self, arr: np.ndarray, num_threads: int) -> tuple[np.ndarray, np.ndarray]:
         """(baseline, contributions in feature order) of one block (see :meth:`explain`)."""
         offset = np.zeros(arr.shape[0])
         if self.baseline is not None:
-            values = arr[:, self.baseline.column]
+            column = self.baseline.column
+            values = arr[:, column]
             offset = np.where(np.isfinite(values), values, self.baseline.default)
-            arr = np.delete(arr, self.baseline.column, axis=1)
+            arr = np.concatenate([arr[:, :column], arr[:, column + 1 :]], axis=1)
         inputs = np.ascontiguousarray(arr)
         tables = self._tree_shap_tables()
         if tables is not None:
@@ -326,6 +368,7 @@ def booster_file(path: Path, mlmodel: dict[str, Any]) -> Path | None:
     return None
 
 
+@phase("load model")
 def load_predictor(path: Path) -> Predictor:
     """Load the LightGBM booster and terraops metadata from an MLflow model directory."""
     path = Path(path)
@@ -338,6 +381,7 @@ def load_predictor(path: Path) -> Predictor:
             hint="train it with `terraops train SERVICE`",
         )
     predictor = predictor_from(model_file, meta, path)
+    predictor.compiled = serving_forest(predictor.booster, f"{predictor.service} model {path}")
     folder = uncertainty_folder(path, mlmodel)
     if folder is not None and meta.get("uncertainty"):
         plain = {k: v for k, v in meta.items() if k != "uncertainty"}

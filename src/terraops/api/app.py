@@ -16,6 +16,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -25,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from terraops import __version__
 from terraops.adapters.catalogue import LayerCatalogue
 from terraops.adapters.feedback_store import FeedbackStore
+from terraops.adapters.model_bundle import Predictor
 from terraops.adapters.prediction_log import PredictionLog
 from terraops.adapters.process_env import PROCESS_ENV_DEFAULTS
 from terraops.adapters.registry import ModelRegistry
@@ -67,6 +69,16 @@ from terraops.settings import Settings
 BODY_BYTES_PER_INSTANCE = 2048
 BODY_BYTES_BASE = 64 * 1024
 SERVING_SWITCH_INTERVAL_S = 0.0005
+
+
+def load_for_serving(path: Path, definition: Any) -> Any:
+    """:func:`load_and_verify`, then the model's TreeSHAP tables and compiled kernel
+    prepared at once: a server pays them when it loads a model, not at the first
+    ``?explain=true`` request."""
+    model = load_and_verify(path, definition)
+    if isinstance(model, Predictor):
+        model.prepare_explanations()
+    return model
 
 
 def body_limit_bytes(settings: Settings) -> int:
@@ -112,7 +124,7 @@ def create_app(
     watcher = ChampionWatcher(
         holders if watch else {},
         registry or LazyRegistry(lambda: _default_registry(settings, settings.registry_timeout_s)),
-        loader or load_and_verify,
+        loader or load_for_serving,
         cache_dir=settings.model_cache_dir,
         poll_interval_s=settings.poll_interval_s,
     )

@@ -3,7 +3,8 @@
 - ``interval=LEVEL`` (0 < LEVEL < 1): the model version's calibrated
   (conformal, held-out-city) interval at that level, ``{"level", "lower",
   "upper"}``, and ``in_applicability_domain``; outside the area of
-  applicability the bounds are ``null`` — no interval is claimed there. A
+  applicability, and for a land-cover class the calibration could not calibrate
+  on held-out cities, the bounds are ``null`` — no interval is claimed there. A
   version trained before calibration existed answers 409: no band is invented.
 - ``explain=true``: ``contributions`` (feature → contribution in the
   prediction's unit) and ``baseline``, with ``baseline + Σ contributions`` the
@@ -70,8 +71,9 @@ IntervalQuery = Annotated[
         gt=0.0,
         lt=1.0,
         description="Add a calibrated prediction interval at this level (e.g. 0.9) and "
-        "whether the input lies in the model's area of applicability (outside it the "
-        "interval bounds are null: not claimed)",
+        "whether the input lies in the model's area of applicability (outside it, and for "
+        "a land-cover class the held-out cities could not calibrate, the interval bounds "
+        "are null: not claimed)",
     ),
 ]
 ExplainQuery = Annotated[
@@ -135,16 +137,19 @@ def extra_fields(
                 hint="ask without ?explain=, or serve a LightGBM model trained by terraops",
             )
         explanation = predictor.explain(X)
-        names = list(predictor.feature_names)
-        contributions = [
-            dict(zip(names, map(float, row), strict=True)) for row in explanation.contributions
-        ]
-        baseline = [float(v) for v in explanation.baseline]
-        fields["contributions"] = contributions if batch else contributions[0]
-        fields["baseline"] = baseline if batch else baseline[0]
         if not batch:
             # A point answer also says it in words: the drivers (a waterfall's bars),
             # the dominant one and one sentence — what the map shows on a click.
             why = explanation_json(explanation, str(predictor.service), 0)
-            fields.update({key: why[key] for key in ("drivers", "dominant_driver", "sentence")})
+            fields.update({key: why[key] for key in _POINT_EXPLANATION})
+            return fields
+        names = list(predictor.feature_names)
+        fields["contributions"] = [
+            dict(zip(names, row, strict=True)) for row in explanation.contributions.tolist()
+        ]
+        fields["baseline"] = explanation.baseline.tolist()
     return fields
+
+
+#: The keys of :func:`explanation_json` a point answer carries, in the response's order.
+_POINT_EXPLANATION = ("contributions", "baseline", "drivers", "dominant_driver", "sentence")

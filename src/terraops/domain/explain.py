@@ -28,8 +28,10 @@ Pure: no I/O, numpy only.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -63,10 +65,10 @@ class Explanation:
 
     def row(self, index: int) -> dict[str, Any]:
         """One row as JSON-ready values: ``{"baseline", "contributions": {feature: value}}``."""
-        values = self.contributions[index]
+        values = self.contributions[index].tolist()
         return {
             "baseline": float(self.baseline[index]),
-            "contributions": {n: float(v) for n, v in zip(self.feature_names, values, strict=True)},
+            "contributions": dict(zip(self.feature_names, values, strict=True)),
         }
 
 
@@ -212,12 +214,20 @@ def driver_contributions(
     Every feature must belong to a driver, so the driver sums keep the
     explanation additive (nothing silently dropped).
     """
-    spec = service_drivers(service)
     values = np.asarray(contributions, dtype=np.float64)
     if values.ndim != 2 or values.shape[1] != len(feature_names):
         raise ValueError(
             f"contributions of shape {values.shape} do not match {len(feature_names)} features"
         )
+    keys, membership = _membership(service, tuple(feature_names))
+    return keys, values @ membership
+
+
+@lru_cache(maxsize=64)
+def _membership(service: str, feature_names: tuple[str, ...]) -> tuple[tuple[str, ...], np.ndarray]:
+    """(driver keys, (features, drivers) 0/1 matrix): built once per model's feature list
+    (a point request would otherwise rebuild it on every call)."""
+    spec = service_drivers(service)
     unknown = [n for n in feature_names if n not in spec.features]
     if unknown:
         raise ValueError(f"{service} has no driver for {', '.join(unknown)}")
@@ -225,7 +235,8 @@ def driver_contributions(
     keys = spec.keys
     for i, name in enumerate(feature_names):
         membership[i, keys.index(spec.features[name])] = 1.0
-    return keys, values @ membership
+    membership.flags.writeable = False  # shared between calls
+    return keys, membership
 
 
 def ranked_mask(service: str) -> np.ndarray:
@@ -245,6 +256,18 @@ def dominant_driver(driver_values: np.ndarray, ranked: np.ndarray) -> np.ndarray
         top = np.take_along_axis(candidates, best[:, np.newaxis], axis=1)[:, 0]
         pushes = (top > 0) & np.isfinite(values).all(axis=1)
     return np.where(pushes, best, NO_PUSH).astype(np.int64)
+
+
+def dominant_one(driver_values: Sequence[float], ranked: Sequence[bool]) -> int:
+    """:func:`dominant_driver` of one row, in plain Python (a point request: numpy's
+    per-call set-up would cost more than the rule itself)."""
+    best, top = NO_PUSH, 0.0
+    if not all(math.isfinite(v) for v in driver_values):
+        return NO_PUSH
+    for index, (value, counts) in enumerate(zip(driver_values, ranked, strict=True)):
+        if counts and value > top:  # strictly: the first of equal pushes, as argmax
+            best, top = index, value
+    return best
 
 
 def _signed(value: float, unit: str) -> str:
@@ -297,8 +320,8 @@ def explanation_json(explanation: Explanation, service: str, index: int) -> dict
         explanation.contributions[index : index + 1], names, service
     )
     values = drivers[0]
-    dominant = int(dominant_driver(drivers, ranked_mask(service))[0])
     spec = service_drivers(service)
+    dominant = dominant_one(values.tolist(), [d.ranked for d in spec.drivers])
     return {
         **row,
         "unit": unit,

@@ -19,7 +19,9 @@ Layers:
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,34 +115,44 @@ def _stats(values: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _driver_layers(
-    ctx: PredictionContext, out: Path, grids: _DriverGrids, unit: str
-) -> list[Layer]:
-    """One diverging contribution COG per driver."""
-    layers = []
+def _driver_layer(
+    ctx: PredictionContext, out: Path, driver: Any, values: np.ndarray, unit: str
+) -> Layer:
+    """One driver's diverging contribution COG."""
+    lid = _layer_id(ctx, driver.key)
+    path = out.with_name(f"{out.stem}.why-{driver.key}.tif")
+    ctx.write_cog(lid, unit, values, path)
+    return raster_layer(
+        lid=lid,
+        title=ctx.title(f"Why: {driver.label.lower()}"),
+        group=ctx.spec.group,
+        role="explanation",
+        path=path,
+        unit=unit,
+        legend=f"How much {driver.label.lower()} moves the prediction ({unit}): "
+        "red pushes it up, blue down, white no effect",
+        colormap=DIVERGING,
+        rescale=_symmetric_range(values),
+        lineage=ctx.lineage,
+        stats={**_stats(values), "driver": driver.key},
+        created_at=ctx.created_at,
+    )
+
+
+def _write_layers(ctx: PredictionContext, out: Path, grids: _DriverGrids, unit: str) -> list[Layer]:
+    """Every driver's COG and the dominant-driver COG, written side by side.
+
+    Six small COGs cost more in GDAL's per-file work (create, tag, copy to COG,
+    validate) than in pixels, and GDAL releases the GIL: threads overlap them.
+    """
     drivers = service_drivers(ctx.definition.name).drivers
-    for driver, values in zip(drivers, grids.contributions, strict=True):
-        lid = _layer_id(ctx, driver.key)
-        path = out.with_name(f"{out.stem}.why-{driver.key}.tif")
-        ctx.write_cog(lid, unit, values, path)
-        layers.append(
-            raster_layer(
-                lid=lid,
-                title=ctx.title(f"Why: {driver.label.lower()}"),
-                group=ctx.spec.group,
-                role="explanation",
-                path=path,
-                unit=unit,
-                legend=f"How much {driver.label.lower()} moves the prediction ({unit}): "
-                "red pushes it up, blue down, white no effect",
-                colormap=DIVERGING,
-                rescale=_symmetric_range(values),
-                lineage=ctx.lineage,
-                stats={**_stats(values), "driver": driver.key},
-                created_at=ctx.created_at,
-            )
-        )
-    return layers
+    with ThreadPoolExecutor(max_workers=max(1, min(len(drivers) + 1, os.cpu_count() or 1))) as pool:
+        jobs = [
+            pool.submit(_driver_layer, ctx, out, driver, values, unit)
+            for driver, values in zip(drivers, grids.contributions, strict=True)
+        ]
+        jobs.append(pool.submit(_dominant_layer, ctx, out, grids))
+        return [job.result() for job in jobs]
 
 
 def _dominant_layer(ctx: PredictionContext, out: Path, grids: _DriverGrids) -> Layer:
@@ -213,7 +225,7 @@ def write_explanation_layers(
     unit = contribution_unit(ctx.definition.prediction_unit)
     grids = _explain_cells(predictor, ctx.definition.name, cells_path, shape)
     explained = time.perf_counter()
-    layers = [*_driver_layers(ctx, out, grids, unit), _dominant_layer(ctx, out, grids)]
+    layers = _write_layers(ctx, out, grids, unit)
     seconds = time.perf_counter() - started
     cells = int((grids.dominant != DOMINANT_NODATA).sum())
     return ExplanationLayers(
