@@ -66,10 +66,16 @@ def test_point_and_batch_predictions_carry_interval_and_explanation(
         assert both["prediction"] == pytest.approx(plain["prediction"])
         interval = both["interval"]
         assert interval["level"] == 0.9 and isinstance(both["in_applicability_domain"], bool)
-        if both["in_applicability_domain"]:
+        if interval["lower"] is not None:  # claimed: inside the area, a calibrated class
+            assert both["in_applicability_domain"]
             assert interval["lower"] < both["prediction"] < interval["upper"]
-        else:
-            assert interval["lower"] is None and interval["upper"] is None
+        else:  # outside the area, or a land-cover class no variant could calibrate
+            assert interval["upper"] is None
+        registry = ModelRegistry(home_settings)
+        served = load_predictor(registry.fetch_model("uhi", trained_home.uhi_versions[0]))
+        row = np.array([[FULL[name] for name in served.feature_names]])
+        lower = served.interval_with_domain(row, 0.9)[0][0]  # NaN: not claimed
+        assert (interval["lower"] is None) == bool(np.isnan(lower))
         total = both["baseline"] + sum(both["contributions"].values())
         assert total == pytest.approx(both["prediction"], abs=1e-6)
         assert set(both["contributions"]) == set(FULL)

@@ -13,7 +13,10 @@ the registry and the model cache:
 - ``member_NN.lgb``: the leave-one-city-out models (a what-if Δ's spread and,
   for the ``cv_plus`` variant, the centres of the interval);
 - for ``cv_plus``, in ``calibration.npz``: every calibration score with the
-  member that produced it and its cell class (``cvplus_*``).
+  member that produced it and its cell class (``cvplus_*``; ``cvplus_rules``:
+  the fewest scores and cities a class needs, and whether cities are balanced);
+- for city-balanced Mondrian scores, their weights (``weights_pooled``,
+  ``weights_class_N``; absent: every score counts one).
 
 Versions trained before this artifact existed have none: their predictor
 says so (:attr:`UncertaintyModel` absent) and nothing invents a band.
@@ -134,15 +137,20 @@ def save_uncertainty(
         "difficulty_floor": np.array([difficulty_floor]),
         "difficulty_baseline_column": np.array([column]),
         **{f"scores_class_{code}": values for code, values in scores.per_class.items()},
+        **{f"weights_class_{code}": values for code, values in scores.class_weights.items()},
         **domain.arrays(),
     }
+    if scores.pooled_weights is not None:
+        arrays["weights_pooled"] = scores.pooled_weights
     if difficulty_city_term is not None:
         arrays["difficulty_city_term"] = np.asarray(difficulty_city_term, dtype=np.float64)
     if cv_plus is not None:
         arrays["cvplus_scores"] = np.asarray(cv_plus.scores, dtype=np.float64)
         arrays["cvplus_member"] = np.asarray(cv_plus.member, dtype=np.int16)
         arrays["cvplus_class"] = np.asarray(cv_plus.classes, dtype=np.int8)
-        arrays["cvplus_rules"] = np.array([cv_plus.min_scores, cv_plus.min_cities])
+        arrays["cvplus_rules"] = np.array(
+            [cv_plus.min_scores, cv_plus.min_cities, int(cv_plus.balanced)]
+        )
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]
     atomic.atomic_write_bytes(folder / _ARRAYS, buffer.getvalue())
@@ -174,20 +182,31 @@ def load_uncertainty(
         for code in range(len(CELL_CLASSES))
         if f"scores_class_{code}" in arrays
     }
-    scores = ConformalScores(str(report["variant"]), arrays["scores_pooled"], per_class)
+    scores = ConformalScores(
+        str(report["variant"]),
+        arrays["scores_pooled"],
+        per_class,
+        arrays.get("weights_pooled"),
+        {
+            code: arrays[f"weights_class_{code}"]
+            for code in per_class
+            if f"weights_class_{code}" in arrays
+        },
+    )
     domain = ApplicabilityDomain.from_arrays(feature_names, arrays)
     difficulty = _difficulty(folder, arrays)
     members = [member_predictor(path) for path in sorted(folder.glob("member_*.lgb"))]
     cv_plus = None
     if "cvplus_scores" in arrays:  # versions calibrated before CV+ have none
-        min_scores, min_cities = (int(v) for v in arrays["cvplus_rules"])
+        rules = [int(v) for v in arrays["cvplus_rules"]]  # older: no balancing flag
         cv_plus = CvPlusScores(
             arrays["cvplus_scores"],
             arrays["cvplus_member"],
             arrays["cvplus_class"],
             len(members),
-            min_scores,
-            min_cities,
+            rules[0],
+            rules[1],
+            balanced=len(rules) > 2 and bool(rules[2]),
         )
     return UncertaintyModel(
         tuple(feature_names), scores, domain, difficulty, members, report, cv_plus

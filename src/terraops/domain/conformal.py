@@ -14,7 +14,14 @@ cell ``i`` of city ``k``,
 
 which covers with probability ≥ ``1 − 2α`` for exchangeable data whatever the
 model (≈ ``1 − α`` in practice). Per Mondrian class where the class has
-enough scores from enough cities (:meth:`CvPlusScores.fit`), else over all.
+enough scores from enough cities (:class:`CvPlusScores`), else over all.
+
+*City-balanced* (``balanced=True``): within a score set every member (held-out
+city) weighs the same, each of its scores ``n / (K·nₖ)`` (the weights still sum
+to ``n``, so the ranks above keep their meaning). The city is the exchangeable
+unit: a city with many cells of a class should not set that class's band alone,
+nor a city with few be drowned (the pooled-CDF estimator of Dunn, Wasserman &
+Ramdas 2022 for two-layer data). With equal weights it is the plain count.
 
 The order statistic of the union of ``K`` shifted sorted score sets is found
 by bisection on the value, counting with one ``searchsorted`` per step over a
@@ -38,6 +45,10 @@ EXACT_ROWS = 16
 TOLERANCE = 5e-3
 #: Its steps at most (each step moves an end of every open bracket).
 MAX_SEARCH_STEPS = 60
+#: City-balanced scores are selected exactly by sorting those inside the bracket,
+#: narrowed first by this many search steps (a point request's bracket holds most
+#: scores, since the members' predictions differ).
+NARROW_STEPS = 5
 
 
 @dataclass(frozen=True)
@@ -49,9 +60,11 @@ class _ScoreSet:
     sizes: np.ndarray  # (K,) scores per member
     low: float  # smallest score
     span: float  # larger than the range of the scores
+    weights: np.ndarray  # (K,) each of member k's scores counts this much (sum: n)
+    unit: bool  # every score counts one (no city balancing)
 
     @classmethod
-    def of(cls, per_member: list[np.ndarray]) -> _ScoreSet:
+    def of(cls, per_member: list[np.ndarray], balanced: bool = False) -> _ScoreSet:
         values = [np.sort(np.asarray(s, dtype=np.float64)) for s in per_member]
         every = np.concatenate(values) if values else np.empty(0)
         low = float(every.min()) if len(every) else 0.0
@@ -61,7 +74,9 @@ class _ScoreSet:
         blocks = np.concatenate(
             [v - low + k * span for k, v in enumerate(values)] if values else [np.empty(0)]
         )
-        return cls(blocks, starts, sizes, low, span)
+        weights = member_weights(sizes, balanced)
+        unit = bool(np.all(weights[sizes > 0] == 1.0))
+        return cls(blocks, starts, sizes, low, span, weights, unit)
 
     @property
     def n(self) -> int:
@@ -83,7 +98,7 @@ class _ScoreSet:
         offsets = np.arange(len(self.sizes))[:, None] * self.span
         below = np.searchsorted(self.blocks, (relative + offsets).ravel(), side="right")
         counts = below.reshape(shift.shape) - self.starts[:, None]
-        total: np.ndarray = counts.sum(axis=0)
+        total: np.ndarray = (counts * self.weights[:, None]).sum(axis=0)
         return total
 
     def _bracket(self, rank: int, shift: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -105,15 +120,23 @@ class _ScoreSet:
         ends = np.array([lo, hi])[:, None]
         relative = np.clip((ends - shift[None, :]) / scale - self.low, -0.25, self.span - 0.75)
         first, last = np.searchsorted(self.blocks, relative + members * self.span, side="right")
-        below = int((first - self.starts).sum())
+        below = float(((first - self.starts) * self.weights).sum())
         values = [
             shift[k] + scale * (self.blocks[first[k] : last[k]] - k * self.span + self.low)
             for k in members
             if last[k] > first[k]
         ]
         between = np.concatenate(values)
-        need = rank - below - 1
-        return float(np.partition(between, need)[need])
+        if self.unit:
+            need = rank - round(below) - 1
+            return float(np.partition(between, need)[need])
+        weight = np.concatenate(
+            [np.full(last[k] - first[k], self.weights[k]) for k in members if last[k] > first[k]]
+        )
+        order = np.argsort(between, kind="stable")
+        reached = below + np.cumsum(weight[order])
+        index = min(int(np.searchsorted(reached, rank - 1e-9 * rank)), len(order) - 1)
+        return float(between[order][index])
 
     def order_statistic(self, rank: int, shift: np.ndarray, scale: np.ndarray) -> np.ndarray:
         """The ``rank``-th smallest of ``{shift[k] + scale·s}`` per row (shift ``(K, m)``);
@@ -124,21 +147,39 @@ class _ScoreSet:
             return np.full(m, np.inf)
         lo, hi = self._bracket(rank, shift, scale)
         if m <= EXACT_ROWS:
+            if not self.unit:  # a weighted selection sorts: first shrink what it sorts
+                lo, hi = self._narrow(rank, shift, scale, lo, hi, NARROW_STEPS, 0.0)
             return np.array(
                 [self._exact(rank, shift[:, j], scale[j], lo[j], hi[j]) for j in range(m)]
             )
+        return self._narrow(rank, shift, scale, lo, hi, MAX_SEARCH_STEPS, TOLERANCE)[1]
+
+    def _narrow(
+        self,
+        rank: int,
+        shift: np.ndarray,
+        scale: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        steps: int,
+        tolerance: float,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The bracket ``(lo, hi]`` of the order statistic, narrowed by at most ``steps``
+        steps or until ``tolerance`` wide; ``count(lo) < rank ≤ count(hi)`` throughout."""
+        m = shift.shape[1]
         # Illinois (regula falsi that halves a retained end's weight): on the count
-        # f(t) = #{≤ t} − rank + ½, negative at lo, positive at hi.
-        f_lo = self.count_at_most(lo, shift, scale) - (rank - 0.5)
-        f_hi = self.count_at_most(hi, shift, scale) - (rank - 0.5)
+        # f(t) = #{≤ t} − rank + ½ (weighted: + a hair), negative at lo, positive at hi.
+        target = rank - (0.5 if self.unit else 1e-9 * rank)
+        f_lo = self.count_at_most(lo, shift, scale) - target
+        f_hi = self.count_at_most(hi, shift, scale) - target
         kept = np.zeros(m, dtype=np.int8)  # +1: hi was kept last step, −1: lo was
-        for _ in range(MAX_SEARCH_STEPS):
-            open_ = hi - lo > TOLERANCE
+        for _ in range(steps):
+            open_ = hi - lo > tolerance
             if not open_.any():
                 break
             share = np.clip(-f_lo / (f_hi - f_lo), 0.01, 0.99)
             mid = lo + share * (hi - lo)
-            f_mid = self.count_at_most(mid, shift, scale) - (rank - 0.5)
+            f_mid = self.count_at_most(mid, shift, scale) - target
             enough = (f_mid > 0) & open_
             short = ~enough & open_
             f_lo = np.where(enough & (kept == -1), 0.5 * f_lo, f_lo)
@@ -146,7 +187,19 @@ class _ScoreSet:
             hi, f_hi = np.where(enough, mid, hi), np.where(enough, f_mid, f_hi)
             lo, f_lo = np.where(short, mid, lo), np.where(short, f_mid, f_lo)
             kept = np.where(enough, -1, np.where(short, 1, kept)).astype(np.int8)
-        return hi
+        return lo, hi
+
+
+def member_weights(sizes: np.ndarray, balanced: bool) -> np.ndarray:
+    """Weight of each score of member ``k`` (``sizes[k]`` scores): 1, or city-balanced
+    ``n / (K·nₖ)`` over the ``K`` members that have any (see the module)."""
+    sizes = np.asarray(sizes, dtype=np.float64)
+    has = sizes > 0
+    if not balanced or not has.any():
+        return np.ones(len(sizes))
+    weights = np.zeros(len(sizes))
+    weights[has] = sizes.sum() / (has.sum() * sizes[has])
+    return weights
 
 
 def cv_plus_rank(n: int, level: float) -> int:
@@ -162,6 +215,7 @@ class CvPlusScores:
     saw its city; ``classes[i]``: its cell class. A class keeps its own scores
     when it has ``min_scores`` of them from at least ``min_cities`` cities
     (``min_scores // 2`` cells each); else its cells use every class's scores.
+    ``balanced``: every city weighs the same within a score set (see the module).
     The inputs are kept (they are what is stored); the sorted sets derive from them.
     """
 
@@ -171,6 +225,7 @@ class CvPlusScores:
     n_members: int
     min_scores: int
     min_cities: int
+    balanced: bool = False
     pooled: _ScoreSet = field(init=False, repr=False)
     per_class: dict[int, _ScoreSet] = field(init=False, repr=False)
 
@@ -182,13 +237,14 @@ class CvPlusScores:
         def split(pick: np.ndarray) -> list[np.ndarray]:
             return [scores[pick & (member == k)] for k in range(self.n_members)]
 
-        object.__setattr__(self, "pooled", _ScoreSet.of(split(np.ones(len(scores), bool))))
+        every = split(np.ones(len(scores), bool))
+        object.__setattr__(self, "pooled", _ScoreSet.of(every, self.balanced))
         per_class = {}
         for code in np.unique(classes):
             parts = split(classes == code)
             cities = sum(len(p) >= max(self.min_scores // 2, 1) for p in parts)
             if sum(len(p) for p in parts) >= self.min_scores and cities >= self.min_cities:
-                per_class[int(code)] = _ScoreSet.of(parts)
+                per_class[int(code)] = _ScoreSet.of(parts, self.balanced)
         object.__setattr__(self, "per_class", per_class)
 
     def class_cities(self) -> dict[int, int]:

@@ -15,7 +15,11 @@ Three nonconformity scores, compared at training time on held-out cities:
   sure (Lei et al. 2018, "locally weighted" residuals in their words);
 - ``mondrian``: the same scores, with a quantile per land-cover class of the
   cell (:func:`cell_classes`): coverage holds *within* each class
-  (Vovk 2012, Mondrian conformal), not only on average;
+  (Vovk 2012, Mondrian conformal), not only on average. Given the cities, a
+  class keeps its own quantile only with scores from enough of them (else the
+  pooled one), and every city weighs the same in a quantile
+  (:func:`terraops.domain.conformal.member_weights`): the city, not the cell,
+  is the exchangeable unit;
 - ``local``: the quantile of the ``|residual|`` of the cell's ``k`` nearest
   training cells in the applicability space (localised conformal,
   Guan 2023): no difficulty model, the neighbours are the difficulty;
@@ -59,6 +63,8 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import pdist
 
+from terraops.domain.conformal import member_weights
+
 VARIANTS = ("normalised", "mondrian", "local", "mondrian_city", "cv_plus")
 #: The variants whose quantile is taken per cell class.
 MONDRIAN_VARIANTS = ("mondrian", "mondrian_city", "cv_plus")
@@ -76,6 +82,10 @@ TREE_NDVI_MIN = 0.6  # … or, without a canopy share, dense vegetation
 #: Fewest calibration scores a Mondrian class needs for its own quantile; below
 #: it the class uses the pooled one (a 0.9 quantile of 20 scores is the 19th).
 MONDRIAN_MIN_SCORES = 50
+#: A Mondrian class keeps its own quantile only when this many calibration cities
+#: have cells of it (``MONDRIAN_MIN_SCORES // 2`` each); with fewer, how the model
+#: errs on that class in a new city cannot be judged from the others.
+MIN_CLASS_CITIES = 3
 #: Neighbours of the ``local`` variant.
 LOCAL_NEIGHBOURS = 100
 
@@ -121,6 +131,27 @@ def conformal_quantile(scores: np.ndarray, level: float) -> float:
     n = len(ordered)
     rank = math.ceil((n + 1) * check_level(level))
     return float(ordered[rank - 1]) if 1 <= rank <= n else math.inf
+
+
+def weighted_conformal_quantile(ordered: np.ndarray, weights: np.ndarray, level: float) -> float:
+    """:func:`conformal_quantile` of sorted scores whose weights sum to their count:
+    the first score at which the running weight reaches ``⌈(n + 1)·level⌉``."""
+    n = len(ordered)
+    rank = math.ceil((n + 1) * check_level(level))
+    if not 1 <= rank <= n:
+        return math.inf
+    reached = np.cumsum(np.asarray(weights, dtype=np.float64))
+    index = min(int(np.searchsorted(reached, rank - 1e-9 * rank)), n - 1)
+    return float(ordered[index])
+
+
+def city_balanced(scores: np.ndarray, cities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted scores, their weights): each city's scores weigh ``n / (K·n_city)``."""
+    scores = np.asarray(scores, dtype=np.float64)
+    _, index, sizes = np.unique(cities, return_inverse=True, return_counts=True)
+    weights = member_weights(sizes, balanced=True)[index.ravel()]
+    order = np.argsort(scores, kind="stable")
+    return scores[order], weights[order]
 
 
 def row_quantiles(scores: np.ndarray, level: float) -> np.ndarray:
@@ -230,24 +261,55 @@ class ConformalScores:
     variant: str
     pooled: np.ndarray
     per_class: Mapping[int, np.ndarray] = field(default_factory=dict)
+    #: City-balanced weights aligned with ``pooled`` / ``per_class`` (absent: each
+    #: score counts one, as versions calibrated before them).
+    pooled_weights: np.ndarray | None = None
+    class_weights: Mapping[int, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def fit(
-        cls, variant: str, abs_residual: np.ndarray, difficulty: np.ndarray, classes: np.ndarray
+        cls,
+        variant: str,
+        abs_residual: np.ndarray,
+        difficulty: np.ndarray,
+        classes: np.ndarray,
+        cities: np.ndarray | None = None,
     ) -> ConformalScores:
+        """The variant's scores; ``cities`` (each score's held-out city) makes the
+        Mondrian variants city-aware: a class needs scores from
+        :data:`MIN_CLASS_CITIES` cities, and cities weigh the same."""
         if variant not in VARIANTS:
             raise ValueError(f"unknown conformal variant {variant!r}; known: {VARIANTS}")
         if variant == "local":
             return cls(variant, np.sort(abs_residual))
         scores = abs_residual / difficulty
-        per_class = {}
-        if variant in MONDRIAN_VARIANTS:
+        if variant not in MONDRIAN_VARIANTS:
+            return cls(variant, np.sort(scores))
+        if cities is None:
             per_class = {
                 code: np.sort(scores[classes == code])
                 for code in range(len(CELL_CLASSES))
                 if int((classes == code).sum()) >= MONDRIAN_MIN_SCORES
             }
-        return cls(variant, np.sort(scores), per_class)
+            return cls(variant, np.sort(scores), per_class)
+        cities = np.asarray(cities)
+        pooled, pooled_weights = city_balanced(scores, cities)
+        per_class, class_weights = {}, {}
+        for code in range(len(CELL_CLASSES)):
+            pick = classes == code
+            _, counts = np.unique(cities[pick], return_counts=True)
+            enough = int((counts >= max(MONDRIAN_MIN_SCORES // 2, 1)).sum())
+            if int(pick.sum()) >= MONDRIAN_MIN_SCORES and enough >= MIN_CLASS_CITIES:
+                per_class[code], class_weights[code] = city_balanced(scores[pick], cities[pick])
+        return cls(variant, pooled, per_class, pooled_weights, class_weights)
+
+    def quantile(self, level: float, code: int | None = None) -> float:
+        """The conformal quantile of class ``code``'s scores (None: the pooled ones)."""
+        ordered = self.pooled if code is None else self.per_class[code]
+        weights = self.pooled_weights if code is None else self.class_weights.get(code)
+        if weights is None:
+            return conformal_quantile(ordered, level)
+        return weighted_conformal_quantile(ordered, weights, level)
 
     def half_width(
         self,
@@ -260,10 +322,9 @@ class ConformalScores:
         if self.variant == "local":
             assert neighbour_residuals is not None, "the local variant needs neighbours"
             return row_quantiles(neighbour_residuals, level)
-        pooled = conformal_quantile(self.pooled, level)
-        factor = np.full(len(difficulty), pooled)
-        for code, scores in self.per_class.items():
-            factor[classes == code] = conformal_quantile(scores, level)
+        factor = np.full(len(difficulty), self.quantile(level))
+        for code in self.per_class:
+            factor[classes == code] = self.quantile(level, code)
         half: np.ndarray = factor * np.asarray(difficulty, dtype=np.float64)
         return half
 

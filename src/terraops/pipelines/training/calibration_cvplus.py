@@ -3,7 +3,8 @@
 Served (:func:`fit_cv_plus`): every calibration cell's score is its
 leave-one-city-out residual over the cross-fitted city difficulty, kept with
 the member (held-out city) that produced it; a new cell's interval is built
-from each member's prediction at it (:mod:`terraops.domain.conformal`).
+from each member's prediction at it (:mod:`terraops.domain.conformal`), per
+land-cover class, every city weighing the same within a class (city-balanced).
 
 Compared (:class:`PairModels`): the other variants are measured with each
 city ``g`` held out in turn, its cells predicted by the member that never saw
@@ -26,15 +27,10 @@ import numpy as np
 import pandas as pd
 
 from terraops.domain.conformal import CvPlusScores
-from terraops.domain.uncertainty import MONDRIAN_MIN_SCORES
+from terraops.domain.uncertainty import MIN_CLASS_CITIES, MONDRIAN_MIN_SCORES
 from terraops.pipelines.training.cross_validation import fit_final_model, predict
 from terraops.services.base import ServiceDefinition
 
-#: A land-cover class keeps its own CV+ scores only when this many training cities
-#: have cells of it (:data:`MONDRIAN_MIN_SCORES` // 2 each); with fewer, how the model
-#: errs on that class in a new city cannot be judged from the others, and its cells
-#: are scored with every class's scores together.
-MIN_CLASS_CITIES = 3
 #: Most cities for which the pairwise models of the comparison are fitted.
 MAX_PAIR_CITIES = 8
 
@@ -50,6 +46,7 @@ def fit_cv_plus(
         int(group.max()) + 1,
         MONDRIAN_MIN_SCORES,
         MIN_CLASS_CITIES,
+        balanced=True,
     )
 
 
@@ -105,6 +102,7 @@ class PairModels:
             len(others),
             MONDRIAN_MIN_SCORES,
             MIN_CLASS_CITIES,
+            balanced=True,
         )
         return calibration.bounds(level, members, difficulty[test], classes[test])
 
