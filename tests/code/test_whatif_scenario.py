@@ -303,11 +303,41 @@ def test_cool_and_green_roofs_repaint_roofs_only() -> None:
     cool_mask, green_mask = masks_of(scenario)
     edited = apply_interventions(bands, lc, scenario, masks_of(scenario), resolution=RES)
     roofs = lc == int(LandCover.BUILDING)
-    assert np.array_equal(edited.landcover, lc)
     assert np.array_equal(edited.changed, roofs & (cool_mask | green_mask))
+    # What the land-cover classification sees after the edit: a planted roof is grass.
+    planted = roofs & green_mask
+    assert np.array_equal(edited.landcover[~planted], lc[~planted])
+    assert np.all(edited.landcover[planted] == int(LandCover.GRASS))
+    # ... but it is still a building for whoever counts buildings (flood exposure).
+    assert np.array_equal(edited.buildings_landcover(lc), lc)
     cool = roofs & cool_mask & ~green_mask
     unclipped = cool & np.all([edited.bands[b] < 1.0 for b in bands], axis=0)
     assert unclipped.sum() > 100
     assert np.allclose(broadband_albedo(edited.bands)[unclipped], 0.7)
     grass = np.median(edited.bands["nir"][lc == int(LandCover.GRASS)])
     assert np.all(edited.bands["nir"][roofs & green_mask] == grass)
+
+
+def test_roofs_come_from_the_footprints_a_scene_carries() -> None:
+    """Dark roofs that imagery calls paving are repainted where footprints show them,
+    and are then seen as (bright) buildings; paving outside the footprints is untouched."""
+    lc = random_landcover(5)
+    bands = bands_for(lc, 5)
+    road = lc == int(LandCover.ROAD)
+    footprints = (lc == int(LandCover.BUILDING)) | (road & (np.indices(lc.shape)[0] % 2 == 0))
+    scenario = parse(
+        collection(feature("cool_roof", coords=square(X0 + 30, Y0 - 220, 150), albedo=0.7))
+    )
+    mask = masks_of(scenario)[0]
+    plain = apply_interventions(bands, lc, scenario, [mask], resolution=RES)
+    edited = apply_interventions(bands, lc, scenario, [mask], resolution=RES, footprints=footprints)
+    dark_roofs = mask & road & footprints
+    assert dark_roofs.any() and not plain.changed[dark_roofs].any()
+    assert np.array_equal(edited.changed, mask & footprints)
+    assert np.all(edited.landcover[dark_roofs] == int(LandCover.BUILDING))
+    assert not edited.changed[mask & road & ~footprints].any()
+    # Ground interventions leave the roofs the footprints show, even where imagery sees paving.
+    depave = parse(collection(feature("depave", coords=square(X0 + 30, Y0 - 220, 150))))
+    unsealed = apply_interventions(bands, lc, depave, [mask], resolution=RES, footprints=footprints)
+    assert not unsealed.changed[dark_roofs].any()
+    assert np.all(unsealed.landcover[mask & road & ~footprints] == int(LandCover.GRASS))

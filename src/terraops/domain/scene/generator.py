@@ -25,7 +25,7 @@ from terraops.domain.scene.counterfactual import counterfactual_layout
 from terraops.domain.scene.layout import make_layout
 from terraops.domain.scene.lst import PHYSICS_SUMMARY, LSTPhysics, land_surface_temperature
 from terraops.domain.scene.spec import GENERATOR_VERSION, SceneSpec
-from terraops.domain.scene.spectra import BANDS, render_imagery
+from terraops.domain.scene.spectra import BANDS, RoofPalette, render_imagery
 from terraops.domain.scene.terrain import make_terrain
 from terraops.domain.whatif.scenario import Scenario, rasterise
 
@@ -62,7 +62,7 @@ def to_scaled_reflectance(reflectance: np.ndarray) -> np.ndarray:
     return stored
 
 
-STREAMS: tuple[str, ...] = ("georef", "terrain", "layout", "imagery", "lst", "physics")
+STREAMS: tuple[str, ...] = ("georef", "terrain", "layout", "imagery", "lst", "physics", "roofs")
 """The random streams of a scene. New ones go at the end: the streams before
 them (and so the layout and imagery of every seed) stay as they were."""
 
@@ -136,7 +136,10 @@ def generate(
             layout, scenario, masks, resolution=spec.resolution
         )
     say("imagery")
-    imagery = render_imagery(rngs["imagery"], layout, spec.resolution, roof_override=roof_override)
+    palette = RoofPalette.draw(rngs["roofs"], int(layout.object_id.max()) + 1)
+    imagery = render_imagery(
+        rngs["imagery"], layout, spec.resolution, roof_override=roof_override, palette=palette
+    )
     if physics is None:
         physics = scene_physics(spec)
     say("land-surface temperature")

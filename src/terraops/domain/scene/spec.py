@@ -8,7 +8,7 @@ import numpy as np
 
 from terraops.errors import InvalidInputError
 
-GENERATOR_VERSION = "2.0.0"
+GENERATOR_VERSION = "2.1.0"
 """Bumped whenever the same spec would produce different pixels (cache key)."""
 
 MORPHOLOGIES: tuple[str, ...] = ("dense", "sprawl", "coastal")

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from terraops.domain.bands import REFLECTANCE_BANDS
 from terraops.domain.features import broadband_albedo
 from terraops.domain.landcover import LandCover
 from terraops.domain.scene.layout import Layout
 from terraops.domain.scene.noise import smooth_noise
 
-BANDS: tuple[str, ...] = ("red", "green", "blue", "nir", "swir")
+BANDS: tuple[str, ...] = REFLECTANCE_BANDS
 
 # (red, green, blue, nir, swir) surface reflectance.
 ROOF_MATERIALS = np.array(
@@ -35,6 +36,18 @@ ROOF_MATERIALS = np.array(
     ]
 )
 ROOF_SHARES = np.array([0.4, 0.3, 0.2, 0.1])
+"""Nominal material shares (the average city)."""
+WHITE_ROOF = 3
+"""Index of the white / cool roof in :data:`ROOF_MATERIALS`."""
+WHITE_ROOF_SHARE_RANGE = (0.05, 0.35)
+"""Share of white roofs a city draws: from a few percent to a third. Whitewashed
+Mediterranean towns and cities with cool-roof codes (California's Title 24 for
+low-slope roofs) reach the upper end; most European cities sit near the lower."""
+WHITE_ROOF_ALBEDO_RANGE = (0.45, 0.80)
+"""Broadband albedo of a white roof, drawn per building: aged white membranes and
+coatings (~0.45–0.6) to new ones (~0.7–0.8; Cool Roof Rating Council ratings,
+Global Cool Cities Alliance 2018). So every city's imagery spans the albedos a
+cool-roof scenario asks for, and a model learns the response it has to answer."""
 CLASS_REFLECTANCE: dict[LandCover, tuple[float, float, float, float, float]] = {
     LandCover.ROAD: (0.085, 0.08, 0.075, 0.11, 0.14),  # asphalt
     LandCover.TREE: (0.03, 0.06, 0.03, 0.40, 0.16),  # broadleaf canopy
@@ -50,6 +63,31 @@ SHADOW_FACTOR = 0.35  # share of light left in shadow (diffuse sky light)
 
 
 @dataclass(frozen=True)
+class RoofPalette:
+    """One city's roofs: its material shares and each building's white-roof albedo."""
+
+    shares: np.ndarray  # (len(ROOF_MATERIALS),), sums to 1
+    white_albedo: np.ndarray  # (n_objects,): albedo if the object's roof is white
+
+    @classmethod
+    def nominal(cls, n_objects: int) -> RoofPalette:
+        """The average city: :data:`ROOF_SHARES`, white roofs as in :data:`ROOF_MATERIALS`."""
+        white = float(broadband_albedo(dict(zip(BANDS, ROOF_MATERIALS[WHITE_ROOF], strict=True))))
+        return cls(ROOF_SHARES.copy(), np.full(n_objects, white))
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, n_objects: int) -> RoofPalette:
+        """The white share (:data:`WHITE_ROOF_SHARE_RANGE`, the other materials keep
+        their nominal proportions) and a white albedo per object, from ``rng`` only."""
+        lo, hi = WHITE_ROOF_SHARE_RANGE
+        white = lo + float(rng.random()) * (hi - lo)
+        others = np.delete(ROOF_SHARES, WHITE_ROOF)
+        shares = np.insert(others / others.sum() * (1.0 - white), WHITE_ROOF, white)
+        a_lo, a_hi = WHITE_ROOF_ALBEDO_RANGE
+        return cls(shares, a_lo + rng.random(n_objects) * (a_hi - a_lo))
+
+
+@dataclass(frozen=True)
 class RoofOverride:
     """Roofs a scenario changed: a cool roof's broadband albedo, or plants on it.
 
@@ -58,7 +96,7 @@ class RoofOverride:
     """
 
     albedo: np.ndarray  # float (n, n): asked broadband albedo, NaN = roof as drawn
-    vegetated: np.ndarray  # bool (n, n): a green roof (irrigated grass reflectance)
+    vegetated: np.ndarray  # bool (n, n): a green roof (grass, as dry as the grass there)
 
 
 @dataclass(frozen=True)
@@ -121,11 +159,13 @@ def render_imagery(
     resolution: float,
     *,
     roof_override: RoofOverride | None = None,
+    palette: RoofPalette | None = None,
 ) -> Imagery:
     """Reflectance per band, with per-object texture, shadows and sensor effects.
 
     The draws depend on the grid and the object ids only, never on the land
     cover: a counterfactual layout (same objects) gets the same texture and noise.
+    ``palette`` is the city's roofs (default: :meth:`RoofPalette.nominal`).
     """
     lc = layout.landcover
     shape = lc.shape
@@ -137,14 +177,23 @@ def render_imagery(
         mask = lc == int(cls)
         true[:, mask] = np.asarray(refl)[:, None]
     # Roofs: a material per building (parcel), with its own brightness.
-    roof_material = rng.choice(len(ROOF_MATERIALS), size=n_obj, p=ROOF_SHARES)
+    palette = palette or RoofPalette.nominal(n_obj)
+    roof_material = rng.choice(len(ROOF_MATERIALS), size=n_obj, p=palette.shares)
     roofs = lc == int(LandCover.BUILDING)
-    true[:, roofs] = ROOF_MATERIALS[roof_material[layout.object_id[roofs]]].T
+    roof_objects = layout.object_id[roofs]
+    true[:, roofs] = ROOF_MATERIALS[roof_material[roof_objects]].T
+    white = roofs.copy()
+    white[roofs] = roof_material[roof_objects] == WHITE_ROOF
+    true[:, white] = scale_to_albedo(true[:, white], palette.white_albedo[layout.object_id[white]])
     if roof_override is not None:
         _override_roofs(true, roofs, roof_override)
-    # Grass dryness varies smoothly (irrigated parks vs dry verges).
+    # Grass dryness varies smoothly (irrigated parks vs dry verges). A green roof's
+    # plants dry like the grass around them: extensive roofs (sedum, grass on a thin
+    # substrate) are seldom irrigated and dry out in summer at least as fast.
     dryness = np.clip(0.5 + 0.35 * smooth_noise(rng, shape, 40.0 / resolution), 0, 1)
     grass = lc == int(LandCover.GRASS)
+    if roof_override is not None:
+        grass = grass | (roofs & roof_override.vegetated)
     base_grass = np.asarray(CLASS_REFLECTANCE[LandCover.GRASS])[:, None]
     true[:, grass] = base_grass * (1 - dryness[grass]) + DRY_GRASS[:, None] * dryness[grass]
     # Texture: per-object gain + fine within-object texture; crowns darker at the rim.

@@ -70,11 +70,21 @@ class SurfaceEdit:
 
 @dataclass(frozen=True)
 class EditedInputs:
-    """The observed inputs after a scenario: bands, land cover, and which pixels changed."""
+    """The observed inputs after a scenario: bands, land cover, and which pixels changed.
+
+    ``landcover`` is what the classification sees after the edit (the features'
+    input); ``roofs`` the roofs repainted or planted, which stay buildings for
+    whoever counts buildings (flood exposure) although a planted roof looks like grass.
+    """
 
     bands: dict[str, np.ndarray]
     landcover: np.ndarray
     changed: np.ndarray
+    roofs: np.ndarray
+
+    def buildings_landcover(self, before: np.ndarray) -> np.ndarray:
+        """The land cover after the edit with every edited roof as it was in ``before``."""
+        return np.where(self.roofs, before, self.landcover)
 
 
 def selection_seed(scenario_sha256: str, index: int) -> np.random.SeedSequence:
@@ -184,9 +194,18 @@ def edit_surface(
     masks: Sequence[np.ndarray],
     *,
     resolution: float,
+    footprints: np.ndarray | None = None,
 ) -> SurfaceEdit:
-    """Every intervention in order (a later one acts on what the earlier ones left)."""
+    """Every intervention in order (a later one acts on what the earlier ones left).
+
+    A roof intervention acts on the ``building`` pixels of ``landcover`` and,
+    when given, on ``footprints`` (bool: the building footprints a scene
+    carries), which also hold the dark roofs that imagery alone calls paving;
+    a ground intervention (trees, park, depave, develop) then leaves those
+    roofs alone, as it leaves the roofs imagery shows.
+    """
     lc = landcover.copy()
+    extra_roofs = np.zeros(lc.shape, bool) if footprints is None else np.asarray(footprints, bool)
     green = np.zeros(lc.shape, bool)
     albedo = np.full(lc.shape, np.nan)
     height = np.full(lc.shape, np.nan)
@@ -194,7 +213,9 @@ def edit_surface(
         scale_px = CLUMP_SCALE_M.get(intervention.kind, 4.0) / resolution
         seed = selection_seed(scenario.sha256, intervention.index)
         field = selection_field(mask, seed=seed, scale_px=scale_px)
-        roofs = mask & (lc == int(LandCover.BUILDING))
+        roofs = mask & (
+            (lc == int(LandCover.BUILDING)) | (extra_roofs & (lc != int(LandCover.WATER)))
+        )
         if intervention.kind == "cool_roof":
             albedo[roofs] = intervention.params["albedo"]
             green[roofs] = False
@@ -205,7 +226,7 @@ def edit_surface(
             albedo[planted] = np.nan
         else:
             before = lc
-            lc = edit_landcover(lc, intervention, mask, field=field)
+            lc = edit_landcover(lc, intervention, mask & ~extra_roofs, field=field)
             new_building = (lc == int(LandCover.BUILDING)) & (before != int(LandCover.BUILDING))
             height[new_building] = intervention.params.get("height_m", np.nan)
     return SurfaceEdit(lc, green, albedo, height)
@@ -239,15 +260,21 @@ def apply_interventions(
     masks: Sequence[np.ndarray],
     *,
     resolution: float | None = None,
+    footprints: np.ndarray | None = None,
 ) -> EditedInputs:
     """Edit the observed inputs: land cover, and bands painted with the scene's own spectra.
 
     ``resolution`` (m) sets the clump size of the pixel choice; pass the
     scene's, as the generator does. Without it, it is taken from the first
-    non-empty intervention's area over its pixel count.
+    non-empty intervention's area over its pixel count. ``footprints``: the
+    scene's building footprints, if it carries them (see :func:`edit_surface`).
+
+    The edited land cover is what the land-cover classification sees after
+    the edit, so that every feature built on it moves as on a real city: a
+    repainted roof is a (bright) building, a planted roof looks like grass.
     """
     res = resolution if resolution is not None else _resolution_from(scenario, masks)
-    surface = edit_surface(landcover, scenario, masks, resolution=res)
+    surface = edit_surface(landcover, scenario, masks, resolution=res, footprints=footprints)
     spectra = class_spectra(bands, landcover)
     out = {name: np.array(values, dtype=np.float64) for name, values in bands.items()}
     stack = np.stack([out[b] for b in BANDS])
@@ -262,7 +289,10 @@ def apply_interventions(
     stack[:, cool] = scale_to_albedo(stack[:, cool], surface.roof_albedo[cool])
     for i, name in enumerate(BANDS):
         out[name] = stack[i]
-    return EditedInputs(out, surface.landcover, recoloured | green | cool)
+    seen = surface.landcover.copy()
+    seen[cool] = int(LandCover.BUILDING)
+    seen[green] = int(LandCover.GRASS)
+    return EditedInputs(out, seen, recoloured | green | cool, green | cool)
 
 
 def _resolution_from(scenario: Scenario, masks: Sequence[np.ndarray]) -> float:

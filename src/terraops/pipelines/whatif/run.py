@@ -31,6 +31,7 @@ from rasterio.transform import Affine
 from terraops.adapters import raster_io, tables
 from terraops.adapters.catalogue import LayerCatalogue
 from terraops.domain import features
+from terraops.domain.landcover import LandCover
 from terraops.domain.layers import Layer
 from terraops.domain.whatif.interventions import apply_interventions
 from terraops.domain.whatif.scenario import Scenario, ScenarioLimits, parse_scenario, rasterise
@@ -149,7 +150,12 @@ def run_whatif(
         res = float(scene.resolution)
         masks = rasterise(scenario, shape=scene.shape, origin=scene.origin, resolution=res)
         edited = apply_interventions(
-            observed.bands, observed.landcover, scenario, masks, resolution=res
+            observed.bands,
+            observed.landcover,
+            scenario,
+            masks,
+            resolution=res,
+            footprints=building_footprints(layers),
         )
         cells = changed_cells(
             baseline,
@@ -172,7 +178,7 @@ def run_whatif(
             grid,
             deltas,
             observed.landcover,
-            edited.landcover,
+            edited.buildings_landcover(observed.landcover),
             calibration=calibration,
         )
         lap("predict")
@@ -199,9 +205,32 @@ def run_whatif(
         interventions=rows,
         layers=written,
         unit=deltas.unit,
-        storms=storm_totals(deltas, grid, observed.landcover, edited.landcover),
+        storms=storm_totals(
+            deltas, grid, observed.landcover, edited.buildings_landcover(observed.landcover)
+        ),
         timings_s=timings,
     )
+
+
+FOOTPRINT_LAYERS = ("buildings", "landcover")
+"""Layers a scene may carry its building footprints in: ``buildings`` (non-zero: a
+building), or a ``landcover`` layer in terraops' legend (its ``building`` class)."""
+
+
+def building_footprints(layers: Mapping[str, Any]) -> Any:
+    """The building footprints the scene carries (bool), or None.
+
+    A roof intervention repaints the roofs inside its polygon. From imagery
+    alone a dark bitumen roof looks like asphalt, so where the scene brings
+    its footprints (a cadastre, OpenStreetMap; the synthetic cities' land
+    cover) the roofs come from them too; otherwise only from the land cover
+    classified from the imagery (the rules, or the segmentation model).
+    """
+    if "buildings" in layers:
+        return layers["buildings"] != 0
+    if "landcover" in layers:
+        return layers["landcover"] == int(LandCover.BUILDING)
+    return None
 
 
 def _baseline_table(scene: Any, settings: Settings, landcover: Any) -> pd.DataFrame:
@@ -258,4 +287,12 @@ def _write(
     return written
 
 
-__all__ = ["WhatIfResult", "parse_for_scene", "run_whatif", "scene_bounds", "whatif_service"]
+__all__ = [
+    "FOOTPRINT_LAYERS",
+    "WhatIfResult",
+    "building_footprints",
+    "parse_for_scene",
+    "run_whatif",
+    "scene_bounds",
+    "whatif_service",
+]
