@@ -145,8 +145,9 @@ maps: unseen real ## Predict the unseen city and the real ones with the champion
 	  $(BIN)/terraops predict-raster flood --scene $(MAP_CITY) --param rainfall_mm=$$storm || exit 1; done
 	$(BIN)/terraops layers list
 
-real-eval: real ## Score the UHI champion on the real Landsat city against a one-line NDVI fit
+real-eval: real ## Score the UHI champion on the real Landsat cities against a one-line NDVI fit
 	$(BIN)/terraops evaluate-real uhi --scene $(REAL_CITY)
+	$(BIN)/terraops evaluate-real uhi --scene $(LIVERPOOL_CITY)
 cards: install ## Refresh the committed model cards (docs/model_cards) from the champions in MLflow
 	$(BIN)/terraops card uhi --out $(CARDS_DIR)/uhi.md
 	$(BIN)/terraops card flood --out $(CARDS_DIR)/flood.md
@@ -229,6 +230,10 @@ bench: install bench-invest-env ## Benchmarks, written to BENCHMARKS.md (needs w
 	$(BIN)/python bench/explain_stability.py --out BENCHMARKS.md
 	$(BIN)/python bench/uncertainty.py --out BENCHMARKS.md
 	$(BIN)/python bench/whatif_validation.py --out BENCHMARKS.md --home $(TERRAOPS_HOME)
+	@$(MAKE) --no-print-directory real
+	$(BIN)/python bench/real_city.py --out BENCHMARKS.md --home $(TERRAOPS_HOME) --real $(LIVERPOOL_CITY)
+	@$(MAKE) --no-print-directory segmentation
+	TERRAOPS_HOME=$(TERRAOPS_HOME) $(BIN)/python bench/segment_upload_latency.py --scene $(SCENES)/city1
 
 # InVEST Urban Cooling in its own environment (.venv-invest): the what-if validation's
 # reference model. Built from source, about 8 minutes the first time; never needed by tests.

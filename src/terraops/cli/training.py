@@ -39,6 +39,21 @@ def _summary_table(result: TrainResult, primary: str) -> Table:
     return table
 
 
+def _comparison_table(result: TrainResult) -> Table:
+    """Rows: the models compared on the city's held-out blocks; all cells and land cells."""
+    table = Table(title=f"held-out blocks ({result.kind} run)")
+    for column in ("model", "n", "MAE", "MAE after offset", "Spearman", "land n", "land ρ"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for row in result.comparison:
+        version = f" v{row['version']}" if row.get("version") else ""
+        values = (
+            row[k] for k in ("n", "mae", "mae_after_offset", "spearman", "land_n", "land_spearman")
+        )
+        cells = ("–" if v is None else f"{v:.4g}" for v in values)
+        table.add_row(f"{row['model']}{version}", *cells)
+    return table
+
+
 def _champion_if_none(settings: Settings, service: str, version: int) -> int | None:
     """Promote ``version`` when ``service`` has no champion yet; returns the champion it made.
 
@@ -88,8 +103,19 @@ def register(app: typer.Typer) -> None:
             "--champion-if-none",
             help="Also make it champion when the service has none yet and it passes the gates.",
         ),
+        init_from: str | None = typer.Option(
+            None,
+            "--init-from",
+            help="Adapt a registered model to imported scenes: 'champion' or a version number "
+            "(boosting continues from it on the city's pixels).",
+        ),
     ) -> None:
-        """Train a service on scenes with spatial CV, log to MLflow, register a challenger."""
+        """Train a service on scenes with spatial CV, log to MLflow, register a challenger.
+
+        Imported scenes (several dates of one or more cities) train a model of those cities:
+        blocks sized to each scene, a share of them held out, and on those blocks this
+        model, one trained from scratch and the registered model side by side.
+        """
         from terraops.pipelines.training.train import parse_param_pairs, train_service
         from terraops.services import get_service
 
@@ -103,6 +129,7 @@ def register(app: typer.Typer) -> None:
                 parse_param_pairs(param),
                 cell_size_m=cell_size,
                 progress=not no_progress and not as_json,
+                init_from=init_from,
             )
             first = None
             if champion_if_none and result.data_quality_passed:
@@ -114,12 +141,18 @@ def register(app: typer.Typer) -> None:
                     "version": result.version,
                     "service": result.service,
                     "data_quality": "passed" if result.data_quality_passed else "failed",
+                    "kind": result.kind,
+                    "mae_spatial_cv": result.metrics.get("mae_spatial_cv"),
+                    "spearman_spatial_cv": result.metrics.get("spearman_spatial_cv"),
                     "metrics": result.metrics,
+                    **({"held_out_comparison": result.comparison} if result.comparison else {}),
                     **({"champion": first} if champion_if_none else {}),
                 }
             )
         else:
             out.print(_summary_table(result, definition.primary_metric))
+            if result.comparison:
+                out.print(_comparison_table(result))
             out.print(
                 f"run [cyan]{result.run_id}[/] → {result.service} v{result.version} "
                 f"in {result.duration_s:.1f} s; leakage gap "

@@ -54,12 +54,12 @@ from terraops.errors import (
 )
 from terraops.pipelines.lifecycle import evalset
 from terraops.pipelines.lifecycle.evalset import evaluation_metric
-from terraops.services import get_service
+from terraops.pipelines.training.city_holdout import city_holdout_set
 from terraops.services.base import ServiceDefinition
-from terraops.services.segmentation import SEGMENTATION, SegmentationService
+from terraops.services.registered import ModelService, model_service
+from terraops.services.segmentation import SegmentationService
 from terraops.settings import Settings
 
-ModelService = ServiceDefinition | SegmentationService
 """What the lifecycle needs of a service: its name, primary metric, SLO target and
 how to load a version. The segmentation service is not a tabular
 :class:`ServiceDefinition` (no feature table), but spells these the same way."""
@@ -102,15 +102,6 @@ def lifecycle_lock(settings: Settings, timeout: float = LOCK_TIMEOUT_S) -> Itera
         yield
     finally:
         lock.release()
-
-
-def model_service(name: str) -> ModelService:
-    """The service whose registered model is ``name``: a tabular one or segmentation.
-
-    Segmentation is looked up here, not in :func:`terraops.services.all_services`,
-    which drives the tabular code paths (API routes, feedback, drift).
-    """
-    return SEGMENTATION if name == SEGMENTATION.name else get_service(name)
 
 
 def open_history(settings: Settings) -> AliasHistory:
@@ -299,10 +290,15 @@ def load_verified_predictor(
 EvaluationSet = tuple[Any, dict[str, Any]]  # (table, info) of pipelines.evalset
 
 
-def _evaluation_set(settings: Settings, definition: ModelService) -> EvaluationSet | None:
+def _evaluation_set(
+    settings: Settings, definition: ModelService, registry: ModelRegistry, version: int
+) -> EvaluationSet | None:
+    """The held-out city blocks the candidate's run kept (trained on an imported city),
+    else the service's shared evaluation set."""
     if not isinstance(definition, ServiceDefinition):
         return None  # shared evaluation sets are feature tables (tabular services only)
-    return evalset.load_current(settings, definition.name)
+    city = city_holdout_set(settings, registry, definition.name, version)
+    return city or evalset.load_current(settings, definition.name)
 
 
 def _scored(
@@ -312,7 +308,7 @@ def _scored(
     if evaluation is None or predictor is None or not isinstance(definition, ServiceDefinition):
         return None, None
     table, info = evaluation
-    return evalset.score(definition, predictor, table), evalset.label(info)
+    return evalset.score(definition, predictor, table), info.get("label") or evalset.label(info)
 
 
 def _candidate_facts(
@@ -408,7 +404,7 @@ def promote(
             raise InvalidInputError(
                 f"{service} v{version} is already the champion", hint="nothing to promote"
             )
-        evaluation = _evaluation_set(settings, definition)
+        evaluation = _evaluation_set(settings, definition, registry, version)
         candidate = _candidate_facts(registry, definition, version, evaluation)
         champion = _champion_facts(registry, definition, current, evaluation)
         decision = decide_promotion(

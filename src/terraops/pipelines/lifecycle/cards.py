@@ -24,6 +24,7 @@ from terraops.adapters.registry import ModelRegistry
 from terraops.adapters.tracking import download_run_folder, download_run_json, download_run_plots
 from terraops.domain.explain import explanation_card_section
 from terraops.pipelines.lifecycle.aliases import ModelService
+from terraops.pipelines.lifecycle.card_real_city import city_rows_section
 from terraops.pipelines.lifecycle.card_run import CardRecipe, CardRun
 from terraops.pipelines.lifecycle.card_whatif import (
     read_whatif_validation,
@@ -249,6 +250,7 @@ def _real_scene_section(report: dict[str, Any], plot: str | None) -> list[str]:
         *_real_heading(report),
         *_real_table(report, label),
         *_real_notes(report, label),
+        *city_rows_section(report),
         *_strata_table(report, label),
     ]
     if plot:

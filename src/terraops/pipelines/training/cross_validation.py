@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from terraops.domain import spatial_cv
+from terraops.domain import real_eval, spatial_cv
 from terraops.services.base import ServiceDefinition
 
 Advance = Callable[[str], None]
@@ -89,18 +89,22 @@ def _fit(
     rows: np.ndarray,
     frac: float,
     seed: int,
+    init_model: Any = None,
 ) -> Any:
+    """One model on ``rows`` (augmented); ``init_model``: a registered booster to continue
+    boosting from (adaptation: the new trees fit what it gets wrong on these rows)."""
     X, source = _augment(data, rows, frac, np.random.default_rng(seed))
     frame, y = pd.DataFrame(X, columns=data.names), data.y[source]
     model = service.model_factory(params)
     if service.baseline is None:
-        model.fit(frame, y)
+        model.fit(frame, y, init_model=init_model)
         return model
     # Each row's own baseline: masked copies hide the feature, not the fact.
     known = data.X[source, data.names.index(service.baseline)]
     default = float(np.nanmean(known)) if np.isfinite(known).any() else 0.0
     wrapped = BaselineModel(model, service.model_inputs, service.baseline, default)
-    model.fit(frame[wrapped.inputs], y - np.where(np.isfinite(known), known, default))
+    relative = y - np.where(np.isfinite(known), known, default)
+    model.fit(frame[wrapped.inputs], relative, init_model=init_model)
     return wrapped
 
 
@@ -120,6 +124,7 @@ def _out_of_fold(
     advance: Advance,
     label: str,
     with_core: bool,
+    init_model: Any = None,
 ) -> tuple[np.ndarray, np.ndarray | None, list[Any]]:
     """Out-of-fold predictions with all features (and, if asked, only the required ones),
     and the fold models (kept for calibration: its held-out residuals and ensemble)."""
@@ -134,6 +139,7 @@ def _out_of_fold(
             fold.train,
             training["missing_augment_frac"],
             training["seed"] + k,
+            init_model,
         )
         models.append(model)
         X_test = data.X[fold.test]
@@ -173,8 +179,14 @@ def evaluate(
     params: Mapping[str, Any],
     training: Mapping[str, Any],
     advance: Advance,
+    init_model: Any = None,
 ) -> Evaluation:
-    """Random, spatial-block and leave-one-scene-out CV of the service's model."""
+    """Random, spatial-block and leave-one-scene-out CV of the service's model.
+
+    ``init_model``: every fold continues boosting this booster (an adapted model's CV).
+    Regression services also get ``spearman_<scheme>``: the rank correlation a planner
+    reads a heat map by (blind to the level an offset would shift).
+    """
     data = to_arrays(service, examples)
     x, y, scenes = (examples[c].to_numpy() for c in ("x", "y", "scene"))
     cells = (
@@ -205,11 +217,13 @@ def evaluate(
     for scheme, folds in schemes.items():
         spatial = scheme == "spatial_cv"  # the legacy-request cost is reported for it only
         full, core, models = _out_of_fold(
-            service, params, data, folds, training, advance, scheme, spatial
+            service, params, data, folds, training, advance, scheme, spatial, init_model
         )
         if scheme != "random_cv":
             held_out[scheme] = HeldOut(folds, models, full)
         metrics |= suffixed(service.metrics(data.y, full), scheme)
+        if service.task == "regression":
+            metrics[f"spearman_{scheme}"] = _spearman(data.y, full)
         if core is not None:
             metrics |= suffixed(service.metrics(data.y, core), "spatial_cv_core_only")
         if spatial:
@@ -219,11 +233,18 @@ def evaluate(
     return Evaluation(metrics, spatial_prediction, held_out)
 
 
+def _spearman(observed: np.ndarray, predicted: np.ndarray) -> float:
+    """Spearman over the rows that were predicted (NaN with fewer than three)."""
+    finite = np.isfinite(observed) & np.isfinite(predicted)
+    return real_eval.spearman_or_nan(predicted[finite], observed[finite])
+
+
 def fit_final_model(
     service: ServiceDefinition,
     examples: pd.DataFrame,
     params: Mapping[str, Any],
     training: Mapping[str, Any],
+    init_model: Any = None,
 ) -> Any:
     """The model to register: fitted on every example (with missing-value augmentation)."""
     data = to_arrays(service, examples)
@@ -234,6 +255,7 @@ def fit_final_model(
         np.arange(len(data.y)),
         training["missing_augment_frac"],
         training["seed"],
+        init_model,
     )
 
 

@@ -15,7 +15,10 @@ target the scene carries (UHI: a Landsat scene's land-surface temperature),
    offset, Spearman (:mod:`terraops.domain.real_eval`);
 3. **the NDVI line** fitted on the same cells, in-sample (favouring it);
 4. the **verdict** (model Spearman > line Spearman) and scores per
-   stratum of the surroundings' sealed share (``imperviousness_500m``).
+   stratum of the surroundings' sealed share (``imperviousness_500m``);
+5. the **city rows** (:mod:`terraops.pipelines.training.real_city_rows`): the registered
+   synthetic model, it adapted to the city, one trained from scratch and the NDVI line,
+   with spatial CV wherever a model saw the city, on land cells and on all cells.
 
 The result is written to ``TERRAOPS_HOME/evaluation/real/<service>-v<N>-<scene>.json``
 (atomically) with a scatter plot beside it, and logged to the version's MLflow
@@ -47,6 +50,7 @@ from terraops.pipelines.progress import status_line
 from terraops.pipelines.scenes.cell_tables import scene_cell_table
 from terraops.pipelines.scenes.landcover_source import LandcoverSource, landcover_of_model
 from terraops.pipelines.training.cross_validation import evaluate
+from terraops.pipelines.training.real_city_rows import side_by_side, synthetic_base
 from terraops.services.base import ServiceDefinition
 from terraops.settings import Settings
 
@@ -356,9 +360,14 @@ def evaluate_real(
         landcover = landcover_of_model(settings, choice.params)
         examples = scene_examples(service, scene, cell_size, landcover)
         scores = score_scene(service, examples, choice.predictor)
-        local, _ = local_spatial_cv(service, examples, model_params, training, say)
+        local, scratch = local_spatial_cv(service, examples, model_params, training, say)
+        base = synthetic_base(settings, service, choice)
+        rows = side_by_side(
+            service, examples, base.predictor, base.version, scratch, model_params, training, say
+        )
     info = scene_info(scene, examples, cell_size)
     payload = build_payload(service, info, choice.lineage | {"alias": choice.alias}, scores, local)
+    payload["city_rows"] = jsonable(rows)
     payload["duration_s"] = round(time.perf_counter() - started, 2)
     stem = safe_name(info["name"])
     json_path = result_path(settings, service.name, choice.version, info["name"])

@@ -26,7 +26,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from terraops.pipelines.monitoring.quality import check_examples, refuse_unless_
 from terraops.pipelines.scenes.cell_tables import scene_cell_table
 from terraops.pipelines.scenes.distributed import prepare_cell_tables
 from terraops.pipelines.scenes.landcover_source import LandcoverSource, resolve_landcover_source
+from terraops.pipelines.training import city
 from terraops.pipelines.training.calibration import Calibration, calibrate
 from terraops.pipelines.training.cross_validation import (
     Advance,
@@ -82,6 +83,9 @@ class TrainResult:
     data_quality_passed: bool
     n_rows: int
     duration_s: float
+    kind: str = city.SYNTHETIC  # adapted, from-scratch, synthetic or mixed
+    #: Observed scenes: each model's scores on the held-out blocks (see ``city.compare``).
+    comparison: list[dict[str, Any]] = field(default_factory=list)
 
 
 # ----- parameters -----------------------------------------------------------
@@ -276,6 +280,7 @@ def train_service(
     *,
     cell_size_m: float | None = None,
     progress: bool = True,
+    init_from: str | None = None,
 ) -> TrainResult:
     """Train, evaluate, log and register one version; make it the ``challenger``.
 
@@ -286,9 +291,14 @@ def train_service(
     registered (a model of bad data is never a candidate). Every run keeps a
     bounded sample of its training features (``reference/reference.parquet``),
     the reference drift reports compare against.
+
+    Imported (observed) scenes are trained on as a city (:mod:`terraops.pipelines.training.city`):
+    blocks sized to the scene, held-out blocks no model is fitted to, and a comparison on
+    them; ``init_from`` (``champion`` or a version) continues boosting that registered model.
     """
     started = time.perf_counter()
     model_params, training = resolve_params(service, params)
+    init = city.load_init_model(settings, service, init_from) if init_from else None
     cell_size = float(cell_size_m or settings.cell_size_m)
     n_scenes = len(scene_dirs)
     total = 2 * training["cv_folds"] + (n_scenes if n_scenes >= 2 else 0) + 3
@@ -301,9 +311,18 @@ def train_service(
         quality = _quality_gate(settings, service, examples, scene_dirs)
         examples = examples[examples[service.target].notna()].reset_index(drop=True)
         fingerprint = data_fingerprint(examples, scenes)
+        plan = city.plan_city(scenes, examples, training, params or {}, init)
+        every = examples
+        if plan is not None:  # observed scenes: fit to the pool, keep held-out blocks away
+            training, examples = plan.training, examples[plan.pool].reset_index(drop=True)
         advance("example table")
-        evaluation = evaluate(service, examples, model_params, training, advance)
-        model = fit_final_model(service, examples, model_params, training)
+        booster = init.booster if init is not None else None
+        evaluation = evaluate(service, examples, model_params, training, advance, booster)
+        model = fit_final_model(service, examples, model_params, training, booster)
+        compared = None
+        if plan is not None:
+            registered = city.registered_for_comparison(settings, service, init)
+            compared = city.city_comparison(service, plan, every, model, model_params, registered)
         calibration = calibrate(
             service,
             examples,
@@ -320,6 +339,7 @@ def train_service(
             **suffixed(
                 service.metrics(data.y, predict(service, model, data.X, data.names)), "train"
             ),
+            **(city.comparison_metrics(compared[1]) if compared is not None else {}),
         }
         advance("final model")
         experiment_id = tracking.ensure_experiment(settings, service.name)
@@ -339,12 +359,18 @@ def train_service(
                     "n_rows": len(examples),
                     "n_scenes": n_scenes,
                     **landcover.lineage,
+                    "init_from": init.version if init is not None else None,
+                    "n_holdout_rows": int(plan.held.sum()) if plan is not None else 0,
                     **{f"uncertainty/{k}": v for k, v in calibration.metadata.items()},
                 },
                 quality,
                 fingerprint,
                 calibration,
             )
+            kind = plan.kind if plan is not None else city.training_kind(scenes, False)
+            run.set_tag(city.KIND_TAG, kind)
+            if plan is not None and compared is not None:
+                city.log_city(run, service, plan.kind, init, *compared)
         advance("logged to MLflow")
     registry = ModelRegistry(settings)
     assign_alias(
@@ -357,7 +383,15 @@ def train_service(
     )
     duration = time.perf_counter() - started
     return TrainResult(
-        service.name, run_id, version, metrics, bool(quality["passed"]), len(examples), duration
+        service.name,
+        run_id,
+        version,
+        metrics,
+        bool(quality["passed"]),
+        len(examples),
+        duration,
+        kind,
+        compared[1] if compared is not None else [],
     )
 
 
