@@ -473,8 +473,22 @@ def _reset_peak_rss() -> bool:
         return False
 
 
+TIME_V = Path("/usr/bin/time")
+"""GNU time: ``-v`` reports the child's maximum resident set size (whole process)."""
+
+
+def time_v_max_rss_mb(stderr: str) -> float | None:
+    """The 'Maximum resident set size (kbytes)' of GNU ``time -v`` output, in MiB."""
+    for line in stderr.splitlines():
+        if "Maximum resident set size" in line:
+            return int(line.rsplit(":", 1)[1]) / 1024
+    return None
+
+
 def _run_child(home: Path, env: dict[str, str], scene: Path, out: Path) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "bench.maps", "predict-child", str(home), str(scene), str(out)]
+    if TIME_V.exists():
+        cmd = [str(TIME_V), "-v", *cmd]
     started = time.perf_counter()
     res = subprocess.run(
         cmd, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, check=False
@@ -483,7 +497,13 @@ def _run_child(home: Path, env: dict[str, str], scene: Path, out: Path) -> dict[
         raise RuntimeError(f"predict-raster child failed:\n{res.stderr[-3000:]}")
     result = dict(json.loads(res.stdout.strip().splitlines()[-1]))
     result["process_s"] = time.perf_counter() - started
+    result["time_v_rss_mb"] = time_v_max_rss_mb(res.stderr)
     return result
+
+
+def _median_or_none(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known and len(known) == len(values) else None
 
 
 def raster_benchmark(
@@ -497,8 +517,8 @@ def raster_benchmark(
         scene = home / "bench-scenes" / f"city{size}"
         generated_s = None
         if scene.exists():
-            for cached in scene.glob("cells_*.parquet"):  # a reused home: make it cold again
-                cached.unlink()
+            for cached in [*scene.glob("cells_*.parquet"), *scene.glob("hydrology_*.npz")]:
+                cached.unlink()  # a reused home: make it cold again
         else:
             _say(f"generating a {size}² scene")
             started = time.perf_counter()
@@ -523,7 +543,8 @@ def raster_benchmark(
                     "rss_step_peak_mb",
                     "process_s",
                 )
-            },
+            }
+            | {"time_v_rss_mb": _median_or_none([r["time_v_rss_mb"] for r in warm])},
             "cached_runs": warm,
             "grid": cold["grid"],
             "generated_s": generated_s,

@@ -145,6 +145,25 @@ def render_cog(res: dict[str, Any], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _mib(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f}"
+
+
+def _flat_memory_lines(sizes: dict[int, Any], order: list[int]) -> list[str]:
+    """The first (cold) call's whole-process peak at each size against the smallest's."""
+    base = sizes[order[0]]["cold"].get("time_v_rss_mb")
+    if base is None or len(order) < 2:
+        return [""]
+    peaks = [sizes[s]["cold"]["time_v_rss_mb"] for s in order]
+    worst = max(p / base for p in peaks[1:])
+    ratios = ", ".join(f"{s}²: {p / base:.2f}×" for s, p in zip(order[1:], peaks[1:], strict=True))
+    return [
+        "",
+        f"- Flat memory, first call (`time -v` max RSS of the whole process, cold) against "
+        f"{order[0]}²: {ratios} — goal ≤ 1.3× ({_verdict(worst <= 1.3)}).",
+    ]
+
+
 def render_raster(res: dict[str, Any], header: str) -> str:
     lines = [
         "## predict-raster: UHI champion over a whole scene",
@@ -163,11 +182,14 @@ def render_raster(res: dict[str, Any], header: str) -> str:
         "pixels / seconds of the call. Step peak = the process's RSS high-water mark reset "
         "after the model load (`/proc/self/clear_refs`) and read after the call (`VmHWM`); "
         "'loaded' = RSS before the call; process peak = the whole process's `VmHWM` "
-        "(not `ru_maxrss`, which an exec'd child inherits from the process that forked it).",
+        "(not `ru_maxrss`, which an exec'd child inherits from the process that forked it); "
+        "`time -v` = the maximum resident set size `/usr/bin/time -v` reports for the whole "
+        "child process. The cell table is built window by window (neighbourhood features with "
+        "a halo, hydrology once per scene on its ≤ 256² grid, cached in the scene folder).",
         "",
         "| scene | cells | run | s | Mpx/s | loaded RSS MiB | step peak MiB | process peak MiB "
-        "| process s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| `time -v` max RSS MiB | process s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     sizes = res["sizes"]
     for size, r in sizes.items():
@@ -176,9 +198,11 @@ def render_raster(res: dict[str, Any], header: str) -> str:
                 f"| {size}² px ({size * 2 / 1000:.1f} km) | {r['grid'][0]}×{r['grid'][1]} | "
                 f"{label} | {run['seconds']:.2f} | {run['megapixels_per_s']:.2f} | "
                 f"{run['rss_loaded_mb']:.0f} | {run['rss_step_peak_mb']:.0f} | "
-                f"{run['rss_peak_mb']:.0f} | {run['process_s']:.1f} |"
+                f"{run['rss_peak_mb']:.0f} | {_mib(run.get('time_v_rss_mb'))} | "
+                f"{run['process_s']:.1f} |"
             )
     order = sorted(sizes)
+    lines += _flat_memory_lines(sizes, order)
     if len(order) >= 2:
         small, large = sizes[order[0]], sizes[order[-1]]
         ratio = (order[-1] / order[0]) ** 2
@@ -187,7 +211,6 @@ def render_raster(res: dict[str, Any], header: str) -> str:
             return float(run["rss_step_peak_mb"] - run["rss_loaded_mb"])
 
         lines += [
-            "",
             f"- Cached, {ratio:.0f}× the pixels: the predict step's peak is "
             f"{growth(small['cached']):.0f} MiB above the loaded process at {order[0]}² and "
             f"{growth(large['cached']):.0f} MiB at {order[-1]}² "
@@ -195,7 +218,6 @@ def render_raster(res: dict[str, Any], header: str) -> str:
             f"{small['cached']['megapixels_per_s']:.2f} → "
             f"{large['cached']['megapixels_per_s']:.2f} Mpx/s.",
             f"- Cold: {growth(small['cold']):.0f} → {growth(large['cold']):.0f} MiB above the "
-            "loaded process — building the cell table reads the scene's layers whole at pixel "
-            "resolution (once per scene; training builds the same table).",
+            "loaded process (the cell table is built once per scene, window by window).",
         ]
     return "\n".join(lines) + "\n"

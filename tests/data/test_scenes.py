@@ -37,7 +37,8 @@ def test_same_seed_gives_byte_identical_files(tiny_scenes: list[Path], tmp_path:
     again = tmp_path / "again"
     generate_scene(again, seed=1, size=256, resolution=4.0, morphology="dense")
     original = tiny_scenes[0]
-    names = sorted(p.name for p in original.iterdir() if not p.name.endswith(".parquet"))
+    # Other tests may already have cached the cell table and hydrology in the shared scene.
+    names = sorted(p.name for p in original.iterdir() if p.suffix not in (".parquet", ".npz"))
     assert names == sorted(p.name for p in again.iterdir())
     for name in names:
         assert (original / name).read_bytes() == (again / name).read_bytes(), name
@@ -292,12 +293,12 @@ def test_city_physics_is_deterministic_and_differs_between_seeds() -> None:
     assert first != scene_physics(SceneSpec(seed=11, size=256, resolution=4.0, morphology="sprawl"))
 
 
-def test_the_physics_stream_leaves_the_other_streams_as_they_were() -> None:
-    """Appending the stream keeps layout and imagery of every seed (generator 1.x)."""
+def test_appended_streams_leave_the_earlier_streams_as_they_were() -> None:
+    """Appending a stream (physics, then roofs) keeps the draws of the earlier ones."""
     spec = SceneSpec(seed=3, size=256, resolution=4.0)
     old = spec.rngs("georef", "terrain", "layout", "imagery", "lst")
     new = spec.rngs(*STREAMS)
-    assert STREAMS[: len(old)] == tuple(old) and STREAMS[-1] == "physics"
+    assert STREAMS[: len(old)] == tuple(old) and STREAMS[len(old) :] == ("physics", "roofs")
     for name, rng in old.items():
         assert np.array_equal(rng.random(8), new[name].random(8)), name
 
@@ -406,3 +407,24 @@ def test_cli_generates_a_nominal_city(tmp_path: Path) -> None:
     assert manifest["physics"]["lst_coefficients"]["drawn"] == asdict(LSTPhysics.nominal())
     bad = CliRunner().invoke(app, [*args[:-2], "--physics", "fixed"])
     assert bad.exit_code == 2 and "unknown physics" in " ".join(bad.output.split())
+
+
+def test_cities_draw_their_white_roofs_across_the_cool_roof_albedos() -> None:
+    """Each city draws its share of white roofs and each white roof its albedo, so the
+    training cities span the albedos a cool-roof scenario asks for (up to ~0.8)."""
+    from terraops.domain.scene.spectra import (
+        WHITE_ROOF,
+        WHITE_ROOF_ALBEDO_RANGE,
+        WHITE_ROOF_SHARE_RANGE,
+        RoofPalette,
+    )
+
+    palettes = [RoofPalette.draw(np.random.default_rng(s), 500) for s in range(20)]
+    shares = np.array([p.shares[WHITE_ROOF] for p in palettes])
+    assert all(np.isclose(p.shares.sum(), 1.0) for p in palettes)
+    assert WHITE_ROOF_SHARE_RANGE[0] <= shares.min() < shares.max() <= WHITE_ROOF_SHARE_RANGE[1]
+    albedo = np.concatenate([p.white_albedo for p in palettes])
+    assert albedo.min() >= WHITE_ROOF_ALBEDO_RANGE[0] and albedo.max() <= WHITE_ROOF_ALBEDO_RANGE[1]
+    assert albedo.max() > 0.75
+    again = RoofPalette.draw(np.random.default_rng(3), 500)
+    assert np.array_equal(again.white_albedo, palettes[3].white_albedo)

@@ -32,6 +32,7 @@ from rasterio.transform import Affine
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import calculate_default_transform
 from rasterio.warp import transform as warp_points
+from rasterio.windows import Window
 
 from terraops.adapters import atomic
 from terraops.domain.scene_record import MANIFEST_NAME as MANIFEST_NAME  # re-exported
@@ -193,6 +194,38 @@ def read_layers(scene: Scene, names: Sequence[str] | None = None) -> dict[str, n
     """The named layers (all by default) as stored (no scaling)."""
     wanted = list(scene.layer_files) if names is None else list(names)
     return {name: read_layer(scene, name) for name in wanted}
+
+
+class LayerRows:
+    """A scene's layer files read by bands of whole rows.
+
+    What a windowed pass over a scene holds is one band of rows per layer,
+    whatever the scene's height (:mod:`terraops.pipelines.scenes.windowed_cells`).
+    Each read opens and closes its file: GDAL keeps every block an open
+    dataset has read in its cache (up to 5 % of the RAM by default), which
+    would hold the whole scene after one pass.
+    """
+
+    def __init__(self, scene: Scene, names: Sequence[str]) -> None:
+        self._paths = {name: layer_path(scene, name) for name in names}
+
+    def read(self, name: str, row0: int, row1: int) -> np.ndarray:
+        """Rows ``row0 … row1 - 1`` of layer ``name``, as stored."""
+        with rasterio.open(self._paths[name]) as src:
+            return np.asarray(src.read(1, window=Window(0, row0, src.width, row1 - row0)))
+
+    def close(self) -> None:
+        """Nothing is held open between reads (kept for the context manager)."""
+
+
+@contextmanager
+def layer_rows(scene: Scene, names: Sequence[str]) -> Iterator[LayerRows]:
+    """The named layers of ``scene`` open for reads by rows (closed on exit)."""
+    reader = LayerRows(scene, names)
+    try:
+        yield reader
+    finally:
+        reader.close()
 
 
 # --------------------------------------------------------------------------- bring your own

@@ -9,11 +9,13 @@ only when every batch is written.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -55,10 +57,24 @@ def write_parquet_atomic(
         frame.to_parquet(staging, index=False, row_group_size=row_group_rows)
 
 
-def iter_parquet_batches(path: Path, batch_rows: int) -> Iterator[pd.DataFrame]:
-    """A parquet file in row-ordered batches of at most ``batch_rows`` rows."""
+def write_arrays_atomic(arrays: dict[str, np.ndarray], path: Path) -> None:
+    """Replace ``path`` with the named arrays (an uncompressed ``.npz``), in one step."""
+    with atomic.atomic_path(path) as staging, open(staging, "wb") as handle:
+        np.savez(handle, allow_pickle=False, **arrays)
+
+
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The named arrays of an ``.npz`` written by :func:`write_arrays_atomic`."""
+    with np.load(path, allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}
+
+
+def iter_parquet_batches(
+    path: Path, batch_rows: int, columns: list[str] | None = None
+) -> Iterator[pd.DataFrame]:
+    """A parquet file in row-ordered batches of at most ``batch_rows`` rows (some ``columns``)."""
     parquet = pq.ParquetFile(path)
-    for batch in parquet.iter_batches(batch_size=batch_rows):
+    for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
         yield batch.to_pandas()
 
 
@@ -78,17 +94,35 @@ def read_feature_table(path: Path) -> pd.DataFrame:
 
 
 class ParquetRows:
-    """A parquet file written batch by batch; the first batch fixes the schema."""
+    """A parquet file written batch by batch; the first batch fixes the schema.
 
-    def __init__(self, path: Path) -> None:
+    ``attrs`` are stored as pandas stores ``DataFrame.attrs`` (read back by
+    :func:`read_parquet_table`); ``row_group_rows`` bounds each row group.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        attrs: dict[str, Any] | None = None,
+        row_group_rows: int | None = None,
+    ) -> None:
         self.path = path
         self._writer: Any = None
+        self._attrs = attrs
+        self._row_group_rows = row_group_rows
 
     def write(self, frame: pd.DataFrame) -> None:
         """Append ``frame``'s rows (its index is dropped)."""
         table = pa.Table.from_pandas(frame, preserve_index=False)
-        self._writer = self._writer or pq.ParquetWriter(self.path, table.schema)
-        self._writer.write_table(table)
+        if self._writer is None:
+            if self._attrs:
+                metadata = {**(table.schema.metadata or {}), b"PANDAS_ATTRS": _json(self._attrs)}
+                table = table.replace_schema_metadata(metadata)
+            self._writer = pq.ParquetWriter(self.path, table.schema)
+        else:
+            table = table.replace_schema_metadata(self._writer.schema.metadata)
+        self._writer.write_table(table, row_group_size=self._row_group_rows)
 
     def close(self) -> None:
         if self._writer is not None:
@@ -96,15 +130,25 @@ class ParquetRows:
             self._writer = None
 
 
+def _json(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
 @contextmanager
-def atomic_parquet_rows(path: Path, *, parents: bool = False) -> Iterator[ParquetRows]:
+def atomic_parquet_rows(
+    path: Path,
+    *,
+    parents: bool = False,
+    attrs: dict[str, Any] | None = None,
+    row_group_rows: int | None = None,
+) -> Iterator[ParquetRows]:
     """Stream batches into a parquet that replaces ``path`` when the block ends.
 
     An error inside the block leaves ``path`` as it was. A block that writes
     no batch writes no file, and fails like a missing file.
     """
     with atomic.atomic_path(path, parents=parents) as staging:
-        rows = ParquetRows(staging)
+        rows = ParquetRows(staging, attrs=attrs, row_group_rows=row_group_rows)
         try:
             yield rows
         finally:

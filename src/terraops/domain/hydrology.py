@@ -29,13 +29,19 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from terraops.domain.hydrology_grid import (
+    MAX_HYDRO_CELLS,
+    HydroBlocks,
+    block_mean,
+    hydro_blocks,
+    hydro_factor,
+    upsample_bilinear,
+    upsample_nearest,
+)
 from terraops.domain.landcover import CURVE_NUMBER_SOIL_B, LandCover
 
 DESIGN_STORMS_MM: tuple[int, ...] = (10, 20, 30, 50, 75, 100, 150)
 """Storm totals (mm, ~24 h) for which every cell table carries flood targets."""
-
-MAX_HYDRO_CELLS = 256
-"""Largest side of the grid the terrain analysis runs on (pixels are grouped)."""
 
 DRAINAGE_THRESHOLD_KM2 = 0.05
 """A cell is a channel (drainage) when at least this much area drains through it."""
@@ -279,13 +285,15 @@ class FloodModel:
     class_curve_numbers: np.ndarray  # (k,) CN of each runoff source column
     class_upstream_km2: np.ndarray  # (h*w, k) upstream area per source
     factor: int  # pixels per hydrology cell (per side)
-    fine_shape: tuple[int, int]
+    fine_shape: tuple[int, int]  # pixels of this model's rows (all rows, or a window's)
     fine_dem: np.ndarray  # (H, W) m
     permanent_water: np.ndarray  # (H, W) bool: no flood depth reported there
     drain_surface: np.ndarray  # (H, W) elevation of the nearest drainage, interpolated
     fill_depth: np.ndarray  # (H, W) depth of the filled depressions, interpolated
     depression_label: np.ndarray  # (h*w,) depression id per hydrology cell, 0 = none
     depression_capacity_m3: np.ndarray  # (n_depressions + 1,) volume to fill each one
+    row0: int = 0
+    """First pixel row of the scene the pixel arrays hold (a window's model)."""
 
     def upstream_volume_m3(self, rainfall_mm: float) -> np.ndarray:
         """Storm runoff volume (m³) draining through each hydrology cell."""
@@ -339,10 +347,10 @@ class FloodModel:
         """
         stage_c = self.stage_grid(rainfall_mm)
         pond_c, full_c = self.pond_grid(rainfall_mm)
-        stage = upsample_bilinear(stage_c, self.factor, self.fine_shape)
+        stage = upsample_bilinear(stage_c, self.factor, self.fine_shape, self.row0)
         fluvial = np.maximum(self.drain_surface + stage - (self.fine_dem + self.fill_depth), 0.0)
-        pond = upsample_bilinear(pond_c, self.factor, self.fine_shape)
-        full = upsample_bilinear(full_c, self.factor, self.fine_shape)
+        pond = upsample_bilinear(pond_c, self.factor, self.fine_shape, self.row0)
+        full = upsample_bilinear(full_c, self.factor, self.fine_shape, self.row0)
         depth = pond + full * fluvial
         depth[self.permanent_water | ~np.isfinite(self.fine_dem)] = 0.0
         flood_depth: np.ndarray = depth.astype(np.float32)
@@ -357,7 +365,7 @@ class FloodModel:
     @property
     def upstream_km2(self) -> np.ndarray:
         """Upstream area on the pixel grid (nearest hydrology cell)."""
-        return upsample_nearest(self.terrain.upstream_km2, self.factor, self.fine_shape)
+        return upsample_nearest(self.terrain.upstream_km2, self.factor, self.fine_shape, self.row0)
 
     @property
     def drainage_upstream_km2(self) -> np.ndarray:
@@ -372,48 +380,79 @@ class FloodModel:
         drain = t.drain_index
         raises_stage = t.is_drainage.ravel()[drain] & ~t.fixed_level.ravel()[drain]
         area = np.where(raises_stage, t.upstream_km2.ravel()[drain], 0.0)
-        return upsample_nearest(area.reshape(t.filled.shape), self.factor, self.fine_shape)
+        area = area.reshape(t.filled.shape)
+        return upsample_nearest(area, self.factor, self.fine_shape, self.row0)
 
     @property
     def drainage_curve_number(self) -> np.ndarray:
         """Catchment-mean CN at each pixel's nearest drainage (outside inflow included)."""
         cn = catchment_curve_number(self.class_upstream_km2, self.class_curve_numbers)
         at_drain = cn[self.terrain.drain_index].reshape(self.terrain.filled.shape)
-        return upsample_nearest(at_drain, self.factor, self.fine_shape)
+        return upsample_nearest(at_drain, self.factor, self.fine_shape, self.row0)
 
     @property
     def drainage(self) -> np.ndarray:
         """Channel network on the pixel grid (bool)."""
-        return upsample_nearest(self.terrain.is_drainage, self.factor, self.fine_shape)
+        return upsample_nearest(self.terrain.is_drainage, self.factor, self.fine_shape, self.row0)
 
 
-def hydro_factor(shape: tuple[int, int], max_cells: int = MAX_HYDRO_CELLS) -> int:
-    """Pixels per hydrology cell (per side) so the grid is at most ``max_cells`` a side."""
-    return max(1, math.ceil(max(shape) / max_cells))
+@dataclass(frozen=True)
+class CatchmentModel:
+    """The flood model on the hydrology grid only: what is global about a scene's hydrology.
+
+    Made once per scene (:func:`catchment_model`, a few MB whatever the scene's
+    size: at most :data:`MAX_HYDRO_CELLS` cells a side) and turned into the
+    pixel layers of any band of rows by :meth:`window` — the same numbers as
+    :func:`build_flood_model` gives for those rows of the whole scene.
+    """
+
+    terrain: TerrainAnalysis
+    class_curve_numbers: np.ndarray
+    class_upstream_km2: np.ndarray
+    factor: int
+    scene_shape: tuple[int, int]
+    drain_elevation: np.ndarray  # (h, w) filled elevation of each cell's drainage
+    depression_label: np.ndarray
+    depression_capacity_m3: np.ndarray
+
+    def window(self, row0: int, dem: np.ndarray, landcover: np.ndarray) -> FloodModel:
+        """The flood model of pixel rows ``row0 … row0 + len(dem)`` (their DEM and land cover)."""
+        f, shape = self.factor, (int(dem.shape[0]), int(dem.shape[1]))
+        return FloodModel(
+            terrain=self.terrain,
+            class_curve_numbers=self.class_curve_numbers,
+            class_upstream_km2=self.class_upstream_km2,
+            factor=f,
+            fine_shape=shape,
+            fine_dem=dem.astype(np.float64),
+            permanent_water=landcover == int(LandCover.WATER),
+            drain_surface=upsample_bilinear(self.drain_elevation, f, shape, row0),
+            fill_depth=upsample_bilinear(self.terrain.fill_depth, f, shape, row0),
+            depression_label=self.depression_label,
+            depression_capacity_m3=self.depression_capacity_m3,
+            row0=row0,
+        )
 
 
-def build_flood_model(
-    dem: np.ndarray,
-    landcover: np.ndarray,
+def catchment_model(
+    blocks: HydroBlocks,
+    factor: int,
+    scene_shape: tuple[int, int],
     resolution_m: float,
     *,
     inflow: RiverInflow | None = None,
-    sea_level_m: float = 0.0,
-) -> FloodModel:
-    """Run the terrain analysis for a pixel DEM + land cover (deterministic).
+) -> CatchmentModel:
+    """Terrain analysis and per-class routing on the hydrology grid (deterministic).
 
-    Sea = water pixels at or below ``sea_level_m``; its level is fixed (no
-    storm surge), so land draining straight into it does not flood.
+    ``blocks`` are the scene's :func:`~terraops.domain.hydrology_grid.hydro_blocks`
+    at ``factor`` (made whole, or band by band and stacked).
     """
-    f = hydro_factor(dem.shape)
-    water = landcover == int(LandCover.WATER)
-    coarse_dem = block_mean(dem, f)
-    sea = block_mean((water & (dem <= sea_level_m)).astype(np.float64), f) > 0.5
-    classes = list(CURVE_NUMBER_SOIL_B)
+    f = factor
+    coarse_dem = blocks.dem
+    sea = blocks.sea_share > 0.5
     cell_km2 = (resolution_m * f) ** 2 / 1e6
-    fractions = [block_mean((landcover == int(c)).astype(np.float64), f) for c in classes]
-    sources = np.stack([fr.ravel() * cell_km2 for fr in fractions], axis=1)
-    cns = [CURVE_NUMBER_SOIL_B[c] for c in classes]
+    sources = blocks.fractions.reshape(-1, blocks.fractions.shape[-1]) * cell_km2
+    cns = [CURVE_NUMBER_SOIL_B[c] for c in CURVE_NUMBER_SOIL_B]
     inflow_cell = None
     if inflow is not None:
         inflow_cell = (
@@ -439,60 +478,60 @@ def build_flood_model(
     capacity = np.asarray(
         ndimage.sum(terrain.fill_depth * cell_m2, labels, np.arange(n_dep + 1)), dtype=np.float64
     )
-    return FloodModel(
+    return CatchmentModel(
         terrain=terrain,
         class_curve_numbers=np.asarray(cns, dtype=np.float64),
         class_upstream_km2=class_upstream,
         factor=f,
-        fine_shape=(int(dem.shape[0]), int(dem.shape[1])),
-        fine_dem=dem.astype(np.float64),
-        permanent_water=water,
-        drain_surface=upsample_bilinear(drain_elev, f, dem.shape),
-        fill_depth=upsample_bilinear(terrain.fill_depth, f, dem.shape),
+        scene_shape=scene_shape,
+        drain_elevation=drain_elev,
         depression_label=labels.ravel(),
         depression_capacity_m3=capacity,
     )
 
 
-# --------------------------------------------------------------------------- grid helpers
-def block_mean(grid: np.ndarray, factor: int) -> np.ndarray:
-    """Mean over ``factor``×``factor`` blocks (edge blocks use the pixels they have)."""
-    if factor == 1:
-        return grid.astype(np.float64)
-    h, w = grid.shape
-    ch, cw = -(-h // factor), -(-w // factor)
-    padded = np.full((ch * factor, cw * factor), np.nan)
-    padded[:h, :w] = grid
-    blocks = padded.reshape(ch, factor, cw, factor)
-    counts = np.isfinite(blocks).sum(axis=(1, 3))
-    sums = np.nansum(blocks, axis=(1, 3))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+def build_flood_model(
+    dem: np.ndarray,
+    landcover: np.ndarray,
+    resolution_m: float,
+    *,
+    inflow: RiverInflow | None = None,
+    sea_level_m: float = 0.0,
+) -> FloodModel:
+    """Run the terrain analysis for a pixel DEM + land cover (deterministic).
+
+    Sea = water pixels at or below ``sea_level_m``; its level is fixed (no
+    storm surge), so land draining straight into it does not flood.
+    """
+    f = hydro_factor(dem.shape)
+    shape = (int(dem.shape[0]), int(dem.shape[1]))
+    blocks = hydro_blocks(dem, landcover, f, sea_level_m)
+    model = catchment_model(blocks, f, shape, resolution_m, inflow=inflow)
+    return model.window(0, dem, landcover)
 
 
-def upsample_nearest(grid: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
-    """Each pixel takes the value of the hydrology cell it lies in."""
-    if factor == 1:
-        return grid[: shape[0], : shape[1]].copy()
-    return np.repeat(np.repeat(grid, factor, axis=0), factor, axis=1)[: shape[0], : shape[1]]
-
-
-def upsample_bilinear(grid: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear interpolation between hydrology-cell centres (edges clamped)."""
-    if factor == 1:
-        return grid[: shape[0], : shape[1]].astype(np.float64)
-    rr = (np.arange(shape[0]) + 0.5) / factor - 0.5
-    cc = (np.arange(shape[1]) + 0.5) / factor - 0.5
-    rr = np.clip(rr, 0, grid.shape[0] - 1)
-    cc = np.clip(cc, 0, grid.shape[1] - 1)
-    r0 = np.floor(rr).astype(int)
-    c0 = np.floor(cc).astype(int)
-    r1 = np.minimum(r0 + 1, grid.shape[0] - 1)
-    c1 = np.minimum(c0 + 1, grid.shape[1] - 1)
-    fr = (rr - r0)[:, None]
-    fc = (cc - c0)[None, :]
-    g = np.nan_to_num(grid.astype(np.float64))
-    top = g[r0][:, c0] * (1 - fc) + g[r0][:, c1] * fc
-    bottom = g[r1][:, c0] * (1 - fc) + g[r1][:, c1] * fc
-    resampled: np.ndarray = top * (1 - fr) + bottom * fr
-    return resampled
+__all__ = [
+    "DESIGN_STORMS_MM",
+    "DRAINAGE_THRESHOLD_KM2",
+    "MAX_HYDRO_CELLS",
+    "CatchmentModel",
+    "FloodModel",
+    "HydroBlocks",
+    "RiverInflow",
+    "TerrainAnalysis",
+    "accumulate",
+    "analyse_terrain",
+    "block_mean",
+    "build_flood_model",
+    "catchment_curve_number",
+    "catchment_model",
+    "channel_stage",
+    "d8_downstream",
+    "fill_depressions",
+    "hydro_blocks",
+    "hydro_factor",
+    "nearest_drainage",
+    "scs_runoff_mm",
+    "upsample_bilinear",
+    "upsample_nearest",
+]

@@ -62,7 +62,7 @@ from terraops.pipelines.maps.prediction_layers import (
 )
 from terraops.pipelines.maps.uncertainty_layers import write_uncertainty_layers
 from terraops.pipelines.progress import status_line
-from terraops.pipelines.scenes.cell_tables import iter_cell_table
+from terraops.pipelines.scenes.cell_tables import ensure_cell_table, iter_cell_table
 from terraops.pipelines.scenes.distributed import build_cell_tables
 from terraops.pipelines.scenes.landcover_source import LandcoverSource, landcover_of_model
 from terraops.services.base import ServiceDefinition
@@ -297,6 +297,13 @@ def predict_raster(
             transform,
             datetime.now(UTC).isoformat(timespec="seconds"),
         )
+        if runner is None:
+            ensure_cell_table(
+                scene,
+                settings.cell_size_m,
+                landcover=landcover,
+                progress=lambda step, done, total: say(f"{step}: window {done}/{total}"),
+            )
         say("predicting every cell")
         cells_path = out.with_name(f"{out.stem}.cells.parquet")
         with tables.atomic_parquet_rows(cells_path, parents=True) as cells_out:

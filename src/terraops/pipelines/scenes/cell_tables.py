@@ -28,15 +28,18 @@ import pandas as pd
 from terraops.adapters import raster_io, tables
 from terraops.domain import features
 from terraops.domain.hydrology import DESIGN_STORMS_MM, RiverInflow, build_flood_model
-from terraops.domain.mapping import rural_reference
+from terraops.domain.rural_reference import rural_reference
 from terraops.domain.scene_record import Scene
 from terraops.errors import InvalidInputError
+from terraops.pipelines.scenes.hydrology_cache import river_inflow, terrain_from
 from terraops.pipelines.scenes.landcover_source import SPECTRAL, LandcoverSource
+from terraops.pipelines.scenes.windowed_cells import (
+    CELL_TABLE_ROW_GROUP,
+    Progress,
+    write_cell_table,
+)
 
 log = logging.getLogger(__name__)
-
-CELL_TABLE_ROW_GROUP = 16_384
-"""Rows per parquet row group of a cached cell table: what a streaming reader holds."""
 
 
 def _cache_path(scene: Scene, cell_size_m: float, suffix: str = "") -> Path:
@@ -72,11 +75,18 @@ def scene_cell_table(
 
 
 def ensure_cell_table(
-    scene: Scene, cell_size_m: float = 20.0, *, landcover: LandcoverSource | None = None
+    scene: Scene,
+    cell_size_m: float = 20.0,
+    *,
+    landcover: LandcoverSource | None = None,
+    progress: Progress | None = None,
 ) -> Path | pd.DataFrame:
     """The cached cell table's parquet path, built first if needed.
 
-    Returns the table itself only when it cannot be cached (read-only scene).
+    It is built window by window straight into the cache
+    (:func:`terraops.pipelines.scenes.windowed_cells.write_cell_table`: memory
+    bounded by the window, whatever the scene's size). Returns the table itself
+    only when it cannot be cached (read-only scene: built whole, in memory).
     """
     if not (cell_size_m > 0 and np.isfinite(cell_size_m)):
         raise InvalidInputError(f"cell size must be > 0 m, got {cell_size_m}")
@@ -84,13 +94,11 @@ def ensure_cell_table(
     cache = _cache_path(scene, cell_size_m, landcover.cache_suffix)
     if cache.is_file():
         return cache
-    table = build_cell_table(scene, cell_size_m, landcover=landcover)
     try:
-        tables.write_parquet_atomic(table, cache, row_group_rows=CELL_TABLE_ROW_GROUP)
+        return write_cell_table(scene, cell_size_m, cache, landcover=landcover, progress=progress)
     except OSError as exc:
         log.warning("could not cache cell table at %s: %s", cache, exc)
-        return table
-    return cache
+    return build_cell_table(scene, cell_size_m, landcover=landcover)
 
 
 def iter_cell_table(
@@ -114,29 +122,6 @@ def iter_cell_table(
 
 
 # --------------------------------------------------------------------------- building
-def river_inflow(scene: Scene) -> RiverInflow | None:
-    """The river entering the scene from outside, when the scene states one.
-
-    It is hydrology a city knows (the upstream catchment's area and land cover,
-    from a regional DEM and land-cover map), not something the imagery shows.
-    """
-    info = scene.river_inflow()
-    return RiverInflow(**info) if info else None
-
-
-def terrain_from(flood: Any) -> features.TerrainLayers:
-    """The DEM-derived feature layers of a flood model built on the observed land cover."""
-    return features.TerrainLayers(
-        dem=flood.fine_dem,
-        hand=flood.hand,
-        drainage=flood.drainage,
-        upstream_km2=flood.upstream_km2,
-        drainage_upstream_km2=flood.drainage_upstream_km2,
-        drainage_curve_number=flood.drainage_curve_number,
-        depression_depth=flood.fill_depth,
-    )
-
-
 @dataclass(frozen=True)
 class SceneInputs:
     """What a scene's features are computed from: its *observed* inputs only.
