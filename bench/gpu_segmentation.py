@@ -19,6 +19,15 @@ What it measures, each step on the same freshly trained model:
    on large GeoTIFFs — windowed reads, model, blending, the mask COG and the
    polygons — megapixels/s, with a profile of where the time goes.
 
+Without a GPU, the same end-to-end pipeline's CPU figure: ``--device cpu`` with
+an existing model (``--bundle``, a bundle folder) and scene (``--scene``, the
+held-out city) skips training and the GPU-only steps; ``--vector-workers 0 2``
+runs each size once per worker count (0: polygons in the calling process), side
+by side in one run::
+
+    PYTHONPATH=src:. python -m bench.gpu_segmentation --device cpu --bundle BUNDLE \
+        --scene SCENE --e2e-sizes 2048 --e2e-engine onnx --vector-workers 0 2
+
 Writes ``gpu_segmentation.json`` and ``gpu_segmentation.md`` into ``--out-dir``.
 A step that would pass ``--budget-s`` is skipped and says so.
 """
@@ -217,9 +226,19 @@ def bf16_cost(bundle: Path, held_out: Any) -> dict[str, float]:
 
 
 def end_to_end(
-    bundle: Path, held_out: Any, work: Path, size: int, batch: int, device: str
+    bundle: Path,
+    held_out: Any,
+    work: Path,
+    size: int,
+    batch: int,
+    device: str,
+    engine: str = "torch",
+    vector_workers: int | None = None,
 ) -> dict[str, Any]:
-    """``segment_image`` on a ``size``² GeoTIFF: mask COG + GeoJSON, with a profile."""
+    """``segment_image`` on a ``size``² GeoTIFF: mask COG + GeoJSON, with a profile.
+
+    ``vector_workers``: processes vectorising the strips (None: one per core).
+    """
     from terraops.pipelines.segmentation.scene_predict import segment_image
     from terraops.settings import Settings
 
@@ -228,13 +247,13 @@ def end_to_end(
         started = time.perf_counter()
         write_image(image, held_out.image, size)
         _say(f"wrote {image.name} in {time.perf_counter() - started:.1f} s")
-    settings = Settings(home=work / "home")
+    settings = Settings(home=work / "home", segment_vector_workers=vector_workers)
     kwargs: dict[str, Any] = dict(
         image=image,
         band_order=["red", "green", "blue", "nir", "swir"],
         out_mask=work / f"mask_{size}.tif",
         out_vector=work / f"footprints_{size}.geojson",
-        engine="torch",
+        engine=engine,
         device=device,
         bundle=bundle,
         batch_size=batch,
@@ -252,6 +271,8 @@ def end_to_end(
         "size": size,
         "megapixels": round(megapixels, 2),
         "batch": batch,
+        "engine": engine,
+        "vector_workers": vector_workers,
         "seconds": result["seconds"],
         "megapixels_s_end_to_end": round(megapixels / result["seconds"]["total"], 2),
         "megapixels_s_streaming": result["megapixels_per_s"],
@@ -303,7 +324,8 @@ def render(report: dict[str, Any]) -> str:
     for e2e in report.get("end_to_end", []):
         s = e2e["seconds"]
         lines.append(
-            f"- End to end {e2e['size']}² ({e2e['megapixels']} MP, batch {e2e['batch']}): "
+            f"- End to end {e2e['size']}² ({e2e['megapixels']} MP, batch {e2e['batch']}, "
+            f"{e2e.get('engine', 'torch')}, vector workers {e2e.get('vector_workers')}): "
             f"{s['total']} s total ({s['inference']} s streaming), "
             f"**{e2e['megapixels_s_end_to_end']} MP/s** end to end."
         )
@@ -323,10 +345,17 @@ def main() -> int:
     parser.add_argument("--e2e-batch", type=int, default=32)
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--budget-s", type=float, default=420.0)
-    parser.add_argument("--device", default="cuda", help="cpu only to try the script itself")
+    parser.add_argument("--device", default="cuda", help="cpu: the pipeline's CPU figure")
+    parser.add_argument("--bundle", type=Path, help="an existing model bundle: no training")
+    parser.add_argument("--scene", type=Path, help="with --bundle: the held-out scene folder")
+    parser.add_argument("--e2e-engine", default="torch", help="torch, onnx or onnx-int8")
+    parser.add_argument(
+        "--vector-workers", type=int, nargs="+", default=[None], help="0: in-process"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     work = args.work or Path(tempfile.mkdtemp(prefix="gpu-seg-"))
+    work.mkdir(parents=True, exist_ok=True)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
         "command": "PYTHONPATH=src:. python -m bench.gpu_segmentation " + " ".join(sys.argv[1:]),
@@ -341,10 +370,15 @@ def main() -> int:
         (args.out_dir / "gpu_segmentation.md").write_text(render(report))
 
     _say(json.dumps(report["facts"]))
-    dirs = make_scenes(work, args.scene_size)
-    model, report["training"], held_out = train(dirs, args.device, args.epochs)
-    save()
-    bundle = save_weights(model, work / "bundle")
+    if args.bundle is not None:
+        from terraops.pipelines.segmentation.data import load_scene
+
+        bundle, held_out = args.bundle, load_scene(args.scene)
+    else:
+        dirs = make_scenes(work, args.scene_size)
+        model, report["training"], held_out = train(dirs, args.device, args.epochs)
+        save()
+        bundle = save_weights(model, work / "bundle")
     if args.device == "cuda":
         report["bare_model"] = bare_model(bundle, held_out, args.batch, not args.no_compile)
         save()
@@ -357,10 +391,20 @@ def main() -> int:
         if spent + size * size / 4e6 > args.budget_s:
             report["skipped"].append(f"end to end {size}² (budget {args.budget_s:.0f} s)")
             continue
-        report["end_to_end"].append(
-            end_to_end(bundle, held_out, work, size, args.e2e_batch, args.device)
-        )
-        save()
+        for workers in args.vector_workers:
+            report["end_to_end"].append(
+                end_to_end(
+                    bundle,
+                    held_out,
+                    work,
+                    size,
+                    args.e2e_batch,
+                    args.device,
+                    args.e2e_engine,
+                    workers,
+                )
+            )
+            save()
     save()
     print(render(report))
     return 0

@@ -1,7 +1,7 @@
 """Segmentation benchmark: PyTorch eager vs ONNX Runtime fp32 vs INT8, CPU.
 
-One bundle, built here in a few CPU minutes: a U-Net (4 levels, base width 32,
-the architecture held to the segmentation target) briefly trained on two small synthetic
+One bundle, built here in a few CPU minutes: a U-Net of the served architecture
+(the segmentation service's defaults) briefly trained on two small synthetic
 scenes, saved with the bundle code (``model.pt`` + fp32 ``model.onnx``) and
 quantised by :func:`terraops.adapters.onnx_quantize.quantize_bundle` (static,
 QDQ, per-channel, calibrated on 32 real chips of the training scenes). Then, in
@@ -17,6 +17,9 @@ one run:
    onnx-int8``, ``--bundle``, GeoTIFF input, mask COG + polygons) on images of
    three sizes, each in its own process; the peak is that process's own ``VmHWM``
    (reset at its start, read at its exit).
+4. **CPU knobs one by one** (:mod:`bench.segmentation_cpu`): graph optimisation
+   levels, spinning, IO binding, INT8, the separable block; wall time and
+   single-thread CPU time.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ CHIP = 256
 BATCH = 8
 RESOLUTION_M = 2.0
 KM2_PER_CHIP = CHIP * CHIP * RESOLUTION_M**2 / 1e6
-ARCH = {"depth": 4, "base_width": 32}
+KNOB_BATCH = 4  # chips per call in the CPU-knobs micro-benchmark
 TRAINING = {"epochs": 2, "chips_per_epoch": 48, "chip": 128, "batch_size": 8}
 ENGINES = ("torch", "onnx", "onnx-int8")
 UPLOAD_SIZE = 1024  # the /v1/segment objective is for uploads of at most one megapixel
@@ -64,11 +67,12 @@ def _say(text: str) -> None:
 
 def build_bundle(work: Path, scene_size: int) -> tuple[Path, list[Any], Any, dict[str, Any]]:
     """Scenes → briefly trained U-Net → bundle (fp32 ONNX) → INT8 graph."""
-    from terraops.adapters.onnx_quantize import calibration_chips, quantize_bundle
+    from terraops.adapters.onnx_quantize import quantize_bundle
     from terraops.adapters.segmentation_bundle import BundleMeta, save_bundle
     from terraops.models.unet import UNetConfig
     from terraops.pipelines.scenes.generate import generate_scene
     from terraops.pipelines.segmentation.data import load_scene
+    from terraops.pipelines.segmentation.int8 import calibration_chips
     from terraops.pipelines.segmentation.train import fit, resolve_params
     from terraops.services.segmentation import SEGMENTATION
 
@@ -81,7 +85,7 @@ def build_bundle(work: Path, scene_size: int) -> tuple[Path, list[Any], Any, dic
         dirs.append(out)
     scenes = [load_scene(d) for d in dirs]
     train, held_out = scenes[:2], scenes[2]
-    arch, training = resolve_params(SEGMENTATION, {**ARCH, **TRAINING})
+    arch, training = resolve_params(SEGMENTATION, dict(TRAINING))  # served architecture
     started = time.perf_counter()
     model, history = fit(SEGMENTATION, arch, training, train, [held_out], "cpu")
     train_s = time.perf_counter() - started
@@ -97,14 +101,16 @@ def build_bundle(work: Path, scene_size: int) -> tuple[Path, list[Any], Any, dic
         "quantize_s": time.perf_counter() - started,
         "torch_building_iou_val": history[-1]["building_iou_val"],
         "n_parameters": sum(p.numel() for p in model.parameters()),
+        "arch": arch,
     }
     return bundle, train, held_out, facts
 
 
 def throughput(bundle: Path, held_out: Any, rounds: int) -> dict[str, dict[str, float]]:
     """images/s of each engine on the same batch of held-out chips; interleaved rounds."""
-    from terraops.adapters.onnx_quantize import argmax_agreement, calibration_chips
+    from terraops.adapters.onnx_quantize import argmax_agreement
     from terraops.adapters.segmentation_bundle import Segmenter
+    from terraops.pipelines.segmentation.int8 import calibration_chips
 
     chips = calibration_chips([held_out], n=BATCH, chip=CHIP, seed=11)
     segs = {e: Segmenter(bundle, engine=e, device="cpu") for e in ENGINES}  # type: ignore[arg-type]
@@ -132,8 +138,8 @@ def throughput(bundle: Path, held_out: Any, rounds: int) -> dict[str, dict[str, 
 
 
 def iou(bundle: Path, held_out: Any) -> dict[str, float]:
-    from terraops.adapters.onnx_quantize import building_iou
     from terraops.adapters.segmentation_bundle import Segmenter, read_meta
+    from terraops.pipelines.segmentation.int8 import building_iou
 
     meta = read_meta(bundle)
     return {
@@ -271,7 +277,10 @@ def render(
     ious: dict[str, float],
     mem: dict,
     upload: dict[str, float],
+    knobs: dict[str, Any],
 ) -> str:
+    from bench.segmentation_cpu import render_knobs
+
     eager = tp["torch"]["img_s"]
     verdict = lambda ok: "met" if ok else "**not met**"  # noqa: E731
     fp32_x, int8_x = tp["onnx"]["img_s"] / eager, tp["onnx-int8"]["img_s"] / eager
@@ -280,13 +289,16 @@ def render(
         "## Segmentation: PyTorch eager vs ONNX Runtime fp32 vs INT8 (CPU)",
         "",
         header,
-        f"Model: U-Net depth {ARCH['depth']}, base width {ARCH['base_width']} "
+        f"Model: the served U-Net (depth {facts['arch']['depth']}, base width "
+        f"{facts['arch']['base_width']}) "
         f"({facts['n_parameters']:,} parameters), trained here for {TRAINING['epochs']} short "
         f"epochs ({facts['train_s']:.0f} s) on two {facts['scene_size']}² synthetic scenes at "
         f"{RESOLUTION_M:g} m — a throughput model, not a good one; INT8 = "
-        "`quantize_bundle` (static, QDQ, per-channel int8 weights, uint8 activations, MinMax "
+        "`quantize_bundle` (static, QDQ, per-channel int8 weights, uint8 activations, ReLU "
+        "folded into the convolutions' output quantisation, MinMax "
         f"calibration on 32 real 256² chips of the training scenes; {facts['quantize_s']:.0f} s; "
-        f"reduce_range {facts['reduce_range']}).  ",
+        f"reduce_range {facts['reduce_range']}). ONNX Runtime sessions as served: all graph "
+        "optimisations, sequential, no thread spinning.  ",
         f"Chips: the same {BATCH} × 5 × {CHIP}² chips of a held-out scene for each engine, "
         f"{facts['threads']} threads each, interleaved rounds, median of {facts['rounds']}.",
         "",
@@ -335,13 +347,15 @@ def render(
         f"{upload['polygons']} polygons, GeoJSON, in memory): median "
         f"**{upload['median_s']:.2f} s**, max {upload['max_s']:.2f} s "
         f"(objective ≤ 2 s {verdict(upload['median_s'] <= 2.0)}).",
+        "",
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + render_knobs(knobs)
 
 
 def run_segmentation(
     args: argparse.Namespace, header: Callable[[float], str], emit: Callable[[str, str], None]
 ) -> None:
+    from bench.segmentation_cpu import run_knobs
     from terraops.adapters.onnx_quantize import cpu_has_vnni
     from terraops.adapters.segmentation_bundle import default_threads
 
@@ -364,5 +378,7 @@ def run_segmentation(
         mem = memory(bundle, held_out, [int(s) for s in args.seg_sizes], work)
         _say("POST /v1/segment body on a 1 MP upload")
         upload = upload_latency(bundle, held_out, work, args.seg_rounds)
-    text = render(header(time.monotonic() - started), facts, tp, ious, mem, upload)
+    _say("CPU knobs micro-benchmark")
+    knobs = run_knobs(args.seg_rounds, KNOB_BATCH, CHIP, default_threads())
+    text = render(header(time.monotonic() - started), facts, tp, ious, mem, upload, knobs)
     emit("segmentation", text)

@@ -162,6 +162,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Most pixels (width × height) of an image accepted by POST /v1/segment.",
     )
+    segment_vector_workers: int | None = Field(
+        default=None,
+        ge=0,
+        description="Worker processes that turn segmentation masks into polygons, strip by "
+        "strip (default: one per core; 0 or 1: in the calling process).",
+    )
     whatif_max_features: int = Field(
         default=50, ge=1, description="Most interventions in one what-if scenario (HTTP)."
     )

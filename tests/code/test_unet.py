@@ -29,6 +29,7 @@ from terraops.models.unet import (  # noqa: E402
     UNet,
     UNetConfig,
     build_unet,
+    count_parameters,
 )
 
 TINY = {"base_width": 4, "depth": 2}
@@ -100,14 +101,59 @@ def test_input_normalisation_standardises_bands_and_adds_indices() -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"depth": 0}, {"base_width": 0}, {"upsampling": "nearest"}, {"n_classes": 1}],
+    [
+        {"depth": 0},
+        {"base_width": 0},
+        {"upsampling": "nearest"},
+        {"n_classes": 1},
+        {"block": "mobile"},
+    ],
 )
 def test_bad_architectures_are_refused(params: dict[str, object]) -> None:
     with pytest.raises(InvalidInputError):
         build_unet(params)
 
 
+def test_separable_block_is_depthwise_smaller_and_same_shape() -> None:
+    """``block="separable"``: every 3×3 convolution but the input layer's is depthwise
+    (one filter per channel) followed by a 1×1; far fewer weights, same output shape."""
+    standard = UNet(UNetConfig(base_width=8, depth=3))
+    separable = UNet(UNetConfig(base_width=8, depth=3, block="separable"))
+    convs = [m for m in separable.modules() if isinstance(m, torch.nn.Conv2d)]
+    full_3x3 = [c for c in convs if c.kernel_size == (3, 3) and c.groups == 1]
+    assert full_3x3 == [separable.encoders[0][0]]
+    assert any(c.kernel_size == (3, 3) and c.groups == c.in_channels > 1 for c in convs)
+    assert count_parameters(separable) < count_parameters(standard) / 3
+    with torch.inference_mode():
+        out = separable.eval()(torch.rand(2, 5, 37, 50))
+    assert out.shape == (2, 4, 37, 50)
+    assert UNetConfig.from_dict(UNetConfig(block="separable").to_dict()).block == "separable"
+    assert UNetConfig.from_dict({"depth": 3}).block == "standard"  # bundles written before it
+
+
+def test_separable_bundle_exports_and_agrees_with_pytorch(tmp_path: Path) -> None:
+    torch.manual_seed(5)
+    config = UNetConfig(**TINY, block="separable")
+    meta = save_bundle(tmp_path / "b", _trained_like(UNet(config)), _meta(config))
+    assert meta.architecture["block"] == "separable"
+    assert meta.onnx["max_abs_prob_diff_on_example"] <= ONNX_TOLERANCE
+    chips = np.random.default_rng(1).uniform(0.0, 0.6, (2, 5, 40, 52)).astype(np.float32)
+    p_torch = Segmenter(tmp_path / "b", engine="torch", device="cpu").predict_proba(chips)
+    p_onnx = Segmenter(tmp_path / "b", engine="onnx", threads=1).predict_proba(chips)
+    assert float(np.abs(p_onnx - p_torch).max()) <= ONNX_TOLERANCE
+
+
 # --- ONNX ------------------------------------------------------------------------
+
+
+def test_served_session_does_not_spin(bundle: Path) -> None:
+    """Idle ONNX Runtime threads sleep instead of busy-waiting for the next operator:
+    on a server's shared cores a spinning thread takes the core the work needs."""
+    from terraops.models.onnx_session import cpu_session
+
+    options = cpu_session(bundle / "model.onnx", threads=2).get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.get_session_config_entry("session.inter_op.allow_spinning") == "0"
 
 
 def test_onnx_export_has_dynamic_axes_and_opset(bundle: Path) -> None:

@@ -51,7 +51,7 @@ from terraops.adapters.tracked_run import registered_model_id
 from terraops.adapters.tracking import mlflow_client
 from terraops.errors import InvalidInputError, ModelNotFoundError
 
-OP_TYPES = ("Conv", "MaxPool", "Concat", "Resize")
+OP_TYPES = ("Conv", "Relu", "MaxPool", "Concat", "Resize")
 """Operator types handed to the quantiser (the U-Net's body)."""
 CALIBRATION_BATCH = 4
 DEFAULT_CALIBRATION_CHIPS = 32

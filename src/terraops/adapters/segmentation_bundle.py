@@ -42,6 +42,7 @@ from terraops.adapters.tracked_run import TrackedRun
 from terraops.errors import InvalidInputError, ModelNotFoundError
 from terraops.extras import SEGMENT, require_extra
 from terraops.models.onnx_session import cpu_session
+from terraops.timing import phase
 
 Engine = Literal["torch", "onnx", "onnx-int8"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -310,6 +311,7 @@ class Segmenter:
     convolutional network on a few cores wants.
     """
 
+    @phase("load model")
     def __init__(
         self,
         bundle_dir: Path,

@@ -52,6 +52,7 @@ from terraops.errors import (
     UnsupportedMediaError,
 )
 from terraops.extras import SEGMENT, require_extra
+from terraops.pipelines.segmentation.vector_pool import vector_pool
 from terraops.pipelines.segmentation.vectors import StripVectoriser
 from terraops.pipelines.segmentation.window_inference import iter_label_rows
 from terraops.services.segmentation import SEGMENTATION, SegmentationService
@@ -290,12 +291,16 @@ def segment_upload(
     *,
     max_pixels: int,
     service: SegmentationService = SEGMENTATION,
+    vector_workers: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Segment the uploaded file (blocking): the GeoJSON FeatureCollection (EPSG:4326)
     and the lineage of the model that made it.
 
     The file is checked (GeoTIFF, CRS, bands, pixels) *before* ``model()`` is
     asked for the segmenter, so a bad upload gets its 4xx even with no champion.
+    Each strip of labels is vectorised in one of ``vector_workers`` worker
+    processes (default one per core; 0 or 1: here) while the model works on the
+    next rows; the first call starts the workers.
     """
     with _open_image(path, name, band_order) as source:
         grid = source.grid
@@ -321,6 +326,7 @@ def segment_upload(
         min_area_m2=service.min_area_m2,
         properties={"model_name": lineage["name"], "model_version": lineage["version"]},
         sink=features.collect,
+        executor=vector_pool(vector_workers),
     )
     for part in iter_label_rows(
         lambda row_off, rows: image[:, row_off : row_off + rows],
@@ -359,6 +365,7 @@ def segment_router(settings: Settings, segmenters: SegmenterSource) -> APIRouter
                 band_order,
                 lambda: segmenters.get(engine),
                 max_pixels=settings.segment_max_pixels,
+                vector_workers=settings.segment_vector_workers,
             )
         return Response(
             json.dumps(collection),

@@ -31,6 +31,10 @@ The path from a label map to vectors a GIS analyst can use:
    overlap, within a class or across classes. A polygon that still comes out
    invalid is repaired with ``shapely.make_valid`` (only then).
 
+Every step works on arrays of polygons (shapely's vectorised functions: ring
+and polygon construction, hole areas, validity, areas, the affine mapping), so
+the Python work per polygon is building its record, not its geometry.
+
 The caller must give a transform in a projected CRS with metre units
 (areas and tolerances are in m²/m); adapters reproject to EPSG:4326 when
 writing GeoJSON. Pure code: nothing is read or written here.
@@ -41,6 +45,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -48,8 +53,7 @@ import shapely
 from rasterio import features as rio_features
 from rasterio.transform import Affine
 from scipy import ndimage
-from shapely import affinity
-from shapely.geometry import MultiPolygon, Polygon, mapping, shape
+from shapely.geometry import MultiPolygon, Polygon, mapping
 from shapely.geometry.base import BaseGeometry
 
 from terraops.domain.segmentation.classes import CLASS_NAMES, FOREGROUND_CLASSES
@@ -58,6 +62,7 @@ from terraops.errors import InvalidInputError
 DEFAULT_SIMPLIFY_PIXELS = 0.75
 DEFAULT_CLASSES: dict[int, str] = {int(c): CLASS_NAMES[int(c)] for c in FOREGROUND_CLASSES}
 RESERVED_PROPERTIES = ("class", "class_id", "score", "area_m2", "pixels")
+_POLYGONAL = (3, 6)  # shapely type ids of Polygon and MultiPolygon
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,58 @@ def fill_small_holes(polygon: Polygon, min_area: float) -> Polygon:
     return Polygon(polygon.exterior, kept)
 
 
+def fill_small_holes_all(polygons: np.ndarray, min_area: float) -> np.ndarray:
+    """:func:`fill_small_holes` over an array of polygons, in a few array calls.
+
+    Polygons that keep all their holes are returned as they are (the same
+    objects); the others are rebuilt from their exterior and the holes kept.
+    """
+    polygons = np.asarray(polygons, dtype=object)
+    if min_area <= 0 or polygons.size == 0:
+        return polygons
+    holed = np.flatnonzero(shapely.get_num_interior_rings(polygons) > 0)
+    if holed.size == 0:
+        return polygons
+    rings, owner = shapely.get_rings(polygons[holed], return_index=True)
+    first = np.r_[True, owner[1:] != owner[:-1]]  # each polygon's exterior comes first
+    small = ~first & (shapely.area(shapely.polygons(rings)) < min_area)
+    changed = np.unique(owner[small])
+    if changed.size == 0:
+        return polygons
+    keep = ~small & np.isin(owner, changed)
+    out = polygons.copy()
+    rebuilt = shapely.polygons(rings[keep], indices=np.searchsorted(changed, owner[keep]))
+    out[holed[changed]] = rebuilt
+    return out
+
+
+def repair_all(polygons: np.ndarray) -> np.ndarray:
+    """:func:`repair_polygonal` over an array: valid polygons pass through unchanged,
+    the (rare) others are repaired one by one; None where nothing is left."""
+    polygons = np.asarray(polygons, dtype=object)
+    ok = shapely.is_valid(polygons) & np.isin(shapely.get_type_id(polygons), _POLYGONAL)
+    out = polygons.copy()
+    for i in np.flatnonzero(~ok):
+        out[i] = repair_polygonal(polygons[i])
+    return out
+
+
+def affine_all(geometries: np.ndarray, transform: Affine) -> np.ndarray:
+    """Every geometry mapped by ``transform`` in one vectorised call.
+
+    The arithmetic is :func:`shapely.affinity.affine_transform`'s, term for
+    term, so the coordinates are bit-identical to mapping them one by one.
+    """
+    a, b, xoff, d, e, yoff = transform[:6]
+
+    def mapped(coords: np.ndarray) -> np.ndarray:
+        x, y = coords.T
+        return np.column_stack([a * x + b * y + xoff, d * x + e * y + yoff])
+
+    out: np.ndarray = shapely.transform(np.asarray(geometries, dtype=object), mapped)
+    return out
+
+
 def _component_ids(labels: np.ndarray, classes: Mapping[int, str]) -> tuple[np.ndarray, np.ndarray]:
     """Unique id per 4-connected region of a vectorised class (0 elsewhere), and each id's class."""
     ids = np.zeros(labels.shape, dtype=np.int32)
@@ -127,11 +184,33 @@ def _mean_scores(ids: np.ndarray, scores: np.ndarray | None, n_ids: int) -> np.n
         return sums / counts
 
 
+def _polygonise(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """GDAL's polygons of ``ids`` as shapely polygons and their values.
+
+    The GeoJSON-like rings GDAL yields are flattened into one coordinate
+    array and turned into rings and polygons by two array calls, instead of
+    one ``shape()`` (and a Python list per ring) per polygon.
+    """
+    rings: list[list[tuple[float, float]]] = []
+    owners: list[int] = []
+    values: list[int] = []
+    for geom, value in rio_features.shapes(ids, connectivity=4):
+        owners.extend([len(values)] * len(geom["coordinates"]))
+        rings.extend(geom["coordinates"])
+        values.append(int(value))
+    if not values:
+        return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
+    lengths = np.fromiter(map(len, rings), dtype=np.int64, count=len(rings))
+    flat = chain.from_iterable(chain.from_iterable(rings))
+    coords = np.fromiter(flat, dtype=np.float64, count=2 * int(lengths.sum())).reshape(-1, 2)
+    ring_geoms = shapely.linearrings(coords, indices=np.repeat(np.arange(len(rings)), lengths))
+    polygons = shapely.polygons(ring_geoms, indices=np.asarray(owners, dtype=np.int64))
+    return np.asarray(polygons, dtype=object), np.asarray(values, dtype=np.int64)
+
+
 def _pixel_coverage(ids: np.ndarray, tolerance_px: float) -> tuple[np.ndarray, np.ndarray]:
     """Polygons of every region of ``ids`` in pixel coordinates, simplified as one coverage."""
-    pairs = [(shape(geom), int(value)) for geom, value in rio_features.shapes(ids, connectivity=4)]
-    polygons = np.array([p for p, _ in pairs], dtype=object)
-    values = np.array([v for _, v in pairs], dtype=np.int64)
+    polygons, values = _polygonise(ids)
     if tolerance_px > 0:
         # A vertex on every pixel corner makes shared edges vertex-identical
         # (the coverage simplifier needs that); integer coordinates keep it exact.
@@ -197,25 +276,27 @@ def vectorise(
     pixels = np.bincount(ids.ravel(), minlength=len(id_class))
     means = _mean_scores(ids, scores, len(id_class))
     polygons, values = _pixel_coverage(ids, tolerance_px)
-    matrix = [transform.a, transform.b, transform.d, transform.e, transform.xoff, transform.yoff]
+    regions = values != 0
+    polygons, values = polygons[regions], values[regions]
+    cleaned = repair_all(fill_small_holes_all(polygons, min_area_px))
+    present = np.array([g is not None for g in cleaned], dtype=bool)
+    areas = np.zeros(len(cleaned))
+    areas[present] = shapely.area(cleaned[present])
+    kept = np.flatnonzero(present & (areas >= min_area_px))
+    mapped = affine_all(cleaned[kept], transform)
 
     records: list[PolygonRecord] = []
-    for polygon, region in zip(polygons, values, strict=True):
-        if region == 0:
-            continue
-        cleaned = repair_polygonal(fill_small_holes(polygon, min_area_px))
-        if cleaned is None or cleaned.area < min_area_px:
-            continue
+    for geometry, region, area in zip(mapped, values[kept], areas[kept], strict=True):
         class_id = int(id_class[region])
         score = float(means[region])
         records.append(
             PolygonRecord(
-                geometry=affinity.affine_transform(cleaned, matrix),
+                geometry=geometry,
                 properties={
                     "class": classes[class_id],
                     "class_id": class_id,
                     "score": None if math.isnan(score) else score,
-                    "area_m2": float(cleaned.area * pixel_area),
+                    "area_m2": float(area * pixel_area),
                     "pixels": int(pixels[region]),
                     **extra,
                 },

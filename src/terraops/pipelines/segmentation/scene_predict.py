@@ -48,6 +48,7 @@ from terraops.domain.segmentation.classes import SEGMENTATION_NODATA
 from terraops.errors import InvalidInputError
 from terraops.pipelines.lifecycle.resolve import resolve_version
 from terraops.pipelines.maps.layer_products import now_iso, raster_layer, scene_imagery_layer
+from terraops.pipelines.segmentation.vector_pool import vector_pool
 from terraops.pipelines.segmentation.vectors import StripVectoriser
 from terraops.pipelines.segmentation.window_inference import (
     PredictBatches,
@@ -263,6 +264,7 @@ def segment_image(
                 min_area_m2=service.min_area_m2,
                 properties={"model_name": model.name, "model_version": model.version},
                 sink=sink.write,
+                executor=vector_pool(settings.segment_vector_workers),
             )
             counts = stream_mask(
                 source,

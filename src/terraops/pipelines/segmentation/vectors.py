@@ -24,23 +24,34 @@ Finished polygons go to a ``sink`` (a streaming file writer,
 top to bottom, not sorted — or, without one, are kept and returned by
 :meth:`StripVectoriser.finish`. With one strip as tall as the image the
 result is the domain's whole-image vectorisation, cleaned the same way.
+
+With an ``executor`` (worker processes, :mod:`.vector_pool`) each strip is
+vectorised in a worker as soon as its rows are in, while the model works on
+the next rows and other workers on other strips; the seams are merged in
+strip order in the calling process, so the polygons are exactly those of
+serial vectorising. At most ``max_pending`` strips (default two per worker)
+wait to be merged, which bounds the memory they hold.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, Future
 from typing import Any
 
 import numpy as np
 import shapely
 from rasterio.transform import Affine
-from shapely import affinity
 from shapely.geometry import Polygon
 
 from terraops.domain.segmentation.vectorise import (
     PolygonRecord,
+    affine_all,
     fill_small_holes,
+    fill_small_holes_all,
+    repair_all,
     repair_polygonal,
     vectorise,
 )
@@ -73,6 +84,8 @@ class StripVectoriser:
         properties: Mapping[str, Any] | None = None,
         strip_rows: int | None = None,
         sink: Sink | None = None,
+        executor: Executor | None = None,
+        max_pending: int | None = None,
     ) -> None:
         pixel_area = abs(transform.determinant)
         if pixel_area == 0:
@@ -85,13 +98,15 @@ class StripVectoriser:
         self.strip_rows = max(1, strip_rows) if strip_rows is not None else 0
         self._sink = sink
         self.counts: dict[int, int] = dict.fromkeys(self.classes, 0)
-        t = transform
-        self._matrix = [t.a, t.b, t.d, t.e, t.xoff, t.yoff]
         self._parts: list[LabelRows] = []
         self._buffered = 0
         self._next_row = 0
         self._open: list[PolygonRecord] = []
         self.records: list[PolygonRecord] = []
+        self._executor = executor
+        workers = getattr(executor, "_max_workers", 1)  # ProcessPoolExecutor's worker count
+        self._max_pending = max(1, max_pending if max_pending is not None else 2 * workers)
+        self._pending: deque[tuple[int, int, Future[list[PolygonRecord]]]] = deque()
 
     def add(self, part: LabelRows) -> None:
         if part.row_off != self._next_row:
@@ -109,7 +124,8 @@ class StripVectoriser:
         (in map coordinates, by class id then largest first), else []."""
         if self._parts:
             self._flush()
-        self._emit([kept for r in self._open if (kept := self._kept(r)) is not None])
+        self._merge_ready(wait=True)
+        self._emit(self._finals(self._open))
         self._open = []
         self.records.sort(key=lambda r: (r.properties["class_id"], -r.properties["area_m2"]))
         return self.records
@@ -127,39 +143,74 @@ class StripVectoriser:
         labels = np.concatenate([p.labels for p in self._parts])
         scores = np.concatenate([p.scores for p in self._parts])
         self._parts, self._buffered = [], 0
+        args = (labels, Affine.translation(0, row0))
+        kwargs: dict[str, Any] = {
+            "classes": self.classes,
+            "scores": scores,
+            "min_area_m2": 0.0,
+            "simplify_m": self.simplify_px,
+            "properties": self.properties,
+        }
         row1 = row0 + labels.shape[0]
-        strip = vectorise(
-            labels,
-            Affine.translation(0, row0),
-            classes=self.classes,
-            scores=scores,
-            min_area_m2=0.0,
-            simplify_m=self.simplify_px,
-            properties=self.properties,
-        )
+        if self._executor is None:
+            self._merge(row0, row1, vectorise(*args, **kwargs))
+            return
+        self._pending.append((row0, row1, self._executor.submit(vectorise, *args, **kwargs)))
+        self._merge_ready(wait=False)
+
+    def _merge_ready(self, *, wait: bool) -> None:
+        """Merge finished strips in order (all of them, waiting, with ``wait``)."""
+        while self._pending:
+            row0, row1, future = self._pending[0]
+            if not (wait or future.done() or len(self._pending) > self._max_pending):
+                return
+            self._pending.popleft()
+            self._merge(row0, row1, future.result())
+
+    def _merge(self, row0: int, row1: int, strip: list[PolygonRecord]) -> None:
+        """Join a strip's polygons to the open ones above its top seam; emit the final ones."""
         # Pixel y grows downwards: bounds are (minx, miny=top, maxx, maxy=bottom).
-        at_top = [r for r in strip if row0 > 0 and r.geometry.bounds[1] <= row0]
-        rest = [r for r in strip if not (row0 > 0 and r.geometry.bounds[1] <= row0)]
+        tops = shapely.bounds(np.asarray([r.geometry for r in strip], dtype=object))[:, 1]
+        top = (tops <= row0) if row0 > 0 else np.zeros(len(strip), dtype=bool)
+        at_top = [r for r, t in zip(strip, top, strict=True) if t]
+        rest = [r for r, t in zip(strip, top, strict=True) if not t]
         merged = _merge_across_seam(self._open, at_top) + rest
         self._open, final = [], []
         for record in merged:
             if row1 < self.height and record.geometry.bounds[3] >= row1:
                 self._open.append(record)
-            elif (kept := self._kept(record)) is not None:
-                final.append(kept)
-        self._emit(final)
+            else:
+                final.append(record)
+        self._emit(self._finals(final))
 
-    def _kept(self, record: PolygonRecord) -> PolygonRecord | None:
-        """Cleaned (holes < min area filled, repaired) and mapped; None if < min area."""
+    def _finals(self, records: list[PolygonRecord]) -> list[PolygonRecord]:
+        """Final records: holes < min area filled, repaired, mapped, area in m²; those under
+        the minimum area dropped. Array calls for the (usual) single polygons."""
+        if not records:
+            return []
+        geoms = np.asarray([r.geometry for r in records], dtype=object)
+        single = shapely.get_type_id(geoms) == 3  # Polygon; merged regions may be multi
+        cleaned = np.empty(len(records), dtype=object)
+        cleaned[single] = repair_all(fill_small_holes_all(geoms[single], self.min_area_px))
+        for i in np.flatnonzero(~single):
+            cleaned[i] = self._cleaned(geoms[i])
+        present = np.array([g is not None for g in cleaned], dtype=bool)
+        areas = np.zeros(len(records))
+        areas[present] = shapely.area(cleaned[present])
+        kept = np.flatnonzero(present & (areas > 0) & (areas >= self.min_area_px))
+        mapped = affine_all(cleaned[kept], self.transform)
+        return [
+            PolygonRecord(g, {**records[i].properties, "area_m2": float(a)})
+            for i, g, a in zip(kept, mapped, shapely.area(mapped), strict=True)
+        ]
+
+    def _cleaned(self, geometry: Any) -> Any:
+        """Holes < min area filled in every part, parts united, repaired (None if empty)."""
         parts = [
             fill_small_holes(p, self.min_area_px) if isinstance(p, Polygon) else p
-            for p in shapely.get_parts(record.geometry)
+            for p in shapely.get_parts(geometry)
         ]
-        geometry = repair_polygonal(shapely.union_all(parts) if len(parts) > 1 else parts[0])
-        if geometry is None or geometry.area <= 0 or geometry.area < self.min_area_px:
-            return None
-        mapped = affinity.affine_transform(geometry, self._matrix)
-        return PolygonRecord(mapped, {**record.properties, "area_m2": float(mapped.area)})
+        return repair_polygonal(shapely.union_all(parts) if len(parts) > 1 else parts[0])
 
 
 def _merge_across_seam(
@@ -179,11 +230,16 @@ def _merge_across_seam(
             i = parent[i]
         return i
 
-    for i, a in enumerate(above):
-        for j, b in enumerate(below, start=len(above)):
-            same_class = a.properties["class_id"] == b.properties["class_id"]
-            if same_class and a.geometry.intersection(b.geometry).length > 0:
-                parent[find(i)] = find(j)
+    if above and below:
+        upper = np.asarray([r.geometry for r in above], dtype=object)
+        lower = np.asarray([r.geometry for r in below], dtype=object)
+        i, j = shapely.STRtree(lower).query(upper, predicate="intersects")
+        upper_class = np.array([r.properties["class_id"] for r in above])
+        lower_class = np.array([r.properties["class_id"] for r in below])
+        i, j = i[upper_class[i] == lower_class[j]], j[upper_class[i] == lower_class[j]]
+        shared = shapely.length(shapely.intersection(upper[i], lower[j])) > 0
+        for a, b in zip(i[shared].tolist(), j[shared].tolist(), strict=True):
+            parent[find(a)] = find(b + len(above))
     groups: dict[int, list[PolygonRecord]] = {}
     for i, item in enumerate(items):
         groups.setdefault(find(i), []).append(item)

@@ -1,0 +1,216 @@
+"""U-Net CPU micro-benchmark: what each ONNX Runtime knob and the separable block give.
+
+The served architecture (the segmentation service's defaults) and the same
+network with ``block="separable"``, each saved as a real bundle
+(:func:`~terraops.adapters.segmentation_bundle.save_bundle`: fp32 ``model.onnx``,
+verified against PyTorch) and quantised by
+:func:`~terraops.adapters.onnx_quantize.quantize_bundle` (calibrated on chips
+like the input; the weights are random with realistic BatchNorm statistics:
+speed does not depend on what the weights learned). On the same batch of chips:
+
+- **wall time** at the served thread count, all candidates in interleaved rounds,
+  medians; ratios to PyTorch eager of the standard network;
+- **single-thread CPU time** (``time.thread_time`` around a call with one
+  intra-op thread in both runtimes, so the work stays on the calling thread):
+  the cost of the arithmetic itself, which other processes on a loaded machine
+  inflate far less than wall time.
+
+Candidates: eager; ONNX Runtime fp32 at each graph optimisation level, with and
+without thread spinning, with IO binding; INT8 with and without spinning. The
+CPU's int8 instruction sets (``/proc/cpuinfo``) are recorded with the result:
+ONNX Runtime's int8 convolutions gain over fp32 only where the CPU has VNNI
+(one-instruction u8×s8 dot products) or AMX.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def cpu_flags() -> dict[str, bool]:
+    """Which int8 instruction sets this CPU advertises."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="ignore")
+    except OSError:  # pragma: no cover - not Linux
+        text = ""
+    words = set(text.split())
+    return {flag: flag in words for flag in INT8_FLAGS}
+
+
+def _chips(batch: int, side: int) -> np.ndarray:
+    from terraops.adapters.segmentation_bundle import example_chip
+
+    rng = np.random.default_rng(7)
+    base = np.tile(example_chip(side), (batch, 1, 1, 1))
+    return np.clip(base + rng.normal(0, 0.03, base.shape), 0.01, 0.6).astype(np.float32)
+
+
+def _bundle(work: Path, block: str, chips: np.ndarray) -> Path:
+    """A bundle of the served architecture with ``block``; fp32 and int8 graphs."""
+    import torch
+
+    from terraops.adapters.onnx_quantize import quantize_bundle
+    from terraops.adapters.segmentation_bundle import BundleMeta, save_bundle
+    from terraops.models.unet import UNet, UNetConfig
+    from terraops.services.segmentation import ARCHITECTURE_DEFAULTS, SEGMENTATION
+
+    torch.manual_seed(0)
+    config = UNetConfig(**{**ARCHITECTURE_DEFAULTS, "block": block})
+    model = UNet(config).train()
+    with torch.no_grad():  # realistic BatchNorm statistics (a fresh BN is the identity)
+        for _ in range(3):
+            model(torch.from_numpy(chips[:2]))
+    out = work / block
+    save_bundle(out, model.eval(), BundleMeta.for_model(SEGMENTATION, config))
+    quantize_bundle(out, chips, calibration_source="benchmark chips")
+    return out
+
+
+def _session(path: Path, threads: int, level: str = "all", spin: bool = False) -> Any:
+    import onnxruntime as ort
+
+    levels = {
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = levels[level]
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _candidates(bundles: dict[str, Path], x: np.ndarray, threads: int) -> dict[str, Callable]:
+    """name → a call running that candidate once on ``x`` (``threads`` threads)."""
+    from terraops.adapters.segmentation_bundle import INT8_FILE, ONNX_FILE, Segmenter
+
+    def run(session: Any) -> Callable[[], Any]:
+        return lambda: session.run(None, {"reflectance": x})
+
+    def bound(session: Any) -> Callable[[], Any]:
+        def call() -> Any:
+            binding = session.io_binding()
+            binding.bind_cpu_input("reflectance", x)
+            binding.bind_output("probabilities")
+            session.run_with_iobinding(binding)
+            return binding.copy_outputs_to_cpu()
+
+        return call
+
+    std, sep = bundles["standard"], bundles["separable"]
+    eager_std = Segmenter(std, engine="torch", device="cpu")
+    eager_sep = Segmenter(sep, engine="torch", device="cpu")
+    served = {  # the served sessions, as Segmenter builds them
+        e: Segmenter(b, engine=e, threads=threads)  # type: ignore[arg-type]
+        for e, b in (("onnx", std), ("onnx-int8", std))
+    }
+    served_sep = {
+        e: Segmenter(sep, engine=e, threads=threads)  # type: ignore[arg-type]
+        for e in ("onnx", "onnx-int8")
+    }
+    return {
+        "eager fp32": lambda: eager_std.predict_proba(x),
+        "ORT fp32, basic optimisations": run(_session(std / ONNX_FILE, threads, "basic")),
+        "ORT fp32, extended optimisations": run(_session(std / ONNX_FILE, threads, "extended")),
+        "ORT fp32, all optimisations, spinning": run(_session(std / ONNX_FILE, threads, spin=True)),
+        "ORT fp32, served (all, no spinning)": lambda: served["onnx"].predict_proba(x),
+        "ORT fp32, served + IO binding": bound(_session(std / ONNX_FILE, threads)),
+        "ORT INT8, spinning": run(_session(std / INT8_FILE, threads, spin=True)),
+        "ORT INT8, served (no spinning)": lambda: served["onnx-int8"].predict_proba(x),
+        "separable: eager fp32": lambda: eager_sep.predict_proba(x),
+        "separable: ORT fp32, served": lambda: served_sep["onnx"].predict_proba(x),
+        "separable: ORT INT8, served": lambda: served_sep["onnx-int8"].predict_proba(x),
+    }
+
+
+def _interleaved(cands: dict[str, Callable], rounds: int, clock: Callable[[], float]) -> dict:
+    for call in cands.values():  # warm-up
+        call()
+    times: dict[str, list[float]] = {name: [] for name in cands}
+    for _ in range(rounds):
+        for name, call in cands.items():
+            t0 = clock()
+            call()
+            times[name].append(clock() - t0)
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
+def run_knobs(rounds: int, batch: int, side: int, threads: int) -> dict[str, Any]:
+    """Both measurements for every candidate; seconds per batch."""
+    import onnxruntime
+    import torch
+
+    from terraops.models.unet import UNet, UNetConfig, count_parameters
+    from terraops.services.segmentation import ARCHITECTURE_DEFAULTS
+
+    x = _chips(batch, side)
+    with tempfile.TemporaryDirectory(prefix="terraops-seg-cpu-") as tmp:
+        bundles = {b: _bundle(Path(tmp), b, x) for b in ("standard", "separable")}
+        wall = _interleaved(_candidates(bundles, x, threads), rounds, time.perf_counter)
+        torch_threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            cpu = _interleaved(_candidates(bundles, x, 1), rounds, time.thread_time)
+        finally:
+            torch.set_num_threads(torch_threads)
+    params = {
+        b: count_parameters(UNet(UNetConfig(**{**ARCHITECTURE_DEFAULTS, "block": b})))
+        for b in ("standard", "separable")
+    }
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "flags": cpu_flags(),
+        "rounds": rounds,
+        "batch": batch,
+        "side": side,
+        "threads": threads,
+        "params": params,
+        "onnxruntime": onnxruntime.__version__,
+        "torch": torch.__version__,
+    }
+
+
+def render_knobs(r: dict[str, Any]) -> str:
+    """The micro-benchmark's Markdown table and facts (a subsection of the segmentation one)."""
+    wall_e, cpu_e = r["wall"]["eager fp32"], r["cpu"]["eager fp32"]
+    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in r["flags"].items())
+    lines = [
+        "### CPU knobs, one by one (micro-benchmark, `bench/segmentation_cpu.py`)",
+        "",
+        f"Served architecture (depth 3, base width 16, {r['params']['standard']:,} parameters) "
+        f'and the same with `block="separable"` ({r["params"]["separable"]:,} parameters), '
+        f"untrained weights; the same {r['batch']} × 5 × {r['side']}² chips; onnxruntime "
+        f"{r['onnxruntime']}, torch {r['torch']}; CPU int8 flags: {flags}. Wall: "
+        f"{r['threads']} threads, interleaved, median of {r['rounds']}. CPU: one thread in "
+        "both runtimes, `time.thread_time`, median of the same number.",
+        "",
+        "| candidate | wall s | × eager (wall) | 1-thread CPU s | × eager (CPU) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, wall in r["wall"].items():
+        cpu = r["cpu"][name]
+        lines.append(
+            f"| {name} | {wall:.3f} | {wall_e / wall:.2f}× | {cpu:.3f} | {cpu_e / cpu:.2f}× |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # quick look: python bench/segmentation_cpu.py
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root / "src"))
+    print(render_knobs(run_knobs(rounds=5, batch=4, side=256, threads=2)))
