@@ -16,7 +16,7 @@ and never touches an existing one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,34 @@ def _manifest(
         "source": source,
         "stats": stats,
     }
+
+
+def write_imported_scene(
+    out_dir: Path,
+    *,
+    name: str,
+    kind: str,
+    reflectance: str,
+    grid: Grid,
+    layers: Mapping[str, np.ndarray],
+    clear: np.ndarray,
+    source: dict[str, Any],
+    overwrite: bool,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """The last step of every importer: the manifest (``reflectance`` names the kind of
+    reflectance the bands hold), then the GeoTIFFs and manifest written at once."""
+    manifest = _manifest(
+        name=name,
+        kind=kind,
+        grid=grid,
+        units=_units(reflectance, layers),
+        source=source,
+        stats=_stats(layers.get("lst"), clear),
+    )
+    say("writing GeoTIFFs")
+    _write_scene(out_dir, overwrite=overwrite, grid=grid, layers=layers, manifest=manifest)
+    return manifest
 
 
 def _write_scene(
@@ -253,17 +281,18 @@ def import_landsat(
         kind = "DOS1 surface" if derived.record["correction"]["method"] == "dos1" else "TOA"
         if product.meta.reflectance_level == "surface":
             kind = "Level-2 surface"
-        manifest = _manifest(
+        return write_imported_scene(
+            out_dir,
             name=product.meta.product_id,
             kind="landsat",
+            reflectance=f"{kind} reflectance",
             grid=grid,
-            units=_units(f"{kind} reflectance", layers),
+            layers=layers,
+            clear=derived.clear,
             source=source,
-            stats=_stats(layers.get("lst"), derived.clear),
+            overwrite=overwrite,
+            say=say,
         )
-        say("writing GeoTIFFs")
-        _write_scene(out_dir, overwrite=overwrite, grid=grid, layers=layers, manifest=manifest)
-    return manifest
 
 
 def _dem(dem: Path | None, grid: Grid) -> tuple[np.ndarray | None, dict[str, Any] | None]:
@@ -359,14 +388,15 @@ def import_geotiff(
             source["dem"] = dem_info
         layers = _scene_layers(image.bands, clear, lst_c, dem_layer)
         source["masked_fraction"] = round(float(1.0 - clear.mean()), 6)
-        manifest = _manifest(
+        return write_imported_scene(
+            out_dir,
             name=bands_path.stem,
             kind="geotiff",
+            reflectance="reflectance",
             grid=grid,
-            units=_units("reflectance", layers),
+            layers=layers,
+            clear=clear,
             source=source,
-            stats=_stats(layers.get("lst"), clear),
+            overwrite=overwrite,
+            say=say,
         )
-        say("writing GeoTIFFs")
-        _write_scene(out_dir, overwrite=overwrite, grid=grid, layers=layers, manifest=manifest)
-    return manifest

@@ -41,12 +41,9 @@ from terraops.errors import InvalidInputError
 from terraops.pipelines.progress import status_line
 from terraops.pipelines.scenes.importing import (
     _dem,
-    _manifest,
     _refuse_unsafe_output,
     _scene_layers,
-    _stats,
-    _units,
-    _write_scene,
+    write_imported_scene,
 )
 
 NO_CLOUD_MASK = (
@@ -143,14 +140,15 @@ def import_landsat7_dn(
             source["dem"] = dem_info
         source["masked_fraction"] = round(float(1.0 - np.mean(clear)), 6)
         kind = "DOS1 surface" if correction == "dos1" else "TOA"
-        manifest = _manifest(
+        return write_imported_scene(
+            out_dir,
             name=name or bands_path.stem,
             kind="landsat7-dn",
+            reflectance=f"{kind} reflectance (approximate: no MTL)",
             grid=grid,
-            units=_units(f"{kind} reflectance (approximate: no MTL)", layers),
+            layers=layers,
+            clear=clear,
             source=source,
-            stats=_stats(None, clear),
+            overwrite=overwrite,
+            say=say,
         )
-        say("writing GeoTIFFs")
-        _write_scene(out_dir, overwrite=overwrite, grid=grid, layers=layers, manifest=manifest)
-    return manifest

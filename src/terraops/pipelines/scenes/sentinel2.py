@@ -33,12 +33,9 @@ from terraops.errors import InvalidInputError
 from terraops.pipelines.progress import status_line
 from terraops.pipelines.scenes.importing import (
     _dem,
-    _manifest,
     _refuse_unsafe_output,
     _scene_layers,
-    _stats,
-    _units,
-    _write_scene,
+    write_imported_scene,
 )
 
 log = logging.getLogger(__name__)
@@ -203,17 +200,18 @@ def import_product(
             }
         if dem_info:
             source["dem"] = dem_info
-        manifest = _manifest(
+        return write_imported_scene(
+            out_dir,
             name=product.name,
             kind="sentinel2",
+            reflectance="Level-2A surface reflectance",
             grid=grid,
-            units=_units("Level-2A surface reflectance", layers),
+            layers=layers,
+            clear=clear,
             source=source,
-            stats=_stats(layers.get("lst"), clear),
+            overwrite=overwrite,
+            say=say,
         )
-        say("writing GeoTIFFs")
-        _write_scene(out_dir, overwrite=overwrite, grid=grid, layers=layers, manifest=manifest)
-    return manifest
 
 
 def import_sentinel2(
