@@ -233,7 +233,10 @@ bench: install bench-invest-env ## Benchmarks, written to BENCHMARKS.md (needs w
 	@$(MAKE) --no-print-directory real
 	$(BIN)/python bench/real_city.py --out BENCHMARKS.md --home $(TERRAOPS_HOME) --real $(LIVERPOOL_CITY)
 	@$(MAKE) --no-print-directory segmentation
-	TERRAOPS_HOME=$(TERRAOPS_HOME) $(BIN)/python bench/segment_upload_latency.py --scene $(SCENES)/city1
+	TERRAOPS_HOME=$(TERRAOPS_HOME) $(BIN)/python bench/segment_upload_latency.py --scene $(SCENES)/city1 --out BENCHMARKS.md
+	$(BIN)/python -m bench.memory --out BENCHMARKS.md
+	$(BIN)/python bench/cli_speed.py --out BENCHMARKS.md
+	$(BIN)/python bench/costs.py --out BENCHMARKS.md
 
 # InVEST Urban Cooling in its own environment (.venv-invest): the what-if validation's
 # reference model. Built from source, about 8 minutes the first time; never needed by tests.
