@@ -205,9 +205,10 @@ LIMITS: tuple[str, ...] = (
     "(here the synthetic city's land-cover layer; an imported scene without one falls back "
     "to the roofs its imagery shows, where a dark bitumen roof looks like asphalt), and the "
     "edited land cover is what the classification sees after the edit (a repainted roof a "
-    "bright building, a planted roof grass). The training cities draw their share of white "
-    "roofs (5–35 %) and each white roof's albedo (0.45–0.80), so the model has seen the "
-    "albedos a cool roof asks for.",
+    "bright building, a planted roof grass). The generator's cities draw their share of "
+    "white roofs (5–35 %) and each white roof's albedo (0.45–0.80), so a model trained on "
+    "them sees the albedos a cool roof asks for (the champion validated here was trained on "
+    "the cities of its home, whatever generator version made them).",
     "",
     "What remains: each city draws its own physics (albedo −10 to −30 K per unit, daytime "
     "SUHI 0.1–5.1 K), which no feature of one scene reveals, so a model answers with the "

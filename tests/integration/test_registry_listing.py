@@ -56,3 +56,22 @@ def test_models_list_imports_neither_mlflow_nor_lightgbm(home_settings: Settings
         check=True,
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_help_starts_without_the_array_stack(tmp_path: Path) -> None:
+    """``terraops --help`` (and every command's option list) loads no numpy, MLflow,
+    pandas or GDAL: what it shows must not pay for what only the work needs."""
+    probe = (
+        "import sys; from typer.testing import CliRunner; from terraops.cli.main import app; "
+        "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output; "
+        "print(sorted(m for m in ('numpy', 'mlflow', 'pandas', 'rasterio', 'torch') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={"TERRAOPS_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]"

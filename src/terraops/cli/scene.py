@@ -20,7 +20,7 @@ from terraops.cli.scene_options import (
     print_imported,
     print_warnings,
 )
-from terraops.domain.scene.spec import MORPHOLOGIES
+from terraops.domain.scene.morphologies import MORPHOLOGIES
 
 
 def generate(

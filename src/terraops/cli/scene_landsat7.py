@@ -17,7 +17,7 @@ from terraops.cli.scene_options import (
     print_imported,
     print_warnings,
 )
-from terraops.domain.landsat.etm import DEFAULT_GAINS, DEFAULT_SUN_ELEVATION_DEG
+from terraops.domain.landsat.etm_defaults import DEFAULT_GAINS, DEFAULT_SUN_ELEVATION_DEG
 
 
 def import_landsat7(

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from terraops.domain.landsat.etm_defaults import DEFAULT_GAINS
 from terraops.domain.landsat.radiometry import (
     DOS1_DARK_OBJECT_REFLECTANCE,
     DOS1_DARK_PERCENTILE,
@@ -68,9 +69,6 @@ LMIN_LMAX: dict[str, dict[int, tuple[float, float]]] = {
 }
 # Chander et al. 2009, table 11: ETM+ mean exoatmospheric solar irradiance, W m-2 um-1.
 ESUN: dict[int, float] = {1: 1997.0, 2: 1812.0, 3: 1533.0, 4: 1039.0, 5: 230.8, 7: 84.90}
-DEFAULT_GAINS = "HHHLHH"
-"""Gain of bands 1, 2, 3, 4, 5, 7: the Landsat 7 rule for land under a sun above 45°."""
-DEFAULT_SUN_ELEVATION_DEG = 50.0
 EARTH_SUN_DISTANCE_AU = 1.0
 DARK_OBJECT = f"{DOS1_DARK_PERCENTILE} percentile of each band's TOA reflectance"
 CALIBRATION_REFERENCE = "Chander, Markham & Helder 2009, RSE 113:893-903 (tables 1 and 11)"

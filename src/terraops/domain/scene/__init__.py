@@ -7,5 +7,5 @@ cover, buildings, trees) → ``spectra`` (imagery) → ``lst`` (temperature) and
 
 Import the parts from their modules (``terraops.domain.scene.generator`` …):
 this package file stays empty so that light users (the CLI's option list
-needs only ``spec.MORPHOLOGIES``) do not pay for scipy at start-up.
+needs only ``morphologies.MORPHOLOGIES``) do not pay for scipy at start-up.
 """

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from terraops.domain.scene.morphologies import MORPHOLOGIES
 from terraops.errors import InvalidInputError
 
 GENERATOR_VERSION = "2.1.0"
 """Bumped whenever the same spec would produce different pixels (cache key)."""
 
-MORPHOLOGIES: tuple[str, ...] = ("dense", "sprawl", "coastal")
 PHYSICS_MODES: tuple[str, ...] = ("varied", "nominal")
 MIN_SIZE_PX = 64
 MAX_SIZE_PX = 8192

@@ -28,14 +28,13 @@ import numpy as np
 from terraops.adapters import landsat_product
 from terraops.adapters.etm_file import read_dn_bands
 from terraops.domain.landsat.etm import (
-    DEFAULT_GAINS,
-    DEFAULT_SUN_ELEVATION_DEG,
     ETM_BANDS,
     TERRAOPS_BANDS,
     check_sun_elevation,
     etm_reflectance,
     parse_gains,
 )
+from terraops.domain.landsat.etm_defaults import DEFAULT_GAINS, DEFAULT_SUN_ELEVATION_DEG
 from terraops.domain.landsat.product import CORRECTIONS
 from terraops.errors import InvalidInputError
 from terraops.pipelines.progress import status_line
