@@ -55,6 +55,20 @@ def has_champion(service: str) -> int:
     return 0
 
 
+def _cities(home: Path) -> str:
+    """What the scene picker holds; Liverpool only when its sample could be fetched."""
+    others = (
+        "Olinda/Recife (real Landsat 7, dense, no thermal band: heat predicted, not compared), "
+        "the Gulf coast and the held-out synthetic city"
+    )
+    if (home / "real" / "liverpool" / "scene.json").exists():
+        return (
+            "the map opens on Liverpool (real Landsat 8, observed surface temperature); "
+            f"the scene picker has {others}"
+        )
+    return f"the scene picker has {others} (Liverpool: its sample could not be fetched)"
+
+
 def summary(url: str, token_file: Path, cards: Path, start_file: Path) -> int:
     """Where everything is: the pages, the admin token, MLflow, the files the demo wrote."""
     settings = Settings()
@@ -68,9 +82,7 @@ def summary(url: str, token_file: Path, cards: Path, start_file: Path) -> int:
     mlflow = Path(sys.executable).with_name("mlflow")
     rows = [
         ("map", f"{url}/map   (heat; flood: {url}/map?view=flood; footprints in the layer list)"),
-        ("cities", "the map opens on Liverpool (real Landsat 8, observed surface temperature); "
-         "the scene picker has Olinda/Recife (real Landsat 7, dense, no thermal band: heat "
-         "predicted, not compared), the Gulf coast and the held-out synthetic city"),
+        ("cities", _cities(home)),
         ("what-if", "on the map: draw a polygon, pick an intervention, run it; a greening "
          "plan's cooling is already in the layer list"),
         ("case study", f"{home / 'case-studies' / 'heat' / 'index.md'}"),
