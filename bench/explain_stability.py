@@ -164,7 +164,7 @@ def engine_speed(predictor: Predictor, X: np.ndarray, runs: int) -> dict[str, An
     """
     fresh = dataclasses.replace(predictor)  # as just loaded: no TreeSHAP tables yet
     started = time.perf_counter()
-    fresh.prepare_explanations()  # what a server does at model load
+    fresh.prepare_explanations()  # what a server does at start-up, or after a swap
     first_s = time.perf_counter() - started
     assert predictor.baseline is not None
     model_X = np.ascontiguousarray(np.delete(X, predictor.baseline.column, axis=1))
@@ -363,7 +363,8 @@ largest difference {engine["max_abs_difference"]:.1e} K, and
 move with the other work on the cores).
 
 Start-up: a server builds the model's tables and loads the compiled kernels when it loads
-the model ({engine["first_call_s"]:.2f} s in this process), not at the first request. A
+the model ({engine["first_call_s"]:.2f} s in this process), not at the first request; after a
+hot swap it builds them in the background, once the new version serves. A
 fresh process imports numba in {start["cached"]["import_s"]:.2f} s and builds the tables in
 {start["cached"]["tables_s"]:.2f} s; the numba kernels cost
 {start["compiled"]["tables_s"] + start["compiled"]["kernels_s"]:.1f} s the very first time

@@ -10,6 +10,7 @@ air-gapped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import sys
@@ -72,13 +73,34 @@ SERVING_SWITCH_INTERVAL_S = 0.0005
 
 
 def load_for_serving(path: Path, definition: Any) -> Any:
-    """:func:`load_and_verify`, then the model's TreeSHAP tables and compiled kernel
-    prepared at once: a server pays them when it loads a model, not at the first
-    ``?explain=true`` request."""
-    model = load_and_verify(path, definition)
-    if isinstance(model, Predictor):
-        model.prepare_explanations()
-    return model
+    """:func:`load_and_verify`: what must hold before a version may serve.
+
+    Nothing more: the old version serves until this returns, and every step here
+    competes with the requests for the interpreter. What only ``?explain=true``
+    needs comes after the swap (:func:`prepare_for_serving`).
+    """
+    return load_and_verify(path, definition)
+
+
+def prepare_for_serving(served: Any) -> None:
+    """A served predictor's TreeSHAP tables and compiled kernel, built once it serves
+    (at start-up before the first request, after a swap in the background), so
+    that ``?explain=true`` requests do not pay them; one arriving before they are
+    built waits for them."""
+    if isinstance(served, Predictor):
+        served.prepare_explanations()
+
+
+def warm_admin_registry(settings: Settings) -> None:
+    """Import MLflow's client now, in a server whose admin API is on.
+
+    The first promotion or rollback otherwise imports it (about a thousand
+    modules, seconds of work) in the middle of serving, competing with the
+    requests for the interpreter. A registry that fails here fails the admin
+    call too, which answers for it.
+    """
+    with contextlib.suppress(Exception):
+        _default_registry(settings, settings.registry_timeout_s).ping()
 
 
 def body_limit_bytes(settings: Settings) -> int:
@@ -127,6 +149,7 @@ def create_app(
         loader or load_for_serving,
         cache_dir=settings.model_cache_dir,
         poll_interval_s=settings.poll_interval_s,
+        prepare=prepare_for_serving,
     )
     segmenter = ModelHolder(SEGMENTATION, loader=load_segmenter)
     watcher.follow_on_demand(segmenter)
@@ -270,6 +293,8 @@ def create_app_from_env() -> FastAPI:
     settings = Settings()
     configure_process_for_serving(settings)
     app = create_app(settings)
+    if settings.admin_token is not None:
+        warm_admin_registry(settings)
     # Move the ~150k objects of the imports out of the collector's sight: a full
     # collection otherwise walks them all, a multi-ms pause in some request, and
     # per-request allocations (the prediction log's buffer) trigger those often.

@@ -13,11 +13,22 @@ assignment, atomic under the GIL — can never mix two versions in one response.
 
 The :class:`ChampionWatcher` runs in a background thread (never on the event
 loop): every ``poll_interval_s`` it asks the registry where ``champion``
-points; on a change it fetches, loads and warms the new version *before*
-swapping it in. When the registry is unreachable it keeps serving the last good
-model, and at start-up it falls back to the last champion recorded in the local
-model cache (one small pointer file per service), so a registry outage neither
-stops a running server nor prevents a restart.
+points; on a change it fetches, loads and verifies the new version *before*
+swapping it in, while requests go on with the old one. When the registry is
+unreachable it keeps serving the last good model, and at start-up it falls
+back to the last champion recorded in the local model cache (one small pointer
+file per service), so a registry outage neither stops a running server nor
+prevents a restart.
+
+A swap asks as little of the serving process as it can, because every second
+of loading is Python work that competes with the requests for the interpreter
+(a 2-core machine under load turned a half-second load into request stalls):
+
+- the model swapped out stays loaded, so a rollback to it, or a flip back and
+  forth, is a reference assignment with no fetch and no load;
+- what only ``?explain=true`` needs (``prepare``, e.g. the TreeSHAP tables) is
+  built *after* the swap, in a thread of its own; before :meth:`ChampionWatcher.start`
+  returns (no request served yet) it is built at once.
 
 A holder can also be followed *on demand* (:meth:`ChampionWatcher.follow_on_demand`):
 the registry is not asked about it until its first request
@@ -32,7 +43,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -97,6 +108,14 @@ Loader = Callable[[Path, Any], Any]
 """Makes the served object from a fetched model folder and the holder's definition;
 raises when the version must not be served (the watcher keeps the last good one)."""
 
+Preparer = Callable[[Any], None]
+"""Builds, on a served object, what only some requests need (explanation tables);
+run once the object serves. May be slow; must not change what it predicts."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
 
 @dataclass(frozen=True)
 class LoadedModel:
@@ -109,7 +128,7 @@ class LoadedModel:
     predictor: Any
     feature_names: tuple[str, ...]
     source: Literal["registry", "cache"]
-    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    loaded_at: datetime = field(default_factory=_now)
 
     @property
     def ref(self) -> dict[str, Any]:
@@ -157,10 +176,12 @@ class ChampionWatcher:
         *,
         cache_dir: Path,
         poll_interval_s: float,
+        prepare: Preparer | None = None,
     ) -> None:
         self.holders = dict(holders)  # on-demand holders join this copy, not the caller's
         self.registry = registry
         self.loader = loader
+        self.prepare = prepare
         self.cache_dir = cache_dir
         self.poll_interval_s = poll_interval_s
         self.registry_status: RegistryStatus = "unknown"
@@ -169,6 +190,12 @@ class ChampionWatcher:
         self._thread: threading.Thread | None = None
         self._bad_versions: dict[str, int] = {}
         self._not_asked_yet: set[str] = set()
+        #: Per service, the folder of the version served now and the model swapped
+        #: out last (with its folder): a rollback to it loads nothing.
+        self._paths: dict[str, Path] = {}
+        self._retired: dict[str, tuple[LoadedModel, Path]] = {}
+        #: Until :meth:`start` returns, ``prepare`` runs at once (nothing is served yet).
+        self._serving = False
 
     # ----- on-demand holders ------------------------------------------------------
     def follow_on_demand(self, holder: ModelHolder[Any]) -> None:
@@ -214,6 +241,9 @@ class ChampionWatcher:
                 return current
             if self._bad_versions.get(service) == version:
                 return current  # already failed to load; wait for the alias to move
+            retired = self._retired.get(service)
+            if retired is not None and retired[0].version == version:
+                return self._swap_in(holder, replace(retired[0], loaded_at=_now()), retired[1])
             return self._load_from_registry(holder, version, strict)
 
     def _load_from_registry(
@@ -234,11 +264,42 @@ class ChampionWatcher:
             log.error("%s: keeping the current model; %s", service, holder.last_error)
             return holder.current
         model = self._make(holder.definition, version, predictor, "registry")
+        self._swap_in(holder, model, path)
+        self._prepare(model)
+        return model
+
+    def _swap_in(self, holder: ModelHolder[Any], model: LoadedModel, path: Path) -> LoadedModel:
+        """Serve ``model`` (fetched to ``path``); keep the one it replaces for a rollback."""
+        service = holder.definition.name
+        previous, previous_path = holder.current, self._paths.get(service)
         holder.swap(model)
         holder.last_error = None
-        self._write_pointer(service, version, path)
-        log.info("%s: now serving v%s", service, version)
+        self._paths[service] = path
+        if previous is not None and previous_path and previous.version != model.version:
+            self._retired[service] = (previous, previous_path)
+        self._write_pointer(service, model.version, path)
+        log.info("%s: now serving v%s", service, model.version)
         return model
+
+    def _prepare(self, model: LoadedModel) -> None:
+        """Run ``prepare`` on a model that serves now: at once before :meth:`start`
+        returns, else in a thread of its own (the swap never waits for it)."""
+        if self.prepare is None:
+            return
+        if not self._serving:
+            self._prepare_quietly(model)
+            return
+        name = f"prepare-{model.service}-v{model.version}"
+        worker = threading.Thread(target=self._prepare_quietly, args=(model,), name=name)
+        worker.daemon = True
+        worker.start()
+
+    def _prepare_quietly(self, model: LoadedModel) -> None:
+        assert self.prepare is not None
+        try:
+            self.prepare(model.predictor)
+        except Exception:  # the model serves; only its first explanation pays instead
+            log.exception("%s v%s: preparing explanations failed", model.service, model.version)
 
     def _make(self, definition: Named, version: int, predictor: Any, source: Any) -> LoadedModel:
         return LoadedModel(
@@ -279,6 +340,8 @@ class ChampionWatcher:
             return None
         model = self._make(holder.definition, int(pointer["version"]), predictor, "cache")
         holder.swap(model)
+        self._paths[service] = Path(pointer["path"])
+        self._prepare(model)
         log.warning("%s: registry unreachable, serving cached v%s", service, model.version)
         return model
 
@@ -292,8 +355,9 @@ class ChampionWatcher:
                 self.load_from_cache(service)
 
     def start(self) -> None:
-        """Initial load (blocking), then poll in a daemon thread."""
+        """Initial load (blocking, explanations prepared), then poll in a daemon thread."""
         self.poll_once()
+        self._serving = True
         self._thread = threading.Thread(target=self._run, name="champion-watcher", daemon=True)
         self._thread.start()
 
