@@ -521,3 +521,28 @@ def test_real_landsat8_sample(landsat_sample: Path, tmp_path: Path) -> None:
     assert manifest["source"]["acquired"].startswith("2015-08-04T16:19:21")
     assert (manifest["width"], manifest["height"]) == (627, 603)
     print(json.dumps({"source": manifest["source"], "stats": stats}, indent=2))
+
+
+# --------------------------------------------------------------------------- strips
+@pytest.mark.parametrize("variant", ["L1", "L2"])
+def test_an_import_in_strips_equals_the_import_in_one_piece(
+    truth: Truth, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variant: str
+) -> None:
+    """A whole scene is imported strip by strip: 9-row strips (the clouds' 3 px
+    dilation crosses their edges, the dark objects and the cold-cloud line are
+    found over the whole area) give the very layers and manifest of one strip."""
+    from terraops.pipelines.scenes import landsat_strips
+
+    product = write_product(tmp_path / variant, truth, variant)
+    assert landsat_strips.STRIP_ROWS >= HEIGHT
+    whole = import_landsat(product, tmp_path / "whole")
+    monkeypatch.setattr(landsat_strips, "STRIP_ROWS", 9)
+    strips = import_landsat(product, tmp_path / "strips")
+    a, b = (read_layers(read_scene(tmp_path / name)) for name in ("whole", "strips"))
+    assert set(a) == set(b)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert (a["clear"] == 0).any() and (a["clear"] == 1).any()
+    for key in ("stats", "units", "layers"):
+        assert whole[key] == strips[key], key
+    assert whole["source"] == strips["source"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +59,43 @@ def write_geotiff(
 ) -> None:
     """Write one single-band layer as a tiled, deflate-compressed GeoTIFF."""
     height, width = array.shape
+    with geotiff_rows_writer(
+        path,
+        height=height,
+        width=width,
+        dtype=array.dtype,
+        epsg=epsg,
+        transform=transform,
+        nodata=nodata,
+        description=description,
+        scale=scale,
+        offset=offset,
+        tags=tags,
+    ) as write_rows:
+        write_rows(array, 0)
+
+
+RowsWriter = Callable[[np.ndarray, int], None]
+"""``write(rows, first_row)``: a band of full-width rows into an open layer."""
+
+
+@contextmanager
+def geotiff_rows_writer(
+    path: Path,
+    *,
+    height: int,
+    width: int,
+    dtype: np.dtype[Any],
+    epsg: int,
+    transform: Affine,
+    nodata: float | None = None,
+    description: str | None = None,
+    scale: float | None = None,
+    offset: float | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Iterator[RowsWriter]:
+    """A layer written band of rows by band of rows, as :func:`write_geotiff` writes
+    it whole: an import in strips never holds a whole-scene layer."""
     # A single tile as large as the image is written as a strip by GDAL; keep >= 2 tiles.
     side = min(height, width)
     block = _BLOCK if side > _BLOCK else max(16, (side // 2) // 16 * 16)
@@ -67,7 +104,7 @@ def write_geotiff(
         "height": height,
         "width": width,
         "count": 1,
-        "dtype": array.dtype.name,
+        "dtype": np.dtype(dtype).name,
         "crs": CRS.from_epsg(epsg),
         "transform": transform,
         "nodata": nodata,
@@ -75,11 +112,15 @@ def write_geotiff(
         "blockxsize": block,
         "blockysize": block,
         "compress": "deflate",
-        "predictor": 3 if np.issubdtype(array.dtype, np.floating) else 2,
+        "predictor": 3 if np.issubdtype(dtype, np.floating) else 2,
         "interleave": "band",
     }
     with rasterio.open(path, "w", **profile) as dst:
-        dst.write(array, 1)
+
+        def write_rows(rows: np.ndarray, first_row: int) -> None:
+            dst.write(rows, 1, window=Window(0, first_row, width, rows.shape[0]))
+
+        yield write_rows
         if description:
             dst.set_band_description(1, description)
         if scale is not None or offset is not None:

@@ -72,8 +72,13 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
 def iter_parquet_batches(
     path: Path, batch_rows: int, columns: list[str] | None = None
 ) -> Iterator[pd.DataFrame]:
-    """A parquet file in row-ordered batches of at most ``batch_rows`` rows (some ``columns``)."""
-    parquet = pq.ParquetFile(path)
+    """A parquet file in row-ordered batches of at most ``batch_rows`` rows (some ``columns``).
+
+    Without ``pre_buffer=False`` pyarrow keeps every column chunk it has read
+    until the file is closed: memory grows with the file (≈ 0.8 GB over a
+    16.7 M-cell table) instead of staying at one batch.
+    """
+    parquet = pq.ParquetFile(path, pre_buffer=False)
     for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
         yield batch.to_pandas()
 

@@ -48,22 +48,25 @@ def area_polygons(
     if not np.isfinite(threshold):
         return []
     mask = np.isfinite(values) & (values >= threshold)
-    labels, count = ndimage.label(mask)  # 4-connectivity, as shapes() below
+    labels, count = ndimage.label(mask, output=np.int32)  # 4-connectivity, as shapes() below
     if count == 0:
         return []
-    index = np.arange(1, count + 1)
-    cells = np.asarray(ndimage.sum_labels(mask, labels, index))
-    safe = np.where(mask, values, 0.0)
-    means = np.asarray(ndimage.mean(safe, labels, index))
-    maxima = np.asarray(ndimage.maximum(safe, labels, index))
+    # Statistics from the cells above the line only (a tenth of a whole-scene grid),
+    # never from full-grid float64 copies.
+    inside = labels[mask]
+    picked = values[mask].astype(np.float64)
+    cells = np.bincount(inside, minlength=count + 1)
+    means = np.bincount(inside, weights=picked, minlength=count + 1) / np.maximum(cells, 1)
+    maxima = np.full(count + 1, -np.inf)
+    np.maximum.at(maxima, inside, picked)
+    kept = cells >= min_cells
+    kept[0] = False
     cell_area = abs(transform.a * transform.e - transform.b * transform.d)
     out: list[AreaPolygon] = []
     for geom, label in rio_features.shapes(
-        labels.astype(np.int32), mask=mask, transform=transform, connectivity=4
+        labels, mask=kept[labels], transform=transform, connectivity=4
     ):
-        i = int(label) - 1
-        if cells[i] < min_cells:
-            continue
+        i = int(label)
         out.append(
             AreaPolygon(
                 geometry=shape(geom),

@@ -98,19 +98,29 @@ def potential_cloud(toa: Mapping[int, np.ndarray], bt_c: np.ndarray) -> np.ndarr
     )
 
 
-def cold_cloud(bt_c: np.ndarray, clear_land: np.ndarray, water: np.ndarray) -> np.ndarray:
+COLD_CLOUD_MIN_PX = 100
+"""Less clear land than this gives no cold-cloud reference."""
+
+
+def cold_cloud(
+    bt_c: np.ndarray, clear_land: np.ndarray, water: np.ndarray, t_low_c: float | None = None
+) -> np.ndarray:
     """Land pixels far colder than the window's clear land: cloud tops the other tests miss.
 
     After Fmask's land temperature probability (Zhu & Woodcock 2012, eqs. 8–9):
     below T_low − 4 K (T_low = 17.5th percentile of clear-land BT) that
     probability exceeds 1. Water is never flagged (it is cold by nature);
     too little clear land (< 100 px) gives no reference and flags nothing.
+    ``t_low_c`` given (an import in strips finds it over the whole area first,
+    :mod:`terraops.domain.landsat.scene_constants`): used as is, NaN = no reference.
     """
-    reference = bt_c[clear_land & np.isfinite(bt_c)]
-    if reference.size < 100:
+    if t_low_c is None:
+        reference = bt_c[clear_land & np.isfinite(bt_c)]
+        enough = reference.size >= COLD_CLOUD_MIN_PX
+        t_low_c = float(np.percentile(reference, COLD_CLOUD_PERCENTILE)) if enough else np.nan
+    if np.isnan(t_low_c):
         return np.zeros(bt_c.shape, dtype=bool)
-    t_low = float(np.percentile(reference, COLD_CLOUD_PERCENTILE))
-    return np.asarray((bt_c < t_low - COLD_CLOUD_MARGIN_K) & ~water)
+    return np.asarray((bt_c < t_low_c - COLD_CLOUD_MARGIN_K) & ~water)
 
 
 def dilate(mask: np.ndarray, radius_px: int) -> np.ndarray:

@@ -57,6 +57,7 @@ from terraops.domain.landsat.radiometry import (
     rescale,
     toa_reflectance,
 )
+from terraops.domain.landsat.scene_constants import MaskTally, SceneConstants, dn_counts
 from terraops.errors import InvalidInputError
 
 
@@ -77,6 +78,7 @@ class DerivedLayers:
     lst_c: np.ndarray  # float32 °C, NaN where masked
     clear: np.ndarray  # bool
     record: dict[str, Any]  # constants and methods, for the scene manifest
+    tally: MaskTally  # the pixel counts behind the record's mask fractions
 
 
 CORRECTIONS = ("dos1", "none")
@@ -87,12 +89,18 @@ NO_CLOUD_MASK = (
 
 
 def _reflectance(
-    pixels: ProductPixels, meta: ProductMetadata, fill: np.ndarray, correction: str
+    pixels: ProductPixels,
+    meta: ProductMetadata,
+    fill: np.ndarray,
+    correction: str,
+    haze_by_band: Mapping[int, float] | None = None,
 ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray], dict[str, Any]]:
     """(values for the cloud test, values to store, record) per OLI band.
 
     Level-1 DN become TOA reflectance, then DOS1 surface reflectance unless
     ``correction == "none"``; Level-2 surface reflectance is stored as is.
+    ``haze_by_band``: the DOS1 haze of the whole imported area, found before
+    (else each band's own dark object in this window).
     """
     names = {n: b for b, n in OLI_BANDS.items()} | {SWIR2_BAND: "swir2 (cloud test only)"}
     tested: dict[int, np.ndarray] = {}
@@ -105,7 +113,9 @@ def _reflectance(
         else:
             value = rescale(pixels.reflective[n], cal)
         tested[n] = np.where(fill, np.float32(np.nan), value)
-        haze = dos1_haze(tested[n]) if correction == "dos1" else 0.0
+        haze = 0.0
+        if correction == "dos1":
+            haze = haze_by_band[n] if haze_by_band is not None else dos1_haze(tested[n])
         stored[n] = tested[n] - np.float32(haze)
         bands[f"B{n}"] = {"terraops_band": names[n], "mult": cal.mult, "add": cal.add}
         if correction == "dos1":
@@ -195,37 +205,52 @@ def _lst(
     return land_surface_temperature(bt, eps), bt, record
 
 
-def _fraction(mask: np.ndarray) -> float:
-    return round(float(mask.mean()), 6) if mask.size else 0.0
-
-
 def _mask(
-    qa: QaFlags, tests: dict[str, np.ndarray], fill: np.ndarray, dilation_px: int
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Masked pixels (fill ∪ dilated clouds) and what each test contributed."""
+    qa: QaFlags,
+    tests: dict[str, np.ndarray],
+    fill: np.ndarray,
+    dilation_px: int,
+    core: slice,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Masked pixels (fill ∪ dilated clouds) of the ``core`` rows, and what each test
+    contributed there (counted by a :class:`MaskTally`)."""
     flagged_by_qa = qa.cloud | qa.cirrus | qa.shadow
     flagged = flagged_by_qa | np.logical_or.reduce(list(tests.values()))
-    masked = fill | dilate(flagged, dilation_px)
-    fractions = {
-        "fill": _fraction(fill),
-        "qa_cloud": _fraction(qa.cloud),
-        "qa_cirrus": _fraction(qa.cirrus),
-        "qa_shadow": _fraction(qa.shadow),
-        **{name: _fraction(test) for name, test in tests.items()},
-        **{f"{name}_not_in_qa": _fraction(test & ~flagged_by_qa) for name, test in tests.items()},
-        "added_by_dilation": _fraction(masked & ~flagged & ~fill),
+    masked = (fill | dilate(flagged, dilation_px))[core]
+    fill, flagged, flagged_by_qa = fill[core], flagged[core], flagged_by_qa[core]
+    contributions = {
+        "fill": fill,
+        "qa_cloud": qa.cloud[core],
+        "qa_cirrus": qa.cirrus[core],
+        "qa_shadow": qa.shadow[core],
+        **{name: test[core] for name, test in tests.items()},
+        **{f"{name}_not_in_qa": test[core] & ~flagged_by_qa for name, test in tests.items()},
+        "added_by_dilation": masked & ~flagged & ~fill,
     }
-    return masked, fractions
+    return masked, contributions
 
 
-def _cloud_tests(
+def _clear_land(
     qa: QaFlags, tested: dict[int, np.ndarray], bt_c: np.ndarray, fill: np.ndarray
-) -> dict[str, np.ndarray]:
-    """The spectral tests that back up the QA band (see the package docstring)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(clear land, water, Fmask potential cloud): the cold-cloud test's reference."""
     pcp = potential_cloud(tested, bt_c) & ~fill
     water = normalized_difference(tested[3], tested[5]) > NDWI_WATER
     clear_land = ~(fill | pcp | qa.cloud | qa.cirrus | qa.shadow | water)
-    return {"potential_cloud": pcp, "cold_cloud": cold_cloud(bt_c, clear_land, water) & ~fill}
+    return clear_land, water, pcp
+
+
+def _cloud_tests(
+    qa: QaFlags,
+    tested: dict[int, np.ndarray],
+    bt_c: np.ndarray,
+    fill: np.ndarray,
+    t_low_c: float | None,
+) -> dict[str, np.ndarray]:
+    """The spectral tests that back up the QA band (see the package docstring)."""
+    clear_land, water, pcp = _clear_land(qa, tested, bt_c, fill)
+    cold = cold_cloud(bt_c, clear_land, water, t_low_c) & ~fill
+    return {"potential_cloud": pcp, "cold_cloud": cold}
 
 
 def _cloud_record(meta: ProductMetadata, *, brightness: str) -> dict[str, Any]:
@@ -245,6 +270,25 @@ def _cloud_record(meta: ProductMetadata, *, brightness: str) -> dict[str, Any]:
     }
 
 
+def _checked_correction(correction: str, meta: ProductMetadata) -> str:
+    if correction not in CORRECTIONS:
+        raise InvalidInputError(
+            f"unknown correction {correction!r}", hint=f"use one of {', '.join(CORRECTIONS)}"
+        )
+    return "none" if meta.reflectance_level == "surface" else correction
+
+
+def _fill_and_qa(pixels: ProductPixels, meta: ProductMetadata) -> tuple[np.ndarray, QaFlags | None]:
+    """No-data pixels (any band 0, ST_B10 0, QA fill) and the decoded QA band."""
+    fill = np.logical_or.reduce([pixels.reflective[n] == 0 for n in REFLECTIVE_BANDS])
+    if pixels.surface_temperature is not None:
+        fill |= pixels.surface_temperature == 0  # ST_B10's fill value
+    qa = decode_qa(pixels.qa, meta.qa_scheme) if pixels.qa is not None else None
+    if qa is not None:
+        fill |= qa.fill
+    return fill, qa
+
+
 def derive_layers(
     pixels: ProductPixels,
     meta: ProductMetadata,
@@ -252,38 +296,37 @@ def derive_layers(
     thermal: str,
     correction: str = "dos1",
     dilation_px: int = CLOUD_DILATION_PX,
+    constants: SceneConstants | None = None,
+    core: slice = slice(None),
 ) -> DerivedLayers:
     """Reflectance, LST (°C) and the clear mask of one product window, plus the record.
 
     ``thermal`` is what :func:`thermal_source` chose. Masked pixels (fill,
     QA cloud/cirrus/shadow, potential and cold cloud — all but fill dilated)
-    get NaN.
+    get NaN. An import in strips passes the whole area's ``constants`` and
+    reads each strip with ``dilation_px`` rows of halo on each side: ``core``
+    (the strip's own rows) is what is returned and counted.
     """
-    if correction not in CORRECTIONS:
-        raise InvalidInputError(
-            f"unknown correction {correction!r}", hint=f"use one of {', '.join(CORRECTIONS)}"
-        )
-    if meta.reflectance_level == "surface":
-        correction = "none"
-    fill = np.logical_or.reduce([pixels.reflective[n] == 0 for n in REFLECTIVE_BANDS])
-    if pixels.surface_temperature is not None:
-        fill |= pixels.surface_temperature == 0  # ST_B10's fill value
-    qa = decode_qa(pixels.qa, meta.qa_scheme) if pixels.qa is not None else None
-    if qa is not None:
-        fill |= qa.fill
-    tested, stored, record = _reflectance(pixels, meta, fill, correction)
+    correction = _checked_correction(correction, meta)
+    fill, qa = _fill_and_qa(pixels, meta)
+    haze = constants.haze if constants is not None else None
+    tested, stored, record = _reflectance(pixels, meta, fill, correction, haze)
     lst_k, bt_k, thermal_record = _lst(pixels, meta, stored, thermal)
     fill = fill | ~np.isfinite(lst_k)
+    tally = MaskTally()
     if qa is not None:
-        tests = _cloud_tests(qa, tested, bt_k - KELVIN, fill)
-        masked, fractions = _mask(qa, tests, fill, dilation_px)
+        t_low_c = constants.t_low_c if constants is not None else None
+        tests = _cloud_tests(qa, tested, bt_k - KELVIN, fill, t_low_c)
+        masked, contributions = _mask(qa, tests, fill, dilation_px, core)
+        tally.add({"masked": masked, **contributions})
     else:
-        masked, fractions = fill, {"fill": _fraction(fill)}
+        masked = fill[core]
+        tally.add({"masked": masked, "fill": masked})
     nan = np.float32(np.nan)
-    reflectance = {name: stored[n] for name, n in OLI_BANDS.items()}
-    for band in reflectance.values():  # in place: a full scene is 60 Mpx per band
+    reflectance = {name: stored[n][core] for name, n in OLI_BANDS.items()}
+    for band in reflectance.values():  # in place: a strip of a scene is millions of px
         band[masked] = nan
-    lst_c = (lst_k - np.float32(KELVIN)).astype(np.float32)
+    lst_c = (lst_k[core] - np.float32(KELVIN)).astype(np.float32)
     lst_c[masked] = nan
     record.update(thermal_record)
     if qa is not None:
@@ -294,6 +337,49 @@ def derive_layers(
         record["cloud_mask"] = NO_CLOUD_MASK
         dilation_px = 0
     record["dilation_px"] = dilation_px
-    record["masked_fraction"] = _fraction(masked)
+    set_mask_fractions(record, tally)
+    return DerivedLayers(reflectance, lst_c, ~masked, record, tally)
+
+
+def set_mask_fractions(record: dict[str, Any], tally: MaskTally) -> None:
+    """``masked_fraction`` and ``mask_fractions`` of the record from pixel counts."""
+    fractions = tally.fractions()
+    record["masked_fraction"] = fractions.pop("masked")
     record["mask_fractions"] = fractions
-    return DerivedLayers(reflectance, lst_c, ~masked, record)
+
+
+# --------------------------------------------------------------------------- whole-area passes
+def valid_dn_counts(pixels: ProductPixels, meta: ProductMetadata) -> dict[int, np.ndarray]:
+    """Per OLI band, how many valid pixels hold each DN: the DOS1 dark objects'
+    histogram (:func:`terraops.domain.landsat.scene_constants.haze_of_counts`)."""
+    fill, _ = _fill_and_qa(pixels, meta)
+    return {n: dn_counts(pixels.reflective[n], ~fill) for n in REFLECTIVE_BANDS}
+
+
+def bt_from_band10(pixels: ProductPixels, meta: ProductMetadata) -> bool:
+    """Whether brightness temperature comes from band 10 (else from ST_B10)."""
+    return pixels.thermal is not None and meta.thermal is not None
+
+
+def clear_land_dn_counts(
+    pixels: ProductPixels,
+    meta: ProductMetadata,
+    *,
+    thermal: str,
+    correction: str,
+    haze_by_band: Mapping[int, float],
+) -> np.ndarray | None:
+    """How many clear-land pixels hold each thermal DN: the cold-cloud line's
+    histogram (:func:`terraops.domain.landsat.scene_constants.t_low_of_counts`);
+    None for a product without a QA band (no cloud tests)."""
+    correction = _checked_correction(correction, meta)
+    fill, qa = _fill_and_qa(pixels, meta)
+    if qa is None:
+        return None
+    tested, stored, _ = _reflectance(pixels, meta, fill, correction, haze_by_band)
+    lst_k, bt_k, _ = _lst(pixels, meta, stored, thermal)
+    bt_c = bt_k - KELVIN
+    clear_land, _, _ = _clear_land(qa, tested, bt_c, fill | ~np.isfinite(lst_k))
+    dn = pixels.thermal if bt_from_band10(pixels, meta) else pixels.surface_temperature
+    assert dn is not None
+    return dn_counts(dn, clear_land & np.isfinite(bt_c))

@@ -58,7 +58,11 @@ def dos1_haze(toa: np.ndarray) -> float:
     valid = toa[np.isfinite(toa)]
     if valid.size == 0:
         return 0.0
-    dark = float(np.percentile(valid, DOS1_DARK_PERCENTILE))
+    return haze_from_dark_object(float(np.percentile(valid, DOS1_DARK_PERCENTILE)))
+
+
+def haze_from_dark_object(dark: float) -> float:
+    """DOS1: the dark object is assumed to reflect 1 %; the rest is path reflectance."""
     return max(dark - DOS1_DARK_OBJECT_REFLECTANCE, 0.0)
 
 

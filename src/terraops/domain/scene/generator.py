@@ -62,6 +62,14 @@ def to_scaled_reflectance(reflectance: np.ndarray) -> np.ndarray:
     return stored
 
 
+def to_scaled_reflectance_or_nodata(reflectance: np.ndarray) -> np.ndarray:
+    """Imported reflectance → uint16 × 10 000 clipped to [1, 65535]; NaN → 0 (no data)."""
+    valid = np.isfinite(reflectance)
+    scaled = np.clip(np.round(np.where(valid, reflectance, 0.0) * REFLECTANCE_SCALE), 1, 65535)
+    stored: np.ndarray = np.where(valid, scaled, REFLECTANCE_NODATA).astype(np.uint16)
+    return stored
+
+
 STREAMS: tuple[str, ...] = ("georef", "terrain", "layout", "imagery", "lst", "physics", "roofs")
 """The random streams of a scene. New ones go at the end: the streams before
 them (and so the layout and imagery of every seed) stay as they were."""

@@ -23,29 +23,27 @@ from terraops.adapters.catalogue import file_fingerprint
 from terraops.domain.layers import Layer, layer_id
 from terraops.domain.mapping import area_polygons, feature_collection
 from terraops.pipelines.maps.layer_products import raster_layer, wgs84_bounds, wgs84_transformer
-from terraops.services.base import MapSpec, RasterStyle, ServiceDefinition
+from terraops.services.base import DerivedRaster, MapSpec, RasterStyle, ServiceDefinition
 
 
-def _rescale(style: RasterStyle, values: np.ndarray) -> tuple[float, float]:
-    if style.rescale is not None:
-        return style.rescale
+def _finite_summary(
+    style: RasterStyle, values: np.ndarray
+) -> tuple[tuple[float, float], dict[str, Any]]:
+    """(display range, grid stats) from one copy of the finite values: a whole
+    scene's grid is 60 M cells, and each copy of it a quarter of a GB."""
     finite = values[np.isfinite(values)]
     if not finite.size:
-        return (0.0, 1.0)
-    lo, hi = np.percentile(finite, [2, 98])
-    return (round(float(lo), 2), round(float(max(hi, lo + 1e-3)), 2))
-
-
-def _grid_stats(values: np.ndarray) -> dict[str, Any]:
-    finite = values[np.isfinite(values)]
-    if not finite.size:
-        return {"cells": 0}
-    return {
+        return style.rescale or (0.0, 1.0), {"cells": 0}
+    stats = {
         "cells": int(finite.size),
         "min": round(float(finite.min()), 4),
         "mean": round(float(finite.mean()), 4),
         "max": round(float(finite.max()), 4),
     }
+    if style.rescale is not None:
+        return style.rescale, stats
+    lo, hi = np.percentile(finite, [2, 98], overwrite_input=True)
+    return (round(float(lo), 2), round(float(max(hi, lo + 1e-3)), 2)), stats
 
 
 def param_suffix(spec: MapSpec, params: Mapping[str, float]) -> list[str]:
@@ -124,7 +122,8 @@ def _raster(
     stats: Mapping[str, Any],
     features_path: Path | None = None,
 ) -> Layer:
-    ctx.write_cog(lid, unit, values.astype(np.float32), out)
+    ctx.write_cog(lid, unit, values.astype(np.float32, copy=False), out)
+    rescale, grid_stats = _finite_summary(style, values)
     return raster_layer(
         lid=lid,
         title=ctx.title(what),
@@ -134,9 +133,9 @@ def _raster(
         unit=unit,
         legend=style.legend,
         colormap=style.colormap,
-        rescale=_rescale(style, values),
+        rescale=rescale,
         lineage=ctx.lineage,
-        stats={**_grid_stats(values), **stats},
+        stats={**grid_stats, **stats},
         created_at=ctx.created_at,
         features_path=features_path,
     )
@@ -202,12 +201,24 @@ def _grid_bounds(transform: Affine, shape: tuple[int, int]) -> tuple[float, floa
     return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
 
+DerivedGrids = list[tuple[DerivedRaster, np.ndarray, dict[str, Any]]]
+"""Each derived raster of the service with its grid and facts."""
+
+
+def derive_grids(
+    spec: MapSpec, prediction: np.ndarray, inputs: Mapping[str, np.ndarray]
+) -> DerivedGrids:
+    """The service's derived rasters (e.g. heat-island intensity) from the prediction
+    grid and the input grids they name; once computed, the input grids can go."""
+    return [(derived, *derived.compute(prediction, inputs)) for derived in spec.derived]
+
+
 def write_prediction_layers(
     ctx: PredictionContext,
     base: str,
     out: Path,
     prediction: np.ndarray,
-    inputs: Mapping[str, np.ndarray],
+    derived_grids: DerivedGrids,
     cells_path: Path,
     evaluation: Mapping[str, float] | None,
 ) -> list[Layer]:
@@ -228,8 +239,7 @@ def write_prediction_layers(
         )
     ]
     sources: dict[str, tuple[np.ndarray, str]] = {"prediction": (prediction, unit)}
-    for derived in spec.derived:
-        values, facts = derived.compute(prediction, inputs)
+    for derived, values, facts in derived_grids:
         derived_id = layer_id(
             definition.name, derived.key, *param_suffix(spec, ctx.params), ctx.scene
         )

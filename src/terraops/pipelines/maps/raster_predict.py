@@ -29,6 +29,7 @@ the same values as without a cluster.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -57,6 +58,7 @@ from terraops.pipelines.maps.layer_products import (
 )
 from terraops.pipelines.maps.prediction_layers import (
     PredictionContext,
+    derive_grids,
     param_suffix,
     write_prediction_layers,
 )
@@ -168,6 +170,22 @@ class _Grids:
     inputs: dict[str, np.ndarray]
     truth: list[np.ndarray]
     predicted: list[np.ndarray]
+    lattice: int
+    """Cells scored against the scene's target: every ``lattice``-th row and column."""
+
+
+EVALUATION_CELLS = 1 << 20
+"""At most about this many cells are scored against a scene's own target."""
+
+
+def evaluation_lattice(shape: tuple[int, int]) -> int:
+    """The step of the regular lattice of scored cells: 1 (every cell) up to
+    :data:`EVALUATION_CELLS` cells, sparser beyond, so that scoring a whole
+    Landsat scene (60 M cells) holds about a million pairs, not 60 M — a metric
+    over a regular million-cell sample differs from the full one in its third
+    decimal, and the ranks a classifier's AUC needs stay cheap."""
+    cells = shape[0] * shape[1]
+    return max(1, math.ceil(math.sqrt(cells / EVALUATION_CELLS)))
 
 
 PredictBlocks = Callable[[Iterable[np.ndarray]], Iterator[np.ndarray]]
@@ -219,6 +237,7 @@ def _stream_predictions(
         {n: np.full(shape, np.nan, np.float32) for n in wanted},
         [],
         [],
+        evaluation_lattice(shape),
     )
     blocks = (
         (batch, _model_inputs(batch, names, params, definition.name))
@@ -231,8 +250,14 @@ def _stream_predictions(
             grids.inputs[n][rows, cols] = batch[n].to_numpy()
         cells_out.write(pd.concat([batch[["row", "col"]].reset_index(drop=True), inputs], axis=1))
         examples = _evaluation_rows(definition, batch, params)
+        if examples is not None and grids.lattice > 1:
+            on = (examples["row"].to_numpy() % grids.lattice == 0) & (
+                examples["col"].to_numpy() % grids.lattice == 0
+            )
+            examples = examples[on]
         if examples is not None and len(examples):
-            grids.truth.append(examples[definition.target].to_numpy(float))
+            # Copies, not views: a view of one column keeps the batch's whole block alive.
+            grids.truth.append(np.array(examples[definition.target], dtype=np.float32))
             grids.predicted.append(
                 grids.prediction[examples["row"].to_numpy(), examples["col"].to_numpy()]
             )
@@ -321,10 +346,13 @@ def predict_raster(
         evaluation = _evaluate(definition, grids)
         cluster = runner.info() if runner is not None else None
         stack.close()  # the cluster's work is done: release it before writing
+        derived = derive_grids(spec, grids.prediction, grids.inputs)
+        grids.inputs = {}  # a whole scene's input grids are GBs: gone before the COGs
         say("writing COGs and vectors")
         layers = write_prediction_layers(
-            ctx, base, out, grids.prediction, grids.inputs, cells_path, evaluation
+            ctx, base, out, grids.prediction, derived, cells_path, evaluation
         )
+        del derived
         explained = None
         if explain:
             say("explaining every cell")
@@ -378,7 +406,12 @@ def _evaluate(definition: ServiceDefinition, grids: _Grids) -> dict[str, float] 
     if ok.sum() < 2:
         return None
     metrics = definition.metrics(truth[ok], predicted[ok])
-    return {"n": int(ok.sum()), **{k: round(float(v), 5) for k, v in metrics.items()}}
+    sampled = {"lattice_step": grids.lattice} if grids.lattice > 1 else {}
+    return {
+        "n": int(ok.sum()),
+        **sampled,
+        **{k: round(float(v), 5) for k, v in metrics.items()},
+    }
 
 
 __all__ = ["ModelChoice", "check_params", "choose_model", "predict_raster"]

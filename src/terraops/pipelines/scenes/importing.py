@@ -16,7 +16,7 @@ and never touches an existing one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +26,18 @@ from rasterio.transform import Affine
 
 from terraops.adapters import landsat_product, raster_io
 from terraops.adapters.landsat_product import Grid
-from terraops.domain.landsat.product import CORRECTIONS, derive_layers
+from terraops.domain.landsat.product import CORRECTIONS
 from terraops.domain.landsat.radiometry import KELVIN
-from terraops.domain.scene.generator import REFLECTANCE_NODATA, REFLECTANCE_SCALE
+from terraops.domain.scene.generator import (
+    REFLECTANCE_NODATA,
+    REFLECTANCE_SCALE,
+    to_scaled_reflectance_or_nodata,
+)
 from terraops.domain.scene.spectra import BANDS
 from terraops.domain.scene_record import Scene
 from terraops.errors import InvalidInputError
 from terraops.pipelines.progress import status_line
+from terraops.pipelines.scenes.landsat_strips import StripArea, scene_constants, write_strips
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,8 @@ THERMAL_UNITS = ("auto", "celsius", "kelvin")
 KELVIN_MEDIAN_ABOVE = 200.0
 """``--thermal-unit auto``: a median above this is kelvin (no city's surface is 200 °C)."""
 _PLAUSIBLE_LST_C = (-80.0, 90.0)
+_NO_CLEAR_PIXEL = "no clear pixel in the imported area (all of it is no-data or cloud)"
+_NO_CLEAR_PIXEL_HINT = "choose another --bbox, or a clearer acquisition"
 
 
 # --------------------------------------------------------------------------- shared
@@ -80,13 +87,6 @@ def _refuse_unsafe_output(out_dir: Path, overwrite: bool, inputs: Sequence[Path]
             )
 
 
-def to_scaled_reflectance(reflectance: np.ndarray) -> np.ndarray:
-    """Reflectance → uint16 × 10 000 clipped to [1, 65535]; NaN → 0 (no data)."""
-    valid = np.isfinite(reflectance)
-    scaled = np.clip(np.round(np.where(valid, reflectance, 0.0) * REFLECTANCE_SCALE), 1, 65535)
-    return np.where(valid, scaled, REFLECTANCE_NODATA).astype(np.uint16)
-
-
 def _stats(lst_c: np.ndarray | None, clear: np.ndarray) -> dict[str, Any]:
     stats: dict[str, Any] = {"clear_fraction": round(float(clear.mean()), 4)}
     values = lst_c[clear & np.isfinite(lst_c)] if lst_c is not None else np.empty(0)
@@ -95,7 +95,7 @@ def _stats(lst_c: np.ndarray | None, clear: np.ndarray) -> dict[str, Any]:
     return stats
 
 
-def _units(reflectance_kind: str, layers: Mapping[str, np.ndarray]) -> dict[str, str]:
+def _units(reflectance_kind: str, layers: Iterable[str]) -> dict[str, str]:
     units = {b: f"{reflectance_kind} x {REFLECTANCE_SCALE}" for b in BANDS}
     units |= {"lst": "degC", "dem": "m", "clear": "1 = clear, 0 = masked"}
     return {name: units[name] for name in layers}
@@ -165,20 +165,28 @@ def _write_scene(
 ) -> None:
     with raster_io.atomic_directory(Path(out_dir), overwrite=overwrite) as tmp:
         for name, array in layers.items():
-            reflectance = name in BANDS
-            nodata: float | None = REFLECTANCE_NODATA if reflectance else float("nan")
-            raster_io.write_geotiff(
-                tmp / f"{name}.tif",
-                array,
-                epsg=grid.epsg,
-                transform=grid.transform,
-                nodata=None if name == "clear" else nodata,
-                description=name,
-                scale=1.0 / REFLECTANCE_SCALE if reflectance else None,
-                offset=0.0 if reflectance else None,
-                tags={"terraops_layer": name, "unit": manifest["units"][name]},
-            )
+            _write_layer(tmp, name, array, grid, manifest["units"][name])
         raster_io.write_manifest(tmp, Scene.from_manifest(manifest, Path(out_dir)))
+
+
+def _write_layer(folder: Path, name: str, array: np.ndarray, grid: Grid, unit: str) -> None:
+    reflectance = name in BANDS
+    nodata: float | None = REFLECTANCE_NODATA if reflectance else float("nan")
+    raster_io.write_geotiff(
+        folder / f"{name}.tif",
+        array,
+        epsg=grid.epsg,
+        transform=grid.transform,
+        nodata=None if name == "clear" else nodata,
+        description=name,
+        scale=1.0 / REFLECTANCE_SCALE if reflectance else None,
+        offset=0.0 if reflectance else None,
+        tags=_layer_tags(name, unit),
+    )
+
+
+def _layer_tags(name: str, unit: str) -> dict[str, str]:
+    return {"terraops_layer": name, "unit": unit}
 
 
 def _scene_layers(
@@ -188,12 +196,11 @@ def _scene_layers(
     dem: np.ndarray | None,
 ) -> dict[str, np.ndarray]:
     if not clear.any():
-        raise InvalidInputError(
-            "no clear pixel in the imported area (all of it is no-data or cloud)",
-            hint="choose another --bbox, or a clearer acquisition",
-        )
+        raise InvalidInputError(_NO_CLEAR_PIXEL, hint=_NO_CLEAR_PIXEL_HINT)
     nan = np.float32(np.nan)
-    layers = {b: to_scaled_reflectance(np.where(clear, reflectance[b], np.nan)) for b in BANDS}
+    layers = {
+        b: to_scaled_reflectance_or_nodata(np.where(clear, reflectance[b], np.nan)) for b in BANDS
+    }
     if lst_c is not None:
         layers["lst"] = np.where(clear, lst_c, nan).astype(np.float32)
     if dem is not None:
@@ -259,40 +266,56 @@ def import_landsat(
             crs = landsat_product.parse_crs(bbox_crs, product.grid.crs)
             window = landsat_product.bbox_window(product.grid, bbox, crs)
             grid = landsat_product.window_grid(product.grid, window)
-        say(f"reading {grid.width}x{grid.height} px")
-        pixels = landsat_product.read_pixels(product, window)
-        say("calibrating")
-        derived = derive_layers(
-            pixels, product.meta, thermal=product.thermal, correction=correction
-        )
+        area = StripArea(product, window, grid)
+        say(f"{grid.width}x{grid.height} px in {len(area.strips())} strips")
+        constants = scene_constants(area, correction=correction, say=say)
         dem_layer, dem_info = _dem(dem, grid)
-        layers = _scene_layers(derived.reflectance, derived.clear, derived.lst_c, dem_layer)
-        source = _landsat_source(product, derived.record)
-        if window is not None:
-            source["bbox"] = {"bounds": list(bbox or ()), "crs": bbox_crs}
-            source["window"] = {
-                "col_off": int(window.col_off),
-                "row_off": int(window.row_off),
-                "width": grid.width,
-                "height": grid.height,
+        names = [*BANDS, "lst", *(["dem"] if dem_layer is not None else []), "clear"]
+        units = _units(f"{_landsat_reflectance_kind(product, correction)} reflectance", names)
+        with raster_io.atomic_directory(Path(out_dir), overwrite=overwrite) as tmp:
+            written = write_strips(
+                tmp,
+                area,
+                correction=correction,
+                constants=constants,
+                layer_tags={n: _layer_tags(n, units[n]) for n in names if n != "dem"},
+                say=say,
+            )
+            if not written.clear_pixels:
+                raise InvalidInputError(_NO_CLEAR_PIXEL, hint=_NO_CLEAR_PIXEL_HINT)
+            if dem_layer is not None:
+                _write_layer(tmp, "dem", dem_layer.astype(np.float32), grid, units["dem"])
+            source = _landsat_source(product, written.record)
+            if window is not None:
+                source["bbox"] = {"bounds": list(bbox or ()), "crs": bbox_crs}
+                source["window"] = {
+                    "col_off": int(window.col_off),
+                    "row_off": int(window.row_off),
+                    "width": grid.width,
+                    "height": grid.height,
+                }
+            if dem_info:
+                source["dem"] = dem_info
+            stats = {
+                "clear_fraction": round(written.clear_pixels / written.pixels, 4),
+                **written.lst.summary(),
             }
-        if dem_info:
-            source["dem"] = dem_info
-        kind = "DOS1 surface" if derived.record["correction"]["method"] == "dos1" else "TOA"
-        if product.meta.reflectance_level == "surface":
-            kind = "Level-2 surface"
-        return write_imported_scene(
-            out_dir,
-            name=product.meta.product_id,
-            kind="landsat",
-            reflectance=f"{kind} reflectance",
-            grid=grid,
-            layers=layers,
-            clear=derived.clear,
-            source=source,
-            overwrite=overwrite,
-            say=say,
-        )
+            manifest = _manifest(
+                name=product.meta.product_id,
+                kind="landsat",
+                grid=grid,
+                units=units,
+                source=source,
+                stats=stats,
+            )
+            raster_io.write_manifest(tmp, Scene.from_manifest(manifest, Path(out_dir)))
+        return manifest
+
+
+def _landsat_reflectance_kind(product: landsat_product.LandsatProduct, correction: str) -> str:
+    if product.meta.reflectance_level == "surface":
+        return "Level-2 surface"
+    return "DOS1 surface" if correction == "dos1" else "TOA"
 
 
 def _dem(dem: Path | None, grid: Grid) -> tuple[np.ndarray | None, dict[str, Any] | None]:
