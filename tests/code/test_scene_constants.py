@@ -10,10 +10,10 @@ from hypothesis.extra.numpy import arrays
 
 from terraops.domain.landsat.scene_constants import (
     LstTally,
-    MaskTally,
     dn_counts,
     percentile_of_counts,
 )
+from terraops.domain.mask_tally import MaskTally
 from terraops.errors import InvalidInputError
 
 

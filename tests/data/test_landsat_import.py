@@ -531,12 +531,12 @@ def test_an_import_in_strips_equals_the_import_in_one_piece(
     """A whole scene is imported strip by strip: 9-row strips (the clouds' 3 px
     dilation crosses their edges, the dark objects and the cold-cloud line are
     found over the whole area) give the very layers and manifest of one strip."""
-    from terraops.pipelines.scenes import landsat_strips
+    from terraops.pipelines.scenes import scene_strips
 
     product = write_product(tmp_path / variant, truth, variant)
-    assert landsat_strips.STRIP_ROWS >= HEIGHT
+    assert scene_strips.STRIP_ROWS >= HEIGHT
     whole = import_landsat(product, tmp_path / "whole")
-    monkeypatch.setattr(landsat_strips, "STRIP_ROWS", 9)
+    monkeypatch.setattr(scene_strips, "STRIP_ROWS", 9)
     strips = import_landsat(product, tmp_path / "strips")
     a, b = (read_layers(read_scene(tmp_path / name)) for name in ("whole", "strips"))
     assert set(a) == set(b)

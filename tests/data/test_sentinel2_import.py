@@ -322,3 +322,23 @@ def test_the_feature_path_reads_it_like_a_landsat_scene(
     assert list(s2_table.columns) == list(landsat_table.columns)
     assert len(s2_table) > 100 and s2_table["lst"].notna().all()
     assert s2_table["ndvi"].between(-1, 1).all()
+
+
+def test_an_import_in_strips_equals_the_import_in_one_piece(
+    safe: Path, landsat: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A whole tile is imported strip by strip: 7-row strips (the 20 m bands resampled
+    per strip, the Landsat LST cut to each) give the very layers and manifest of one."""
+    from terraops.pipelines.scenes import scene_strips
+
+    assert scene_strips.STRIP_ROWS >= s2.HEIGHT
+    whole = import_sentinel2(safe, tmp_path / "whole", thermal=landsat)
+    monkeypatch.setattr(scene_strips, "STRIP_ROWS", 7)
+    strips = import_sentinel2(safe, tmp_path / "strips", thermal=landsat)
+    a, b = (read_layers(read_scene(tmp_path / name)) for name in ("whole", "strips"))
+    assert set(a) == set(b) and "lst" in a
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert (a["clear"] == 0).any() and (a["clear"] == 1).any()
+    for key in ("stats", "units", "layers", "source"):
+        assert whole[key] == strips[key], key

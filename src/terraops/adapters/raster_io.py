@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,7 @@ def write_geotiff(
 
 RowsWriter = Callable[[np.ndarray, int], None]
 """``write(rows, first_row)``: a band of full-width rows into an open layer."""
+GeoTiffRows = AbstractContextManager[RowsWriter]
 
 
 @contextmanager

@@ -57,7 +57,8 @@ from terraops.domain.landsat.radiometry import (
     rescale,
     toa_reflectance,
 )
-from terraops.domain.landsat.scene_constants import MaskTally, SceneConstants, dn_counts
+from terraops.domain.landsat.scene_constants import SceneConstants, dn_counts
+from terraops.domain.mask_tally import MaskTally
 from terraops.errors import InvalidInputError
 
 
@@ -337,15 +338,8 @@ def derive_layers(
         record["cloud_mask"] = NO_CLOUD_MASK
         dilation_px = 0
     record["dilation_px"] = dilation_px
-    set_mask_fractions(record, tally)
+    tally.write_fractions(record)
     return DerivedLayers(reflectance, lst_c, ~masked, record, tally)
-
-
-def set_mask_fractions(record: dict[str, Any], tally: MaskTally) -> None:
-    """``masked_fraction`` and ``mask_fractions`` of the record from pixel counts."""
-    fractions = tally.fractions()
-    record["masked_fraction"] = fractions.pop("masked")
-    record["mask_fractions"] = fractions
 
 
 # --------------------------------------------------------------------------- whole-area passes

@@ -108,26 +108,6 @@ def t_low_of_counts(counts: np.ndarray, meta: ProductMetadata, *, from_band10: b
     return percentile_of_counts(levels, counts, COLD_CLOUD_PERCENTILE)
 
 
-@dataclass
-class MaskTally:
-    """Pixel counts behind the mask fractions of the manifest, summed over strips."""
-
-    pixels: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def add(self, masks: Mapping[str, np.ndarray]) -> None:
-        first = next(iter(masks.values()), None)
-        self.pixels += 0 if first is None else int(first.size)
-        for name, mask in masks.items():
-            self.counts[name] = self.counts.get(name, 0) + int(np.count_nonzero(mask))
-
-    def fractions(self) -> dict[str, float]:
-        return {
-            name: round(count / self.pixels, 6) if self.pixels else 0.0
-            for name, count in self.counts.items()
-        }
-
-
 LST_BIN_K = 1e-4
 LST_RANGE_C = (-100.0, 100.0)
 
@@ -178,7 +158,6 @@ class LstTally:
 __all__ = [
     "DN_LEVELS",
     "LstTally",
-    "MaskTally",
     "SceneConstants",
     "dn_counts",
     "haze_of_counts",

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from terraops.domain.mask_tally import MaskTally
 from terraops.errors import InvalidInputError
 
 S2_BANDS: dict[str, str] = {
@@ -73,6 +74,7 @@ class DerivedLayers:
     reflectance: dict[str, np.ndarray]  # terraops band → float32, NaN where masked
     clear: np.ndarray  # bool
     record: dict[str, Any]
+    tally: MaskTally  # the pixel counts behind the record's mask fractions
 
 
 def check_scl_legend(legend: Mapping[int, str]) -> None:
@@ -99,15 +101,10 @@ def reflectance(dn: np.ndarray, scaling: BandScaling) -> np.ndarray:
     return np.asarray(value, dtype=np.float32)
 
 
-def _fraction(mask: np.ndarray) -> float:
-    return round(float(mask.mean()), 6) if mask.size else 0.0
-
-
-def scl_mask(scl: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
-    """Pixels whose SCL class is in :data:`MASKED_SCL`, and each class's share."""
+def scl_mask(scl: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Pixels whose SCL class is in :data:`MASKED_SCL`, and each class's pixels."""
     masked = np.isin(scl, list(MASKED_SCL))
-    fractions = {f"scl_{code}": _fraction(scl == code) for code in MASKED_SCL}
-    return masked, fractions
+    return masked, {f"scl_{code}": scl == code for code in MASKED_SCL}
 
 
 def derive_layers(
@@ -120,8 +117,10 @@ def derive_layers(
     stack = [pixels.bands[band] for band in S2_BANDS.values()]
     fill = np.logical_or.reduce([~np.isfinite(dn) | (dn == 0) for dn in stack])
     saturated = np.logical_or.reduce([dn >= SATURATED_DN for dn in stack]) & ~fill
-    by_scl, fractions = scl_mask(pixels.scl)
+    by_scl, classes = scl_mask(pixels.scl)
     masked = fill | saturated | by_scl
+    tally = MaskTally()
+    tally.add({"masked": masked, "no_data": fill, "saturated": saturated, **classes})
     nan = np.float32(np.nan)
     out: dict[str, np.ndarray] = {}
     bands: dict[str, Any] = {}
@@ -146,14 +145,9 @@ def derive_layers(
         },
         "cloud_mask": "Sen2Cor scene classification (SCL); no further dilation",
         "dilation_px": 0,
-        "masked_fraction": _fraction(masked),
-        "mask_fractions": {
-            "no_data": _fraction(fill),
-            "saturated": _fraction(saturated),
-            **fractions,
-        },
     }
-    return DerivedLayers(out, ~masked, record)
+    tally.write_fractions(record)
+    return DerivedLayers(out, ~masked, record, tally)
 
 
 def footprint_geojson(ring: list[tuple[float, float]]) -> dict[str, Any] | None:

@@ -28,6 +28,7 @@ from terraops.adapters import landsat_product, raster_io
 from terraops.adapters.landsat_product import Grid
 from terraops.domain.landsat.product import CORRECTIONS
 from terraops.domain.landsat.radiometry import KELVIN
+from terraops.domain.landsat.scene_constants import LstTally
 from terraops.domain.scene.generator import (
     REFLECTANCE_NODATA,
     REFLECTANCE_SCALE,
@@ -281,35 +282,68 @@ def import_landsat(
                 layer_tags={n: _layer_tags(n, units[n]) for n in names if n != "dem"},
                 say=say,
             )
-            if not written.clear_pixels:
-                raise InvalidInputError(_NO_CLEAR_PIXEL, hint=_NO_CLEAR_PIXEL_HINT)
-            if dem_layer is not None:
-                _write_layer(tmp, "dem", dem_layer.astype(np.float32), grid, units["dem"])
             source = _landsat_source(product, written.record)
-            if window is not None:
-                source["bbox"] = {"bounds": list(bbox or ()), "crs": bbox_crs}
-                source["window"] = {
-                    "col_off": int(window.col_off),
-                    "row_off": int(window.row_off),
-                    "width": grid.width,
-                    "height": grid.height,
-                }
-            if dem_info:
-                source["dem"] = dem_info
-            stats = {
-                "clear_fraction": round(written.clear_pixels / written.pixels, 4),
-                **written.lst.summary(),
-            }
-            manifest = _manifest(
+            source |= area_record(bbox, bbox_crs, window, grid, dem_info)
+            manifest = finish_strip_import(
+                tmp,
+                Path(out_dir),
                 name=product.meta.product_id,
                 kind="landsat",
                 grid=grid,
                 units=units,
                 source=source,
-                stats=stats,
+                clear_pixels=written.clear_pixels,
+                lst=written.lst,
+                dem_layer=dem_layer,
             )
-            raster_io.write_manifest(tmp, Scene.from_manifest(manifest, Path(out_dir)))
         return manifest
+
+
+def area_record(
+    bbox: tuple[float, float, float, float] | None,
+    bbox_crs: str,
+    window: Any,
+    grid: Grid,
+    dem_info: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The manifest's record of what part of a product was imported, and the DEM's."""
+    record: dict[str, Any] = {}
+    if window is not None:
+        record["bbox"] = {"bounds": list(bbox or ()), "crs": bbox_crs}
+        record["window"] = {
+            "col_off": int(window.col_off),
+            "row_off": int(window.row_off),
+            "width": grid.width,
+            "height": grid.height,
+        }
+    if dem_info:
+        record["dem"] = dem_info
+    return record
+
+
+def finish_strip_import(
+    staging: Path,
+    out_dir: Path,
+    *,
+    name: str,
+    kind: str,
+    grid: Grid,
+    units: dict[str, str],
+    source: dict[str, Any],
+    clear_pixels: int,
+    lst: LstTally,
+    dem_layer: np.ndarray | None,
+) -> dict[str, Any]:
+    """After the strips: refuse an area with no clear pixel, write the DEM and the
+    manifest into ``staging`` (which becomes ``out_dir`` when its block ends)."""
+    if not clear_pixels:
+        raise InvalidInputError(_NO_CLEAR_PIXEL, hint=_NO_CLEAR_PIXEL_HINT)
+    if dem_layer is not None:
+        _write_layer(staging, "dem", dem_layer.astype(np.float32), grid, units["dem"])
+    stats = {"clear_fraction": round(clear_pixels / (grid.width * grid.height), 4), **lst.summary()}
+    manifest = _manifest(name=name, kind=kind, grid=grid, units=units, source=source, stats=stats)
+    raster_io.write_manifest(staging, Scene.from_manifest(manifest, out_dir))
+    return manifest
 
 
 def _landsat_reflectance_kind(product: landsat_product.LandsatProduct, correction: str) -> str:

@@ -2,7 +2,8 @@
 
 A whole Landsat scene is about 7,800² px; read at once, its bands and the
 arrays derived from them take several GB. The import instead makes three
-passes over strips of :data:`STRIP_ROWS` rows:
+passes over strips of
+:data:`~terraops.pipelines.scenes.scene_strips.STRIP_ROWS` rows:
 
 1. the DN histogram of each band's valid pixels → the DOS1 dark objects;
 2. the thermal-DN histogram of clear land → the cold-cloud line
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
-from terraops.adapters import landsat_product, raster_io
+from terraops.adapters import landsat_product
 from terraops.adapters.landsat_product import Grid, LandsatProduct
 from terraops.domain.landsat.clouds import CLOUD_DILATION_PX
 from terraops.domain.landsat.mtl import REFLECTIVE_BANDS
@@ -37,26 +38,19 @@ from terraops.domain.landsat.product import (
     bt_from_band10,
     clear_land_dn_counts,
     derive_layers,
-    set_mask_fractions,
     valid_dn_counts,
 )
 from terraops.domain.landsat.scene_constants import (
     DN_LEVELS,
     LstTally,
-    MaskTally,
     SceneConstants,
     haze_of_counts,
     t_low_of_counts,
 )
-from terraops.domain.scene.generator import (
-    REFLECTANCE_NODATA,
-    REFLECTANCE_SCALE,
-    to_scaled_reflectance_or_nodata,
-)
+from terraops.domain.mask_tally import MaskTally
+from terraops.domain.scene.generator import to_scaled_reflectance_or_nodata
 from terraops.domain.scene.spectra import BANDS
-
-STRIP_ROWS = 512
-"""Rows per strip: a 7,800 px wide strip holds 4 M px, a few hundred MB of arrays."""
+from terraops.pipelines.scenes.scene_strips import layer_writers, row_strips
 
 
 @dataclass(frozen=True)
@@ -68,8 +62,7 @@ class StripArea:
     grid: Grid
 
     def strips(self) -> list[tuple[int, int]]:
-        rows = self.grid.height
-        return [(r0, min(rows, r0 + STRIP_ROWS)) for r0 in range(0, rows, STRIP_ROWS)]
+        return row_strips(self.grid.height)
 
     def read(self, r0: int, r1: int, halo: int = 0) -> tuple[Any, slice]:
         """Pixels of rows ``r0:r1`` of the area with up to ``halo`` rows each side,
@@ -148,10 +141,7 @@ def write_strips(
     clear_pixels = 0
     strips = area.strips()
     with ExitStack() as stack:
-        writers = {
-            name: stack.enter_context(_layer_writer(folder / f"{name}.tif", name, grid, tags))
-            for name, tags in layer_tags.items()
-        }
+        writers = layer_writers(stack, folder, grid, layer_tags)
         for i, (r0, r1) in enumerate(strips, start=1):
             say(f"calibrating and writing: strip {i}/{len(strips)}")
             pixels, core = area.read(r0, r1, halo=CLOUD_DILATION_PX)
@@ -165,31 +155,9 @@ def write_strips(
             )
             for name, rows in _layer_rows(derived).items():
                 writers[name](rows, r0)
-            masks.counts, masks.pixels = _summed(masks, derived.tally)
+            masks += derived.tally
             lst.add(derived.lst_c, derived.clear)
             clear_pixels += int(np.count_nonzero(derived.clear))
             record = derived.record
-    set_mask_fractions(record, masks)
+    masks.write_fractions(record)
     return StripsWritten(record, masks, lst, clear_pixels, grid.width * grid.height)
-
-
-def _summed(total: MaskTally, strip: MaskTally) -> tuple[dict[str, int], int]:
-    counts = {k: total.counts.get(k, 0) + v for k, v in strip.counts.items()}
-    return counts, total.pixels + strip.pixels
-
-
-def _layer_writer(path: Path, name: str, grid: Grid, tags: Mapping[str, str]) -> Any:
-    reflectance = name in BANDS
-    return raster_io.geotiff_rows_writer(
-        path,
-        height=grid.height,
-        width=grid.width,
-        dtype=np.dtype(np.uint16 if reflectance else np.uint8 if name == "clear" else np.float32),
-        epsg=grid.epsg,
-        transform=grid.transform,
-        nodata=None if name == "clear" else REFLECTANCE_NODATA if reflectance else float("nan"),
-        description=name,
-        scale=1.0 / REFLECTANCE_SCALE if reflectance else None,
-        offset=0.0 if reflectance else None,
-        tags=tags,
-    )

@@ -10,13 +10,17 @@ days between the two acquisitions are recorded. Without one the scene has
 no ``lst`` layer, as a GeoTIFF imported without ``--thermal``: it can be
 mapped and predicted on, not trained on.
 
-Everything is read and checked before the output folder exists; the folder
-is then written atomically.
+The product is read, masked and written strip by strip (a whole 10,980² px
+tile in bounded memory) into a staging folder that becomes the scene only when
+everything is written. The Landsat LST, when given, is resampled onto the
+whole 10 m grid at once (4 bytes per pixel).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,19 +28,27 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
-from terraops.adapters import landsat_product, sentinel2_product
+from terraops.adapters import landsat_product, raster_io, sentinel2_product
 from terraops.adapters.landsat_product import Grid
 from terraops.adapters.sentinel2_product import S2Product
 from terraops.domain.landsat.product import derive_layers as derive_landsat
+from terraops.domain.landsat.scene_constants import LstTally
+from terraops.domain.mask_tally import MaskTally
+from terraops.domain.scene.generator import to_scaled_reflectance_or_nodata
+from terraops.domain.scene.spectra import BANDS
 from terraops.domain.sentinel2.product import derive_layers, footprint_geojson
 from terraops.errors import InvalidInputError
 from terraops.pipelines.progress import status_line
 from terraops.pipelines.scenes.importing import (
     _dem,
+    _layer_tags,
     _refuse_unsafe_output,
-    _scene_layers,
-    write_imported_scene,
+    _units,
+    area_record,
+    finish_strip_import,
 )
+from terraops.pipelines.scenes.landsat_strips import StripsWritten
+from terraops.pipelines.scenes.scene_strips import layer_writers, row_strips
 
 log = logging.getLogger(__name__)
 
@@ -165,10 +177,7 @@ def import_product(
             crs = landsat_product.parse_crs(bbox_crs, product.grid.crs)
             window = landsat_product.bbox_window(product.grid, bbox, crs)
             grid = landsat_product.window_grid(product.grid, window)
-        say(f"reading {grid.width}x{grid.height} px")
-        pixels, methods = sentinel2_product.read_pixels(product, window)
-        derived = derive_layers(pixels, product.scaling, resampling=methods)
-        clear, lst_c = derived.clear, None
+        lst_c: np.ndarray | None = None
         warnings: list[str] = []
         source: dict[str, Any] = {"product_id": product.name, **lineage, **product.record}
         if thermal is not None:
@@ -176,42 +185,77 @@ def import_product(
             lst_c, source["thermal"], warnings = landsat_thermal(
                 thermal, grid, lineage.get("acquired")
             )
-            clear = clear & np.isfinite(lst_c)
             source["lst_source"] = f"Landsat {source['thermal']['product_id']}"
         else:
             warnings.append(NO_LST)
             source["lst_source"] = "none"
         dem_layer, dem_info = _dem(dem, grid)
-        layers = _scene_layers(derived.reflectance, clear, lst_c, dem_layer)
-        source |= {
-            "notes": list(warnings),
-            "warnings": warnings,
-            "files": {role: _file_record(href) for role, href in product.files.items()},
-            **derived.record,
-        }
-        source["masked_fraction"] = round(float(1.0 - clear.mean()), 6)
-        if window is not None:
-            source["bbox"] = {"bounds": list(bbox or ()), "crs": bbox_crs}
-            source["window"] = {
-                "col_off": int(window.col_off),
-                "row_off": int(window.row_off),
-                "width": grid.width,
-                "height": grid.height,
+        names = [*BANDS, *(["lst"] if lst_c is not None else []), "clear"]
+        units = _units("Level-2A surface reflectance", [*names, *(["dem"] if dem else [])])
+        with raster_io.atomic_directory(Path(out_dir), overwrite=overwrite) as tmp:
+            written = _write_strips(
+                tmp, product, window, grid, lst_c, {n: _layer_tags(n, units[n]) for n in names}, say
+            )
+            source |= {
+                "notes": list(warnings),
+                "warnings": warnings,
+                "files": {role: _file_record(href) for role, href in product.files.items()},
+                **written.record,
             }
-        if dem_info:
-            source["dem"] = dem_info
-        return write_imported_scene(
-            out_dir,
-            name=product.name,
-            kind="sentinel2",
-            reflectance="Level-2A surface reflectance",
-            grid=grid,
-            layers=layers,
-            clear=clear,
-            source=source,
-            overwrite=overwrite,
-            say=say,
-        )
+            source["masked_fraction"] = round(1.0 - written.clear_pixels / written.pixels, 6)
+            source |= area_record(bbox, bbox_crs, window, grid, dem_info)
+            return finish_strip_import(
+                tmp,
+                Path(out_dir),
+                name=product.name,
+                kind="sentinel2",
+                grid=grid,
+                units=units,
+                source=source,
+                clear_pixels=written.clear_pixels,
+                lst=written.lst,
+                dem_layer=dem_layer,
+            )
+
+
+def _write_strips(
+    folder: Path,
+    product: S2Product,
+    window: Window | None,
+    grid: Grid,
+    lst_c: np.ndarray | None,
+    layer_tags: dict[str, dict[str, str]],
+    say: Callable[[str], None],
+) -> StripsWritten:
+    """Each strip of the 10 m grid read (20 m bands resampled), masked and written."""
+    row_off = int(window.row_off) if window is not None else 0
+    col_off = int(window.col_off) if window is not None else 0
+    masks, lst = MaskTally(), LstTally()
+    record: dict[str, Any] = {}
+    clear_pixels = 0
+    strips = row_strips(grid.height)
+    with ExitStack() as stack:
+        writers = layer_writers(stack, folder, grid, layer_tags)
+        for i, (r0, r1) in enumerate(strips, start=1):
+            say(f"reading, masking and writing: strip {i}/{len(strips)}")
+            strip = Window(col_off, row_off + r0, grid.width, r1 - r0)
+            pixels, methods = sentinel2_product.read_pixels(product, strip)
+            derived = derive_layers(pixels, product.scaling, resampling=methods)
+            clear = derived.clear
+            if lst_c is not None:
+                clear = clear & np.isfinite(lst_c[r0:r1])
+                rows = np.where(clear, lst_c[r0:r1], np.float32(np.nan)).astype(np.float32)
+                writers["lst"](rows, r0)
+                lst.add(rows, clear)
+            for name in BANDS:
+                reflectance = np.where(clear, derived.reflectance[name], np.nan)
+                writers[name](to_scaled_reflectance_or_nodata(reflectance), r0)
+            writers["clear"](clear.astype(np.uint8), r0)
+            masks += derived.tally
+            clear_pixels += int(np.count_nonzero(clear))
+            record = derived.record
+    masks.write_fractions(record)
+    return StripsWritten(record, masks, lst, clear_pixels, grid.width * grid.height)
 
 
 def import_sentinel2(
