@@ -237,6 +237,7 @@ bench: install bench-invest-env ## Benchmarks, written to BENCHMARKS.md (needs w
 	@$(MAKE) --no-print-directory segmentation
 	TERRAOPS_HOME=$(TERRAOPS_HOME) $(BIN)/python bench/segment_upload_latency.py --scene $(SCENES)/city1 --out BENCHMARKS.md
 	$(BIN)/python -m bench.memory --out BENCHMARKS.md
+	$(BIN)/python bench/whole_scene.py --out BENCHMARKS.md
 	$(BIN)/python bench/cli_speed.py --out BENCHMARKS.md
 	$(BIN)/python bench/costs.py --out BENCHMARKS.md
 

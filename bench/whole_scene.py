@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+import sentinel2_support as s2  # noqa: E402
 from bench.harness import machine_description, replace_section  # noqa: E402
 from bench.maps import TIME_V, time_v_max_rss_mb  # noqa: E402
 from bench.memory import STRIP_ROWS, _strip  # noqa: E402
@@ -112,6 +113,91 @@ def write_product(folder: Path, size: int) -> Path:
     return folder
 
 
+def write_s2_item(folder: Path, size: int) -> Path:
+    """A Sentinel-2 L2A STAC item of a whole ``size``² px tile (10 m; B11, B12 and SCL
+    at 20 m) with local GeoTIFF assets, written strip by strip."""
+    folder.mkdir(parents=True, exist_ok=True)
+    half = size // 2
+    bands = {"B02": "blue", "B03": "green", "B04": "red", "B08": "nir", "B11": "swir"}
+    bands |= {"B12": "swir", "SCL": "scl"}
+    out = {}
+    for band in bands:
+        res = 20 if band in s2.TWENTY_M else 10
+        side = half if res == 20 else size
+        profile: dict[str, Any] = {
+            "driver": "GTiff",
+            "width": side,
+            "height": side,
+            "count": 1,
+            "dtype": "uint8" if band == "SCL" else "uint16",
+            "crs": f"EPSG:{s2.EPSG}",
+            "transform": from_origin(s2.ULX, s2.ULY, res, res),
+            "tiled": True,
+            "blockxsize": 512,
+            "blockysize": 512,
+            "compress": "deflate",
+        }
+        out[band] = rasterio.open(folder / f"{band}.tif", "w", **profile)
+    try:
+        for r0 in range(0, size, STRIP_ROWS):
+            r1 = min(size, r0 + STRIP_ROWS)
+            pattern = _strip(size, r0, r1, 10.0)
+            cloud = _clouds(r0, r1, size)
+            for band, name in bands.items():
+                if band == "SCL":
+                    continue
+                dn = pattern[name].astype(np.int64) * (7 if band == "B12" else 10) // 10
+                dn = np.clip(dn - s2.OFFSET, 1, 65534).astype(np.uint16)
+                if band in s2.TWENTY_M:
+                    dn, cloud20 = dn[::2, ::2], cloud[::2, ::2]
+                    out[band].write(dn, 1, window=Window(0, r0 // 2, half, dn.shape[0]))
+                    scl = np.where(cloud20, 9, 4).astype(np.uint8)  # cloud high / vegetation
+                    if band == "B11":
+                        out["SCL"].write(scl, 1, window=Window(0, r0 // 2, half, scl.shape[0]))
+                else:
+                    out[band].write(dn, 1, window=Window(0, r0, size, r1 - r0))
+    finally:
+        for dataset in out.values():
+            dataset.close()
+    keys = {"B02": "blue", "B03": "green", "B04": "red", "B08": "nir", "B11": "swir16"}
+    keys |= {"B12": "swir22", "SCL": "scl"}
+    assets = {}
+    for band, key in keys.items():
+        asset: dict[str, Any] = {"href": f"./{band}.tif", "type": "image/tiff; application=geotiff"}
+        if band != "SCL":
+            asset["raster:bands"] = [{"nodata": 0, "scale": 0.0001, "offset": s2.OFFSET / 1e4}]
+        assets[key] = asset
+    from pyproj import Transformer
+
+    to_lonlat = Transformer.from_crs(s2.EPSG, 4326, always_xy=True)
+    (x0, y0) = to_lonlat.transform(s2.ULX, s2.ULY - size * 10)
+    (x1, y1) = to_lonlat.transform(s2.ULX + size * 10, s2.ULY)
+    item = {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "stac_extensions": [],
+        "id": f"S2B_{s2.TILE}_20230806_0_L2A",
+        "collection": "sentinel-2-l2a",
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]],
+        },
+        "bbox": [x0, y0, x1, y1],
+        "properties": {
+            "datetime": s2.SENSING_ISO,
+            "platform": "sentinel-2b",
+            "constellation": "sentinel-2",
+            "s2:processing_baseline": "05.09",
+            "s2:mgrs_tile": s2.TILE,
+        },
+        "links": [],
+        "assets": assets,
+    }
+    path = folder / "item.json"
+    path.write_text(json.dumps(item, indent=1))
+    return path
+
+
 def _timed(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
     command = [str(TIME_V), "-v", *argv] if TIME_V.exists() else argv
     started = time.perf_counter()
@@ -124,7 +210,7 @@ def _timed(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
     return {"seconds": seconds, "peak_mb": time_v_max_rss_mb(done.stderr)}
 
 
-def measure(size: int, home: Path, work: Path) -> list[dict[str, Any]]:
+def measure(size: int, s2_size: int, home: Path, work: Path) -> list[dict[str, Any]]:
     env = prepare_home(home, 512)
     product = work / "product"
     started = time.perf_counter()
@@ -146,6 +232,14 @@ def measure(size: int, home: Path, work: Path) -> list[dict[str, Any]]:
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     manifest = json.loads((scene / "scene.json").read_text())
     results[0]["masked_fraction"] = manifest["source"]["masked_fraction"]
+    shutil.rmtree(product)
+    if s2_size:
+        item = write_s2_item(work / "s2", s2_size)
+        argv = [TERRAOPS, "scene", "import", "stac", str(item), "--out", str(work / "s2-scene")]
+        name = f"scene import stac (Sentinel-2 L2A, {s2_size:,}² px at 10 m)"
+        print(f"{name} …", file=sys.stderr, flush=True)
+        results.append({"step": name, **_timed(argv, env)})
+        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     return results
 
 
@@ -165,7 +259,10 @@ def render(size: int, results: list[dict[str, Any]], took_s: float, command: str
         "512 rows three times (dark objects, the cold-cloud line, then calibration with a "
         "3-row halo for the cloud dilation) and writes each strip into the scene's GeoTIFFs. "
         "predict-raster's first call builds the cell table window by window (hydrology on a "
-        "bounded grid, cached), then streams the table through the model.",
+        "bounded grid, cached), then streams the table through the model. The Sentinel-2 "
+        "tile (a STAC item with local per-band GeoTIFFs: B02, B03, B04, B08 at 10 m, B11, B12 "
+        "and SCL at 20 m, the same pattern) is read, resampled and written in strips of 512 "
+        "rows.",
         "",
         "| step | s | peak MiB | goal ≤ 2048 MiB |",
         "|---|---|---|---|",
@@ -181,6 +278,7 @@ def render(size: int, results: list[dict[str, Any]], took_s: float, command: str
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=7800)
+    parser.add_argument("--s2-size", type=int, default=10980, help="0: no Sentinel-2 tile")
     parser.add_argument("--home", type=Path, default=None, help="a benchmark home to reuse")
     parser.add_argument("--out", type=Path, default=None, help="BENCHMARKS.md to update")
     args = parser.parse_args()
@@ -188,7 +286,7 @@ def main() -> int:
     home = (args.home or Path(tempfile.mkdtemp(prefix="terraops-bench-home-"))).resolve()
     work = Path(tempfile.mkdtemp(prefix="terraops-bench-whole-"))
     try:
-        results = measure(args.size, home, work)
+        results = measure(args.size, args.s2_size, home, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     command = "python bench/whole_scene.py " + " ".join(sys.argv[1:])
