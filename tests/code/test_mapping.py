@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -10,7 +12,12 @@ from hypothesis.extra.numpy import arrays
 from rasterio.transform import Affine
 from scipy import ndimage
 
-from terraops.domain.mapping import area_polygons, feature_collection
+from terraops.domain.mapping import (
+    area_feature,
+    area_polygons,
+    feature_collection,
+    iter_area_polygons,
+)
 from terraops.domain.rural_reference import (
     RURAL_MIN_CELLS,
     percentile_threshold,
@@ -116,3 +123,29 @@ def test_feature_collection_carries_lineage_and_per_area_figures() -> None:
     assert feature["properties"]["n_cells"] == 4
     assert feature["properties"]["mean_value"] == pytest.approx(3.0)
     assert feature["geometry"]["type"] == "Polygon"
+
+
+def test_hot_spots_written_feature_by_feature_are_the_collection_as_one_document(
+    tmp_path: Path,
+) -> None:
+    """A whole scene's hot spots are streamed into their GeoJSON file: the same bytes
+    as the whole collection written at once, largest area first."""
+    from terraops.adapters import atomic
+    from terraops.pipelines.maps.layer_products import wgs84_transformer
+
+    rng = np.random.default_rng(5)
+    values = ndimage.gaussian_filter(rng.normal(size=(80, 90)), 2.0)
+    threshold = percentile_threshold(values, 85.0)
+    to_wgs84 = wgs84_transformer("EPSG:32630")
+    polygons = area_polygons(values, threshold, TRANSFORM)
+    assert len(polygons) > 3
+    assert [p.area_m2 for p in polygons] == sorted((p.area_m2 for p in polygons), reverse=True)
+    whole = feature_collection(polygons, to_wgs84=to_wgs84, properties={"a": 1}, value_name="v")
+    atomic.atomic_write_json(tmp_path / "whole.json", whole, indent=None, separators=(",", ":"))
+    streamed = (
+        area_feature(rank, polygon, to_wgs84=to_wgs84, properties={"a": 1}, value_name="v")
+        for rank, polygon in enumerate(iter_area_polygons(values, threshold, TRANSFORM), 1)
+    )
+    written = atomic.atomic_write_feature_collection(tmp_path / "streamed.json", streamed)
+    assert written == len(polygons)
+    assert (tmp_path / "streamed.json").read_bytes() == (tmp_path / "whole.json").read_bytes()

@@ -21,7 +21,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -119,6 +119,23 @@ def atomic_write_json(
         payload, indent=indent, sort_keys=sort_keys, separators=separators, default=default
     )
     atomic_write_text(target, text + "\n", parents=parents)
+
+
+def atomic_write_feature_collection(
+    target: Path, features: Iterable[dict[str, Any]], *, parents: bool = False
+) -> int:
+    """Replace ``target`` with a compact GeoJSON FeatureCollection written feature by
+    feature (the same bytes as :func:`atomic_write_json` of the whole collection
+    with ``separators=(",", ":")``): a whole scene's hot spots never sit in memory
+    as one document. Returns how many features were written."""
+    written = 0
+    with atomic_path(target, parents=parents) as staging, staging.open("w") as out:
+        out.write('{"type":"FeatureCollection","features":[')
+        for feature in features:
+            out.write(("," if written else "") + json.dumps(feature, separators=(",", ":")))
+            written += 1
+        out.write("]}\n")
+    return written
 
 
 @contextmanager

@@ -10,7 +10,7 @@ scene, scenario parameters.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from rasterio.transform import Affine
 from terraops.adapters import atomic, cog
 from terraops.adapters.catalogue import file_fingerprint
 from terraops.domain.layers import Layer, layer_id
-from terraops.domain.mapping import area_polygons, feature_collection
+from terraops.domain.mapping import AreaPolygon, area_feature, iter_area_polygons
 from terraops.pipelines.maps.layer_products import raster_layer, wgs84_bounds, wgs84_transformer
 from terraops.services.base import DerivedRaster, MapSpec, RasterStyle, ServiceDefinition
 
@@ -150,7 +150,6 @@ def _areas(
     for rule in ctx.spec.areas:
         values, unit = sources[rule.source]
         threshold = rule.threshold(values)
-        polygons = area_polygons(values, threshold, ctx.transform)
         lid = layer_id(base, rule.key)
         path = out.with_name(f"{out.stem}.{rule.key}.geojson")
         properties = {
@@ -165,10 +164,8 @@ def _areas(
             "rule": rule.rule,
             "unit": unit,
         }
-        collection = feature_collection(
-            polygons, to_wgs84=to_wgs84, properties=properties, value_name="value"
-        )
-        atomic.atomic_write_json(path, collection, indent=None, separators=(",", ":"), parents=True)
+        polygons = iter_area_polygons(values, threshold, ctx.transform)
+        areas = _write_areas(path, polygons, to_wgs84=to_wgs84, properties=properties)
         layers.append(
             Layer(
                 id=lid,
@@ -185,13 +182,30 @@ def _areas(
                 created_at=ctx.created_at,
                 lineage=ctx.lineage,
                 stats={
-                    "polygons": len(polygons),
-                    "area_m2": round(sum(p.area_m2 for p in polygons), 1),
+                    "polygons": len(areas),
+                    "area_m2": round(sum(areas), 1),
                     "threshold": round(threshold, 4),
                 },
             )
         )
     return layers
+
+
+def _write_areas(
+    path: Path, polygons: Iterable[AreaPolygon], *, to_wgs84: Any, properties: dict[str, Any]
+) -> list[float]:
+    """The polygons as a GeoJSON file, feature by feature; the area (m²) of each."""
+    areas: list[float] = []
+
+    def features() -> Iterator[dict[str, Any]]:
+        for rank, polygon in enumerate(polygons, start=1):
+            areas.append(polygon.area_m2)
+            yield area_feature(
+                rank, polygon, to_wgs84=to_wgs84, properties=properties, value_name="value"
+            )
+
+    atomic.atomic_write_feature_collection(path, features(), parents=True)
+    return areas
 
 
 def _grid_bounds(transform: Affine, shape: tuple[int, int]) -> tuple[float, float, float, float]:
