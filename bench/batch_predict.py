@@ -139,6 +139,7 @@ def _steps(
     predictor: Any, inputs: Any, columnar: Any, instance: dict[str, float], rows: int, repeat: int
 ) -> dict[str, float]:
     """Median seconds of each step for one ``rows``-row batch."""
+    from terraops.adapters.log_lines import matrix_bytes
     from terraops.api.fast_inputs import finite_json_array
     from terraops.domain import compiled_forest
 
@@ -162,6 +163,14 @@ def _steps(
         "read Arrow IPC (pyarrow + numpy checks)": lambda: columnar.from_arrow(arrow_body),
         "write the response (msgspec)": lambda: finite_json_array(values.tolist()),
         "write the response (json.dumps)": lambda: json.dumps(values.tolist()),
+        "encode the prediction log's lines": lambda: matrix_bytes(
+            '{"request_id":"0123456789-a","index":',
+            ',"ts":"2026-01-01T00:00:00.000000+00:00","service":"uhi","version":1,"features":{',
+            [json.dumps(name) + ":" for name in instance],
+            matrix,
+            values,
+            ',"latency_ms":1234.5,"status":200}',
+        ),
     }
     return {step: _best_s(stmt, repeat) for step, stmt in steps.items()}
 
@@ -183,10 +192,13 @@ def over_http(
         f: {n: [] for n in sizes} for f in FORMATS
     }
     ready = f"http://127.0.0.1:{port}/readyz"
+    served = 0
     with running_server(cmd, ready_url=ready, env=server_env, timeout_s=180):
         for rows in sizes:  # warm-up: every format once
             for body, ctype in by_size[rows].values():
-                wrk_body(url, body, ctype, connections=2, seconds=1)
+                served += rows * int(
+                    wrk_body(url, body, ctype, connections=2, seconds=1)["requests"]
+                )
         for round_no in range(rounds):
             for rows in sizes:
                 for fmt, (body, ctype) in by_size[rows].items():
@@ -195,13 +207,31 @@ def over_http(
                     )
                     # A big body takes seconds: give each run time for several requests.
                     long = seconds * run_scale(rows)
-                    runs[fmt][rows].append(wrk_body(url, body, ctype, connections=4, seconds=long))
+                    run = wrk_body(url, body, ctype, connections=4, seconds=long)
+                    runs[fmt][rows].append(run)
+                    served += rows * int(run["requests"])
+        dropped = log_rows_dropped(f"http://127.0.0.1:{port}/metrics")
     sizes_bytes = {f"{fmt}@{rows}": len(by_size[rows][fmt][0]) for rows in sizes for fmt in FORMATS}
     result: dict[str, Any] = {
         fmt: {rows: median_of(runs[fmt][rows]) for rows in sizes} for fmt in FORMATS
     }
     result["bytes"] = sizes_bytes
+    result["log"] = {"served": served, "dropped": dropped}
     return result
+
+
+def log_rows_dropped(metrics_url: str) -> int:
+    """Rows the prediction log dropped, all workers together (``/metrics`` sums them)."""
+    import httpx
+
+    text = httpx.get(metrics_url, timeout=30).text
+    return int(
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("terraops_prediction_log_dropped_total")
+        )
+    )
 
 
 def render(http: dict, local: dict[str, dict[int, float]], sizes: list[int], load: float) -> str:
@@ -231,10 +261,13 @@ def render(http: dict, local: dict[str, dict[int, float]], sizes: list[int], loa
                 f"| {fmt} | {rows:,} | {mb:.1f} | {run['rps']:.2f} | {run['rps'] * rows:,.0f} | "
                 f"{run['p50_ms']:.0f} | {run['errors']:.0f} | {ratio} |"
             )
+    log = http.get("log", {"served": 0, "dropped": 0})
     lines += [
         "",
         f"- batch over HTTP, best format and size: **{best:,.0f} rows/s** "
         f"(goal ≥ {GOAL_ROWS_S:,} {verdict}).",
+        f"- prediction log: {log['dropped']:,} rows dropped (buffer full or write error) of "
+        f"at least {log['served']:,} rows served in this section.",
         "",
         "In this process, one thread, the same rows (rows/s; median of repeats):",
         "",

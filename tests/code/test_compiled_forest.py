@@ -76,6 +76,22 @@ def test_values_on_thresholds_go_left_as_in_lightgbm() -> None:
     assert cf.agreement(forest, reference(booster), X) <= cf.RELATIVE_TOLERANCE
 
 
+def test_infinities_and_several_blocks_agree_with_lightgbm() -> None:
+    """Leaves are packed as 'go right to yourself' on a constant column: a row of −inf
+    (which goes left everywhere) must still stop at the leaf. 700 rows: two full
+    blocks and a partial one, NaN in some blocks only (the missing-value rules per block)."""
+    booster = train(11, "regression", {}, 3)
+    forest = cf.compile_forest(booster.dump_model(), 3)
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(700, 3))
+    X[:100] = -np.inf
+    X[100:150] = np.inf
+    X[600:650, 1] = np.nan
+    mine, theirs = cf.predict(forest, X), booster.predict(X, num_threads=1)
+    np.testing.assert_allclose(mine, theirs, rtol=cf.RELATIVE_TOLERANCE, atol=0)
+    assert forest.nodes.shape == (2 * forest.n_nodes,)
+
+
 def test_a_model_that_needs_lightgbm_stays_on_it(caplog: pytest.LogCaptureFixture) -> None:
     rng = np.random.default_rng(0)
     X = np.column_stack([rng.integers(0, 5, 400), rng.normal(size=400)]).astype(float)

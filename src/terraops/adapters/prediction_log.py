@@ -15,7 +15,8 @@ no champion yet, 500: the model raised) is logged with ``prediction: null`` so
 availability can be computed from the log. A ``null`` feature was not given.
 
 Why this shape of writer: the request path only appends a tuple to an
-in-memory deque (well under a µs); a background thread encodes and writes
+in-memory deque (well under a µs); a background thread encodes (a numpy
+batch through a compiled assembler, :mod:`terraops.adapters.log_lines`) and writes
 batches, one file per process (``<home>/predictions/<service>/<day>-<pid>-<seq>.jsonl``)
 so worker processes never contend for a file, and a crash loses at most one
 flush interval. A file is rotated when it reaches ``max_bytes`` (next
@@ -28,6 +29,7 @@ the file never holds half a record except after a crash, which the reader skips.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -40,17 +42,18 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import msgspec
-import numpy as np
+from typing import Any, TypeAlias
 
 log = logging.getLogger(__name__)
-_ENCODE_LIST = msgspec.json.Encoder().encode
 
 #: Why records were lost (keys of ``PredictionLog.dropped``).
 DROP_REASONS = ("buffer_full", "write_error")
 _RETENTION_CHECK_S = 600.0
+#: An encoded batch at least this big is written at once, so a backlog of big batches
+#: is never all held encoded in memory together (≈ 600 bytes a row).
+_WRITE_NOW_BYTES = 16 * 1024 * 1024
+#: What the writer appends: encoded lines (``bytes`` or a view of the assembler's buffer).
+Buffer: TypeAlias = bytes | memoryview
 _MB = 1024 * 1024
 
 
@@ -60,14 +63,20 @@ def iso_utc(t: float) -> str:
 
 
 class PredictionLog:
-    """Buffered, per-process JSON-lines log of predictions (see the module docstring)."""
+    """Buffered, per-process JSON-lines log of predictions (see the module docstring).
+
+    ``max_buffered`` rows may wait for the writer (a queued batch costs about 8 bytes
+    per value: 500 000 rows of 12 features ≈ 50 MB), so a few concurrent
+    100 000-row batches fit while the writer works; when a quarter of that is queued
+    the writer starts at once rather than at its next ``flush_interval_s``.
+    """
 
     def __init__(
         self,
         root: Path,
         *,
         flush_interval_s: float = 1.0,
-        max_buffered: int = 200_000,
+        max_buffered: int = 500_000,
         max_bytes: int = 64 * _MB,
         retention_s: float | None = 30 * 86400.0,
         on_drop: Callable[[str, int], None] | None = None,
@@ -83,6 +92,10 @@ class PredictionLog:
         self.last_error: str | None = None
         self._buffer: deque[tuple[Any, ...]] = deque()
         self._stop = threading.Event()
+        # Set by record() when a quarter of the buffer is queued: the writer starts at
+        # once instead of at the next interval, so big batches do not fill the buffer.
+        self._wake = threading.Event()
+        self._wake_rows = max(1, max_buffered // 4)
         self._thread: threading.Thread | None = None
         self._write_lock = threading.Lock()
         # service -> (day, path) of the file this process appends to
@@ -118,6 +131,8 @@ class PredictionLog:
             self._drop("buffer_full", len(rows))
             return
         self._rows_in += len(rows)
+        if self._rows_in - self._rows_out >= self._wake_rows:
+            self._wake.set()
         self._buffer.append(
             (
                 time.time(),
@@ -131,6 +146,30 @@ class PredictionLog:
                 status,
             )
         )
+
+    async def room_for(self, rows: int, timeout_s: float = 10.0) -> bool:
+        """Wait, without blocking the event loop, until ``rows`` more rows fit in the buffer.
+
+        Why: under a sustained load of big batches the writer can fall behind the
+        requests (it shares the CPU with them); a batch route awaits this before
+        :meth:`record` so that its rows are logged rather than dropped, which slows
+        the requests to the pace of the log. A log that does not catch up within
+        ``timeout_s`` (a stalled disk) is not waited for: :meth:`record` then drops
+        and counts as before. Returns whether the rows fit.
+        """
+
+        def fits() -> bool:
+            return self._rows_in - self._rows_out + rows <= self.max_buffered
+
+        if fits() or self._thread is None or rows > self.max_buffered:
+            return fits()
+        self._wake.set()
+        deadline = time.monotonic() + timeout_s
+        while not fits():
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.005)
+        return True
 
     def _drop(self, reason: str, count: int) -> None:
         self.dropped[reason] += count
@@ -155,18 +194,25 @@ class PredictionLog:
     def start(self) -> None:
         if self._thread is None:
             self._stop.clear()
+            self._wake.clear()
             self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
+        """Stop the writer and write everything still queued (a clean shutdown loses nothing)."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
         self.flush()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.flush_interval_s):
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_interval_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                break  # stop() writes the rest
             try:
                 self.flush()
             except Exception:  # never let the writer die: the next flush may succeed
@@ -176,7 +222,8 @@ class PredictionLog:
         """Write everything buffered so far; returns the number of records written."""
         with self._write_lock:
             written_before = self.written
-            by_service: dict[str, list[str]] = {}
+            by_service: dict[str, list[Buffer]] = {}
+            counts: dict[str, int] = {}
             second, base = -1, ""
             while self._buffer:
                 t, rid, service, version, features, rows, predictions, latency_ms, status = (
@@ -186,7 +233,6 @@ class PredictionLog:
                 if whole != second:  # one isoformat per second, not per record
                     second, base = whole, iso_utc(whole)[:19]
                 stamp = f"{base}.{int((t - whole) * 1e6):06d}+00:00"
-                matrix = rows if hasattr(rows, "tolist") else None  # the fast batch path's
                 names = features if isinstance(features, tuple) else tuple(features)
                 keys = self._keys.get(names)
                 if keys is None:
@@ -199,53 +245,42 @@ class PredictionLog:
                 end = f',"latency_ms":{_num(latency_ms)},"status":{int(status)}}}'
                 self._rows_out += len(rows)
                 try:
-                    if matrix is not None:
-                        encoded = matrix_lines(head, tail, keys, matrix, predictions, end)
-                        by_service.setdefault(service, []).extend(encoded)
-                        continue
-                    encoded = [
-                        f"{head}{i}{tail}"
-                        + ",".join(
-                            [
-                                k + ("null" if v is None else _num(v))
-                                for k, v in zip(keys, row, strict=True)
-                            ]
-                        )
-                        + f'}},"prediction":{_num(None if predictions is None else predictions[i])}'
-                        + end
-                        for i, row in enumerate(rows)
-                    ]
+                    chunk = _encode(head, tail, keys, rows, predictions, end)
                 except (ValueError, TypeError, IndexError) as exc:  # a caller's bug: count it
                     self.last_error = f"unencodable record: {exc}"
                     self._drop("write_error", len(rows))
                     continue
-                by_service.setdefault(service, []).extend(encoded)
-            day = datetime.now(UTC).strftime("%Y-%m-%d")
-            for service, lines in by_service.items():
-                self._append(service, day, lines)
+                by_service.setdefault(service, []).append(chunk)
+                counts[service] = counts.get(service, 0) + len(rows)
+                if len(chunk) >= _WRITE_NOW_BYTES:  # a big batch: write it, do not hold it
+                    self._append(service, _today(), by_service.pop(service), counts.pop(service))
+            day = _today()
+            for service, chunks in by_service.items():
+                self._append(service, day, chunks, counts[service])
             self._apply_retention()
             return self.written - written_before
 
-    def _append(self, service: str, day: str, lines: list[str]) -> None:
-        data = ("\n".join(lines) + "\n").encode("utf-8")
+    def _append(self, service: str, day: str, chunks: list[Buffer], count: int) -> None:
+        """Append ``count`` records (newline-terminated, in ``chunks``) to today's file."""
+        incoming = sum(len(chunk) for chunk in chunks)
         size_before: int | None = None
         path: Path | None = None
         try:
-            path = self._file_for(service, day, len(data))
+            path = self._file_for(service, day, incoming)
             with path.open("ab") as fh:
                 size_before = fh.tell()
-                fh.write(data)
+                fh.writelines(chunks)
                 fh.flush()
         except OSError as exc:
             self.last_error = f"{type(exc).__name__}: {exc}"
-            log.warning("prediction log: %d records lost: %s", len(lines), self.last_error)
-            self._drop("write_error", len(lines))
+            log.warning("prediction log: %d records lost: %s", count, self.last_error)
+            self._drop("write_error", count)
             self._current.pop(service, None)
             if path is not None and size_before is not None:
                 with contextlib.suppress(OSError):  # roll back a partial write
                     os.truncate(path, size_before)
             return
-        self.written += len(lines)
+        self.written += count
         self.last_error = None
 
     def _file_for(self, service: str, day: str, incoming: int) -> Path:
@@ -276,6 +311,10 @@ class PredictionLog:
         delete_older_than(self.root, now - self.retention_s)
 
 
+def _today() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
 def delete_older_than(root: Path, cutoff: float) -> list[Path]:
     """Delete log files last written before ``cutoff`` (UNIX time); returns them."""
     removed = []
@@ -289,34 +328,26 @@ def delete_older_than(root: Path, cutoff: float) -> list[Path]:
     return removed
 
 
-def matrix_lines(
-    head: str, tail: str, keys: list[str], rows: Any, predictions: Any, end: str
-) -> list[str]:
-    """The records of a numpy matrix of rows, each number encoded once per column.
+def _encode(head: str, tail: str, keys: list[str], rows: Any, predictions: Any, end: str) -> Buffer:
+    """The newline-terminated records of one queued request.
 
-    Why: encoding value by value (:func:`_num`) costs ≈ 10 µs a row, more than
-    predicting it; msgspec writes a whole column at once (NaN and ±inf as
-    ``null``, as :func:`_num` does) and one ``%`` template per row joins them.
+    A numpy matrix (the fast batch path's) goes through the compiled assembler
+    (:mod:`terraops.adapters.log_lines`, imported on first use: numba); rows as
+    lists (point requests, the documented path) are encoded value by value.
     """
-    n_rows = len(rows)
-    columns = [
-        _ENCODE_LIST(rows[:, j].tolist())[1:-1].decode().split(",") for j in range(len(keys))
+    if hasattr(rows, "tolist"):
+        # numba: imported by a server's first batch, never by a CLI that reads the log
+        from terraops.adapters.log_lines import matrix_bytes
+
+        return matrix_bytes(head, tail, keys, rows, predictions, end)
+    encoded = [
+        f"{head}{i}{tail}"
+        + ",".join([k + ("null" if v is None else _num(v)) for k, v in zip(keys, row, strict=True)])
+        + f'}},"prediction":{_num(None if predictions is None else predictions[i])}'
+        + end
+        for i, row in enumerate(rows)
     ]
-    if predictions is None:  # a failed request: its rows, no prediction
-        values = ["null"] * n_rows
-    else:
-        encoded = _ENCODE_LIST(np.asarray(predictions, dtype=np.float64).tolist())
-        values = encoded[1:-1].decode().split(",")
-    fields = ",".join(key.replace("%", "%%") + "%s" for key in keys)
-    template = (
-        head.replace("%", "%%")
-        + "%d"
-        + tail.replace("%", "%%")
-        + fields
-        + '},"prediction":%s'
-        + end.replace("%", "%%")
-    )
-    return [template % row for row in zip(range(n_rows), *columns, values, strict=True)]
+    return ("\n".join(encoded) + "\n").encode("utf-8") if encoded else b""
 
 
 def _num(value: Any) -> str:

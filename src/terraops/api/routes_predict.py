@@ -378,6 +378,8 @@ class PredictRoutes:
         except Exception as exc:
             self.log_failure(ctx, exc, model, rows, started)
             raise
+        if self.prediction_log is not None:  # a log far behind: wait, do not drop
+            await self.prediction_log.room_for(len(predictions))
         self.log(ctx, model, rows, predictions, started)
         encoded = finite_json_array(predictions)
         if encoded is None or added:  # NaN/Infinity written as json.dumps would
@@ -404,6 +406,8 @@ class PredictRoutes:
             given_rows = [[i.__dict__[n] for n in names] for i in instances]
             self.log_failure(ctx, exc, model, given_rows, started)
             raise
+        if self.prediction_log is not None:  # a log far behind: wait, do not drop
+            await self.prediction_log.room_for(len(predictions))
         self.log(ctx, model, given, predictions, started)
         encoded = None if added else finite_json_array(predictions)
         if encoded is not None:  # the fast path's bytes

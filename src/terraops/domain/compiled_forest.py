@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numba
@@ -62,7 +62,7 @@ class CompiledForest:
     goes left; bit 1: a ``Zero`` missing-type split (a zero goes the default
     side, the NaN side). A leaf is its own child and holds ``node_value[n]``;
     tree ``t`` starts at ``roots[t]`` and reaches a leaf within ``depth[t]`` steps.
-    One row of ``meta`` per node keeps a step's look-ups in one cache line.
+    The kernel walks ``nodes``, the same nodes packed 16 bytes each.
     """
 
     n_features: int
@@ -73,6 +73,9 @@ class CompiledForest:
     depth: np.ndarray  # int32 (trees,)
     transform: int  # _IDENTITY, _SIGMOID or _EXP
     sigmoid: float  # the binary objective's sigmoid parameter
+    #: The kernel's copy of the nodes, 16 bytes each (:func:`pack_nodes`); built by
+    #: :func:`compile_forest`.
+    nodes: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.float64))
 
     @property
     def n_trees(self) -> int:
@@ -173,7 +176,7 @@ def compile_forest(dump: Mapping[str, Any], n_features: int) -> CompiledForest:
     packed = np.asarray(meta, dtype=np.int32).reshape(-1, 4)
     if packed.shape[0] and int(packed[:, 0].max()) >= n_features:
         raise ValueError(f"a split uses feature {packed[:, 0].max()}, the model has {n_features}")
-    return CompiledForest(
+    forest = CompiledForest(
         n_features=n_features,
         meta=packed,
         threshold=np.asarray(threshold, dtype=np.float64),
@@ -183,30 +186,63 @@ def compile_forest(dump: Mapping[str, Any], n_features: int) -> CompiledForest:
         transform=transform[0],
         sigmoid=transform[1],
     )
+    return replace(forest, nodes=pack_nodes(forest))
 
 
 #: Rows walked together through one tree: their walks are independent, so the CPU
-#: overlaps them, and the tree stays in cache for the whole block.
-BLOCK_ROWS = 64
+#: overlaps them, and the tree stays in cache for the whole block (256 rows: ~13 %
+#: more rows/s than 64 on the 300-tree UHI model).
+BLOCK_ROWS = 256
+#: Bits of a packed node's ``info`` word that hold the feature (the flags above them).
+_FEATURE_BITS = 24
+
+
+def pack_nodes(forest: CompiledForest) -> np.ndarray:
+    """The kernel's node records: 16 bytes a node, one cache-line access a step.
+
+    Record ``n`` is two float64 slots: ``threshold``, then as two int32 the
+    right child and ``info`` (feature | flags << 24). The left child of a split
+    is always ``n + 1`` (nodes are numbered depth first), so it is not stored.
+    A leaf goes right to itself whatever the row holds: its threshold is −inf
+    and its feature is the constant 0.0 column the kernel appends to each row.
+    """
+    n = forest.n_nodes
+    meta = forest.meta
+    index = np.arange(n, dtype=np.int32)
+    leaf = meta[:, 1] == index
+    if not np.array_equal(meta[~leaf, 1], index[~leaf] + 1):
+        raise ValueError("nodes are not numbered depth first (left child = node + 1)")
+    if forest.n_features >= 1 << _FEATURE_BITS:
+        raise ValueError(f"{forest.n_features} features: at most {(1 << _FEATURE_BITS) - 1}")
+    packed = np.zeros(2 * n, dtype=np.float64)
+    packed[0::2] = np.where(leaf, -np.inf, forest.threshold)
+    ints = packed.view(np.int32).reshape(n, 4)
+    ints[:, 2] = np.where(leaf, index, meta[:, 2])
+    feature = np.where(leaf, forest.n_features, meta[:, 0])
+    ints[:, 3] = feature | (np.where(leaf, 0, meta[:, 3]) << _FEATURE_BITS)
+    return packed
 
 
 def _forest_kernel(  # type: ignore[no-untyped-def]
-    X, meta, threshold, node_value, roots, depth, has_zero, out
+    X, nodes, node_value, roots, depth, has_zero, out
 ):
     """Raw score of each row of ``X``: every tree walked, summed in tree order.
 
     Rows go through a tree in blocks, level by level (a leaf is its own child),
     so the inner loop has no data-dependent branch; a block leaves a tree when
     no row moved. Blocks without NaN (and models without ``Zero`` missing-type
-    splits) skip the missing-value rules.
+    splits) skip the missing-value rules. ``nodes``: :func:`pack_nodes`.
     """
     zero = ZERO_THRESHOLD
+    ints = nodes.view(np.int32)
+    mask = (1 << _FEATURE_BITS) - 1
     n_rows, n_features = X.shape
+    width = n_features + 1  # the leaves' constant column last
     n_blocks = (n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
     for b in numba.prange(n_blocks):
         start = b * BLOCK_ROWS
         size = min(BLOCK_ROWS, n_rows - start)
-        rows = np.empty((BLOCK_ROWS, n_features), dtype=np.float64)
+        rows = np.zeros((BLOCK_ROWS, width), dtype=np.float64)
         any_nan = False
         for r in range(size):
             for j in range(n_features):
@@ -222,18 +258,27 @@ def _forest_kernel(  # type: ignore[no-untyped-def]
                 node[r] = root
             for _ in range(depth[t]):
                 moving = False
-                for r in range(size):
-                    n = node[r]
-                    x = rows[r, meta[n, 0]]
-                    if not missing_rules:
-                        go_right = x > threshold[n]
-                    elif has_zero and (meta[n, 3] & 2) != 0 and (x != x or x == 0.0):
-                        go_right = (meta[n, 3] & 1) == 0
-                    else:  # x > threshold is false for NaN: right only if NaN goes right
-                        go_right = (x > threshold[n]) | ((x != x) & ((meta[n, 3] & 1) == 0))
-                    m = meta[n, 1 + go_right]
-                    moving |= m != n
-                    node[r] = m
+                if not missing_rules:
+                    for r in range(size):
+                        n = node[r]
+                        x = rows[r, ints[4 * n + 3] & mask]
+                        right = ints[4 * n + 2]  # loaded either way: a select, not a branch
+                        m = right if x > nodes[2 * n] else n + 1
+                        moving |= m != n
+                        node[r] = m
+                else:
+                    for r in range(size):
+                        n = node[r]
+                        info = ints[4 * n + 3]
+                        flags = info >> _FEATURE_BITS
+                        x = rows[r, info & mask]
+                        if has_zero and (flags & 2) != 0 and (x != x or x == 0.0):
+                            go_right = (flags & 1) == 0
+                        else:  # x > threshold is false for NaN: right only if NaN goes right
+                            go_right = (x > nodes[2 * n]) | ((x != x) & ((flags & 1) == 0))
+                        m = ints[4 * n + 2] if go_right else n + 1
+                        moving |= m != n
+                        node[r] = m
                 if not moving:
                     break
             for r in range(size):
@@ -254,10 +299,12 @@ def predict_raw(forest: CompiledForest, X: np.ndarray, *, parallel: bool = False
         raise ValueError(f"expected rows of {forest.n_features} features, got shape {arr.shape}")
     out = np.empty(arr.shape[0], dtype=np.float64)
     kernel = _parallel_kernel if parallel else _serial_kernel
+    nodes = forest.nodes
+    if nodes.shape[0] != 2 * forest.n_nodes:  # built by hand, not by compile_forest
+        nodes = pack_nodes(forest)
     kernel(
         arr,
-        forest.meta,
-        forest.threshold,
+        nodes,
         forest.node_value,
         forest.roots,
         forest.depth,
@@ -322,6 +369,7 @@ __all__ = [
     "agreement",
     "check_inputs",
     "compile_forest",
+    "pack_nodes",
     "predict",
     "predict_raw",
     "unsupported_reason",
