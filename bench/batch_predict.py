@@ -243,8 +243,10 @@ def render(http: dict, local: dict[str, dict[int, float]], sizes: list[int], loa
         f"{max(sizes)}`), wrk on loopback (1 thread, 4 connections, runs of "
         + ", ".join(f"{run_scale(n):g}× `--seconds` at {n:,} rows" for n in sizes)
         + ") on the same 2 cores; the formats and sizes interleaved in rounds, medians over "
-        "rounds; a run in which no request finished counts 0. Every row is logged "
-        f"to the prediction log as in production. 1-minute load average {load:.1f} before "
+        "rounds; a run in which no request finished counts 0. Every row goes to "
+        "the prediction log as in production: a batch waits up to 10 s for room in the "
+        "log's buffer, and rows that still find none are dropped and counted (line below). "
+        f"1-minute load average {load:.1f} before "
         "the run: other work shared the cores, so absolute figures are low and the ratios "
         "are the stable part.",
         "",

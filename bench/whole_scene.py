@@ -7,8 +7,8 @@ strip. Then, each in its own process under ``/usr/bin/time -v``:
 
 1. ``terraops scene import landsat PRODUCT --out SCENE``
 2. ``terraops predict-raster uhi --scene SCENE`` with the benchmark home's UHI
-   champion — the first call on the scene, so it builds the cell table too —
-   then a second call on the cached table.
+   champion — the first call on the scene, so it builds the cell table too;
+3. ``terraops scene import stac ITEM`` of a whole Sentinel-2 tile (10,980² px).
 
     python bench/whole_scene.py --size 7800 --home HOME --out BENCHMARKS.md
 """
@@ -222,8 +222,7 @@ def measure(size: int, s2_size: int, home: Path, work: Path) -> list[dict[str, A
     predict_argv = [TERRAOPS, "predict-raster", "uhi", "--scene", str(scene), "--out", str(out)]
     steps = {
         "scene import landsat": import_argv,
-        "predict-raster uhi (first: cell table + map)": predict_argv,
-        "predict-raster uhi (cell table cached)": predict_argv,
+        "predict-raster uhi (first call: cell table + map)": predict_argv,
     }
     results = []
     for name, argv in steps.items():
