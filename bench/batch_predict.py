@@ -193,6 +193,8 @@ def over_http(
     }
     ready = f"http://127.0.0.1:{port}/readyz"
     served = 0
+    log_dir = home / "predictions"
+    before = set(log_dir.rglob("*")) if log_dir.exists() else set()
     with running_server(cmd, ready_url=ready, env=server_env, timeout_s=180):
         for rows in sizes:  # warm-up: every format once
             for body, ctype in by_size[rows].values():
@@ -216,8 +218,22 @@ def over_http(
         fmt: {rows: median_of(runs[fmt][rows]) for rows in sizes} for fmt in FORMATS
     }
     result["bytes"] = sizes_bytes
-    result["log"] = {"served": served, "dropped": dropped}
+    result["log"] = {
+        "served": served,
+        "dropped": dropped,
+        "bytes": _remove_new_logs(log_dir, before),
+    }
     return result
+
+
+def _remove_new_logs(log_dir: Path, before: set[Path]) -> int:
+    """Delete the log files this run wrote (tens of GB at these rates); their size."""
+    written = 0
+    for path in sorted(set(log_dir.rglob("*")) - before) if log_dir.exists() else []:
+        if path.is_file():
+            written += path.stat().st_size
+            path.unlink()
+    return written
 
 
 def log_rows_dropped(metrics_url: str) -> int:
@@ -269,7 +285,8 @@ def render(http: dict, local: dict[str, dict[int, float]], sizes: list[int], loa
         f"- batch over HTTP, best format and size: **{best:,.0f} rows/s** "
         f"(goal ≥ {GOAL_ROWS_S:,} {verdict}).",
         f"- prediction log: {log['dropped']:,} rows dropped (buffer full or write error) of "
-        f"at least {log['served']:,} rows served in this section.",
+        f"at least {log['served']:,} rows served in this section; the log files it wrote "
+        f"({log.get('bytes', 0) / 1e9:.1f} GB) are deleted after the run.",
         "",
         "In this process, one thread, the same rows (rows/s; median of repeats):",
         "",
