@@ -66,7 +66,8 @@ def test_a_command_judges_the_failure_against_its_own_home(tmp_path: Path) -> No
 
     result = CliRunner().invoke(app, [], obj=Settings(home=tmp_path / "elsewhere"))
     assert result.exit_code == 6
-    assert f"cannot write {tmp_path / 'elsewhere'}" in " ".join(result.output.split())
+    # rich may wrap a long path anywhere: compare without the whitespace it adds
+    assert f"cannotwrite{tmp_path / 'elsewhere'}" in "".join(result.output.split())
 
 
 def test_io_error_on_a_healthy_disk_is_not_called_full(tmp_path: Path) -> None:
