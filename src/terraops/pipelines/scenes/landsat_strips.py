@@ -35,6 +35,7 @@ from terraops.domain.landsat.clouds import CLOUD_DILATION_PX
 from terraops.domain.landsat.mtl import REFLECTIVE_BANDS
 from terraops.domain.landsat.product import (
     DerivedLayers,
+    ProductPixels,
     bt_from_band10,
     clear_land_dn_counts,
     derive_layers,
@@ -64,7 +65,7 @@ class StripArea:
     def strips(self) -> list[tuple[int, int]]:
         return row_strips(self.grid.height)
 
-    def read(self, r0: int, r1: int, halo: int = 0) -> tuple[Any, slice]:
+    def read(self, r0: int, r1: int, halo: int = 0) -> tuple[ProductPixels, slice]:
         """Pixels of rows ``r0:r1`` of the area with up to ``halo`` rows each side,
         and where rows ``r0:r1`` lie in what was read."""
         top, bottom = max(0, r0 - halo), min(self.grid.height, r1 + halo)
@@ -75,7 +76,7 @@ class StripArea:
         return pixels, slice(r0 - top, r1 - top)
 
 
-def _each_strip(area: StripArea, say: Callable[[str], None], what: str) -> Iterator[Any]:
+def _each_strip(area: StripArea, say: Callable[[str], None], what: str) -> Iterator[ProductPixels]:
     strips = area.strips()
     for i, (r0, r1) in enumerate(strips, start=1):
         say(f"{what}: strip {i}/{len(strips)}")
