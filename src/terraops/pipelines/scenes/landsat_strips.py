@@ -111,10 +111,10 @@ def scene_constants(
 
 @dataclass
 class StripsWritten:
-    """What the manifest needs from the strips: the record and the summed tallies."""
+    """What the manifest needs from the strips: the record (mask shares summed), the LST
+    tally and the clear pixels."""
 
     record: dict[str, Any]
-    masks: MaskTally
     lst: LstTally
     clear_pixels: int
     pixels: int
@@ -161,4 +161,4 @@ def write_strips(
             clear_pixels += int(np.count_nonzero(derived.clear))
             record = derived.record
     masks.write_fractions(record)
-    return StripsWritten(record, masks, lst, clear_pixels, grid.width * grid.height)
+    return StripsWritten(record, lst, clear_pixels, grid.width * grid.height)

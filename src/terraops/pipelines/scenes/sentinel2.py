@@ -255,7 +255,7 @@ def _write_strips(
             clear_pixels += int(np.count_nonzero(clear))
             record = derived.record
     masks.write_fractions(record)
-    return StripsWritten(record, masks, lst, clear_pixels, grid.width * grid.height)
+    return StripsWritten(record, lst, clear_pixels, grid.width * grid.height)
 
 
 def import_sentinel2(
