@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from terraops.adapters.sqlite_wal import connect_wal
 from terraops.domain.promotion import Action, EntryStatus, GateResult, HistoryEntry
 
 _TABLE = """
@@ -97,11 +98,8 @@ class SqliteStore:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A short-lived connection: one transaction, committed (fsync'd) on exit."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.path, timeout=30.0)) as conn:
+        with closing(connect_wal(self.path)) as conn:
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
             with conn:  # commit on success, roll back on error
                 yield conn
 

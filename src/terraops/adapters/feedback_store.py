@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from terraops.adapters.sqlite_wal import connect_wal
 from terraops.errors import ConflictError, NotFoundError
 from terraops.services import get_service
 
@@ -107,11 +108,8 @@ class FeedbackStore:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
+        conn = connect_wal(self.path, timeout_s=self.timeout_s, autocommit=True)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
             if not self._ready:
                 conn.executescript(_SCHEMA)
                 self._ready = True
