@@ -153,3 +153,20 @@ def test_room_is_not_awaited_from_a_stopped_writer_or_past_the_buffer(tmp_path: 
         assert asyncio.run(log.room_for(101, timeout_s=30.0)) is False
     finally:
         log.stop()
+
+
+def test_a_stalled_writer_times_the_wait_out_and_keeps_no_waiter(tmp_path: Path) -> None:
+    """The writer cannot take rows (held mid-write): the wait ends at its timeout, returns
+    False, and leaves nothing behind for the writer to wake later."""
+    log = PredictionLog(tmp_path, flush_interval_s=3600.0, max_buffered=100)
+    log.start()
+    try:
+        log.record("full", "uhi", 1, NAMES, np.ones((100, 3)), [1.0] * 100, 1.0)
+        with log._write_lock:  # the writer blocks here, as on a stalled disk
+            started = time.monotonic()
+            assert asyncio.run(log.room_for(10, timeout_s=0.3)) is False
+            assert 0.3 <= time.monotonic() - started < 5.0
+            assert log._waiters == []
+    finally:
+        log.stop()
+    assert log.written == 100

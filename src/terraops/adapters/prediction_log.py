@@ -105,6 +105,9 @@ class PredictionLog:
         # One writer each (request path / writer thread), so no lock and no lost update.
         self._rows_in = 0
         self._rows_out = 0
+        # room_for() waiters: (their event loop, a future the writer resolves)
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._waiters_lock = threading.Lock()
 
     # ----- request path ------------------------------------------------------
     def record(
@@ -153,9 +156,10 @@ class PredictionLog:
         Why: under a sustained load of big batches the writer can fall behind the
         requests (it shares the CPU with them); a batch route awaits this before
         :meth:`record` so that its rows are logged rather than dropped, which slows
-        the requests to the pace of the log. A log that does not catch up within
-        ``timeout_s`` (a stalled disk) is not waited for: :meth:`record` then drops
-        and counts as before. Returns whether the rows fit.
+        the requests to the pace of the log. The writer thread wakes the waiters
+        each time it takes rows off the buffer (no polling). A log that does not
+        catch up within ``timeout_s`` (a stalled disk) is not waited for:
+        :meth:`record` then drops and counts as before. Returns whether the rows fit.
         """
 
         def fits() -> bool:
@@ -163,13 +167,32 @@ class PredictionLog:
 
         if fits() or self._thread is None or rows > self.max_buffered:
             return fits()
-        self._wake.set()
-        deadline = time.monotonic() + timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         while not fits():
-            if time.monotonic() >= deadline:
+            taken: asyncio.Future[None] = loop.create_future()
+            with self._waiters_lock:
+                self._waiters.append((loop, taken))
+            self._wake.set()
+            if fits():  # the writer took rows between the check and the registration
+                break
+            remaining = deadline - loop.time()
+            if remaining <= 0:
                 return False
-            await asyncio.sleep(0.005)
+            try:
+                await asyncio.wait_for(taken, remaining)
+            except TimeoutError:
+                with self._waiters_lock:  # a stalled writer must not collect dead waiters
+                    self._waiters = [w for w in self._waiters if w[1] is not taken]
+                return fits()
         return True
+
+    def _wake_waiters(self) -> None:
+        """Tell every :meth:`room_for` waiter that rows left the buffer (writer thread)."""
+        with self._waiters_lock:
+            waiters, self._waiters = self._waiters, []
+        for loop, taken in waiters:
+            loop.call_soon_threadsafe(_resolve, taken)
 
     def _drop(self, reason: str, count: int) -> None:
         self.dropped[reason] += count
@@ -244,6 +267,8 @@ class PredictionLog:
                 )
                 end = f',"latency_ms":{_num(latency_ms)},"status":{int(status)}}}'
                 self._rows_out += len(rows)
+                if self._waiters:
+                    self._wake_waiters()
                 try:
                     chunk = _encode(head, tail, keys, rows, predictions, end)
                 except (ValueError, TypeError, IndexError) as exc:  # a caller's bug: count it
@@ -309,6 +334,11 @@ class PredictionLog:
             return
         self._last_retention = now
         delete_older_than(self.root, now - self.retention_s)
+
+
+def _resolve(taken: asyncio.Future[None]) -> None:
+    if not taken.done():  # a waiter that timed out has cancelled its future
+        taken.set_result(None)
 
 
 def _today() -> str:
