@@ -21,10 +21,8 @@ pixel counts of the mask fractions and the LST summary are summed over strips.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from rasterio.windows import Window
@@ -34,7 +32,6 @@ from terraops.adapters.landsat_product import Grid, LandsatProduct
 from terraops.domain.landsat.clouds import CLOUD_DILATION_PX
 from terraops.domain.landsat.mtl import REFLECTIVE_BANDS
 from terraops.domain.landsat.product import (
-    DerivedLayers,
     ProductPixels,
     bt_from_band10,
     clear_land_dn_counts,
@@ -43,15 +40,14 @@ from terraops.domain.landsat.product import (
 )
 from terraops.domain.landsat.scene_constants import (
     DN_LEVELS,
-    LstTally,
     SceneConstants,
     haze_of_counts,
     t_low_of_counts,
 )
-from terraops.domain.mask_tally import MaskTally
 from terraops.domain.scene.generator import to_scaled_reflectance_or_nodata
 from terraops.domain.scene.spectra import BANDS
-from terraops.pipelines.scenes.scene_strips import layer_writers, row_strips
+from terraops.pipelines.scenes import scene_strips
+from terraops.pipelines.scenes.scene_strips import StripLayers, StripsWritten, row_strips
 
 
 @dataclass(frozen=True)
@@ -109,23 +105,6 @@ def scene_constants(
     return SceneConstants(haze, t_low_of_counts(clear_land, meta, from_band10=band10))
 
 
-@dataclass
-class StripsWritten:
-    """What the manifest needs from the strips: the record (mask shares summed), the LST
-    tally and the clear pixels."""
-
-    record: dict[str, Any]
-    lst: LstTally
-    clear_pixels: int
-    pixels: int
-
-
-def _layer_rows(derived: DerivedLayers) -> dict[str, np.ndarray]:
-    """One strip's layers as stored: scaled reflectance, LST (°C), the clear flag."""
-    scaled = {name: to_scaled_reflectance_or_nodata(derived.reflectance[name]) for name in BANDS}
-    return {**scaled, "lst": derived.lst_c, "clear": derived.clear.astype(np.uint8)}
-
-
 def write_strips(
     folder: Path,
     area: StripArea,
@@ -136,29 +115,21 @@ def write_strips(
     say: Callable[[str], None],
 ) -> StripsWritten:
     """Pass 3: every strip derived and written into ``folder``'s layers."""
-    grid, meta = area.grid, area.product.meta
-    masks, lst = MaskTally(), LstTally()
-    record: dict[str, Any] = {}
-    clear_pixels = 0
-    strips = area.strips()
-    with ExitStack() as stack:
-        writers = layer_writers(stack, folder, grid, layer_tags)
-        for i, (r0, r1) in enumerate(strips, start=1):
-            say(f"calibrating and writing: strip {i}/{len(strips)}")
-            pixels, core = area.read(r0, r1, halo=CLOUD_DILATION_PX)
-            derived = derive_layers(
-                pixels,
-                meta,
-                thermal=area.product.thermal,
-                correction=correction,
-                constants=constants,
-                core=core,
-            )
-            for name, rows in _layer_rows(derived).items():
-                writers[name](rows, r0)
-            masks += derived.tally
-            lst.add(derived.lst_c, derived.clear)
-            clear_pixels += int(np.count_nonzero(derived.clear))
-            record = derived.record
-    masks.write_fractions(record)
-    return StripsWritten(record, lst, clear_pixels, grid.width * grid.height)
+
+    def derive(r0: int, r1: int) -> StripLayers:
+        pixels, core = area.read(r0, r1, halo=CLOUD_DILATION_PX)
+        derived = derive_layers(
+            pixels,
+            area.product.meta,
+            thermal=area.product.thermal,
+            correction=correction,
+            constants=constants,
+            core=core,
+        )
+        scaled = {n: to_scaled_reflectance_or_nodata(derived.reflectance[n]) for n in BANDS}
+        rows = {**scaled, "lst": derived.lst_c}
+        return StripLayers(rows, derived.clear, derived.lst_c, derived.tally, derived.record)
+
+    return scene_strips.write_strips(
+        folder, area.grid, layer_tags, derive, say, doing="calibrating and writing"
+    )

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,8 +31,6 @@ from terraops.adapters import landsat_product, raster_io, sentinel2_product
 from terraops.adapters.landsat_product import Grid
 from terraops.adapters.sentinel2_product import S2Product
 from terraops.domain.landsat.product import derive_layers as derive_landsat
-from terraops.domain.landsat.scene_constants import LstTally
-from terraops.domain.mask_tally import MaskTally
 from terraops.domain.scene.generator import to_scaled_reflectance_or_nodata
 from terraops.domain.scene.spectra import BANDS
 from terraops.domain.sentinel2.product import derive_layers, footprint_geojson
@@ -47,8 +44,7 @@ from terraops.pipelines.scenes.importing import (
     area_record,
     finish_strip_import,
 )
-from terraops.pipelines.scenes.landsat_strips import StripsWritten
-from terraops.pipelines.scenes.scene_strips import layer_writers, row_strips
+from terraops.pipelines.scenes.scene_strips import StripLayers, StripsWritten, write_strips
 
 log = logging.getLogger(__name__)
 
@@ -230,32 +226,22 @@ def _write_strips(
     """Each strip of the 10 m grid read (20 m bands resampled), masked and written."""
     row_off = int(window.row_off) if window is not None else 0
     col_off = int(window.col_off) if window is not None else 0
-    masks, lst = MaskTally(), LstTally()
-    record: dict[str, Any] = {}
-    clear_pixels = 0
-    strips = row_strips(grid.height)
-    with ExitStack() as stack:
-        writers = layer_writers(stack, folder, grid, layer_tags)
-        for i, (r0, r1) in enumerate(strips, start=1):
-            say(f"reading, masking and writing: strip {i}/{len(strips)}")
-            strip = Window(col_off, row_off + r0, grid.width, r1 - r0)
-            pixels, methods = sentinel2_product.read_pixels(product, strip)
-            derived = derive_layers(pixels, product.scaling, resampling=methods)
-            clear = derived.clear
-            if lst_c is not None:
-                clear = clear & np.isfinite(lst_c[r0:r1])
-                rows = np.where(clear, lst_c[r0:r1], np.float32(np.nan)).astype(np.float32)
-                writers["lst"](rows, r0)
-                lst.add(rows, clear)
-            for name in BANDS:
-                reflectance = np.where(clear, derived.reflectance[name], np.nan)
-                writers[name](to_scaled_reflectance_or_nodata(reflectance), r0)
-            writers["clear"](clear.astype(np.uint8), r0)
-            masks += derived.tally
-            clear_pixels += int(np.count_nonzero(clear))
-            record = derived.record
-    masks.write_fractions(record)
-    return StripsWritten(record, lst, clear_pixels, grid.width * grid.height)
+
+    def derive(r0: int, r1: int) -> StripLayers:
+        strip = Window(col_off, row_off + r0, grid.width, r1 - r0)
+        pixels, methods = sentinel2_product.read_pixels(product, strip)
+        derived = derive_layers(pixels, product.scaling, resampling=methods)
+        clear, rows, lst_rows = derived.clear, {}, None
+        if lst_c is not None:
+            clear = clear & np.isfinite(lst_c[r0:r1])
+            lst_rows = np.where(clear, lst_c[r0:r1], np.float32(np.nan)).astype(np.float32)
+            rows["lst"] = lst_rows
+        for name in BANDS:
+            reflectance = np.where(clear, derived.reflectance[name], np.nan)
+            rows[name] = to_scaled_reflectance_or_nodata(reflectance)
+        return StripLayers(rows, clear, lst_rows, derived.tally, derived.record)
+
+    return write_strips(folder, grid, layer_tags, derive, say, doing="reading, masking and writing")
 
 
 def import_sentinel2(
