@@ -8,7 +8,9 @@ strip. Then, each in its own process under ``/usr/bin/time -v``:
 1. ``terraops scene import landsat PRODUCT --out SCENE``
 2. ``terraops predict-raster uhi --scene SCENE`` with the benchmark home's UHI
    champion — the first call on the scene, so it builds the cell table too;
-3. ``terraops scene import stac ITEM`` of a whole Sentinel-2 tile (10,980² px).
+3. ``terraops scene import stac ITEM`` of a whole Sentinel-2 tile (10,980² px)
+   lying inside that Landsat scene, without and then with ``--thermal PRODUCT``
+   (the Landsat LST derived and resampled onto the 10 m tile).
 
     python bench/whole_scene.py --size 7800 --home HOME --out BENCHMARKS.md
 """
@@ -82,8 +84,8 @@ def write_product(folder: Path, size: int) -> Path:
         "height": size,
         "count": 1,
         "dtype": "uint16",
-        "crs": "EPSG:32630",
-        "transform": from_origin(500_000.0, 6_000_000.0, 30.0, 30.0),
+        "crs": f"EPSG:{LANDSAT_EPSG}",
+        "transform": from_origin(LANDSAT_ULX, LANDSAT_ULY, 30.0, 30.0),
         "tiled": True,
         "blockxsize": 512,
         "blockysize": 512,
@@ -113,9 +115,17 @@ def write_product(folder: Path, size: int) -> Path:
     return folder
 
 
-def write_s2_item(folder: Path, size: int) -> Path:
+#: The synthetic Landsat scene's grid (30 m); the Sentinel-2 tile lies inside it, so
+#: that it can take the scene's LST.
+LANDSAT_EPSG, LANDSAT_ULX, LANDSAT_ULY = 32630, 500_000.0, 6_000_000.0
+
+
+def write_s2_item(folder: Path, size: int, landsat_size: int) -> Path:
     """A Sentinel-2 L2A STAC item of a whole ``size``² px tile (10 m; B11, B12 and SCL
-    at 20 m) with local GeoTIFF assets, written strip by strip."""
+    at 20 m) with local GeoTIFF assets, written strip by strip, a tenth of the way into
+    the ``landsat_size``² px Landsat scene."""
+    inset = 0.1 * landsat_size * 30.0
+    ulx, uly = LANDSAT_ULX + inset, LANDSAT_ULY - inset
     folder.mkdir(parents=True, exist_ok=True)
     half = size // 2
     bands = {"B02": "blue", "B03": "green", "B04": "red", "B08": "nir", "B11": "swir"}
@@ -130,8 +140,8 @@ def write_s2_item(folder: Path, size: int) -> Path:
             "height": side,
             "count": 1,
             "dtype": "uint8" if band == "SCL" else "uint16",
-            "crs": f"EPSG:{s2.EPSG}",
-            "transform": from_origin(s2.ULX, s2.ULY, res, res),
+            "crs": f"EPSG:{LANDSAT_EPSG}",
+            "transform": from_origin(ulx, uly, res, res),
             "tiled": True,
             "blockxsize": 512,
             "blockysize": 512,
@@ -169,9 +179,9 @@ def write_s2_item(folder: Path, size: int) -> Path:
         assets[key] = asset
     from pyproj import Transformer
 
-    to_lonlat = Transformer.from_crs(s2.EPSG, 4326, always_xy=True)
-    (x0, y0) = to_lonlat.transform(s2.ULX, s2.ULY - size * 10)
-    (x1, y1) = to_lonlat.transform(s2.ULX + size * 10, s2.ULY)
+    to_lonlat = Transformer.from_crs(LANDSAT_EPSG, 4326, always_xy=True)
+    (x0, y0) = to_lonlat.transform(ulx, uly - size * 10)
+    (x1, y1) = to_lonlat.transform(ulx + size * 10, uly)
     item = {
         "type": "Feature",
         "stac_version": "1.0.0",
@@ -231,14 +241,21 @@ def measure(size: int, s2_size: int, home: Path, work: Path) -> list[dict[str, A
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     manifest = json.loads((scene / "scene.json").read_text())
     results[0]["masked_fraction"] = manifest["source"]["masked_fraction"]
-    shutil.rmtree(product)
     if s2_size:
-        item = write_s2_item(work / "s2", s2_size)
-        argv = [TERRAOPS, "scene", "import", "stac", str(item), "--out", str(work / "s2-scene")]
+        item = write_s2_item(work / "s2", s2_size, size)
+        argv = [TERRAOPS, "scene", "import", "stac", str(item)]
         name = f"scene import stac (Sentinel-2 L2A, {s2_size:,}² px at 10 m)"
-        print(f"{name} …", file=sys.stderr, flush=True)
-        results.append({"step": name, **_timed(argv, env)})
-        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+        runs = {
+            name: [*argv, "--out", str(work / "s2-scene")],
+            f"{name} --thermal (Landsat LST)": [
+                *argv, "--thermal", str(product), "--out", str(work / "s2-thermal"),
+            ],
+        }  # fmt: skip
+        for step, step_argv in runs.items():
+            print(f"{step} …", file=sys.stderr, flush=True)
+            results.append({"step": step, **_timed(step_argv, env)})
+            print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    shutil.rmtree(product)
     return results
 
 
@@ -260,8 +277,10 @@ def render(size: int, results: list[dict[str, Any]], took_s: float, command: str
         "predict-raster's first call builds the cell table window by window (hydrology on a "
         "bounded grid, cached), then streams the table through the model. The Sentinel-2 "
         "tile (a STAC item with local per-band GeoTIFFs: B02, B03, B04, B08 at 10 m, B11, B12 "
-        "and SCL at 20 m, the same pattern) is read, resampled and written in strips of 512 "
-        "rows.",
+        "and SCL at 20 m, the same pattern, inside the Landsat scene) is read, resampled and "
+        "written in strips of 512 rows; with `--thermal` the Landsat scene's window over the "
+        "tile is first derived to LST in strips into the staging folder, and each 10 m strip "
+        "resamples its rows from there.",
         "",
         "| step | s | peak MiB | goal ≤ 2048 MiB |",
         "|---|---|---|---|",

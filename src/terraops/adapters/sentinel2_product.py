@@ -311,3 +311,23 @@ def reproject_array(values: np.ndarray, source: Grid, target: Grid) -> np.ndarra
         resampling=Resampling.bilinear,
     )
     return out
+
+
+def reproject_file(path: Path, target: Grid) -> np.ndarray:
+    """Band 1 of a float GeoTIFF (NaN = no data) resampled bilinearly onto ``target``.
+
+    GDAL reads only the source rows ``target`` needs, so a strip of a large
+    grid costs that strip, not the file.
+    """
+    out = np.full((target.height, target.width), np.nan, dtype=np.float32)
+    with rasterio.open(path) as src:
+        reproject(
+            source=rasterio.band(src, 1),
+            destination=out,
+            src_nodata=np.nan,
+            dst_transform=target.transform,
+            dst_crs=target.crs,
+            dst_nodata=np.nan,
+            resampling=Resampling.bilinear,
+        )
+    return out

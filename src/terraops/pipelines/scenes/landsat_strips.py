@@ -114,7 +114,8 @@ def write_strips(
     layer_tags: Mapping[str, Mapping[str, str]],
     say: Callable[[str], None],
 ) -> StripsWritten:
-    """Pass 3: every strip derived and written into ``folder``'s layers."""
+    """Pass 3: every strip derived and written into ``folder``'s layers (``lst`` and
+    ``clear`` always; the reflectance bands named in ``layer_tags``)."""
 
     def derive(r0: int, r1: int) -> StripLayers:
         pixels, core = area.read(r0, r1, halo=CLOUD_DILATION_PX)
@@ -126,8 +127,12 @@ def write_strips(
             constants=constants,
             core=core,
         )
-        scaled = {n: to_scaled_reflectance_or_nodata(derived.reflectance[n]) for n in BANDS}
-        rows = {**scaled, "lst": derived.lst_c}
+        rows = {
+            n: to_scaled_reflectance_or_nodata(derived.reflectance[n])
+            for n in BANDS
+            if n in layer_tags
+        }
+        rows["lst"] = derived.lst_c
         return StripLayers(rows, derived.clear, derived.lst_c, derived.tally, derived.record)
 
     return scene_strips.write_strips(
