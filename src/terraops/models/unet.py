@@ -252,7 +252,15 @@ class Probabilities(nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model(x), dim=1)
+        logits = self.model(x)
+        if torch.onnx.is_in_onnx_export():
+            # The same softmax written out for the graph: ONNX Runtime's Softmax on the
+            # channel axis (not the last one) transposes around its kernel and costs
+            # about 5× Exp / ReduceSum / Div on that axis — a fifth of an INT8 U-Net's
+            # time (bench/segmentation_cpu.py, per operator).
+            shifted = torch.exp(logits - logits.amax(dim=1, keepdim=True))
+            return shifted / shifted.sum(dim=1, keepdim=True)
+        return torch.softmax(logits, dim=1)
 
 
 def build_unet(params: dict[str, Any] | None = None) -> UNet:
