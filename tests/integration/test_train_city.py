@@ -129,10 +129,11 @@ def test_observed_scenes_train_a_city_model_with_held_out_blocks(
     assert block < 500 and (extent / block) ** 2 >= 10  # blocks sized to the scene
 
 
-def test_init_from_continues_boosting_the_registered_model(
+def test_init_from_adapts_the_registered_model(
     city_settings: Settings, city_dates: list[Path], trained_home: TrainedHome, tmp_path: Path
 ) -> None:
     from mlflow.artifacts import download_artifacts
+    from mlflow.tracking import MlflowClient
 
     base = trained_home.uhi_versions[0]
     args = ["train", "uhi", "--scenes", *city_dates, *FAST, "--init-from", base, "--json"]
@@ -141,12 +142,17 @@ def test_init_from_continues_boosting_the_registered_model(
     printed = json.loads(result.stdout)
     assert printed["kind"] == "adapted"
 
-    # the adapted booster is the registered one plus new trees
+    # the adapted booster is the registered one, rescaled (the run records how), plus new trees
+    run = MlflowClient(tracking_uri=city_settings.tracking_uri).get_run(printed["run_id"])
+    share, slope, offset, added = (
+        float(run.data.params[f"adapt_{k}"]) for k in ("share", "slope", "offset", "new_trees")
+    )
     old, new = booster(city_settings, base), booster(city_settings, printed["version"])
-    assert new.num_trees() == old.num_trees() + 30
+    assert new.num_trees() == old.num_trees() + int(added)
     X = np.random.default_rng(0).uniform(0, 1, (50, old.num_feature()))
     head = new.predict(X, num_iteration=old.current_iteration())
-    np.testing.assert_allclose(head, old.predict(X), rtol=1e-9, atol=1e-9)
+    expected = share * slope * old.predict(X) + offset
+    np.testing.assert_allclose(head, expected, rtol=1e-4, atol=1e-4)
 
     # the comparison on the held-out blocks, as an MLflow table and metrics
     tags = run_tags(city_settings, printed["run_id"])

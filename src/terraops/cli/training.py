@@ -107,7 +107,7 @@ def register(app: typer.Typer) -> None:
             None,
             "--init-from",
             help="Adapt a registered model to imported scenes: 'champion' or a version number "
-            "(boosting continues from it on the city's pixels).",
+            "(rescaled to the city, shrunk toward its mean, and boosted on its pixels).",
         ),
     ) -> None:
         """Train a service on scenes with spatial CV, log to MLflow, register a challenger.

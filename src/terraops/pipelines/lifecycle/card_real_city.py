@@ -48,9 +48,12 @@ def city_rows_section(report: dict[str, Any]) -> list[str]:
         "",
         f"Every row that saw the city is scored on blocks it was not fitted to: "
         f"{_num(rows['block_size_m'], '.0f')} m blocks, {_num(rows['buffer_m'], '.0f')} m "
-        f"buffer, {rows['folds']} folds. *Adapted* continues boosting v{base} on each fold's "
+        f"buffer, {rows['folds']} folds. *Adapted* starts from v{base} on each fold's "
         "training blocks (`terraops train uhi --scenes CITY --init-from "
-        f"{base}`); *from scratch* trains the same recipe on them alone; the NDVI line is "
+        f"{base}`): v{base}'s output is refitted to the city's level and scale, a tenth of "
+        "that slope is kept (the rest shrunk to the city's mean), and new trees — as many "
+        "as early stopping keeps on part of those blocks — learn what it still misses; "
+        "*from scratch* trains the usual recipe on the same blocks alone; the NDVI line is "
         "LST = a + b·NDVI fitted there.",
         "",
     ]

@@ -14,8 +14,9 @@ Training on one therefore differs in three ways, all decided here:
   trained from scratch and the registered model as is (:func:`compare`), and keeps
   them (``city_holdout/holdout.parquet``) so the promotion gates score champion and
   candidate on those same cells (:func:`city_holdout_set`);
-- **adaptation** (``--init-from``): LightGBM continues boosting the registered
-  booster on the city's pixels (``init_model``), which needs the same features.
+- **adaptation** (``--init-from``): the registered booster is recalibrated to the
+  city, shrunk toward its mean, and boosted on its pixels — one LightGBM booster,
+  which needs the same features (:mod:`terraops.pipelines.training.adaptation`).
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ class InitModel:
 
 def load_init_model(settings: Settings, service: ServiceDefinition, init_from: str) -> InitModel:
     """``champion`` or a version number → the registered model, checked to have the
-    service's features in the service's order (what ``init_model`` continues from)."""
+    service's features in the service's order (its trees are kept in the adapted model)."""
     # MLflow and the lifecycle load only when a run adapts a registered model
     from terraops.pipelines.lifecycle.aliases import load_verified_predictor
 
@@ -183,7 +184,8 @@ def load_init_model(settings: Settings, service: ServiceDefinition, init_from: s
 
 
 def check_features(service: ServiceDefinition, version: int, names: list[str]) -> None:
-    """Boosting continues tree by tree over the same columns: refuse any other list."""
+    """The adapted model keeps the registered trees over the same columns: refuse any
+    other list."""
     if names == service.feature_names:
         return
     missing = [n for n in service.feature_names if n not in names]
@@ -199,7 +201,7 @@ def check_features(service: ServiceDefinition, version: int, names: list[str]) -
     )
     raise InvalidInputError(
         f"{service.name} v{version} was trained on other features than the service has now "
-        f"({detail}); it cannot be continued",
+        f"({detail}); it cannot be adapted",
         hint="adapt a version trained with the current features, or train from scratch "
         "(leave out --init-from)",
     )

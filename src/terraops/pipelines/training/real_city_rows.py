@@ -3,8 +3,10 @@
 For a real scene the model card shows, on the same cells:
 
 1. the **registered synthetic model** as is (it never saw the city: no CV needed);
-2. that model **adapted** to the city — boosting continued on the city's pixels
-   (``terraops train --init-from``) — scored with spatial-block CV;
+2. that model **adapted** to the city (``terraops train --init-from``: recalibrated,
+   shrunk toward the city's mean and boosted on its pixels,
+   :mod:`terraops.pipelines.training.adaptation`) — scored with spatial-block CV, each
+   fold adapting on its own training blocks;
 3. a model **trained from scratch** on the city, same recipe, same folds;
 4. the **one-line NDVI fit**, also fitted on the training blocks of each fold (on their
    land cells for the land rows).
@@ -27,8 +29,9 @@ from terraops.adapters.registry import ModelRegistry
 from terraops.domain import real_eval, spatial_cv
 from terraops.errors import InvalidInputError
 from terraops.pipelines.maps.raster_predict import ModelChoice, choose_model
+from terraops.pipelines.training.adaptation import fit_adapted
 from terraops.pipelines.training.city import INIT_TAG, check_features, land_cells
-from terraops.pipelines.training.cross_validation import fit_final_model, predict, to_arrays
+from terraops.pipelines.training.cross_validation import predict, to_arrays
 from terraops.services.base import ServiceDefinition
 from terraops.settings import Settings
 
@@ -59,14 +62,14 @@ def adapted_cv(
     folds: list[spatial_cv.Fold],
     say: Any,
 ) -> np.ndarray:
-    """Out-of-block predictions of the registered booster, continued on each fold's blocks."""
+    """Out-of-block predictions of the registered booster, adapted on each fold's blocks."""
     data = to_arrays(service, examples)
     predicted = np.full(len(examples), np.nan)
     for k, fold in enumerate(folds):
         say(f"adapted fold {k + 1}/{len(folds)}")
         rows = examples.iloc[fold.train].reset_index(drop=True)
         fold_training = {**training, "seed": int(training["seed"]) + k}
-        model = fit_final_model(service, rows, params, fold_training, booster)
+        model, _ = fit_adapted(service, rows, params, fold_training, booster)
         predicted[fold.test] = predict(service, model, data.X[fold.test], data.names)
     return predicted
 

@@ -50,6 +50,7 @@ from terraops.pipelines.scenes.cell_tables import scene_cell_table
 from terraops.pipelines.scenes.distributed import prepare_cell_tables
 from terraops.pipelines.scenes.landcover_source import LandcoverSource, resolve_landcover_source
 from terraops.pipelines.training import city
+from terraops.pipelines.training.adaptation import adapt
 from terraops.pipelines.training.calibration import Calibration, calibrate
 from terraops.pipelines.training.cross_validation import (
     Advance,
@@ -294,7 +295,8 @@ def train_service(
 
     Imported (observed) scenes are trained on as a city (:mod:`terraops.pipelines.training.city`):
     blocks sized to the scene, held-out blocks no model is fitted to, and a comparison on
-    them; ``init_from`` (``champion`` or a version) continues boosting that registered model.
+    them; ``init_from`` (``champion`` or a version) adapts that registered model
+    (:mod:`terraops.pipelines.training.adaptation`).
     """
     started = time.perf_counter()
     model_params, training = resolve_params(service, params)
@@ -316,9 +318,12 @@ def train_service(
         if plan is not None:  # observed scenes: fit to the pool, keep held-out blocks away
             training, examples = plan.training, examples[plan.pool].reset_index(drop=True)
         advance("example table")
-        booster = init.booster if init is not None else None
-        evaluation = evaluate(service, examples, model_params, training, advance, booster)
-        model = fit_final_model(service, examples, model_params, training, booster)
+        # adapted: the registered booster recalibrated and shrunk, and how many trees to add
+        adapted = adapt(service, examples, model_params, training, init.booster) if init else None
+        fit_params = adapted.params(model_params) if adapted else model_params
+        booster = adapted.booster if adapted else None
+        evaluation = evaluate(service, examples, fit_params, training, advance, booster)
+        model = fit_final_model(service, examples, fit_params, training, booster)
         compared = None
         if plan is not None:
             registered = city.registered_for_comparison(settings, service, init)
@@ -360,6 +365,7 @@ def train_service(
                     "n_scenes": n_scenes,
                     **landcover.lineage,
                     "init_from": init.version if init is not None else None,
+                    **(adapted.record() if adapted else {}),
                     "n_holdout_rows": int(plan.held.sum()) if plan is not None else 0,
                     **{f"uncertainty/{k}": v for k, v in calibration.metadata.items()},
                 },
