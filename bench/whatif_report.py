@@ -205,17 +205,28 @@ LIMITS: tuple[str, ...] = (
     "(here the synthetic city's land-cover layer; an imported scene without one falls back "
     "to the roofs its imagery shows, where a dark bitumen roof looks like asphalt), and the "
     "edited land cover is what the classification sees after the edit (a repainted roof a "
-    "bright building, a planted roof grass). The generator's cities draw their share of "
-    "white roofs (5–35 %) and each white roof's albedo (0.45–0.80), so a model trained on "
-    "them sees the albedos a cool roof asks for (the champion validated here was trained on "
-    "the cities of its home, whatever generator version made them).",
+    "bright building, a planted roof grass). The bands are what the sensor would record: "
+    "a planted roof is painted with the scene's sunlit grass (a third of a dense city's grass "
+    "lies in building shadow, and the median over all of it painted roofs a shaded green), "
+    "and the change is blurred by the sensor's point-spread function (σ 0.45 px), so the "
+    "pixels beside an edit move too and are classified again — as they are on the "
+    "counterfactual city's imagery, where a dark lane between planted roofs turns green. The "
+    "generator's cities draw their share of white roofs (5–35 %) and each white roof's "
+    "albedo (0.45–0.80), so a model trained on them sees the albedos a cool roof asks for "
+    "(the champion validated here was trained on the cities of its home, whatever generator "
+    "version made them).",
     "",
     "What remains: each city draws its own physics (albedo −10 to −30 K per unit, daytime "
     "SUHI 0.1–5.1 K), which no feature of one scene reveals, so a model answers with the "
-    "response it learned on its training cities; and a tree ensemble splits an effect "
-    "among correlated inputs (albedo with shadow and NDBI, the sealed share around a cell "
-    "with the cell's own), so the response to one input moved alone — a repainted roof, "
-    "a district's sealed surroundings — is weaker than the truth's.",
+    "response it learned on its training cities; and a tree ensemble trained on cities as "
+    "drawn splits an effect among inputs that travel together there (albedo with NDBI, the "
+    "sealed share around a cell with the cell's own) and is flat past the brightest or "
+    "densest cells it saw, so the response to one input moved alone — a repainted block, a "
+    "new district — is weaker than the truth's. Training cities that carry drawn "
+    "interventions of every kind (`terraops scene generate --random-interventions N`) "
+    "strengthen that response, but they also move the rural reference the model measures "
+    "LST against (new parks and depaved streets join the least-sealed vegetated cells), "
+    "which biases its LST on cities as drawn; the demo's cities are drawn without them.",
 )
 """The paragraph after the interval: what the edit does, and what limits the answer."""
 

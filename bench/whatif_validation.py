@@ -101,7 +101,8 @@ class Case:
 def place_square(
     landcover: np.ndarray, classes: tuple[LandCover, ...], side_px: int, margin_px: int
 ) -> tuple[int, int]:
-    """Top-left (row, col) of the side_px square richest in ``classes``, without water,
+    """Top-left (row, col) of the side_px square richest in ``classes``, without water (the
+    least wet where every square holds some),
     at least ``margin_px`` from the edge (the 250 m ring must fit in the scene)."""
     wanted = np.isin(landcover, [int(c) for c in classes]).astype(np.float32)
     water = (landcover == int(LandCover.WATER)).astype(np.float32)
@@ -115,7 +116,10 @@ def place_square(
     if lo_r >= hi_r or lo_c >= hi_c:
         raise ValueError(f"a {side_px} px square with a {margin_px} px margin does not fit {h}×{w}")
     valid[lo_r:hi_r, lo_c:hi_c] = True
-    score = np.where(valid & (wet < 1e-6), share, -1.0)
+    # Dry squares first; where none fits (a river through a small city), the least wet one.
+    # Never an invalid position: argmax over all −1 would put the square half outside.
+    dry = valid & (wet <= wet[valid].min() + 1e-6)
+    score = np.where(dry, share, -1.0)
     row, col = np.unravel_index(int(np.argmax(score)), score.shape)
     return int(row) - half, int(col) - half
 

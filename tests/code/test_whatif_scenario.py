@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from pyproj import Transformer
+from scipy import ndimage
 
 from terraops.domain.features import broadband_albedo
 from terraops.domain.landcover import LandCover
@@ -26,6 +27,7 @@ from terraops.domain.whatif.interventions import (
     edit_surface,
     selection_field,
     selection_seed,
+    sunlit_spectrum,
 )
 from terraops.domain.whatif.scenario import (
     INTERVENTION_KINDS,
@@ -303,7 +305,12 @@ def test_cool_and_green_roofs_repaint_roofs_only() -> None:
     cool_mask, green_mask = masks_of(scenario)
     edited = apply_interventions(bands, lc, scenario, masks_of(scenario), resolution=RES)
     roofs = lc == int(LandCover.BUILDING)
-    assert np.array_equal(edited.changed, roofs & (cool_mask | green_mask))
+    repainted = roofs & (cool_mask | green_mask)
+    # The roofs, and the pixels beside them the sensor's blur reaches (never water).
+    assert np.all(edited.changed[repainted])
+    near = ndimage.binary_dilation(repainted, np.ones((3, 3), bool), iterations=2)
+    assert not edited.changed[~near].any()
+    assert not edited.changed[lc == int(LandCover.WATER)].any()
     # What the land-cover classification sees after the edit: a planted roof is grass.
     planted = roofs & green_mask
     assert np.array_equal(edited.landcover[~planted], lc[~planted])
@@ -311,11 +318,13 @@ def test_cool_and_green_roofs_repaint_roofs_only() -> None:
     # ... but it is still a building for whoever counts buildings (flood exposure).
     assert np.array_equal(edited.buildings_landcover(lc), lc)
     cool = roofs & cool_mask & ~green_mask
-    unclipped = cool & np.all([edited.bands[b] < 1.0 for b in bands], axis=0)
-    assert unclipped.sum() > 100
-    assert np.allclose(broadband_albedo(edited.bands)[unclipped], 0.7)
-    grass = np.median(edited.bands["nir"][lc == int(LandCover.GRASS)])
-    assert np.all(edited.bands["nir"][roofs & green_mask] == grass)
+    # Scattered one-pixel roofs share the sensor's blur with their neighbours: on average
+    # they reach most of the asked albedo, up from ~0.3.
+    before, after = (
+        broadband_albedo(bands)[cool].mean(),
+        broadband_albedo(edited.bands)[cool].mean(),
+    )
+    assert before < 0.35 and 0.5 < after < 0.7
 
 
 def test_roofs_come_from_the_footprints_a_scene_carries() -> None:
@@ -332,12 +341,80 @@ def test_roofs_come_from_the_footprints_a_scene_carries() -> None:
     plain = apply_interventions(bands, lc, scenario, [mask], resolution=RES)
     edited = apply_interventions(bands, lc, scenario, [mask], resolution=RES, footprints=footprints)
     dark_roofs = mask & road & footprints
-    assert dark_roofs.any() and not plain.changed[dark_roofs].any()
-    assert np.array_equal(edited.changed, mask & footprints)
+    assert dark_roofs.any() and not plain.roofs[dark_roofs].any()
+    assert np.array_equal(edited.roofs, mask & footprints)
     assert np.all(edited.landcover[dark_roofs] == int(LandCover.BUILDING))
-    assert not edited.changed[mask & road & ~footprints].any()
+    assert np.all(edited.landcover[mask & road & ~footprints] == int(LandCover.ROAD))
     # Ground interventions leave the roofs the footprints show, even where imagery sees paving.
     depave = parse(collection(feature("depave", coords=square(X0 + 30, Y0 - 220, 150))))
     unsealed = apply_interventions(bands, lc, depave, [mask], resolution=RES, footprints=footprints)
-    assert not unsealed.changed[dark_roofs].any()
+    assert np.all(unsealed.landcover[dark_roofs] == int(LandCover.ROAD))
     assert np.all(unsealed.landcover[mask & road & ~footprints] == int(LandCover.GRASS))
+
+
+# ----------------------------------------------------------------------- what the sensor sees
+def test_a_planted_roof_is_painted_with_the_sunlit_grass() -> None:
+    """A fifth of the grass lies in a building's shadow (a third as bright): new ground
+    takes the median of all the grass, a planted roof (above the shadows) the sunlit one."""
+    lc = np.full((N, N), int(LandCover.GRASS), np.uint8)
+    lc[:, : N // 2] = int(LandCover.BUILDING)
+    shade = np.ones((N, N))
+    shade[50:75, :] = 0.35  # a shadow across the lawns
+    sunlit_grass = np.array([0.06, 0.09, 0.05, 0.30, 0.25])
+    roof = np.array([0.20, 0.20, 0.20, 0.25, 0.30])
+    grass_here = lc[None] == int(LandCover.GRASS)
+    spectrum = np.where(grass_here, sunlit_grass[:, None, None] * shade[None], roof[:, None, None])
+    bands = dict(zip(("red", "green", "blue", "nir", "swir"), spectrum, strict=True))
+    assert np.allclose(sunlit_spectrum(bands, lc, int(LandCover.GRASS)), sunlit_grass)
+    green = parse(collection(feature("green_roof", coords=square(X0, Y0 - N * RES, N * RES))))
+    edited = apply_interventions(bands, lc, green, masks_of(green), resolution=RES)
+    interior = np.zeros((N, N), bool)
+    interior[5:-5, 5 : N // 2 - 5] = True
+    for i, band in enumerate(("red", "green", "blue", "nir", "swir")):
+        assert np.allclose(edited.bands[band][interior], sunlit_grass[i])
+
+
+def test_the_sensor_blur_moves_the_pixels_beside_an_edit_and_no_farther() -> None:
+    """Inside a large repainted block the asked albedo is reached; its rim and the one or
+    two pixels outside share the change (as the sensor mixes neighbours); beyond, nothing."""
+    lc = np.full((N, N), int(LandCover.ROAD), np.uint8)
+    lc[40:80, 40:80] = int(LandCover.BUILDING)
+    bands = {b: np.full((N, N), 0.1) for b in ("red", "green", "blue", "nir", "swir")}
+    roof = parse(
+        collection(feature("cool_roof", coords=square(X0, Y0 - N * RES, N * RES), albedo=0.7))
+    )
+    edited = apply_interventions(bands, lc, roof, masks_of(roof), resolution=RES)
+    albedo = broadband_albedo(edited.bands)
+    assert np.allclose(albedo[45:75, 45:75], 0.7, atol=1e-6)
+    before = broadband_albedo(bands)[0, 0]
+    assert before < albedo[40, 60] < 0.7 and before < albedo[39, 60] < albedo[40, 60]
+    far = ~ndimage.binary_dilation(
+        lc == int(LandCover.BUILDING), np.ones((3, 3), bool), iterations=2
+    )
+    assert np.allclose(albedo[far], before) and not edited.changed[far].any()
+    assert edited.changed[39, 60] and edited.landcover[39, 60] == int(LandCover.ROAD)
+
+
+def test_the_pixels_beside_an_edit_are_classified_again_and_no_others() -> None:
+    """Grass planted on roofs greens the one-pixel lanes between them through the blur:
+    those lanes take the class the rules now give them; the roofs keep the edit's class."""
+    from terraops.domain.landcover import classify_spectral
+    from terraops.pipelines.scenes.landcover_source import SPECTRAL
+    from terraops.pipelines.whatif.run import reobserved_landcover
+
+    lc = np.full((N, N), int(LandCover.BUILDING), np.uint8)
+    lc[:, ::3] = int(LandCover.ROAD)  # a dark lane every third column
+    roof = np.array([0.30, 0.30, 0.30, 0.33, 0.38])
+    asphalt = np.array([0.08, 0.08, 0.07, 0.11, 0.14])
+    spectrum = np.where(
+        lc[None] == int(LandCover.ROAD), asphalt[:, None, None], roof[:, None, None]
+    )
+    bands = dict(zip(("red", "green", "blue", "nir", "swir"), spectrum, strict=True))
+    before = classify_spectral(**bands)
+    green = parse(collection(feature("green_roof", coords=square(X0, Y0 - N * RES, N * RES))))
+    edited = apply_interventions(bands, before, green, masks_of(green), resolution=RES)
+    seen = reobserved_landcover(SPECTRAL, before, edited)
+    rim = edited.changed & ~edited.roofs & (edited.landcover == before)
+    assert rim.any()
+    assert np.array_equal(seen[~rim], edited.landcover[~rim])
+    assert np.array_equal(seen[rim], classify_spectral(**edited.bands)[rim])

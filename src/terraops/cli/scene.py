@@ -51,6 +51,17 @@ def generate(
         "cool_roof, green_roof, develop): renders the same city, same seed and noise, "
         "with them applied — the counterfactual truth a what-if is checked against.",
     ),
+    random_interventions: int = typer.Option(
+        0,
+        "--random-interventions",
+        min=0,
+        max=200,
+        help="Draw this many interventions (squares of every kind, placed where each makes "
+        "sense, parameters drawn from the seed) and render the city with them: a city that "
+        "shows a model cool-roof blocks, green roofs and new districts. Its parks and green "
+        "roofs also lower the rural reference temperature read off the city, so a heat model "
+        "trained on such cities runs hot on ordinary ones.",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing scene."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
 ) -> None:
@@ -71,6 +82,7 @@ def generate(
             progress=True,
             overwrite=overwrite,
             scenario_document=document,
+            random_interventions=random_interventions,
         )
     if as_json:
         print_json(manifest)

@@ -110,6 +110,17 @@ def scene_bounds(spec: SceneSpec) -> tuple[float, float, float, float]:
     return (x0, y0 - spec.extent_m, x0 + spec.extent_m, y0)
 
 
+def true_landcover(spec: SceneSpec) -> np.ndarray:
+    """The city's true land cover as drawn (terrain and layout only: no imagery, no physics).
+
+    What a scenario drawn for the city places its interventions on
+    (:mod:`terraops.domain.scene.training_scenarios`).
+    """
+    rngs = spec.rngs(*STREAMS)
+    terrain = make_terrain(spec, rngs["terrain"])
+    return make_layout(spec, rngs["layout"], terrain).landcover
+
+
 def generate(
     spec: SceneSpec,
     progress: Progress | None = None,
@@ -221,4 +232,5 @@ __all__ = [
     "scene_bounds",
     "scene_origin",
     "scene_physics",
+    "true_landcover",
 ]

@@ -22,9 +22,12 @@ from terraops.domain.scene.generator import (
     generate,
     physics_block,
     scene_bounds,
+    scene_origin,
+    true_landcover,
 )
 from terraops.domain.scene.spec import GENERATOR_VERSION, SceneSpec
 from terraops.domain.scene.spectra import BANDS
+from terraops.domain.scene.training_scenarios import random_scenario
 from terraops.domain.scene_record import Scene
 from terraops.domain.whatif.scenario import Scenario, parse_scenario
 from terraops.errors import InvalidInputError
@@ -162,6 +165,7 @@ def generate_scene(
     progress: bool = False,
     overwrite: bool = False,
     scenario_document: bytes | None = None,
+    random_interventions: int = 0,
 ) -> dict[str, Any]:
     """Generate one synthetic city into ``out_dir`` (atomically) and return its manifest.
 
@@ -169,6 +173,9 @@ def generate_scene(
     ``scenario_document`` (a GeoJSON FeatureCollection of interventions, checked
     against the city's bounds before anything is written) makes the
     counterfactual city: the same seed and noise with the interventions applied.
+    ``random_interventions`` (without a scenario file) draws that many from the
+    seed instead (:mod:`terraops.domain.scene.training_scenarios`): a training
+    city that carries its own what-ifs.
     """
     spec = SceneSpec(
         seed=seed,
@@ -180,6 +187,20 @@ def generate_scene(
         physics=physics,
     )
     scenario = None
+    if random_interventions and scenario_document is not None:
+        raise InvalidInputError(
+            "give either a scenario file or a number of random interventions, not both",
+            hint="drop --random-interventions to render the scenario file",
+        )
+    if random_interventions:
+        scenario_document = random_scenario(
+            true_landcover(spec),
+            seed=seed,
+            count=random_interventions,
+            origin=scene_origin(spec),
+            resolution=resolution,
+            epsg=UTM_EPSG,
+        )
     if scenario_document is not None:
         scenario = parse_scenario(
             scenario_document, scene_crs=f"EPSG:{UTM_EPSG}", scene_bounds=scene_bounds(spec)

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from rasterio.transform import Affine
 
@@ -33,14 +34,14 @@ from terraops.adapters.catalogue import LayerCatalogue
 from terraops.domain import features
 from terraops.domain.landcover import LandCover
 from terraops.domain.layers import Layer
-from terraops.domain.whatif.interventions import apply_interventions
+from terraops.domain.whatif.interventions import EditedInputs, apply_interventions
 from terraops.domain.whatif.scenario import Scenario, ScenarioLimits, parse_scenario, rasterise
 from terraops.errors import InvalidInputError
 from terraops.pipelines.lifecycle.card_whatif import read_effect_calibration
 from terraops.pipelines.maps.raster_predict import ModelChoice, check_params, choose_model
 from terraops.pipelines.progress import status_line
 from terraops.pipelines.scenes.cell_tables import ensure_cell_table, observed_inputs
-from terraops.pipelines.scenes.landcover_source import landcover_of_model
+from terraops.pipelines.scenes.landcover_source import LandcoverSource, landcover_of_model
 from terraops.pipelines.whatif import layers as whatif_layers
 from terraops.pipelines.whatif.predict import DeltaGrids, after_grid, predict_deltas
 from terraops.pipelines.whatif.recompute import changed_cells
@@ -157,6 +158,12 @@ def run_whatif(
             resolution=res,
             footprints=building_footprints(layers),
         )
+        edited = replace(
+            edited,
+            landcover=reobserved_landcover(
+                landcover.for_resolution(res), observed.landcover, edited
+            ),
+        )
         cells = changed_cells(
             baseline,
             observed,
@@ -210,6 +217,37 @@ def run_whatif(
         ),
         timings_s=timings,
     )
+
+
+REOBSERVED_MARGIN_PX = 32
+"""Pixels of context around the edit's rim given to the classification (the U-Net's view)."""
+
+
+def reobserved_landcover(
+    source: LandcoverSource, before: np.ndarray, edited: EditedInputs
+) -> np.ndarray:
+    """The edited land cover, with the pixels beside an edit as the classification sees them.
+
+    The sensor's blur carries an edit onto its neighbours (a dark lane between
+    roofs planted with grass turns greener), and the classification the
+    model was trained on then calls some of them otherwise, as it would on
+    the counterfactual city's imagery. The pixels the edit set keep their
+    class; only those it moved through the blur are classified again, on a
+    window around them.
+    """
+    rim = edited.changed & ~edited.roofs & (edited.landcover == before)
+    if not rim.any():
+        return edited.landcover
+    rows, cols = np.nonzero(rim)
+    pad = REOBSERVED_MARGIN_PX
+    window = (
+        slice(max(int(rows.min()) - pad, 0), int(rows.max()) + pad + 1),
+        slice(max(int(cols.min()) - pad, 0), int(cols.max()) + pad + 1),
+    )
+    classified = source.classify({b: v[window] for b, v in edited.bands.items()})
+    out = edited.landcover.copy()
+    out[window] = np.where(rim[window], classified, out[window])
+    return out
 
 
 FOOTPRINT_LAYERS = ("buildings", "landcover")
