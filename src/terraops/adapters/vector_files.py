@@ -23,14 +23,15 @@ from typing import Any, Protocol
 import numpy as np
 import shapely
 from pyproj import Transformer
-from shapely.geometry import mapping
 
 from terraops.adapters import atomic
+from terraops.domain.segmentation.geojson_coords import polygon_coordinates_text
 from terraops.domain.segmentation.vectorise import PolygonRecord
 from terraops.errors import InvalidInputError
 
 VECTOR_FORMATS = ("geojson", "gpkg", "parquet")
-WGS84_GRID_DEG = 1e-7
+WGS84_DECIMALS = 7
+WGS84_GRID_DEG = 10.0**-WGS84_DECIMALS
 
 
 class VectorWriter(Protocol):
@@ -53,30 +54,117 @@ class WGS84Features:
     """Polygon records (in ``crs``) → GeoJSON Feature dicts in EPSG:4326.
 
     One conversion for everything that emits GeoJSON: the file writer below and
-    the upload endpoint, which answers without touching the disk.
+    the upload endpoint, which answers without touching the disk. Picklable
+    (the transformer is rebuilt where it is used), so worker processes can
+    encode the polygons they made.
     """
 
     def __init__(self, crs: str) -> None:
-        self._forward = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform
+        self.crs = crs
+        self._forward: Any = None
         self.collected: list[dict[str, Any]] = []
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_forward": None}
+
     def _to_wgs84(self, coords: np.ndarray) -> np.ndarray:
+        if self._forward is None:
+            self._forward = Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True).transform
         lon, lat = self._forward(coords[:, 0], coords[:, 1])
         return np.column_stack([lon, lat])
 
+    def lonlat(self, records: Sequence[PolygonRecord]) -> np.ndarray:
+        """The records' geometries reprojected and snapped to the output grid (array calls)."""
+        geoms = np.asarray([r.geometry for r in records], dtype=object)
+        out: np.ndarray = shapely.set_precision(
+            shapely.transform(geoms, self._to_wgs84), WGS84_GRID_DEG
+        )
+        return out
+
     def features(self, records: Sequence[PolygonRecord]) -> list[dict[str, Any]]:
+        """The records as Feature dicts: coordinates nested into lists by slicing one flat
+        list (``mapping`` per polygon walks every ring in Python; the JSON is the same)."""
         if not records:
             return []
-        geoms = np.asarray([r.geometry for r in records], dtype=object)
-        lonlat = shapely.set_precision(shapely.transform(geoms, self._to_wgs84), WGS84_GRID_DEG)
+        geometries = geojson_geometries(self.lonlat(records))
         return [
-            {"type": "Feature", "geometry": mapping(geometry), "properties": record.properties}
-            for record, geometry in zip(records, lonlat, strict=True)
+            {"type": "Feature", "geometry": geometry, "properties": record.properties}
+            for record, geometry in zip(records, geometries, strict=True)
         ]
 
     def collect(self, records: Sequence[PolygonRecord]) -> None:
         """A vectoriser sink that keeps the features in memory (small images only)."""
         self.collected.extend(self.features(records))
+
+
+def _structure(
+    polygons: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Coordinates of (multi)polygons and where each ring, polygon and geometry ends."""
+    parts, part_owner = shapely.get_parts(polygons, return_index=True)
+    rings, ring_owner = shapely.get_rings(parts, return_index=True)  # exterior, then holes
+    ring_ends = np.cumsum(shapely.get_num_coordinates(rings))
+    part_ring_ends = np.cumsum(np.bincount(ring_owner, minlength=len(parts)))
+    geom_part_ends = np.cumsum(np.bincount(part_owner, minlength=len(polygons)))
+    multi = shapely.get_type_id(polygons) == 6
+    return shapely.get_coordinates(rings), ring_ends, part_ring_ends, geom_part_ends, multi
+
+
+def geojson_geometries(polygons: np.ndarray) -> list[dict[str, Any]]:
+    """GeoJSON geometry dicts of polygons and multipolygons (what ``shapely.geometry.mapping``
+    gives, with lists for tuples), from one flat coordinate list sliced ring by ring."""
+    coords, ring_ends, part_ring_ends, geom_part_ends, multi = _structure(polygons)
+    flat, ends = coords.tolist(), ring_ends.tolist()
+    rings = [flat[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+    ends = part_ring_ends.tolist()
+    parts = [rings[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+    ends = geom_part_ends.tolist()
+    return [
+        {"type": "MultiPolygon", "coordinates": parts[a:b]}
+        if is_multi
+        else {"type": "Polygon", "coordinates": parts[a]}
+        for a, b, is_multi in zip([0, *ends[:-1]], ends, multi.tolist(), strict=True)
+    ]
+
+
+class GeoJSONText(WGS84Features):
+    """An encoder for :class:`~terraops.pipelines.segmentation.vectors.StripVectoriser`:
+    records → their Features as JSON text, ``", "``-separated (a slice of a
+    FeatureCollection's ``features`` array, exactly as ``json.dumps`` writes it),
+    so the worker processes that made the polygons also write their JSON."""
+
+    def __call__(self, records: Sequence[PolygonRecord]) -> str:
+        if not records:
+            return ""
+        lonlat = self.lonlat(records)
+        texts = polygon_coordinates_text(*_structure(lonlat), decimals=WGS84_DECIMALS)
+        if texts is None:  # a coordinate off the grid's exact range: json.dumps writes it
+            return json.dumps(self.features(records))[1:-1]
+        multi = (shapely.get_type_id(lonlat) == 6).tolist()
+        return ", ".join(
+            '{"type": "Feature", "geometry": {"type": '
+            + ('"MultiPolygon"' if is_multi else '"Polygon"')
+            + ', "coordinates": '
+            + text
+            + '}, "properties": '
+            + json.dumps(record.properties)
+            + "}"
+            for record, text, is_multi in zip(records, texts, multi, strict=True)
+        )
+
+
+def feature_collection_json(chunks: Sequence[str], members: dict[str, Any]) -> str:
+    """A FeatureCollection's JSON from :class:`GeoJSONText` chunks and further top-level
+    ``members``: the text ``json.dumps`` gives for the same collection, built without
+    decoding the chunks."""
+    features = ", ".join(c for c in chunks if c)
+    rest = json.dumps(members)[1:] if members else "}"
+    return (
+        '{"type": "FeatureCollection", "features": ['
+        + features
+        + "]"
+        + (", " + rest if members else rest)
+    )
 
 
 class GeoJSONWriter:

@@ -27,7 +27,6 @@ version throughout. A registry outage keeps the loaded champion in service.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import threading
 from collections.abc import Callable
@@ -42,7 +41,7 @@ from starlette.concurrency import run_in_threadpool
 from terraops.adapters import raster_files
 from terraops.adapters.image_windows import GeoTiffSource
 from terraops.adapters.segmentation_bundle import Segmenter, locate_bundle
-from terraops.adapters.vector_files import WGS84Features
+from terraops.adapters.vector_files import GeoJSONText, feature_collection_json
 from terraops.api.model_holder import ChampionWatcher, ModelHolder
 from terraops.api.schemas import ErrorResponse
 from terraops.errors import (
@@ -292,15 +291,17 @@ def segment_upload(
     max_pixels: int,
     service: SegmentationService = SEGMENTATION,
     vector_workers: int | None = None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[str, dict[str, Any]]:
     """Segment the uploaded file (blocking): the GeoJSON FeatureCollection (EPSG:4326)
-    and the lineage of the model that made it.
+    as JSON text, and the lineage of the model that made it.
 
     The file is checked (GeoTIFF, CRS, bands, pixels) *before* ``model()`` is
     asked for the segmenter, so a bad upload gets its 4xx even with no champion.
     Each strip of labels is vectorised in one of ``vector_workers`` worker
     processes (default one per core; 0 or 1: here) while the model works on the
-    next rows; the first call starts the workers.
+    next rows, and its final polygons are written as GeoJSON text there too;
+    this thread merges the seams and joins the text. The first call starts
+    the workers.
     """
     with _open_image(path, name, band_order) as source:
         grid = source.grid
@@ -318,14 +319,15 @@ def segment_upload(
         # polygons in memory — the same windows, blending and vectoriser as
         # `segment predict`, without its mask COG and GeoJSON files.
         image = source.read_rows(0, grid.height)
-    features = WGS84Features(grid.crs)
+    chunks: list[str] = []
     vectoriser = StripVectoriser(
         grid.transform,
         grid.height,
         service.foreground_classes,
         min_area_m2=service.min_area_m2,
         properties={"model_name": lineage["name"], "model_version": lineage["version"]},
-        sink=features.collect,
+        sink=chunks.append,
+        encode=GeoJSONText(grid.crs),
         executor=vector_pool(vector_workers),
     )
     for part in iter_label_rows(
@@ -339,11 +341,12 @@ def segment_upload(
     ):
         vectoriser.add(part)
     vectoriser.finish()
-    collection: dict[str, Any] = {"type": "FeatureCollection", "features": features.collected}
-    collection["model"] = lineage
-    collection["image"] = {"name": name, "width": grid.width, "height": grid.height}
-    collection["crs_of_source"] = grid.crs
-    return collection, lineage
+    members = {
+        "model": lineage,
+        "image": {"name": name, "width": grid.width, "height": grid.height},
+        "crs_of_source": grid.crs,
+    }
+    return feature_collection_json(chunks, members), lineage
 
 
 def segment_router(settings: Settings, segmenters: SegmenterSource) -> APIRouter:
@@ -358,7 +361,7 @@ def segment_router(settings: Settings, segmenters: SegmenterSource) -> APIRouter
         require_extra(SEGMENT)  # 503 "install the segment extra" before reading the upload
         with tempfile.TemporaryDirectory(prefix="terraops-segment-") as tmp:
             path, name, band_order = await read_upload(request, Path(tmp), limit_mb)
-            collection, lineage = await run_in_threadpool(
+            body, lineage = await run_in_threadpool(
                 segment_upload,
                 path,
                 name,
@@ -368,7 +371,7 @@ def segment_router(settings: Settings, segmenters: SegmenterSource) -> APIRouter
                 vector_workers=settings.segment_vector_workers,
             )
         return Response(
-            json.dumps(collection),
+            body,
             media_type="application/geo+json",
             headers=_headers(lineage, engine),
         )

@@ -17,7 +17,10 @@ import os
 import threading
 from concurrent.futures import Executor, ProcessPoolExecutor
 
+import numpy as np
+
 from terraops.domain.segmentation import vectorise
+from terraops.domain.segmentation.geojson_coords import polygon_coordinates_text
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
@@ -33,7 +36,9 @@ def available_cores() -> int:
 
 def _warm() -> str:
     """Run once in each new worker: unpickling this function imports this module and,
-    with it, the vectoriser, so that the first strip does not pay for the imports."""
+    with it, the vectoriser; the compiled GeoJSON writer is loaded (or compiled) by a
+    tiny call — so that the first strip does not pay for either."""
+    polygon_coordinates_text(np.ones((4, 2)), np.array([4]), np.array([1]), np.array([1]), [0], 7)
     return vectorise.__name__
 
 
