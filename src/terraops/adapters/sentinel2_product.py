@@ -296,23 +296,6 @@ def overlaps(a: Grid, b: Grid) -> bool:
     return bool(left < b_right and right > b_left and bottom < b_top and top > b_bottom)
 
 
-def reproject_array(values: np.ndarray, source: Grid, target: Grid) -> np.ndarray:
-    """A float layer (NaN = no data) on ``source`` resampled bilinearly onto ``target``."""
-    out = np.full((target.height, target.width), np.nan, dtype=np.float32)
-    reproject(
-        source=values.astype(np.float32),
-        destination=out,
-        src_transform=source.transform,
-        src_crs=source.crs,
-        src_nodata=np.nan,
-        dst_transform=target.transform,
-        dst_crs=target.crs,
-        dst_nodata=np.nan,
-        resampling=Resampling.bilinear,
-    )
-    return out
-
-
 def reproject_file(path: Path, target: Grid) -> np.ndarray:
     """Band 1 of a float GeoTIFF (NaN = no data) resampled bilinearly onto ``target``.
 
