@@ -145,3 +145,26 @@ def test_the_card_shows_four_rows_on_land_and_on_all_cells() -> None:
         assert label in text
     assert "--init-from 4" in text
     assert city_rows_section({"unit": "°C"}) == []
+
+
+def test_two_dates_of_one_place_hold_out_the_same_blocks() -> None:
+    """A block held out on one date is held out on the other; no cell of either date
+    within the buffer of a held-out cell is fitted to (the dates' pixels coincide)."""
+    table = pd.concat([grid_table(30, 24, scene="LC08_A"), grid_table(30, 24, scene="LC08_B")])
+    table = table.reset_index(drop=True)
+    training = {"cv_block_size_m": 150.0, "cv_buffer_m": 60.0, "seed": 3}
+    x, y, scenes = (table[c].to_numpy() for c in ("x", "y", "scene"))
+
+    def cells(mask: np.ndarray, date: str) -> set[tuple[float, float]]:
+        on = mask & (scenes == date)
+        return set(zip(x[on].tolist(), y[on].tolist(), strict=True))
+
+    places = {"LC08_A": "EPSG:32630", "LC08_B": "EPSG:32630"}
+    held, pool = city.holdout_mask(table, ["LC08_A", "LC08_B"], training, places)
+    assert cells(held, "LC08_A") and cells(held, "LC08_A") == cells(held, "LC08_B")
+    tree = cKDTree(np.column_stack([x[held], y[held]]))
+    distance, _ = tree.query(np.column_stack([x[pool], y[pool]]))
+    assert (distance > 60.0).all() and not (held & pool).any()
+    # each date its own place (no mapping): independent draws, a place trained on
+    apart, _ = city.holdout_mask(table, ["LC08_A", "LC08_B"], training)
+    assert cells(apart, "LC08_A") != cells(apart, "LC08_B")

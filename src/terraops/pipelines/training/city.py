@@ -118,26 +118,41 @@ def city_training(
 
 
 def holdout_mask(
-    examples: pd.DataFrame, city_scenes: Sequence[str], training: Mapping[str, Any]
+    examples: pd.DataFrame,
+    city_scenes: Sequence[str],
+    training: Mapping[str, Any],
+    place_of: Mapping[str, str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(held out, training pool): whole blocks of each observed scene, and the rest
-    minus the cells within the buffer of a held-out one (other scenes: all in the pool)."""
+    """(held out, training pool): whole blocks of the observed scenes' places, and the
+    rest minus the cells within the buffer of a held-out one (other scenes: all in
+    the pool).
+
+    ``place_of`` maps a scene to its place (its CRS): the scenes of one place — two
+    dates of a city — share one grid of blocks, so a block held out is held out on
+    every date and no date of it is fitted to; nor is any cell of any date within
+    the buffer. Without it each scene is its own place.
+    """
     x, y, scenes = (examples[c].to_numpy() for c in ("x", "y", "scene"))
-    blocks = spatial_cv.block_ids(x, y, float(training["cv_block_size_m"]), scenes)
+    place_of = place_of or {}
+    observed = np.isin(scenes, list(city_scenes))
+    place = examples["scene"].map(lambda s: f"place:{place_of.get(s, s)}").to_numpy()
+    places = np.where(observed, place, "scene:" + examples["scene"].astype(str).to_numpy())
+    blocks = spatial_cv.block_ids(x, y, float(training["cv_block_size_m"]), places)
     rng = np.random.default_rng(int(training["seed"]))
     held = np.zeros(len(examples), dtype=bool)
-    for name in city_scenes:
-        ids = np.unique(blocks[scenes == name])
+    for place in dict.fromkeys(places[observed]):
+        ids = np.unique(blocks[places == place])
         if len(ids) < 2:
+            names = ", ".join(sorted({str(s) for s in scenes[places == place]}))
             raise InvalidInputError(
-                f"scene {name} gives {len(ids)} spatial block; held-out blocks need at least 2",
+                f"scene {names} gives {len(ids)} spatial block; held-out blocks need at least 2",
                 hint="use a larger area or --param cv_block_size_m=<smaller side>",
             )
         n = max(1, round(HOLDOUT_FRACTION * len(ids)))
         held |= np.isin(blocks, rng.choice(ids, size=n, replace=False))
     rows = np.arange(len(examples))
     fold = spatial_cv.Fold(rows[~held], rows[held])
-    (buffered,) = spatial_cv.apply_buffer([fold], x, y, float(training["cv_buffer_m"]), scenes)
+    (buffered,) = spatial_cv.apply_buffer([fold], x, y, float(training["cv_buffer_m"]), places)
     pool = np.zeros(len(examples), dtype=bool)
     pool[buffered.train] = True
     return held, pool
@@ -327,7 +342,8 @@ def plan_city(
             )
         return None
     sized = city_training(training, overrides, examples, names)
-    held, pool = holdout_mask(examples, names, sized)
+    places = {s.name: s.crs for s in scenes}  # dates of one place share its blocks
+    held, pool = holdout_mask(examples, names, sized, places)
     return CityPlan(kind, names, sized, held, pool)
 
 
