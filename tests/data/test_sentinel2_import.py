@@ -197,6 +197,20 @@ def test_thermal_product_elsewhere_is_refused(safe: Path, tmp_path: Path) -> Non
     assert not (tmp_path / "scene").exists()
 
 
+def test_thermal_product_all_cloud_over_the_tile_is_refused(safe: Path, tmp_path: Path) -> None:
+    """A thermal product with no clear LST over the tile is found out only after its
+    strips are derived: the import still fails cleanly and writes nothing."""
+    cloudy = landsat_support.write_product(tmp_path / "cloudy", landsat_support.make_truth())
+    qa = next(cloudy.glob("*_QA_PIXEL.TIF"))
+    with rasterio.open(qa) as src:
+        data, transform = src.read(1), src.transform
+    data[:] = 22280  # high-confidence cloud everywhere
+    landsat_support.write_band(qa, data, transform)
+    with pytest.raises(InvalidInputError, match="no clear land-surface temperature"):
+        import_sentinel2(safe, tmp_path / "scene", thermal=cloudy)
+    assert [p.name for p in tmp_path.iterdir()] == ["cloudy"]  # no scene, no staging left
+
+
 # --------------------------------------------------------------------------- bad products
 def _edit(relative: str, old: str, new: str) -> Callable[[Path], None]:
     def mutate(safe: Path) -> None:
