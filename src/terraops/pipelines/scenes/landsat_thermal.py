@@ -73,14 +73,16 @@ class StagedThermal:
         ]
 
 
-def stage_thermal(
-    product_dir: Path,
-    staging: Path,
-    grid: Grid,
-    acquired: str | None,
-    say: Callable[[str], None],
-) -> tuple[StagedThermal, list[str]]:
-    """The Landsat product's LST over ``grid`` derived into ``staging``; the date-gap warning."""
+@dataclass(frozen=True)
+class ThermalSource:
+    """A Landsat product checked to cover a Sentinel-2 grid, and its window over it."""
+
+    product: LandsatProduct
+    window: Window
+
+
+def open_thermal(product_dir: Path, grid: Grid) -> ThermalSource:
+    """The thermal product, checked before anything is written: readable, overlapping."""
     product = landsat_product.open_product(Path(product_dir))
     if not sentinel2_product.overlaps(grid, product.grid):
         raise InvalidInputError(
@@ -89,7 +91,18 @@ def stage_thermal(
             hint="use a Landsat product whose path/row covers the Sentinel-2 tile",
         )
     window = landsat_product.bbox_window(product.grid, grid.bounds, grid.crs)
-    window = _padded(window, product.grid, THERMAL_HALO_PX)
+    return ThermalSource(product, _padded(window, product.grid, THERMAL_HALO_PX))
+
+
+def stage_thermal(
+    source: ThermalSource,
+    staging: Path,
+    grid: Grid,
+    acquired: str | None,
+    say: Callable[[str], None],
+) -> tuple[StagedThermal, list[str]]:
+    """The product's LST over ``grid`` derived into ``staging``; the date-gap warning."""
+    product, window = source.product, source.window
     area = StripArea(product, window, landsat_product.window_grid(product.grid, window))
     folder = staging / _FOLDER
     folder.mkdir()

@@ -41,7 +41,7 @@ from terraops.pipelines.scenes.importing import (
     area_record,
     finish_strip_import,
 )
-from terraops.pipelines.scenes.landsat_thermal import StagedThermal, stage_thermal
+from terraops.pipelines.scenes.landsat_thermal import StagedThermal, open_thermal, stage_thermal
 from terraops.pipelines.scenes.scene_strips import StripLayers, StripsWritten, write_strips
 
 log = logging.getLogger(__name__)
@@ -85,14 +85,17 @@ def import_product(
             grid = landsat_product.window_grid(product.grid, window)
         warnings: list[str] = []
         source: dict[str, Any] = {"product_id": product.name, **lineage, **product.record}
+        thermal_source = open_thermal(thermal, grid) if thermal is not None else None
         dem_layer, dem_info = _dem(dem, grid)
         names = [*BANDS, *(["lst"] if thermal is not None else []), "clear"]
         units = _units("Level-2A surface reflectance", [*names, *(["dem"] if dem else [])])
         with raster_io.atomic_directory(Path(out_dir), overwrite=overwrite) as tmp:
             staged = None
-            if thermal is not None:
+            if thermal_source is not None:
                 say("land-surface temperature from Landsat")
-                staged, warnings = stage_thermal(thermal, tmp, grid, lineage.get("acquired"), say)
+                staged, warnings = stage_thermal(
+                    thermal_source, tmp, grid, lineage.get("acquired"), say
+                )
                 source["lst_source"] = f"Landsat {staged.info['product_id']}"
             else:
                 warnings.append(NO_LST)
