@@ -311,6 +311,23 @@ def describe_bands(path: Path) -> tuple[int, list[str]]:
         raise InvalidInputError(f"{path} is not a readable raster: {exc}") from exc
 
 
+def band1_onto(src: Any, grid: Grid, *, src_nodata: float | None) -> np.ndarray:
+    """Band 1 of the open dataset ``src`` resampled bilinearly onto ``grid`` (float32, NaN =
+    no data). GDAL reads only the source rows the grid needs, so a strip of a large grid
+    costs that strip, not the file."""
+    out = np.full((grid.height, grid.width), np.nan, dtype=np.float32)
+    reproject(
+        source=rasterio.band(src, 1),
+        destination=out,
+        src_nodata=src_nodata,
+        dst_transform=grid.transform,
+        dst_crs=grid.crs,
+        dst_nodata=np.nan,
+        resampling=Resampling.bilinear,
+    )
+    return out
+
+
 def reproject_to_grid(path: Path, grid: Grid, *, what: str) -> tuple[np.ndarray, dict[str, Any]]:
     """Band 1 of any GeoTIFF resampled (bilinear) onto ``grid``: float32, NaN = no data.
 
@@ -336,16 +353,7 @@ def reproject_to_grid(path: Path, grid: Grid, *, what: str) -> tuple[np.ndarray,
                 f"the {what} {path.name} does not overlap the scene",
                 hint=f"use a {what} that covers the scene's area",
             )
-        out = np.full((grid.height, grid.width), np.nan, dtype=np.float32)
-        reproject(
-            source=rasterio.band(src, 1),
-            destination=out,
-            src_nodata=src.nodata,
-            dst_transform=grid.transform,
-            dst_crs=grid.crs,
-            dst_nodata=np.nan,
-            resampling=Resampling.bilinear,
-        )
+        out = band1_onto(src, grid, src_nodata=src.nodata)
         scale, offset = src.scales[0], src.offsets[0]
         crs_text = src.crs.to_string()
     if (scale, offset) != (1.0, 0.0):

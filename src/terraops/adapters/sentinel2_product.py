@@ -27,7 +27,7 @@ from rasterio.transform import Affine
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
-from terraops.adapters.landsat_product import Grid, window_grid
+from terraops.adapters.landsat_product import Grid, band1_onto, window_grid
 from terraops.domain.sentinel2.metadata import (
     ProductMetadata,
     TileGeometry,
@@ -297,20 +297,6 @@ def overlaps(a: Grid, b: Grid) -> bool:
 
 
 def reproject_file(path: Path, target: Grid) -> np.ndarray:
-    """Band 1 of a float GeoTIFF (NaN = no data) resampled bilinearly onto ``target``.
-
-    GDAL reads only the source rows ``target`` needs, so a strip of a large
-    grid costs that strip, not the file.
-    """
-    out = np.full((target.height, target.width), np.nan, dtype=np.float32)
+    """Band 1 of a float GeoTIFF (NaN = no data) resampled bilinearly onto ``target``."""
     with rasterio.open(path) as src:
-        reproject(
-            source=rasterio.band(src, 1),
-            destination=out,
-            src_nodata=np.nan,
-            dst_transform=target.transform,
-            dst_crs=target.crs,
-            dst_nodata=np.nan,
-            resampling=Resampling.bilinear,
-        )
-    return out
+        return band1_onto(src, target, src_nodata=np.nan)
