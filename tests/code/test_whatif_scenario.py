@@ -395,6 +395,28 @@ def test_the_sensor_blur_moves_the_pixels_beside_an_edit_and_no_farther() -> Non
     assert edited.changed[39, 60] and edited.landcover[39, 60] == int(LandCover.ROAD)
 
 
+def test_pixels_the_blur_does_not_reach_keep_what_was_recorded_even_out_of_range() -> None:
+    """A real product records slightly negative reflectance (deep shadow) and above one
+    (glint): an edit elsewhere leaves those pixels as they were, not clipped nor counted
+    as changed, while the pixels it does reach are clipped to [0, 1]."""
+    lc = np.full((N, N), int(LandCover.ROAD), np.uint8)
+    lc[40:60, 40:60] = int(LandCover.BUILDING)
+    bands = {b: np.full((N, N), 0.1) for b in ("red", "green", "blue", "nir", "swir")}
+    bands["blue"][5, 5] = -0.02
+    bands["swir"][-3, -3] = 1.04
+    bands["red"][41, 41] = -0.01  # on the edited roof: repainted, so it moves
+    roof = parse(
+        collection(feature("cool_roof", coords=square(X0, Y0 - N * RES, N * RES), albedo=0.7))
+    )
+    edited = apply_interventions(bands, lc, roof, masks_of(roof), resolution=RES)
+    assert edited.bands["blue"][5, 5] == -0.02 and edited.bands["swir"][-3, -3] == 1.04
+    assert not edited.changed[5, 5] and not edited.changed[-3, -3]
+    assert edited.changed[41, 41] and edited.bands["red"][41, 41] > 0.1
+    for band in edited.bands.values():
+        reached = edited.changed
+        assert ((band[reached] >= 0.0) & (band[reached] <= 1.0)).all()
+
+
 def test_the_pixels_beside_an_edit_are_classified_again_and_no_others() -> None:
     """Grass planted on roofs greens the one-pixel lanes between them through the blur:
     those lanes take the class the rules now give them; the roofs keep the edit's class."""

@@ -286,15 +286,38 @@ def sunlit_spectrum(
     return np.asarray(np.median(stack[:, sunlit], axis=1))
 
 
+PSF_REACH_PX = int(4.0 * SENSOR_PSF_SIGMA_PX + 0.5)
+"""How far the blur reaches (scipy's gaussian kernel radius at its default truncation)."""
+
+
 def _sensor_blur(before: np.ndarray, after: np.ndarray, receives: np.ndarray) -> np.ndarray:
     """``after`` as the sensor records it: the edit's change blurred by the PSF
     (:data:`SENSOR_PSF_SIGMA_PX`) and added to what was recorded, on the ``receives``
-    pixels only (no-data stays no-data; water, which no intervention moves, stays as seen)."""
+    pixels only (no-data stays no-data; water, which no intervention moves, stays as seen).
+
+    Only the window the change can reach is filtered (the edits' bounding box and twice
+    :data:`PSF_REACH_PX` around it: the filter reads zeros there, as on the whole scene),
+    and only the pixels the blurred change reaches are clipped to [0, 1]: an untouched
+    pixel keeps what was recorded, even a slightly negative reflectance of a real product.
+    """
     change = np.where(receives[None], after - before, 0.0)
+    rows, cols = np.nonzero((change != 0).any(axis=0))
+    out = before.copy()
+    if rows.size == 0:
+        return out
+    pad = 2 * PSF_REACH_PX
+    r0, r1 = max(0, int(rows.min()) - pad), int(rows.max()) + pad + 1
+    c0, c1 = max(0, int(cols.min()) - pad), int(cols.max()) + pad + 1
+    window = (slice(None), slice(r0, r1), slice(c0, c1))
     blurred = np.stack(
-        [ndimage.gaussian_filter(band, SENSOR_PSF_SIGMA_PX, mode="nearest") for band in change]
+        [
+            ndimage.gaussian_filter(band, SENSOR_PSF_SIGMA_PX, mode="nearest")
+            for band in change[window]
+        ]
     )
-    out: np.ndarray = np.where(receives[None], np.clip(before + blurred, 0.0, 1.0), before)
+    reached = receives[r0:r1, c0:c1][None] & (blurred != 0)
+    seen = before[window]
+    out[window] = np.where(reached, np.clip(seen + blurred, 0.0, 1.0), seen)
     return out
 
 
