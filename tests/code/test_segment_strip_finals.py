@@ -122,15 +122,44 @@ def assert_same(a: list[PolygonRecord], b: list[PolygonRecord]) -> None:
 
 
 def old_features(records: list[PolygonRecord]) -> list[dict[str, Any]]:
-    """Features as they were made before: reprojected and snapped in arrays, then
-    ``mapping`` polygon by polygon."""
-    to_wgs84 = WGS84Features(CRS)._to_wgs84
-    array = np.asarray([r.geometry for r in records], dtype=object)
-    lonlat = shapely.set_precision(shapely.transform(array, to_wgs84), 1e-7)
+    """Features made the plain way: the geometries in EPSG:4326 (reprojected, snapped,
+    wound in arrays), then ``mapping`` and ``json.dumps`` polygon by polygon."""
+    lonlat = WGS84Features(CRS).lonlat(records)
     return [
         {"type": "Feature", "geometry": mapping(g), "properties": r.properties}
         for r, g in zip(records, lonlat, strict=True)
     ]
+
+
+def test_geojson_rings_follow_the_right_hand_rule_on_the_snapped_grid() -> None:
+    """RFC 7946: exterior rings counterclockwise, holes clockwise; every vertex on the
+    1e-7° grid; the same shapes as GEOS's topology-repairing snap gives."""
+    labels, scores = city(11, 200, 160, 1.5)
+    labels[40:90, 40:90] = 1
+    labels[55:70, 55:70] = 0  # a building with a courtyard: a hole
+    records = one_by_one(labels, scores, 200, 0.0)
+    lonlat = WGS84Features(CRS).lonlat(records)
+    assert shapely.is_valid(lonlat).all()
+    parts = shapely.get_parts(lonlat)
+    assert shapely.is_ccw(shapely.get_exterior_ring(parts)).all()
+    holes = [h for p in parts for h in p.interiors]
+    assert holes and not any(shapely.is_ccw(h) for h in holes)
+    coords = shapely.get_coordinates(lonlat) * 1e7
+    assert np.allclose(coords, np.round(coords), rtol=0, atol=1e-6)
+    geoms = np.asarray([r.geometry for r in records], dtype=object)
+    repaired = shapely.set_precision(shapely.transform(geoms, WGS84Features(CRS)._to_wgs84), 1e-7)
+    assert shapely.equals(lonlat, repaired).all()
+
+
+def test_a_vertex_that_snapping_moves_onto_an_edge_is_repaired() -> None:
+    """A notch reaching to 0.4e-7° above the polygon's bottom edge: rounding each vertex
+    puts its tip on that edge (a self-touching ring); the answer stays valid."""
+    notch = Polygon([(0, 0), (10e-7, 0), (10e-7, 10e-7), (5e-7, 0.4e-7), (0, 10e-7)])
+    assert notch.is_valid
+    pointwise = shapely.set_precision(notch, 1e-7, mode="pointwise")
+    assert not pointwise.is_valid  # what plain rounding would have given
+    (snapped,) = WGS84Features("EPSG:4326").lonlat([PolygonRecord(notch, {})])
+    assert snapped.is_valid and abs(snapped.area - notch.area) < 0.05 * notch.area
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -74,11 +74,22 @@ class WGS84Features:
         return np.column_stack([lon, lat])
 
     def lonlat(self, records: Sequence[PolygonRecord]) -> np.ndarray:
-        """The records' geometries reprojected and snapped to the output grid (array calls)."""
-        geoms = np.asarray([r.geometry for r in records], dtype=object)
-        out: np.ndarray = shapely.set_precision(
-            shapely.transform(geoms, self._to_wgs84), WGS84_GRID_DEG
+        """The records' geometries reprojected, snapped to the output grid and wound as
+        RFC 7946 asks (exterior rings counterclockwise, holes clockwise), in array calls.
+
+        Snapping rounds each vertex (``pointwise``); the few geometries that rounding
+        leaves invalid (a vertex that lay on another edge, moved across it) are snapped
+        again with GEOS's topology-repairing mode, which costs far more (it nodes the
+        whole geometry) and is why it is not the first choice.
+        """
+        geoms = shapely.transform(
+            np.asarray([r.geometry for r in records], dtype=object), self._to_wgs84
         )
+        snapped = shapely.set_precision(geoms, WGS84_GRID_DEG, mode="pointwise")
+        broken = ~shapely.is_valid(snapped)
+        if broken.any():
+            snapped[broken] = shapely.set_precision(geoms[broken], WGS84_GRID_DEG)
+        out: np.ndarray = shapely.orient_polygons(snapped)
         return out
 
     def features(self, records: Sequence[PolygonRecord]) -> list[dict[str, Any]]:

@@ -175,8 +175,8 @@ def interventions_layer(
             {
                 "type": "Feature",
                 "id": index,
-                "geometry": shapely.geometry.mapping(
-                    shapely.set_precision(to_wgs84(geometry), 1e-7)
+                "geometry": shapely.geometry.mapping(  # wound as RFC 7946 asks
+                    shapely.orient_polygons(shapely.set_precision(to_wgs84(geometry), 1e-7))
                 ),
                 "properties": {
                     **row,
