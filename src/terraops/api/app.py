@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,12 @@ from terraops.api.routes_layers import layers_router
 from terraops.api.routes_ops import ops_router
 from terraops.api.routes_pages import install_pages
 from terraops.api.routes_predict import predict_router, unknown_service_router
-from terraops.api.routes_segment import SegmenterSource, load_segmenter, segment_router
+from terraops.api.routes_segment import (
+    SegmenterSource,
+    inference_threads,
+    load_segmenter,
+    segment_router,
+)
 from terraops.api.routes_stac import stac_router
 from terraops.api.routes_titiler import install_titiler
 from terraops.api.routes_whatif import whatif_router
@@ -151,7 +156,8 @@ def create_app(
         poll_interval_s=settings.poll_interval_s,
         prepare=prepare_for_serving,
     )
-    segmenter = ModelHolder(SEGMENTATION, loader=load_segmenter)
+    threads = inference_threads(settings.segment_vector_workers)
+    segmenter = ModelHolder(SEGMENTATION, loader=partial(load_segmenter, threads=threads))
     watcher.follow_on_demand(segmenter)
     services_watcher = watcher if watch else None
 

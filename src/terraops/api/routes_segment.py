@@ -51,7 +51,7 @@ from terraops.errors import (
     UnsupportedMediaError,
 )
 from terraops.extras import SEGMENT, require_extra
-from terraops.pipelines.segmentation.vector_pool import vector_pool
+from terraops.pipelines.segmentation.vector_pool import available_cores, vector_pool
 from terraops.pipelines.segmentation.vectors import StripVectoriser
 from terraops.pipelines.segmentation.window_inference import iter_label_rows
 from terraops.services.segmentation import SEGMENTATION, SegmentationService
@@ -64,6 +64,12 @@ FORM_OVERHEAD_BYTES = 64 * 1024
 FIELD_MAX_BYTES = 4096
 UNLIMITED_BODY = 1 << 62
 MAX_FORM_PARTS = 8
+UPLOAD_STRIPS = 8
+"""An upload is vectorised in this many strips (at least :data:`MIN_STRIP_ROWS` rows each).
+The last strip is polygonised after the model's last rows, on one core, while the
+answer waits: eight short strips instead of two long ones (the default strip height
+at 1024 px wide) shorten that tail and keep every worker busy until it."""
+MIN_STRIP_ROWS = 32
 UPLOAD_HINT = (
     "send the GeoTIFF as form field 'image', e.g. curl -F image=@scene.tif "
     "[-F band_order=red,green,blue,nir,swir] .../v1/segment"
@@ -114,10 +120,13 @@ class SegmenterVersion:
     PyTorch. Its ``feature_names`` are the bands it reads. Thread-safe.
     """
 
-    def __init__(self, path: Path, service: SegmentationService) -> None:
+    def __init__(
+        self, path: Path, service: SegmentationService, *, threads: int | None = None
+    ) -> None:
         self.bundle_dir = locate_bundle(path)  # a folder without a bundle is not served
         self.service = service
         self.feature_names = service.bands
+        self.threads = threads
         self.run_id = ""
         self._lock = threading.Lock()
         self._engines: dict[str, Segmenter] = {}
@@ -127,14 +136,28 @@ class SegmenterVersion:
         with self._lock:
             segmenter = self._engines.get(engine)
             if segmenter is None:
-                segmenter = Segmenter(self.bundle_dir, engine=engine, device="auto")
+                segmenter = Segmenter(
+                    self.bundle_dir, engine=engine, device="auto", threads=self.threads
+                )
                 self._engines[engine] = segmenter
             return segmenter
 
 
-def load_segmenter(path: Path, service: SegmentationService) -> SegmenterVersion:
-    """The segmentation holder's loader (see :class:`~terraops.api.model_holder.Loader`)."""
-    return SegmenterVersion(path, service)
+def load_segmenter(
+    path: Path, service: SegmentationService, *, threads: int | None = None
+) -> SegmenterVersion:
+    """The segmentation holder's loader (see :class:`~terraops.api.model_holder.Loader`);
+    ``threads``: ONNX Runtime's (None: every core; see :func:`inference_threads`)."""
+    return SegmenterVersion(path, service, threads=threads)
+
+
+def inference_threads(vector_workers: int | None) -> int | None:
+    """ONNX Runtime threads for the route's model: half the cores (one on two) when the
+    polygons are made in worker processes on the same cores — the model and the workers
+    run at once, and more threads than cores only make them wait on each other; None
+    (every core) when the polygons are made in the request's thread, after the model."""
+    workers = available_cores() if vector_workers is None else vector_workers
+    return max(1, available_cores() // 2) if workers > 1 else None
 
 
 @dataclass(frozen=True)
@@ -326,6 +349,7 @@ def segment_upload(
         service.foreground_classes,
         min_area_m2=service.min_area_m2,
         properties={"model_name": lineage["name"], "model_version": lineage["version"]},
+        strip_rows=max(MIN_STRIP_ROWS, -(-grid.height // UPLOAD_STRIPS)),
         sink=chunks.append,
         encode=GeoJSONText(grid.crs),
         executor=vector_pool(vector_workers),
@@ -406,6 +430,7 @@ def segment_router(settings: Settings, segmenters: SegmenterSource) -> APIRouter
 __all__ = [
     "SegmenterSource",
     "SegmenterVersion",
+    "inference_threads",
     "load_segmenter",
     "read_upload",
     "segment_router",
