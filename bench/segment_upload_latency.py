@@ -42,6 +42,7 @@ from fastapi.testclient import TestClient
 from bench.harness import machine_description, replace_section
 from bench.segmentation import BAND_ORDER, UPLOAD_SIZE, write_image
 from terraops.api.app import create_app
+from terraops.api.routes_segment import UPLOAD_STRIPS
 from terraops.pipelines.segmentation.data import load_scene
 from terraops.pipelines.segmentation.vector_pool import available_cores
 from terraops.settings import Settings
@@ -72,6 +73,21 @@ def _post(
         own_after, children_after = _cpu_s()
     response.raise_for_status()
     return elapsed, (own_after - own, children_after - children), response.json()
+
+
+def champion_facts(settings: Settings, version: int) -> dict[str, Any]:
+    """The timed champion: version, architecture and held-out building IoU (its run's
+    metrics), so the section says which model it timed — polygons, and so time, follow
+    the model's masks."""
+    from terraops.adapters.registry import ModelRegistry
+
+    info = ModelRegistry(settings).get_version("segmentation", version)
+    arch = {k: info.params.get(k) for k in ("depth", "base_width", "block") if k in info.params}
+    return {
+        "version": version,
+        "architecture": arch,
+        "building_iou_val": info.metrics.get("building_iou_val"),
+    }
 
 
 def _p(times: list[float], q: float) -> float:
@@ -110,6 +126,9 @@ def main() -> int:
                     worker_cpus[name].append(cpu[1])
     features = {n: a["features"] for n, a in answers.items()}
     result: dict[str, Any] = {
+        "model": champion_facts(
+            Settings(services=[]), int(answers["parallel"]["model"]["version"])
+        ),
         "engine": args.engine,
         "upload_mb": round(path.stat().st_size / 2**20, 1),
         "cores": available_cores(),
@@ -138,18 +157,28 @@ def main() -> int:
 def render(r: dict[str, Any], scene: Path) -> str:
     """The section: p50 / p95 and CPU seconds of each variant, and their ratio."""
     load = ", ".join(f"{v:.1f}" for v in r["load_average"])
+    arch = ", ".join(f"{k} {v}" for k, v in r["model"]["architecture"].items()) or "?"
+    score = r["model"]["building_iou_val"]
+    iou = f"{score:.3f}" if score is not None else "not recorded"
     lines = [
         f"## `POST /v1/segment`: a 1 MP GeoTIFF ({UPLOAD_SIZE}², {r['upload_mb']} MB)",
         "",
         f"Machine: {machine_description()}.  ",
         f"Command: `TERRAOPS_HOME=HOME python bench/segment_upload_latency.py --scene "
         f"{scene.name} --rounds {r['rounds']} --engine {r['engine']} --out BENCHMARKS.md` "
-        f"(in `make bench`: the segmentation champion of the bench home), "
+        "(in `make bench`: the champion of the bench's segmentation home, trained with the "
+        "service's defaults and promoted through the gate), "
         f"{time.strftime('%Y-%m-%d', time.gmtime())}; load average before the end "
         f"(1, 5, 15 min): {load}.",
         "",
+        f"Model: segmentation v{r['model']['version']} ({arch}), held-out building IoU "
+        f"{iou} (the promotion gate asks ≥ 0.85).",
+        "",
         "The real app in process (multipart parsing, GeoTIFF checks, windows, blending, "
-        "polygons, the GeoJSON answer; not the socket), warm, the two variants alternating; "
+        "polygons, the GeoJSON answer; not the socket), warm, each variant configured as the "
+        "server configures it (with polygon workers the model runs on half the cores, else on "
+        "all; the image is vectorised in "
+        f"{UPLOAD_STRIPS} strips), the two alternating; "
         f"{r['features']} polygons, the same in both: {'yes' if r['same_features'] else 'NO'}.",
         "",
         "| polygons made | p50 s | p95 s | CPU s per request (p50) | of which in workers |",

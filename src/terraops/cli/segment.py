@@ -43,7 +43,7 @@ def train(
     val_scenes: list[Path] = typer.Option(
         [], "--val-scenes", help="Held-out scene folder(s); default: the last --scenes."
     ),
-    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs (default 24)."),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs (default 48)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     param: list[str] = typer.Option([], "--param", help="Override: name=value; repeatable."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),

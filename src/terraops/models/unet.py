@@ -14,12 +14,13 @@ Up-sampling is bilinear interpolation followed by the decoder's convolutions
 (default; no checkerboard artefacts, Odena et al. 2016, Distill) or a learned
 2×2 transposed convolution as in the paper.
 
-``block="separable"`` swaps each 3×3 convolution after the first one for a
-depthwise-separable pair (a 3×3 convolution per channel, then a 1×1 across
-channels; Howard et al. 2017, "MobileNets", arXiv:1704.04861): about
-``1/c_out + 1/9`` of the multiply-adds, the shape a CPU runs fastest. The
-first convolution of the network stays a full 3×3 (on 7 input channels it is
-cheap, and it mixes the bands with their spatial context). Any input size works: odd sizes
+``block="separable"`` (the segmentation service's default) swaps each 3×3
+convolution after the first one for a depthwise-separable pair (a 3×3
+convolution per channel, then a 1×1 across channels; Howard et al. 2017,
+"MobileNets", arXiv:1704.04861): about ``1/c_out + 1/9`` of the multiply-adds,
+the shape a CPU runs fastest. The first convolution of the network stays a full
+3×3 (on 7 input channels it is cheap, and it mixes the bands with their spatial
+context). Any input size works: odd sizes
 are pooled with floor and each up-sampled map is resized (or padded) to its
 skip connection's size, so nothing is cropped.
 

@@ -22,7 +22,7 @@ from terraops.pipelines.lifecycle.card_run import CardRecipe, CardRun
 from terraops.pipelines.segmentation.real_sample import model_card_markdown, output_dir
 from terraops.services.segmentation import SegmentationService
 
-ARCH_KEYS = ("depth", "base_width", "upsampling", "indices", "n_parameters")
+ARCH_KEYS = ("depth", "base_width", "block", "upsampling", "indices", "n_parameters")
 TRAINING_KEYS = (
     "epochs",
     "chips_per_epoch",
