@@ -20,9 +20,9 @@ convolution per channel, then a 1×1 across channels; Howard et al. 2017,
 "MobileNets", arXiv:1704.04861): about ``1/c_out + 1/9`` of the multiply-adds,
 the shape a CPU runs fastest. The first convolution of the network stays a full
 3×3 (on 7 input channels it is cheap, and it mixes the bands with their spatial
-context). Any input size works: odd sizes
-are pooled with floor and each up-sampled map is resized (or padded) to its
-skip connection's size, so nothing is cropped.
+context). Any input size works: odd sizes are pooled with floor and each
+up-sampled map is resized (or padded) to its skip connection's size, so nothing
+is cropped.
 
 **Input normalisation lives inside the network** (:class:`InputNormalisation`):
 the model takes surface reflectance (0–1) of the five bands red, green, blue,

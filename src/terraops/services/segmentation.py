@@ -44,8 +44,8 @@ def make_unet(params: Mapping[str, Any]) -> Any:
 
 #: Architecture of a new model (``--param name=value`` overrides). Depthwise-separable
 #: 3×3 convolutions (``block``): the shape a CPU runs fastest, about an eighth of the
-#: standard block's parameters; with twice the standard block's epochs it scores as well
-#: on held-out cities (the segmentation card), and ONNX Runtime runs it several times
+#: standard block's parameters; trained twice as many epochs it scores at least as well on
+#: held-out cities (the segmentation card), and ONNX Runtime runs it several times
 #: faster than PyTorch (BENCHMARKS.md, section on segmentation). ``block=standard`` gives
 #: full 3×3 convolutions.
 ARCHITECTURE_DEFAULTS: dict[str, Any] = {
