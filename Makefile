@@ -245,7 +245,7 @@ bench: install bench-invest-env ## Benchmarks, written to BENCHMARKS.md (needs w
 # architecture and training on five 512² cities, scored on a sixth (about 3 minutes on 2 cores).
 BENCH_SEG_HOME ?= $(TERRAOPS_HOME)/bench-segmentation
 BENCH_SEG_CITIES := 11:dense 12:sprawl 13:coastal 14:dense 16:dense
-bench-segmentation-home: install
+bench-segmentation-home: install ## The gate-passing segmentation champion the upload benchmark times
 	@TERRAOPS_HOME=$(BENCH_SEG_HOME) $(BIN)/python scripts/demo.py has-champion segmentation || ( \
 	  for spec in $(BENCH_SEG_CITIES) 15:sprawl; do seed=$${spec%%:*}; morph=$${spec##*:}; \
 	    test -f $(BENCH_SEG_HOME)/scenes/city$$seed/scene.json || $(BIN)/terraops scene generate \
