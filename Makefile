@@ -95,7 +95,7 @@ segmentation: scenes unseen ## The U-Net champion (reused when there is one) →
 	@$(BIN)/python scripts/demo.py has-champion segmentation || ( \
 	  $(BIN)/terraops segment train --scenes $(SEG_SCENES) --val-scenes $(SEG_VAL) \
 	    --epochs $(SEG_EPOCHS) $(SEG_PARAMS) && \
-	  ( $(BIN)/terraops promote segmentation --challenger --reason "demo: the default training, 24 epochs" || \
+	  ( $(BIN)/terraops promote segmentation --challenger --reason "demo: the default training, $(SEG_EPOCHS) epochs" || \
 	    $(BIN)/terraops promote segmentation --challenger --force \
 	      --reason "demo: below the building-IoU gate on the demo's held-out city" ) )
 	$(BIN)/terraops segment predict --scene $(MAP_CITY)
