@@ -31,6 +31,7 @@ OpenPage = Callable[[], tuple[Any, PageWatch]]
 #: in well under a minute: the demo's model is bigger, this one only has to draw.
 SMALL_UNET = [
     "--epochs", "3",
+    "--param", "block=standard",  # as in segmentation_support.TINY_TRAINING
     "--param", "base_width=8",
     "--param", "depth=2",
     "--param", "chips_per_epoch=24",

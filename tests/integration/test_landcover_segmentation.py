@@ -34,6 +34,7 @@ LAND_COVER_COLUMNS = ("building_density", "imperviousness", "tree_cover", "water
 #: Five epochs of 32 chips (measured: ~55 CPU s) give one that varies.
 LANDCOVER_TRAINING = [
     "--epochs", "5",
+    "--param", "block=standard",  # as in segmentation_support.TINY_TRAINING
     "--param", "base_width=4",
     "--param", "depth=2",
     "--param", "chips_per_epoch=32",
