@@ -248,11 +248,9 @@ bench: install bench-invest-env ## Benchmarks, written to BENCHMARKS.md (needs w
 BENCH_SEG_HOME ?= $(TERRAOPS_HOME)/bench-segmentation
 BENCH_SEG_CITIES := 11:dense 12:sprawl 13:coastal 14:dense 16:dense
 bench-segmentation-home: install ## The gate-passing segmentation champion the upload benchmark times
+	@$(MAKE) --no-print-directory scenes TERRAOPS_HOME=$(BENCH_SEG_HOME) \
+	  DEMO_SEEDS="$(BENCH_SEG_CITIES) 15:sprawl" DEMO_SIZE=512
 	@TERRAOPS_HOME=$(BENCH_SEG_HOME) $(BIN)/python scripts/demo.py has-champion segmentation || ( \
-	  for spec in $(BENCH_SEG_CITIES) 15:sprawl; do seed=$${spec%%:*}; morph=$${spec##*:}; \
-	    test -f $(BENCH_SEG_HOME)/scenes/city$$seed/scene.json || $(BIN)/terraops scene generate \
-	      --seed $$seed --morphology $$morph --size 512 --out $(BENCH_SEG_HOME)/scenes/city$$seed \
-	      || exit 1; done && \
 	  TERRAOPS_HOME=$(BENCH_SEG_HOME) $(BIN)/terraops segment train \
 	    --scenes $(foreach spec,$(BENCH_SEG_CITIES),$(BENCH_SEG_HOME)/scenes/city$(firstword $(subst :, ,$(spec)))) \
 	    --val-scenes $(BENCH_SEG_HOME)/scenes/city15 && \

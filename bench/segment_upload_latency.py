@@ -41,6 +41,7 @@ from fastapi.testclient import TestClient
 
 from bench.harness import machine_description, replace_section
 from bench.segmentation import BAND_ORDER, UPLOAD_SIZE, write_image
+from bench.segmentation_cpu import describe_architecture
 from terraops.api.app import create_app
 from terraops.api.routes_segment import UPLOAD_STRIPS
 from terraops.pipelines.segmentation.data import load_scene
@@ -157,7 +158,7 @@ def main() -> int:
 def render(r: dict[str, Any], scene: Path) -> str:
     """The section: p50 / p95 and CPU seconds of each variant, and their ratio."""
     load = ", ".join(f"{v:.1f}" for v in r["load_average"])
-    arch = ", ".join(f"{k} {v}" for k, v in r["model"]["architecture"].items()) or "?"
+    arch = describe_architecture(r["model"]["architecture"]) or "?"
     score = r["model"]["building_iou_val"]
     iou = f"{score:.3f}" if score is not None else "not recorded"
     lines = [

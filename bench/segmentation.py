@@ -242,10 +242,6 @@ def memory(bundle: Path, held_out: Any, sizes: list[int], work: Path) -> dict[in
     return out
 
 
-def _architecture(arch: dict[str, Any]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in arch.items() if k != "indices")
-
-
 def render(
     header: str,
     facts: dict[str, Any],
@@ -254,7 +250,7 @@ def render(
     mem: dict,
     knobs: dict[str, Any],
 ) -> str:
-    from bench.segmentation_cpu import render_knobs
+    from bench.segmentation_cpu import describe_architecture, render_knobs
     from terraops.services.segmentation import SEGMENTATION
 
     gate = SEGMENTATION.slo.metric_target  # the promotion gate: held-out building IoU
@@ -267,7 +263,7 @@ def render(
         "## Segmentation: PyTorch eager vs ONNX Runtime fp32 vs INT8 (CPU)",
         "",
         header,
-        f"Model: the served U-Net ({_architecture(facts['arch'])}; "
+        f"Model: the served U-Net ({describe_architecture(facts['arch'])}; "
         f"{facts['n_parameters']:,} parameters) trained here with the service's recipe "
         f"({facts['training']['epochs']} epochs of {facts['training']['chips_per_epoch']} chips "
         f"of {facts['training']['chip']}², {facts['train_s']:.0f} s on this CPU) on "

@@ -58,6 +58,11 @@ def cpu_flags() -> dict[str, bool]:
     return {flag: flag in words for flag in INT8_FLAGS}
 
 
+def describe_architecture(arch: dict[str, Any]) -> str:
+    """``depth 3, base_width 16, …`` for the sections (the index channels left out)."""
+    return ", ".join(f"{k} {v}" for k, v in arch.items() if k != "indices")
+
+
 def _chips(batch: int, side: int) -> np.ndarray:
     from terraops.adapters.segmentation_bundle import example_chip
 
@@ -220,7 +225,6 @@ def run_knobs(rounds: int, batch: int, side: int, threads: int) -> dict[str, Any
         name: count_parameters(UNet(UNetConfig(**{**ARCHITECTURE_DEFAULTS, **o})))
         for name, o in VARIANTS.items()
     }
-    architecture = {k: v for k, v in ARCHITECTURE_DEFAULTS.items() if k != "indices"}
     return {
         "wall": wall,
         "cpu": cpu,
@@ -231,7 +235,7 @@ def run_knobs(rounds: int, batch: int, side: int, threads: int) -> dict[str, Any
         "side": side,
         "threads": threads,
         "params": params,
-        "architecture": architecture,
+        "architecture": dict(ARCHITECTURE_DEFAULTS),
         "onnxruntime": onnxruntime.__version__,
         "torch": torch.__version__,
     }
@@ -241,7 +245,7 @@ def render_knobs(r: dict[str, Any]) -> str:
     """The micro-benchmark's Markdown table and facts (a subsection of the segmentation one)."""
     wall_e, cpu_e = r["wall"]["eager fp32"], r["cpu"]["eager fp32"]
     flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in r["flags"].items())
-    arch = ", ".join(f"{k} {v}" for k, v in r["architecture"].items())
+    arch = describe_architecture(r["architecture"])
     lines = [
         "### CPU knobs, one by one (micro-benchmark, `bench/segmentation_cpu.py`)",
         "",
